@@ -1,0 +1,40 @@
+"""Shared fixtures: tiny ZFNets (64 px, narrow) and the Caltech-101 location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CALTECH = REPO.parent / "shared" / "data" / "caltech101"
+
+# Tiny but complete ZFNet: every layer present, 64 px input (smallest is 53).
+TINY = dict(input_shape=(64, 64, 3), classes=5, width=1 / 16, fc_units=32, init="he")
+
+
+@pytest.fixture(scope="session")
+def caltech_root() -> Path:
+    """The full Caltech-101 folder; tests using it skip only when ../shared is absent."""
+    if not (CALTECH / "101_ObjectCategories").is_dir():
+        pytest.skip(f"full Caltech-101 not present at {CALTECH} (../shared absent)")
+    return CALTECH
+
+
+@pytest.fixture()
+def tiny_model():
+    import keras
+
+    from zfkeras import ZFNet
+
+    keras.utils.set_random_seed(0)
+    return ZFNet(**TINY)
+
+
+@pytest.fixture()
+def rng():
+    return np.random.default_rng(0)

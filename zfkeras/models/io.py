@@ -1,0 +1,78 @@
+"""Saving, loading and exporting models, atomically and with clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import keras
+import numpy as np
+
+import zfkeras.layers  # noqa: F401  (registers the custom objects)
+import zfkeras.models.zfnet  # noqa: F401
+
+
+def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
+    """Write `model` to a `.keras` file atomically, without optimizer state.
+
+    The file holds the architecture (class names and input size in the config)
+    and the weights, mean image included: loading it needs nothing else.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"model files end in .keras; got {str(path)!r}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    clean = model.__class__.from_config(model.get_config())
+    clean.set_weights(model.get_weights())
+    fd, tmp = tempfile.mkstemp(suffix=".keras", dir=path.parent)
+    os.close(fd)
+    try:
+        clean.save(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def load_model(path: str | os.PathLike) -> keras.Model:
+    """Load a `.keras` model in safe mode; a clear error if it is missing or not one."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no model file at {str(path)!r}")
+    if path.suffix != ".keras":
+        raise ValueError(f"expected a .keras model file; got {str(path)!r}")
+    try:
+        return keras.models.load_model(path, safe_mode=True, compile=False)
+    except (ValueError, OSError, KeyError) as err:
+        raise ValueError(f"could not load model {str(path)!r}: {err}") from err
+
+
+def export_saved_model(model: keras.Model, directory: str | os.PathLike) -> Path:
+    """Export a TensorFlow SavedModel with a `serve` signature (raw 0..255 RGB in).
+
+    Written to a temporary sibling folder first and renamed into place.
+    """
+    directory = Path(directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=directory.name + ".", dir=directory.parent))
+    try:
+        target = tmp / "saved_model"
+        model.export(str(target), format="tf_saved_model", verbose=False)
+        if directory.exists():
+            shutil.rmtree(directory)
+        os.replace(target, directory)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return directory
+
+
+def predict_numpy(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Probabilities for raw RGB images `(N, S, S, 3)`, checking the shape first."""
+    images = np.asarray(images, dtype="float32")
+    expected = tuple(model.input_shape[1:])
+    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+        raise ValueError(f"images must have shape (N, {expected}); got {images.shape}")
+    return model.predict(images, batch_size=batch_size, verbose=0)
