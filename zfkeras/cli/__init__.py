@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from typing import Sequence
@@ -10,19 +11,9 @@ from typing import Sequence
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _cmd_summary(args: argparse.Namespace) -> int:
-    from zfkeras.models import ZFNet
-
-    model = ZFNet(
-        input_shape=(args.image_size, args.image_size, 3),
-        classes=args.classes,
-        width=args.width,
-        variant=args.variant,
-    )
-    model.summary()
-    n = sum(int(v.numpy().size) for v in model.trainable_weights)
-    print(f"trainable parameters: {n:,}")
-    return 0
+# One module per subcommand, each with `add_parser(subparsers)` that sets
+# `func`; heavy imports happen inside the command, so `--help` is fast.
+COMMANDS = ("summary",)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,12 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="ZFNet (Zeiler & Fergus 2013): train, visualize and understand a convnet.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("summary", help="print the ZFNet architecture (paper Fig 3)")
-    p.add_argument("--image-size", type=int, default=224)
-    p.add_argument("--classes", type=int, default=1000)
-    p.add_argument("--width", type=float, default=1.0)
-    p.add_argument("--variant", choices=["zf", "alexnet"], default="zf")
-    p.set_defaults(func=_cmd_summary)
+    for name in COMMANDS:
+        importlib.import_module(f"zfkeras.cli.{name}").add_parser(sub)
     return parser
 
 
