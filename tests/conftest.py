@@ -38,3 +38,23 @@ def tiny_model():
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+def make_image_folder(root: Path, classes: int = 2, per_class: int = 12, size: int = 80, seed: int = 0) -> Path:
+    """A class-per-folder set of real JPEG files whose class shows in their colour."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for c in range(classes):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            img = rng.integers(0, 80, size=(size, size + 7 * (i % 3), 3)).astype("uint8")
+            img[..., c % 3] += 150
+            Image.fromarray(img).save(folder / f"img_{i:03d}.jpg", quality=90)
+    return root
+
+
+@pytest.fixture()
+def image_folder(tmp_path) -> Path:
+    return make_image_folder(tmp_path / "images")

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # One module per subcommand, each with `add_parser(subparsers)` that sets
 # `func`; heavy imports happen inside the command, so `--help` is fast.
-COMMANDS = ("summary",)
+COMMANDS = ("train", "evaluate", "predict", "summary")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"zfkeras {args.command}: error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -41,14 +41,24 @@ PRESETS: dict[str, dict] = {
 }
 
 
-def _initializers(init: str):
-    if init == "paper":
-        # Sec 3: weights N(0, 1e-2), biases 0.
-        return keras.initializers.RandomNormal(0.0, 0.01), keras.initializers.Zeros()
-    if init == "he":
-        # For narrow models, where N(0, 1e-2) starves the signal through 8 layers.
-        return keras.initializers.HeNormal(), keras.initializers.Zeros()
-    raise ValueError(f"`init` must be one of {INITS}; got {init!r}")
+# Typical standard deviation of mean-subtracted pixels (inputs in [-128, 128]).
+INPUT_STD = 64.0
+
+
+def _initializer(init: str, layer: str):
+    """Kernel initializer of `layer` (biases are always 0).
+
+    "paper": N(0, 1e-2) everywhere (Sec 3). "he": He normal, with conv1 scaled
+    down by the input's spread (~64) so every layer starts at unit scale, and
+    the softmax layer at N(0, 1e-2) (near-uniform first predictions). For
+    narrow models, where N(0, 1e-2) starves the signal through 8 layers.
+    """
+    if init not in INITS:
+        raise ValueError(f"`init` must be one of {INITS}; got {init!r}")
+    if init == "paper" or layer == "predictions":
+        return keras.initializers.RandomNormal(0.0, 0.01)
+    scale = 2.0 / INPUT_STD**2 if layer == "conv1" else 2.0
+    return keras.initializers.VarianceScaling(scale, "fan_in", "truncated_normal")
 
 
 def _resolve_units(
@@ -114,7 +124,8 @@ class ZFNet(keras.Model):
         fc_scale: multiplier of the width-scaled FC units.
         remove: names among conv3, conv4, conv5, fc6, fc7 to leave out
             (absent, not zeroed).
-        init: "paper" (N(0, 0.01) weights, zero biases) or "he".
+        init: "paper" (N(0, 0.01) weights, zero biases) or "he" (He normal,
+            input-scaled conv1; for narrow models).
         class_names: optional list of `classes` names, saved in the config.
         mean_value: initial constant of the mean image (until training sets it).
     """
@@ -162,7 +173,7 @@ class ZFNet(keras.Model):
             raise ValueError(f"`dropout` must be in [0, 1); got {dropout!r}")
         conv_units, fc = _resolve_units(width, conv_channels, conv_scale, fc_units, fc_scale)
         geometry(input_shape[0], variant, remove, lrn)  # raises if too small
-        kernel_init, bias_init = _initializers(init)
+        _initializer(init, "conv1")  # validates `init`
         constraint = FilterRMS(rms_radius) if rms_radius is not None else None
         channels = dict(zip(CONV_NAMES, conv_units))
 
@@ -180,8 +191,7 @@ class ZFNet(keras.Model):
                     strides=spec.stride,
                     padding=padding,
                     activation="relu",
-                    kernel_initializer=kernel_init,
-                    bias_initializer=bias_init,
+                    kernel_initializer=_initializer(init, spec.name),
                     kernel_constraint=constraint,
                     name=spec.name,
                 )(x)
@@ -198,8 +208,7 @@ class ZFNet(keras.Model):
             x = keras.layers.Dense(
                 units,
                 activation="relu",
-                kernel_initializer=kernel_init,
-                bias_initializer=bias_init,
+                kernel_initializer=_initializer(init, fc_name),
                 name=fc_name,
             )(x)
             if dropout:
@@ -207,8 +216,7 @@ class ZFNet(keras.Model):
         outputs = keras.layers.Dense(
             classes,
             activation="softmax",
-            kernel_initializer=kernel_init,
-            bias_initializer=bias_init,
+            kernel_initializer=_initializer(init, "predictions"),
             name="predictions",
         )(x)
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)

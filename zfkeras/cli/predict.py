@@ -1,0 +1,39 @@
+"""`zfkeras predict`: the top-5 classes of images, with probabilities."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from zfkeras.data import load_image, prepare
+    from zfkeras.data.decode import ImageDecodeError
+    from zfkeras.models.io import load_model
+    from zfkeras.training.evaluate import predict_prepared
+
+    model = load_model(args.model)
+    names = model.class_names
+    failed = 0
+    for path in args.images:
+        try:
+            base = prepare(load_image(path), model.image_size)
+        except (ImageDecodeError, FileNotFoundError) as err:
+            print(f"{path}: skipped ({getattr(err, 'reason', err)})")
+            failed += 1
+            continue
+        probs = predict_prepared(model, base[None], ten_crop=args.ten_crop)[0]
+        top = np.argsort(-probs)[: min(5, len(probs))]
+        print(path)
+        for i in top:
+            print(f"  {probs[i]:.4f}  {names[i]}")
+    return 2 if failed == len(args.images) else 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("predict", help="top-5 classes of images")
+    p.add_argument("model")
+    p.add_argument("images", nargs="+")
+    p.add_argument("--ten-crop", action="store_true")
+    p.set_defaults(func=run)

@@ -1,0 +1,83 @@
+"""`zfkeras train`: the paper's recipe on an image folder or a TFDS dataset (resumable)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_training_arguments(p: argparse.ArgumentParser, *, reference: bool = True) -> None:
+    """Model/recipe flags shared by `train` and `ablate` (defaults: the reference small protocol)."""
+    from zfkeras.training.recipe import REFERENCE_SMALL as R
+
+    p.add_argument("--epochs", type=int, default=R.epochs)
+    p.add_argument("--image-size", type=int, default=R.image_size)
+    p.add_argument("--width", type=float, default=R.width)
+    p.add_argument("--fc-units", type=int, default=R.fc_units)
+    p.add_argument("--augment", choices=["paper10", "random"], default=R.augment)
+    p.add_argument("--batch-size", type=int, default=R.batch_size)
+    p.add_argument("--lr", type=float, default=R.learning_rate, help="initial SGD learning rate")
+    p.add_argument("--momentum", type=float, default=R.momentum)
+    p.add_argument("--init", choices=["paper", "he"], default=R.init,
+                   help="paper: N(0, 1e-2); he: He normal (for narrow models)")
+    p.add_argument("--variant", choices=["zf", "alexnet"], default=R.variant)
+    p.add_argument("--no-rms-clip", action="store_true", help="turn filter-RMS renormalization off")
+    p.add_argument("--patience", type=int, default=R.plateau_patience, help="epochs of plateau before lr / 10")
+    p.add_argument("--seed", type=int, default=R.seed)
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--list", dest="list_file", help="restrict DATA to these relative paths")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--val-list", help="validation images (relative paths), instead of --val-fraction")
+    g.add_argument("--val-fraction", type=float, default=0.1, help="seeded share of training images (default 0.1)")
+    p.add_argument("--exclude-class", action="append", default=None, metavar="NAME",
+                   help="leave out a class folder (repeatable; default: BACKGROUND_Google, "
+                        "Caltech-101's background, which is not one of its 101 classes)")
+    p.add_argument("--data-dir", help="TFDS data folder for tfds: sources")
+    p.add_argument("--cache-dir", help="keep decoded images here to skip decoding on re-runs")
+
+
+def excluded_classes(args: argparse.Namespace) -> list[str]:
+    return args.exclude_class if args.exclude_class is not None else ["BACKGROUND_Google"]
+
+
+def config_from_args(args: argparse.Namespace, **overrides):
+    from zfkeras.training.recipe import TrainConfig
+
+    return TrainConfig(
+        image_size=args.image_size, width=args.width, fc_units=args.fc_units, variant=args.variant,
+        init=args.init, rms_radius=None if args.no_rms_clip else 0.1, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.lr, momentum=args.momentum,
+        augment=args.augment, plateau_patience=args.patience, seed=args.seed, **overrides,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+    import time
+
+    from zfkeras.training import load_training_data, train
+
+    config = config_from_args(args)
+    start = time.time()
+    data = load_training_data(
+        args.data, config.image_size, list_file=args.list_file, val_list=args.val_list,
+        val_fraction=args.val_fraction, seed=config.seed, cache_dir=args.cache_dir,
+        data_dir=args.data_dir, exclude_classes=excluded_classes(args),
+    )
+    print(f"data: {data.report.used} images used, {len(data.report.skipped)} skipped, "
+          f"{len(data.class_names)} classes (details: {args.out}/data_report.json)")
+    model = train(data, args.out, config, tensorboard=args.tensorboard)
+    print(json.dumps({"model": f"{args.out}/model.keras", "seconds": round(time.time() - start, 1),
+                      "parameters": int(sum(v.numpy().size for v in model.trainable_weights))}))
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("train", help="train ZFNet with the paper's recipe (resumable: re-run to continue)")
+    p.add_argument("data", help="image folder (one sub-folder per class) or tfds:NAME[:SPLIT]")
+    p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, ...)")
+    add_data_arguments(p)
+    add_training_arguments(p)
+    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to OUT/logs")
+    p.set_defaults(func=run)
