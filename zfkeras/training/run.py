@@ -214,7 +214,7 @@ def train(
         if checkpoint.diverged:
             raise RuntimeError(
                 "training diverged (NaN loss); the last good epoch is kept in "
-                f"{out / 'checkpoint'}: lower the learning rate or use --init he"
+                f"{out / 'checkpoint'}: lower the learning rate (--lr)"
             )
     save_model(model, out / "model.keras")
     return model
