@@ -10,13 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from conftest import REPO, TINY, make_image_folder
+from conftest import REPO, make_image_folder
 from zfkeras.cli import main
 from zfkeras.metrics import confusion_matrix, mean_per_class_accuracy, top_k_accuracy
 from zfkeras.training import (
@@ -246,3 +245,22 @@ def test_two_workers_on_localhost_end_with_identical_weights(tmp_path):
     keras.utils.set_random_seed(0)
     init = build_model(C(image_size=64, width=0.0625, fc_units=32), 2).get_weights()
     assert any(not np.array_equal(a, b) for a, b in zip(chief[1:], init[1:]))
+
+
+def test_cli_train_evolution_images_in_tensorboard(image_folder, tmp_path):
+    """`--evolution --tensorboard`: the Fig 4 grid as PNG and as TensorBoard images."""
+    import tensorflow as tf
+
+    out = tmp_path / "evo"
+    assert main(["train", str(image_folder), "--out", str(out), "--epochs", "2", "--image-size", "64",
+                 "--width", "0.0625", "--fc-units", "32", "--batch-size", "8", "--evolution",
+                 "--tensorboard", "--probe-images", "8"]) == 0
+    assert (out / "feature_evolution.png").exists()
+    tags = set()
+    for event_file in (out / "logs").rglob("events.out.tfevents.*"):
+        for record in tf.data.TFRecordDataset(str(event_file)):
+            event = tf.compat.v1.Event.FromString(record.numpy())
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "images" or value.HasField("image"):
+                    tags.add(value.tag)
+    assert tags, "no image summaries written"

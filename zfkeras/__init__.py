@@ -10,9 +10,11 @@ from zfkeras.layers import (
     MeanSubtraction,
 )
 from zfkeras.models import PRESETS, ZFNet, feature_model
+from zfkeras.deconv import Deconvnet, with_switches
 
 __all__ = [
     "PRESETS",
+    "Deconvnet",
     "FilterRMS",
     "LocalResponseNormalization",
     "MaxPoolingWithArgmax2D",
@@ -22,4 +24,5 @@ __all__ = [
     "clip_filter_rms",
     "feature_model",
     "filter_rms",
+    "with_switches",
 ]

@@ -13,7 +13,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # One module per subcommand, each with `add_parser(subparsers)` that sets
 # `func`; heavy imports happen inside the command, so `--help` is fast.
-COMMANDS = ("demo", "train", "evaluate", "predict", "summary")
+COMMANDS = (
+    "demo", "train", "evaluate", "predict", "visualize", "occlude", "correspondence",
+    "invariance", "diagnose", "transfer", "ablate", "summary",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

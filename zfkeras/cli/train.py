@@ -52,6 +52,26 @@ def config_from_args(args: argparse.Namespace, **overrides):
     )
 
 
+def evolution_callback(data, config, args: argparse.Namespace):
+    """Fig 4: `FeatureEvolution` on a fixed probe set of centre-cropped training images.
+
+    With `--tensorboard` its images go to the same `OUT/logs` as the scalars.
+    """
+    import numpy as np
+
+    from zfkeras.analysis.evolution import FeatureEvolution
+    from zfkeras.data import center_crop
+
+    if data.streaming:
+        raise ValueError("--evolution needs an image folder (the probe set is drawn from it)")
+    step = max(1, len(data.train_images) // args.probe_images)
+    probe = np.stack([center_crop(im, config.image_size) for im in data.train_images[::step][: args.probe_images]])
+    return FeatureEvolution(
+        probe, out_dir=args.out,
+        tensorboard_dir=f"{args.out}/logs" if args.tensorboard else None, seed=config.seed,
+    )
+
+
 def run(args: argparse.Namespace) -> int:
     import json
     import time
@@ -67,7 +87,10 @@ def run(args: argparse.Namespace) -> int:
     )
     print(f"data: {data.report.used} images used, {len(data.report.skipped)} skipped, "
           f"{len(data.class_names)} classes (details: {args.out}/data_report.json)")
-    model = train(data, args.out, config, tensorboard=args.tensorboard)
+    callbacks = []
+    if args.evolution:
+        callbacks.append(evolution_callback(data, config, args))
+    model = train(data, args.out, config, extra_callbacks=callbacks, tensorboard=args.tensorboard)
     print(json.dumps({"model": f"{args.out}/model.keras", "seconds": round(time.time() - start, 1),
                       "parameters": int(sum(v.numpy().size for v in model.trainable_weights))}))
     return 0
@@ -79,5 +102,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, help="output folder (model.keras, history.csv, ...)")
     add_data_arguments(p)
     add_training_arguments(p)
-    p.add_argument("--tensorboard", action="store_true", help="write TensorBoard logs to OUT/logs")
+    p.add_argument("--tensorboard", action="store_true",
+                   help="write TensorBoard logs to OUT/logs (with --evolution: its images too)")
+    p.add_argument("--evolution", action="store_true",
+                   help="record feature evolution (Fig 4) at epochs 1, 2, 5, 10, 20, 30, 40, 64")
+    p.add_argument("--probe-images", type=int, default=64, help="probe-set size for --evolution")
     p.set_defaults(func=run)

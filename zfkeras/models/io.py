@@ -30,6 +30,7 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
     os.close(fd)
     try:
         clean.save(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a model file is meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -68,27 +68,34 @@ def _resolve_units(
     fc_units: int | Sequence[int] | None,
     fc_scale: float,
 ) -> tuple[tuple[int, ...], tuple[int, int]]:
+    """Channels and FC units: (explicit, or paper value x width) x scale.
+
+    The scales (which presets set) multiply whatever the base is, so a preset
+    such as `fc_double` also doubles an explicit `fc_units`.
+    """
     if not width > 0:
         raise ValueError(f"`width` must be > 0; got {width!r}")
     if conv_channels is not None:
-        conv = tuple(int(c) for c in conv_channels)
+        base_conv = tuple(float(c) for c in conv_channels)
     else:
-        scale = tuple(conv_scale) if conv_scale is not None else (1.0,) * 5
-        if len(scale) != 5:
-            raise ValueError(f"`conv_scale` needs 5 values; got {conv_scale!r}")
-        conv = tuple(
-            max(1, round(b * width * s)) for b, s in zip(BASE_CONV_CHANNELS, scale)
+        base_conv = tuple(b * width for b in BASE_CONV_CHANNELS)
+    scale = tuple(conv_scale) if conv_scale is not None else (1.0,) * 5
+    if len(base_conv) != 5 or len(scale) != 5:
+        raise ValueError(
+            f"`conv_channels` and `conv_scale` need 5 values; got {conv_channels!r}, {conv_scale!r}"
         )
-    if len(conv) != 5 or min(conv) < 1:
-        raise ValueError(f"`conv_channels` needs 5 positive ints; got {conv_channels!r}")
+    conv = tuple(max(1, round(b * s)) for b, s in zip(base_conv, scale))
     if fc_units is None:
-        fc = (max(1, round(BASE_FC_UNITS * width * fc_scale)),) * 2
+        base_fc = (BASE_FC_UNITS * width,) * 2
     elif isinstance(fc_units, int):
-        fc = (fc_units, fc_units)
+        base_fc = (float(fc_units),) * 2
     else:
-        fc = tuple(int(u) for u in fc_units)
-    if len(fc) != 2 or min(fc) < 1:
-        raise ValueError(f"`fc_units` must be a positive int or a pair; got {fc_units!r}")
+        base_fc = tuple(float(u) for u in fc_units)
+    if len(base_fc) != 2 or min(base_fc) < 1 or min(base_conv) < 1:
+        raise ValueError(
+            f"`fc_units` must be a positive int or pair and channels positive; got {fc_units!r}"
+        )
+    fc = tuple(max(1, round(u * fc_scale)) for u in base_fc)
     return conv, fc  # type: ignore[return-value]
 
 
@@ -119,9 +126,9 @@ class ZFNet(keras.Model):
         dropout: rate after fc6 and fc7 (0 disables).
         rms_radius: filter-RMS radius of the conv kernel constraint, or None.
         conv_channels: 5 ints, overrides `width` for convs.
-        conv_scale: 5 multipliers of the width-scaled conv channels.
+        conv_scale: 5 multipliers of the conv channels (width-scaled or explicit).
         fc_units: int or (fc6, fc7), overrides `width` for FC layers.
-        fc_scale: multiplier of the width-scaled FC units.
+        fc_scale: multiplier of the FC units (width-scaled or explicit).
         remove: names among conv3, conv4, conv5, fc6, fc7 to leave out
             (absent, not zeroed).
         init: "paper" (N(0, 0.01) weights, zero biases) or "he" (He normal,

@@ -6,7 +6,6 @@ Used by `zfkeras train`, `zfkeras demo --train` and the ablation study.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
+__all__ = ["atomic_open", "atomic_savez", "atomic_write_bytes", "atomic_write_json", "atomic_write_text"]
 
 _FILE_MODE = 0o644  # mkstemp creates 0o600; outputs are meant to be shared/read.
 
@@ -63,3 +63,11 @@ def atomic_write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8
 def atomic_write_json(path: str | os.PathLike, obj: Any, *, indent: int | None = 2) -> None:
     """Write `obj` as JSON (UTF-8, trailing newline) to `path` atomically."""
     atomic_write_text(path, json.dumps(obj, indent=indent, ensure_ascii=False) + "\n")
+
+
+def atomic_savez(path: str | os.PathLike, **arrays: Any) -> None:
+    """`np.savez` to `path` atomically (uncompressed: fast to write and to load)."""
+    import numpy as np
+
+    with atomic_open(path, "wb") as f:
+        np.savez(f, **arrays)

@@ -1,0 +1,321 @@
+"""Architecture ablation (paper Table 3): presets, parameter counts, training, the `ablate` command."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import shutil
+
+import keras
+import numpy as np
+import pytest
+
+from conftest import make_image_folder
+from zfkeras.models import PRESETS
+from zfkeras.training import REFERENCE_SMALL, TrainConfig, build_model, compile_model
+from zfkeras.training.ablation import (
+    AblationResult,
+    AblationRow,
+    count_parameters,
+    default_presets,
+    format_table,
+    parse_presets,
+    preset_config,
+)
+
+# 64 px, width 1/16 (conv 6, 16, 24, 24, 16 maps), FC 32 units, 5 classes.
+TINY = TrainConfig(image_size=64, width=1 / 16, fc_units=32, init="he", batch_size=8, augment="random")
+CLASSES = 5
+
+
+def conv(k, cin, cout):
+    return k * k * cin * cout + cout
+
+
+def dense(i, o):
+    return i * o + o
+
+
+# Hand computation. At 64 px both variants end in a 1x1 pool5 map:
+#   zf:      64 -conv1 7/2 pad 1-> 30 -pool1 3/2 same-> 15 -conv2 5/2-> 6 -pool2-> 3 -conv3..5 same-> 3 -pool5 3/2-> 1
+#   alexnet: 64 -conv1 11/4 pad 2-> 15 -pool1 3/2-> 7 -conv2 5/1 pad 2-> 7 -pool2-> 3 -> 3 -pool5-> 1
+# so flatten = conv5 maps. Wide conv3-5: 512, 1024, 512 / 16 = 32, 64, 32.
+# fc_half / fc_double scale the fixed 32 FC units to 16 / 64.
+C1 = {"zf": conv(7, 3, 6), "alexnet": conv(11, 3, 6)}  # 888, 2184
+C2 = conv(5, 6, 16)  # 2416
+C345 = conv(3, 16, 24) + conv(3, 24, 24) + conv(3, 24, 16)  # 3480 + 5208 + 3472
+C5_ONLY = conv(3, 16, 16)  # conv5 right after conv2 (layers 3, 4 removed)
+WIDE345 = conv(3, 16, 32) + conv(3, 32, 64) + conv(3, 64, 32)
+HEAD = {  # fc6, fc7 and softmax on a 16-value flatten
+    "fc": dense(16, 32) + dense(32, 32) + dense(32, CLASSES),
+    "no_fc7": dense(16, 32) + dense(32, CLASSES),
+    "no_fc6_fc7": dense(16, CLASSES),
+    "fc_half": dense(16, 16) + dense(16, 16) + dense(16, CLASSES),
+    "fc_double": dense(16, 64) + dense(64, 64) + dense(64, CLASSES),
+    "wide": dense(32, 32) + dense(32, 32) + dense(32, CLASSES),  # flatten = 32 wide conv5 maps
+    "wide_fc_double": dense(32, 64) + dense(64, 64) + dense(64, CLASSES),
+}
+BODY_HEAD = {  # preset -> (conv2..conv5 params, head params); conv1 added per variant
+    "zfnet": (C2 + C345, HEAD["fc"]),
+    "no_fc7": (C2 + C345, HEAD["no_fc7"]),
+    "no_fc6_fc7": (C2 + C345, HEAD["no_fc6_fc7"]),
+    "no_conv3_conv4": (C2 + C5_ONLY, HEAD["fc"]),
+    "no_conv3_conv4_fc6_fc7": (C2 + C5_ONLY, HEAD["no_fc6_fc7"]),
+    "fc_half": (C2 + C345, HEAD["fc_half"]),
+    "fc_double": (C2 + C345, HEAD["fc_double"]),
+    "wide_conv345": (C2 + WIDE345, HEAD["wide"]),
+    "wide_conv345_fc_double": (C2 + WIDE345, HEAD["wide_fc_double"]),
+}
+
+
+def expected_parameters(variant: str, preset: str) -> int:
+    if preset == "alexnet":  # Krizhevsky's first layers, otherwise the baseline
+        variant, preset = "alexnet", "zfnet"
+    body, head = BODY_HEAD[preset]
+    return C1[variant] + body + head
+
+
+def test_hand_computation_matches_the_written_totals():
+    # Guard the helper sums themselves with totals added up by hand.
+    assert expected_parameters("zf", "zfnet") == 888 + 2416 + 3480 + 5208 + 3472 + 544 + 1056 + 165 == 17229
+    assert expected_parameters("alexnet", "zfnet") == 17229 - 888 + 2184 == 18525
+    assert expected_parameters("zf", "no_conv3_conv4_fc6_fc7") == 888 + 2416 + 2320 + 85 == 5709
+
+
+@functools.lru_cache(maxsize=None)
+def _build(variant: str, preset: str, image_size: int = 64):
+    """Shared by the read-only tests below (built once per case)."""
+    return build_model(preset_config(TINY.replace(variant=variant, image_size=image_size), preset), CLASSES)
+
+
+@pytest.mark.parametrize("variant", ["zf", "alexnet"])
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_parameter_count_by_hand(variant, preset):
+    assert count_parameters(_build(variant, preset)) == expected_parameters(variant, preset)
+
+
+@pytest.mark.parametrize(
+    "variant, preset, expected",
+    [
+        # 112 px: pool5 is 2x2 in both variants (zf 112 -> 54 -> 27 -> 12 -> 6 -> 2;
+        # alexnet 112 -> 27 -> 13 -> 13 -> 6 -> 2), so fc6 sees 2*2*16 = 64 values.
+        ("zf", "zfnet", 888 + 2416 + 3480 + 5208 + 3472 + (64 * 32 + 32) + 1056 + 165),
+        ("alexnet", "zfnet", 2184 + 2416 + 3480 + 5208 + 3472 + (64 * 32 + 32) + 1056 + 165),
+        ("zf", "no_fc6_fc7", 888 + 2416 + 3480 + 5208 + 3472 + (64 * 5 + 5)),
+    ],
+)
+def test_parameter_count_with_a_2x2_pool5(variant, preset, expected):
+    assert count_parameters(_build(variant, preset, 112)) == expected
+
+
+def test_count_parameters_excludes_the_mean_image():
+    model = _build("zf", "zfnet")
+    assert count_parameters(model) == sum(v.numpy().size for v in model.trainable_weights)
+    assert count_parameters(model) < sum(v.numpy().size for v in model.weights)  # mean image: not counted
+
+
+REMOVED = {
+    "no_fc7": {"fc7", "drop7"},
+    "no_fc6_fc7": {"fc6", "drop6", "fc7", "drop7"},
+    "no_conv3_conv4": {"conv3", "conv4"},
+    "no_conv3_conv4_fc6_fc7": {"conv3", "conv4", "fc6", "drop6", "fc7", "drop7"},
+}
+
+
+@pytest.mark.parametrize("variant", ["zf", "alexnet"])
+@pytest.mark.parametrize("preset", list(REMOVED))
+def test_removed_layers_are_gone(variant, preset):
+    model = _build(variant, preset)
+    names = {layer.name for layer in model.layers}
+    assert not names & REMOVED[preset]
+    assert not [w.path for w in model.weights if w.path.split("/")[0] in REMOVED[preset]]
+    for name in REMOVED[preset]:
+        with pytest.raises(ValueError):
+            model.get_layer(name)
+    kept_convs = [c for c in ("conv1", "conv2", "conv3", "conv4", "conv5") if c not in REMOVED[preset]]
+    assert model.conv_layer_names == kept_convs
+    assert set(model.geometry()) & REMOVED[preset] == set()
+
+
+def test_fc_presets_scale_fixed_fc_units():
+    # The reference small protocol fixes fc_units = 256: the FC presets must still differ.
+    for preset, units in (("fc_double", 512), ("fc_half", 128), ("wide_conv345", 256)):
+        model = build_model(preset_config(REFERENCE_SMALL, preset), CLASSES)
+        assert model.get_layer("fc6").units == model.get_layer("fc7").units == units
+    # Without fixed units the builder applies the preset's scale to the width: 4096 / 16 * 2.
+    model = build_model(preset_config(TINY.replace(fc_units=None), "fc_double"), CLASSES)
+    assert model.get_layer("fc6").units == model.get_layer("fc7").units == 512
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("zfnet,no_fc7", ["zfnet", "no_fc7"]),
+        (" fc_half , zfnet ", ["fc_half", "zfnet"]),
+        ("zfnet,bogus", ValueError),
+        ("zfnet,zfnet", ValueError),
+        (",", ValueError),
+    ],
+)
+def test_parse_presets(text, expected):
+    if expected is ValueError:
+        with pytest.raises(ValueError, match="preset"):
+            parse_presets(text)
+    else:
+        assert parse_presets(text) == expected
+
+
+def test_default_presets_leave_out_duplicates():
+    assert default_presets(TINY) == list(PRESETS)
+    assert default_presets(TINY.replace(variant="alexnet")) == [p for p in PRESETS if p != "alexnet"]
+
+
+@pytest.mark.parametrize(
+    "variant, preset, layer, convs",
+    # The paper's largest removal, on the Krizhevsky replica (conv -> LRN -> pool order).
+    # ZFNet-variant presets are trained in the `ablate` command test.
+    [("alexnet", "no_conv3_conv4_fc6_fc7", "conv5", ["conv1", "conv2", "conv5"])],
+)
+def test_preset_trains_a_step_and_projects(variant, preset, layer, convs, rng):
+    from zfkeras.deconv import Deconvnet
+
+    keras.utils.set_random_seed(0)
+    config = preset_config(TINY.replace(variant=variant), preset)
+    model = compile_model(build_model(config, CLASSES), config)
+    x = rng.uniform(0, 255, size=(4, 64, 64, 3)).astype("float32")
+    y = np.arange(4) % CLASSES
+    before = [w.numpy().copy() for w in model.trainable_weights]
+    loss = model.train_on_batch(x, y)
+    loss = float(loss[0] if isinstance(loss, (list, tuple)) else loss)
+    assert np.isfinite(loss)
+    changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
+    assert all(changed), "every weight should get a gradient"
+    deconv = Deconvnet(model)
+    assert [n for n in deconv.layer_names if n.startswith("conv") and not n.endswith("_pad")] == convs
+    proj = deconv.project(x[:2], layer, channels=[0, 1])
+    assert proj.images.shape == (2, 2, 64, 64, 3)
+    assert np.all(np.isfinite(proj.images))
+    active = proj.activations > 0
+    assert active.any()
+    # A positive activation projects to a nonzero image; a zero one to zeros.
+    norms = np.abs(proj.images).reshape(2, 2, -1).sum(-1)
+    assert np.all(norms[active] > 0) and np.all(norms[~active] == 0)
+
+
+def _row(preset, variant, **kw):
+    base = dict(conv_channels=(48, 128, 192, 192, 128), fc_units=(256, 256), train_top1_error=10.0,
+                test_top1_error=20.0, test_top5_error=5.0, parameters=1000, seconds=120.0, epochs=1)
+    return AblationRow(preset=preset, variant=variant, **{**base, **kw})
+
+
+def test_format_table_layout_and_paper_numbers():
+    rows = [
+        _row("fc_double", "zf", fc_units=(512, 512)),
+        _row("no_fc7", "zf", fc_units=(256, None)),
+        _row("zfnet", "zf"),
+        _row("no_conv3_conv4", "alexnet", conv_channels=(48, 128, None, None, 128)),
+        _row("zfnet", "alexnet", test_top1_error=33.333),
+    ]
+    config = {**TINY.to_dict()}
+    data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
+    text = format_table(AblationResult(rows, config, "test", data))
+    lines = text.splitlines()
+    body = [ln for ln in lines if ln.startswith("| ") and "---" not in ln][1:]
+    assert body[0].startswith("| **Krizhevsky replica")
+    assert "`zfnet`" in body[1] and "| 33.3 |" in body[1] and "| 35.1 | 40.5 | 18.1 |" in body[1]
+    assert "removed layers 3, 4" in body[2] and "| 41.8 | 45.4 | 22.1 |" in body[2]
+    assert body[3].startswith("| **ZFNet")
+    assert "`zfnet`" in body[4] and "| 33.1 | 38.4 | 16.5 |" in body[4]
+    # The paper removed layers from the replica only: no published number for ZFNet without fc7.
+    assert "removed layer 7" in body[5] and "| – | – | – |" in body[5]
+    assert "layers 6, 7: 512 units (paper: 8192)" in body[6] and "| 22.0 | 38.8 | 17.0 |" in body[6]
+    assert "| 1,000 | 2.0 |" in body[6]  # parameters, minutes
+    assert "Test top-1" in text
+    assert "Val top-1" in format_table(AblationResult(rows, config, "validation", data))
+
+
+# --------------------------------------------------------------------- CLI
+@pytest.fixture()
+def cli(monkeypatch):
+    """`zfkeras.cli.main` with `ablate` registered (until the lead adds it to COMMANDS)."""
+    import zfkeras.cli as cli_mod
+
+    if "ablate" not in cli_mod.COMMANDS:
+        monkeypatch.setattr(cli_mod, "COMMANDS", (*cli_mod.COMMANDS, "ablate"))
+    return cli_mod.main
+
+
+def _tiny_flags(out, *extra):
+    # Batch 6 divides the 12 training, 6 validation and 6 test images: no retracing for a short batch.
+    return ["--out", str(out), "--epochs", "1", "--image-size", "64", "--width", "0.0625",
+            "--fc-units", "32", "--batch-size", "6", *extra]
+
+
+def test_ablate_command_writes_tables_and_resumes(cli, tmp_path, capsys):
+    root = make_image_folder(tmp_path / "images", classes=3, per_class=8, size=72)
+    files = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.jpg"))
+    test = [f for f in files if int(f[-7:-4]) % 4 == 0]
+    (tmp_path / "train.txt").write_text("\n".join(f for f in files if f not in test) + "\n")
+    (tmp_path / "test.txt").write_text("\n".join(test) + "\n")
+    out = tmp_path / "ablation"
+    argv = ["ablate", str(root), "--list", str(tmp_path / "train.txt"), "--test-list", str(tmp_path / "test.txt"),
+            "--presets", "zfnet,no_fc7", "--val-fraction", "0.25", *_tiny_flags(out)]
+
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| Error % |" in printed and "removed layer 7" in printed
+    assert (out / "ablation.md").read_text() in printed
+    result = json.loads((out / "ablation.json").read_text())
+    assert [r["preset"] for r in result["rows"]] == ["zfnet", "no_fc7"]
+    assert result["evaluated_on"] == "test" and result["data"]["evaluated"] == len(test) == 6
+    assert result["data"]["train"] == 12  # 18 listed minus a 25 % validation part (2 of 6 per class)
+    assert result["rows"][0]["paper"] == {"train_top1_error": 33.1, "val_top1_error": 38.4, "val_top5_error": 16.5}
+
+    # Independent check of a row from the saved model: centre-crop predictions on the test images.
+    from zfkeras.data import center_crop, list_image_folder, load_prepared
+    from zfkeras.models.io import load_model
+
+    model = load_model(out / "no_fc7" / "model.keras")
+    images, labels, _ = load_prepared(list_image_folder(root, tmp_path / "test.txt"), 64, progress=False)
+    pred = model.predict(np.stack([center_crop(im, 64) for im in images]).astype("float32"), verbose=0).argmax(1)
+    row = result["rows"][1]
+    assert row["test_top1_error"] == pytest.approx(100 * (1 - np.mean(pred == labels)))
+    assert row["test_top5_error"] == 0.0  # 3 classes: always in the top 5
+    assert row["parameters"] == count_parameters(model) and row["fc_units"] == [32, None]
+    history = list(csv.DictReader(open(out / "no_fc7" / "history.csv")))
+    assert len(history) == 1 and float(history[0]["epoch_seconds"]) > 0
+    assert row["seconds"] >= float(history[0]["epoch_seconds"])
+
+    # Delete one preset's results: only it is retrained, the other is read back.
+    kept = out / "zfnet" / "model.keras"
+    kept_mtime = kept.stat().st_mtime_ns
+    shutil.rmtree(out / "no_fc7")
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "zfnet: done before, skipped" in printed and "no_fc7: training" in printed
+    assert "zfnet: training" not in printed
+    assert kept.stat().st_mtime_ns == kept_mtime
+    assert (out / "no_fc7" / "model.keras").exists()
+    again = json.loads((out / "ablation.json").read_text())
+    assert again["rows"][0] == result["rows"][0]
+    assert [r["preset"] for r in again["rows"]] == ["zfnet", "no_fc7"]
+
+    # Other settings into the same folder are refused, in one line.
+    assert cli([*argv, "--seed", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # after the decoding progress bars
+    assert err.startswith("zfkeras ablate: error:") and "other settings" in err and "seed" in err
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--presets", "zfnet,bogus"], "unknown preset(s) bogus; presets: zfnet, alexnet"),
+        (["--presets", "zfnet,alexnet", "--variant", "alexnet"], "build the same model"),
+    ],
+)
+def test_ablate_bad_presets_are_one_line_errors(cli, image_folder, tmp_path, capsys, extra, message):
+    assert cli(["ablate", str(image_folder), *_tiny_flags(tmp_path / "o"), *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not (tmp_path / "o" / "zfnet").exists()

@@ -1,0 +1,221 @@
+"""Architecture diagnostics (Fig 6): hand-made filters with known spectra, dead filters, history, CLI."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from zfkeras.analysis.diagnostics import (
+    band_shares,
+    dead_by_rms,
+    diagnose,
+    diagnostics_table,
+    filter_norms,
+    image_aliasing,
+    largest_filter_share,
+    max_activations,
+    read_clipped_history,
+    stride_aliasing,
+)
+
+K = 7
+CHECKER = np.fromfunction(lambda i, j: (-1.0) ** (i + j), (K, K))
+GAUSS = np.fromfunction(lambda i, j: np.exp(-((i - 3) ** 2 + (j - 3) ** 2) / (2 * 2.0**2)), (K, K))
+DELTA = np.zeros((K, K))
+DELTA[3, 3] = 1.0
+
+
+def hand_kernel() -> np.ndarray:
+    """(7, 7, 3, 4): checkerboard, dead (all zero), smooth Gaussian, single-pixel delta.
+
+    The Gaussian is scaled to the delta's norm (sqrt(3) over 3 channels) and the
+    checkerboard has norm sqrt(3 * 49) = 7 sqrt(3), so the largest filter's
+    share of the total norm is 7 / (7 + 1 + 1) = 7/9.
+    """
+    g = GAUSS / np.sqrt(np.sum(GAUSS**2))
+    filters = [CHECKER, np.zeros((K, K)), g, DELTA]
+    return np.stack([np.repeat(f[:, :, None], 3, axis=2) for f in filters], axis=-1)
+
+
+def dft_band_shares(f2d: np.ndarray, size: int, edges) -> np.ndarray:
+    """Reference: the DFT as a matrix product, bands by explicit radius per grid cell."""
+    m = np.arange(f2d.shape[0])
+    k = np.arange(size)
+    e = np.exp(-2j * np.pi * np.outer(k, m) / size)
+    power = np.abs(e @ f2d @ e[:, : f2d.shape[1]].T) ** 2
+    freq = np.where(k < size / 2, k, k - size) / size
+    bounds = [0.0, *edges, np.inf]
+    out = np.zeros(len(bounds) - 1)
+    for a in range(size):
+        for b in range(size):
+            rho = math.hypot(freq[a], freq[b]) / 0.5
+            band = next(i for i in range(len(out)) if bounds[i] <= rho < bounds[i + 1])
+            out[band] += power[a, b]
+    return out / out.sum()
+
+
+# ------------------------------------------------------------ pure measures
+def test_band_shares_hand_made_filters():
+    shares = band_shares(hand_kernel(), size=32)
+    checker, dead, smooth, delta = shares
+    assert checker[2] > 0.95 and checker[0] < 0.01  # all high frequency
+    assert np.all(np.isnan(dead))  # no energy: no shares
+    assert smooth[0] > 0.8 and smooth[2] < 0.02  # low frequency
+    # A delta has a flat spectrum: shares = areas of the bands in the unit square.
+    areas = [math.pi / 36, math.pi / 9 - math.pi / 36, 1 - math.pi / 9]
+    np.testing.assert_allclose(delta, areas, atol=0.01)
+    for row in (checker, smooth, delta):
+        assert row.sum() == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("name, f2d", [("checker", CHECKER), ("smooth", GAUSS), ("delta", DELTA)])
+def test_band_shares_match_matrix_dft(name, f2d):
+    kernel = np.repeat(f2d[:, :, None, None], 3, axis=2)
+    got = band_shares(kernel, edges=(0.25, 0.5, 0.9), size=24)[0]
+    np.testing.assert_allclose(got, dft_band_shares(f2d, 24, (0.25, 0.5, 0.9)), atol=1e-10)
+
+
+def test_stride_aliasing_hand_computed():
+    kernel = hand_kernel()
+    s2 = stride_aliasing(kernel, 2, size=64)
+    s4 = stride_aliasing(kernel, 4, size=64)
+    # Delta: flat spectrum; baseband |k| <= 64/(2 s) on the 64-grid: 33 (s=2) or 17 (s=4) bins per axis.
+    assert s2[3] == pytest.approx(1 - (33 / 64) ** 2)
+    assert s4[3] == pytest.approx(1 - (17 / 64) ** 2)
+    assert s2[0] > 0.99  # checkerboard: all at the pixel Nyquist frequency
+    assert np.isnan(s2[1])
+    assert s2[2] < 0.02 and s4[2] > s2[2]  # smooth filter: little aliasing, more at stride 4
+    # image_aliasing is the same measure on images (no zero padding).
+    img = np.zeros((1, 64, 64, 3))
+    img[0, 10, 20] = 1.0
+    assert image_aliasing(img, 2)[0] == pytest.approx(1 - (33 / 64) ** 2)
+
+
+def test_dead_and_domination_hand_computed():
+    kernel = hand_kernel()
+    assert dead_by_rms(kernel).tolist() == [False, True, False, False]
+    np.testing.assert_allclose(filter_norms(kernel), [7 * math.sqrt(3), 0, math.sqrt(3), math.sqrt(3)])
+    assert largest_filter_share(kernel) == pytest.approx(7 / 9)
+    uniform = np.ones((3, 3, 3, 8))
+    assert largest_filter_share(uniform) == pytest.approx(1 / 8)
+    # Relative criterion: 0.5 % of the largest RMS is dead at the default 1 %, not at 0.1 %.
+    small = np.ones((3, 3, 3, 2))
+    small[..., 1] *= 0.005
+    assert dead_by_rms(small).tolist() == [False, True]
+    assert dead_by_rms(small, rms_tol=0.001).tolist() == [False, False]
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda: band_shares(np.ones((3, 3, 3))), "kernel must be"),
+        (lambda: band_shares(np.ones((3, 3, 3, 1)), edges=(0.5, 0.2)), "increasing"),
+        (lambda: stride_aliasing(np.ones((3, 3, 3, 1)), 0), "stride"),
+        (lambda: band_shares(np.ones((9, 9, 3, 1)), size=8), "FFT size"),
+    ],
+)
+def test_bad_input(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()
+
+
+def test_read_clipped_history(tmp_path):
+    path = tmp_path / "history.csv"
+    path.write_text(
+        "epoch,loss,rms_clipped_conv1,rms_clipped_conv2\n1,4.0,0.5,0.0\n2,3.0,0.25,\n3,2.0,0.125,0.1\n"
+    )
+    hist = read_clipped_history(path)
+    assert hist.epochs.tolist() == [1, 2, 3]
+    np.testing.assert_allclose(hist.fractions["conv1"], [0.5, 0.25, 0.125])
+    assert np.isnan(hist.fractions["conv2"][1])
+    (tmp_path / "bad.csv").write_text("epoch,loss\n1,2.0\n")
+    with pytest.raises(ValueError, match="rms_clipped_"):
+        read_clipped_history(tmp_path / "bad.csv")
+    with pytest.raises(FileNotFoundError):
+        read_clipped_history(tmp_path / "missing.csv")
+
+
+# ------------------------------------------------------------ on a model
+def _hand_set_conv1(model):
+    """conv1 filter 0 all zero; filter 1 with a huge negative bias (never active)."""
+    conv1 = model.get_layer("conv1")
+    kernel = np.array(conv1.kernel)
+    bias = np.zeros(kernel.shape[-1], np.float32)
+    kernel[..., 0] = 0.0
+    bias[1] = -1e6
+    conv1.kernel.assign(kernel)
+    conv1.bias.assign(bias)
+    return kernel, bias
+
+
+def test_diagnose_tiny_model(tiny_model, rng):
+    kernel, bias = _hand_set_conv1(tiny_model)
+    probe = rng.uniform(0, 255, (6, 64, 64, 3)).astype("float32")
+    # Independent reference for the activity criterion: conv1 by tf.nn on the padded, mean-subtracted input.
+    x = tf.pad(probe - 127.5, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    ref = tf.nn.relu(tf.nn.conv2d(x, kernel, 2, "VALID") + bias).numpy().max(axis=(0, 1, 2))
+    np.testing.assert_allclose(max_activations(tiny_model, probe), ref, rtol=1e-4, atol=1e-3)
+
+    diag = diagnose(tiny_model, probe, name="tiny", layer2_channels=4, progress=False)
+    c = kernel.shape[-1]
+    assert diag.dead_rms.tolist() == [True] + [False] * (c - 1)
+    assert diag.inactive[:2].tolist() == [True, True]
+    assert diag.summary()["dead_fraction"] == pytest.approx(np.mean(diag.dead))
+    assert diag.dead[:2].all()
+    np.testing.assert_allclose(diag.bands, band_shares(kernel))
+    assert diag.stride == 2 and diag.kernel_size == (7, 7)
+    assert len(diag.layer2_channels) == 4 and diag.layer2_patches.shape[0] == 4
+    assert diag.layer2_patches.shape[-1] == 3 and 0 <= diag.layer2_patches.min() <= diag.layer2_patches.max() <= 1
+    table = diagnostics_table([diag, diagnose(tiny_model, name="no probe")], extra={"test top-1": [0.5, 0.25]})
+    assert "tiny" in table and "no probe" in table and "50.0%" in table
+    assert "never active on probe" in table
+
+
+# ------------------------------------------------------------------ CLI
+def run_cli(argv):
+    """Through `zfkeras.cli.main` once `diagnose` is registered, else the module's own parser."""
+    from zfkeras.cli import COMMANDS, main
+
+    if "diagnose" in COMMANDS:
+        return main(argv)
+    from zfkeras.cli import diagnose as mod
+
+    parser = argparse.ArgumentParser()
+    mod.add_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError):
+        return 2
+
+
+def test_cli_diagnose(tiny_model, tmp_path, capsys):
+    from conftest import make_image_folder
+    from zfkeras.models.io import save_model
+
+    run_dir = tmp_path / "run_a"
+    save_model(tiny_model, run_dir / "model.keras")
+    (run_dir / "history.csv").write_text("epoch,rms_clipped_conv1\n1,0.5\n2,0.25\n")
+    other = tmp_path / "other.keras"
+    save_model(tiny_model, other)
+    probe = make_image_folder(tmp_path / "probe", classes=2, per_class=3, size=70)
+    out = tmp_path / "out"
+    code = run_cli(["diagnose", str(run_dir / "model.keras"), str(other), "--out", str(out),
+                    "--probe", str(probe), "--probe-count", "4", "--layer2-channels", "3", "--quiet"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "run_a" in printed and "other" in printed and "clipped conv1, last epoch" in printed
+    for name in ("diagnostics.txt", "diagnostics.json", "filters_layer1.png", "layer2_features.png",
+                 "clipped_fraction.png"):
+        assert (out / name).is_file(), name
+    data = json.loads((out / "diagnostics.json").read_text())
+    assert data["probe_images"] == 4
+    assert data["diagnostics"][0]["clipped_last"] == pytest.approx(0.25)
+    assert data["diagnostics"][1].get("clipped_last") is None  # no history beside other.keras
+    # Bad input: a one-line error, exit 2.
+    assert run_cli(["diagnose", str(other), "--out", str(out), "--history", "a.csv", "--history", "b.csv"]) == 2

@@ -1,0 +1,164 @@
+"""`zfkeras diagnose`: layer-1/2 architecture diagnostics of one or two models (Fig 6)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def probe_paths(sources, count: int) -> list[str]:
+    """Image files from files/folders (folders recursively, sorted), `count` evenly spaced.
+
+    Evenly spaced over the sorted list so a class-per-folder set contributes
+    from every class; deterministic.
+    """
+    import numpy as np
+
+    if count < 1:
+        raise ValueError(f"--probe-count must be >= 1; got {count}")
+    found: list[str] = []
+    for src in sources:
+        path = Path(src)
+        if path.is_dir():
+            found += sorted(
+                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            )
+        elif path.is_file():
+            found.append(str(path))
+        else:
+            raise FileNotFoundError(f"no image or folder at {src!r}")
+    if not found:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {list(sources)}")
+    if len(found) <= count:
+        return found
+    return [found[i] for i in np.linspace(0, len(found) - 1, count).round().astype(int)]
+
+
+def load_probe(paths: list[str], image_size: int):
+    """`(N, S, S, 3)` float32 centre crops of the paper's test view; unreadable files skipped."""
+    import numpy as np
+
+    from zfkeras.data import center_crop, load_image, prepare
+    from zfkeras.data.decode import ImageDecodeError
+
+    images = []
+    for p in paths:
+        try:
+            images.append(center_crop(prepare(load_image(p), image_size), image_size))
+        except ImageDecodeError as err:
+            print(f"{p}: skipped ({getattr(err, 'reason', err)})")
+    if not images:
+        raise ValueError("none of the probe images could be read")
+    return np.stack(images).astype(np.float32)
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
+    from zfkeras.models.io import load_model
+    from zfkeras.report.figures_dynamics import (
+        plot_clipped_history,
+        plot_filter_grids,
+        plot_layer2_features,
+        save_figure,
+    )
+    from zfkeras.utils.io import atomic_write_json, atomic_write_text
+
+    models = args.models
+    if len(models) > 2:
+        raise ValueError(f"give one or two models; got {len(models)}")
+    names = args.names or _default_names(models)
+    if len(names) != len(models):
+        raise ValueError(f"{len(names)} --names for {len(models)} models")
+    histories = _histories(args.history, models)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = probe_paths(args.probe, args.probe_count) if args.probe else None
+    probes: dict[int, object] = {}
+    diags = []
+    for path, name, hist in zip(models, names, histories):
+        model = load_model(path)
+        probe = None
+        if paths is not None:
+            size = int(model.input_shape[1])
+            if size not in probes:
+                probes[size] = load_probe(paths, size)
+            probe = probes[size]
+        diags.append(
+            diagnose(
+                model, probe, name=name, history=hist, layer2_channels=args.layer2_channels,
+                batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
+            )
+        )
+    table = diagnostics_table(diags)
+    print(table)
+    atomic_write_text(out / "diagnostics.txt", table + "\n")
+    atomic_write_json(
+        out / "diagnostics.json",
+        {
+            "models": [str(m) for m in models],
+            "histories": [str(h) if h else None for h in histories],
+            "probe_images": len(paths) if paths else 0,
+            "diagnostics": [d.summary() for d in diags],
+        },
+    )
+    written = [out / "filters_layer1.png"]
+    save_figure(plot_filter_grids(diags), written[0], dpi=args.dpi)
+    if paths is not None:
+        written.append(out / "layer2_features.png")
+        save_figure(plot_layer2_features(diags), written[-1], dpi=args.dpi)
+    clipped = {d.name: d.clipped for d in diags if d.clipped is not None}
+    if clipped:
+        written.append(out / "clipped_fraction.png")
+        save_figure(plot_clipped_history(clipped), written[-1], dpi=args.dpi)
+    print(json.dumps({"out": str(out), "figures": [str(w) for w in written]}))
+    return 0
+
+
+def _default_names(models: list[str]) -> list[str]:
+    """The file stem, or the run folder for `<run>/model.keras`; numbered if they clash."""
+    names = [(Path(m).parent.name if Path(m).stem == "model" else "") or Path(m).stem for m in models]
+    if len(set(names)) < len(names):
+        names = [f"{n} ({i + 1})" for i, n in enumerate(names)]
+    return names
+
+
+def _histories(given, models) -> list[str | None]:
+    """--history per model (in order), else `history.csv` beside each model if present."""
+    if given:
+        if len(given) != len(models):
+            raise ValueError(f"give one --history per model ({len(models)}); got {len(given)}")
+        for h in given:
+            if not os.path.isfile(h):
+                raise FileNotFoundError(f"no history file at {h!r}")
+        return list(given)
+    found = []
+    for m in models:
+        beside = Path(m).parent / "history.csv"
+        found.append(str(beside) if beside.is_file() else None)
+    return found
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "diagnose",
+        help="layer-1/2 diagnostics (dead filters, frequency bands, aliasing, domination) of 1-2 models (Fig 6)",
+    )
+    p.add_argument("models", nargs="+", metavar="MODEL", help="one or two .keras model files")
+    p.add_argument("--out", required=True, help="output folder (diagnostics.txt/.json, filter grids)")
+    p.add_argument("--history", action="append", metavar="CSV",
+                   help="a training history.csv per model, in order (default: history.csv beside each model)")
+    p.add_argument("--probe", nargs="+", metavar="PATH",
+                   help="probe images or folders: 'never active' filters and layer-2 projections")
+    p.add_argument("--probe-count", type=int, default=64, help="images taken from --probe (default 64)")
+    p.add_argument("--names", nargs="+", help="labels of the models in the table")
+    p.add_argument("--layer2-channels", type=int, default=32, help="layer-2 channels to project (default 32)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--dpi", type=int, default=100)
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=run)

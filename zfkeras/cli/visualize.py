@@ -1,0 +1,127 @@
+"""`zfkeras visualize`: top-9 activations of conv layers over a dataset, as in paper Fig 2.
+
+    zfkeras visualize MODEL DATA --out DIR [--layers conv1,conv5] [--channels N]
+                      [--top 9] [--list FILE]
+
+Streams the images of DATA once through MODEL (resumable: DIR/scan_checkpoint.npz),
+keeps for every channel of the chosen layers the top-k activations (one per
+image), then, for N channels per layer, projects them to pixels with the
+deconvnet and writes:
+
+- DIR/top9.json (+ top9.npz): per layer, per channel: image path, position, activation;
+- DIR/<layer>_top9.npz: the projections and patches behind each figure;
+- DIR/<layer>_top9.png: the figure (projections beside image patches);
+- DIR/config.json: the arguments and what was skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from zfkeras.deconv import Deconvnet
+    from zfkeras.deconv.figures import plot_top_activations
+    from zfkeras.deconv.images import image_batches, list_images, load_model_image
+    from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
+    from zfkeras.deconv.visuals import top_projections
+    from zfkeras.models.io import load_model
+
+    if args.top < 1:
+        raise ValueError(f"--top must be >= 1; got {args.top}")
+    if args.channels < 0:
+        raise ValueError(f"--channels must be >= 0 (0: all); got {args.channels}")
+    model = load_model(args.model)
+    deconv = Deconvnet(model)
+    layers = [l for l in args.layers.split(",") if l] if args.layers else default_layers(deconv)
+    for layer in layers:
+        deconv.step(layer)  # one-line ValueError listing the valid layers
+    paths = list_images(args.data, args.list)
+    if args.limit:
+        paths = paths[: args.limit]
+    size = deconv.input_shape[0]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+
+    skipped: list = []
+    top = scan_top_activations(
+        deconv,
+        image_batches(paths, size, args.batch_size, skipped),
+        layers=layers,
+        k=args.top,
+        checkpoint=out / "scan_checkpoint.npz",
+        progress=not args.quiet,
+        total=len(paths),
+    )
+    top.save(out / "top9.json")
+    top = TopActivations.load(out / "top9.json")  # figures read what was saved
+
+    rng = np.random.default_rng(args.seed)
+    cache: dict = {}
+
+    def image(path: str):
+        if path not in cache:
+            if len(cache) > 512:
+                cache.clear()
+            cache[path] = load_model_image(path, size)
+        return cache[path]
+
+    shown = {}
+    for layer in top.layers:
+        n = top.layers[layer].channels
+        count = n if args.channels == 0 else min(args.channels, n)
+        chans = np.arange(n) if count == n else np.sort(rng.choice(n, count, replace=False))
+        visuals = top_projections(deconv, top, layer, image, chans, contrast=args.contrast,
+                                  batch_size=args.batch_size)
+        visuals.save(out / f"{layer}_top{args.top}.npz")
+        fig = plot_top_activations(visuals)
+        fig.savefig(out / f"{layer}_top{args.top}.png")
+        shown[layer] = [int(c) for c in chans]
+        dead = [int(c) for c in top.layers[layer].dead]
+        if not args.quiet:
+            print(f"{layer}: {n} channels, {len(dead)} dead{': ' + str(dead) if dead else ''}")
+
+    config = {
+        "model": str(args.model),
+        "data": str(args.data),
+        "list": str(args.list) if args.list else None,
+        "layers": list(top.layers),
+        "top": args.top,
+        "channels_shown": shown,
+        "contrast": args.contrast,
+        "seed": args.seed,
+        "images": top.n_images,
+        "skipped": [{"path": p, "reason": r} for p, r in skipped],
+    }
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+    if not args.quiet:
+        print(f"scanned {top.n_images} images ({len(skipped)} skipped); wrote {out}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "visualize",
+        help="top-9 activations per feature map, projected with the deconvnet (paper Fig 2)",
+        description=__doc__.split("\n\n")[0],
+    )
+    p.add_argument("model", help="a .keras model file")
+    p.add_argument("data", help="folder of images (searched recursively unless --list)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--layers", default=None,
+                   help="comma-separated layers to scan (default: every conv layer)")
+    p.add_argument("--channels", type=int, default=16,
+                   help="feature maps per layer in the figures, a seeded random subset "
+                        "(0: all; default 16); top9.json always has every channel")
+    p.add_argument("--top", type=int, default=9, help="activations kept per channel (default 9)")
+    p.add_argument("--list", default=None, help="file of image paths relative to DATA")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
+    p.add_argument("--contrast", type=float, default=1.0, help="display contrast (default 1)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the channel subset")
+    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.set_defaults(func=run)

@@ -1,0 +1,41 @@
+"""The deconvnet (Zeiler & Fergus 2013, Sec 2.1) and the top-9 visualizations (Fig 2).
+
+Computing and plotting are separate; results are small objects that save and load:
+
+- `Deconvnet(model)`: `project(images, layer, channels, positions=None)` and
+  `project_pairs(images, layer, image_index, channels, positions=None)` ->
+  `Projections`; `activations`, `window` (exact receptive field), `layer_names`.
+- `with_switches(model)`: a stock Keras chain with switch-returning pooling (weights shared).
+- `scan_top_activations(model, batches, layers=None, k=9, checkpoint=None)` ->
+  `TopActivations` (JSON + npz); `merge_topk` is its pure NumPy merge.
+- `top_projections(model, top, layer, images, channels=None)` -> `LayerVisuals`
+  (npz); `zfkeras.deconv.figures.plot_top_activations(visuals)` draws Fig 2
+  (imported on demand: it needs matplotlib).
+- `to_display` (the one display normalization), `cut_patch` (receptive-field patches).
+"""
+
+from zfkeras.deconv.chain import SUPPORTED_LAYERS, trace_chain, with_switches
+from zfkeras.deconv.deconvnet import Deconvnet, Projections
+from zfkeras.deconv.display import cut_patch, to_display, to_uint8
+from zfkeras.deconv.scan import LayerTop, TopActivations, scan_top_activations
+from zfkeras.deconv.topk import TopK, empty_topk, merge_topk
+from zfkeras.deconv.visuals import LayerVisuals, top_projections
+
+__all__ = [
+    "SUPPORTED_LAYERS",
+    "Deconvnet",
+    "LayerTop",
+    "LayerVisuals",
+    "Projections",
+    "TopActivations",
+    "TopK",
+    "cut_patch",
+    "empty_topk",
+    "merge_topk",
+    "scan_top_activations",
+    "to_display",
+    "to_uint8",
+    "top_projections",
+    "trace_chain",
+    "with_switches",
+]

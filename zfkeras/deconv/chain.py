@@ -1,0 +1,292 @@
+"""A model's conv / ReLU / pool / norm chain, as data the deconvnet mirrors.
+
+`trace_chain(model)` follows the model's graph from its input along the path to
+its output and returns, for the longest run of supported layers from the input,
+one `Step` per layer: what the layer is (`kind`), its input and output map
+shapes, and its window arithmetic. The deconvnet (`Deconvnet`) runs both its
+forward and its backward pass from these steps, reading the layers' variables
+at call time, so the steps hold references to the layers, never copies.
+
+`with_switches(model)` is the Keras-level converter: a new model, built from
+the *same* layer objects (weights shared), with every `MaxPooling2D` replaced
+by a `MaxPoolingWithArgmax2D` of the same configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import keras
+
+from zfkeras.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MeanSubtraction
+
+SUPPORTED_LAYERS = (
+    "Conv2D (activation relu or linear)",
+    "ReLU",
+    "Activation(relu|linear)",
+    "MaxPooling2D",
+    "MaxPoolingWithArgmax2D",
+    "LocalResponseNormalization",
+    "ZeroPadding2D",
+    "MeanSubtraction",
+    "Rescaling",
+    "Dropout",
+)
+
+# Kinds a user may select as the layer to project from.
+SELECTABLE_KINDS = ("conv", "pool", "relu", "norm")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Step:
+    """One layer of the chain.
+
+    Attributes:
+        name: the layer's name.
+        kind: "conv", "pool", "relu", "norm" (contrast normalization: identity
+            in the deconv pass), "pad" (ZeroPadding2D), "scale" (Rescaling) or
+            "identity" (MeanSubtraction, Dropout, linear Activation).
+        layer: the Keras layer itself (its variables are read at call time).
+        input_shape, output_shape: `(H, W, C)` of the maps.
+        kernel, strides: window size and stride per axis (1 for pointwise layers).
+        pad_before: padding before the first row / column (TF 'same' puts the
+            odd pixel after); for "pad", the ZeroPadding2D top / left.
+        padding: TensorFlow padding ("VALID" / "SAME") of conv and pool.
+        relu: a conv with a fused ReLU.
+    """
+
+    name: str
+    kind: str
+    layer: Any
+    input_shape: tuple[int, int, int]
+    output_shape: tuple[int, int, int]
+    kernel: tuple[int, int] = (1, 1)
+    strides: tuple[int, int] = (1, 1)
+    pad_before: tuple[int, int] = (0, 0)
+    padding: str = "VALID"
+    relu: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class AxisGeometry:
+    """Receptive field along one axis: output `i` sees input `[start + i*stride, + size)`."""
+
+    size: int
+    stride: int
+    start: int
+
+
+def _activation_name(fn) -> str:
+    return getattr(fn, "__name__", str(fn))
+
+
+def _same_pad_before(n: int, k: int, s: int) -> int:
+    out = math.ceil(n / s)
+    return max((out - 1) * s + k - n, 0) // 2
+
+
+def _shape3(tensor, layer_name: str) -> tuple[int, int, int]:
+    shape = tuple(tensor.shape)
+    if len(shape) != 4 or any(d is None for d in shape[1:]):
+        raise ValueError(
+            f"layer {layer_name!r} needs a fixed (H, W, C) input shape; got {shape}. "
+            "Build the model with a fixed input size, e.g. input_shape=(224, 224, 3)"
+        )
+    return tuple(int(d) for d in shape[1:])  # type: ignore[return-value]
+
+
+def _describe(layer, in_shape, out_shape) -> Step | str:
+    """A `Step` for a supported layer, or the reason it is not supported."""
+    name = layer.name
+    base = dict(name=name, layer=layer, input_shape=in_shape, output_shape=out_shape)
+    if isinstance(layer, keras.layers.Conv2D):
+        act = _activation_name(layer.activation)
+        if layer.data_format != "channels_last":
+            return f"{name}: only channels_last convs are supported"
+        if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
+            return f"{name}: dilated or grouped convs are not supported"
+        if act not in ("relu", "linear"):
+            return f"{name}: conv activation {act!r} (supported: relu, linear)"
+        return _windowed(layer, "conv", base, relu=act == "relu")
+    if isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D)):
+        if getattr(layer, "data_format", "channels_last") != "channels_last":
+            return f"{name}: only channels_last pooling is supported"
+        return _windowed(layer, "pool", base)
+    if isinstance(layer, keras.layers.ReLU):
+        if layer.max_value is not None or layer.negative_slope or layer.threshold:
+            return f"{name}: only the plain ReLU (no max_value/negative_slope/threshold)"
+        return Step(kind="relu", **base)
+    if isinstance(layer, keras.layers.Activation):
+        act = _activation_name(layer.activation)
+        if act == "relu":
+            return Step(kind="relu", **base)
+        if act == "linear":
+            return Step(kind="identity", **base)
+        return f"{name}: activation {act!r} (supported: relu, linear)"
+    if isinstance(layer, LocalResponseNormalization):
+        return Step(kind="norm", **base)
+    if isinstance(layer, keras.layers.ZeroPadding2D):
+        if layer.data_format != "channels_last":
+            return f"{name}: only channels_last padding is supported"
+        (top, _), (left, _) = layer.padding
+        return Step(kind="pad", pad_before=(int(top), int(left)), **base)
+    if isinstance(layer, keras.layers.Rescaling):
+        return Step(kind="scale", **base)
+    if isinstance(layer, (MeanSubtraction, keras.layers.Dropout)):
+        return Step(kind="identity", **base)
+    return f"{name}: {type(layer).__name__} is not supported"
+
+
+def _windowed(layer, kind: str, base: dict, relu: bool = False) -> Step:
+    if kind == "conv":
+        kernel = tuple(int(k) for k in layer.kernel_size)
+    else:
+        kernel = tuple(int(k) for k in layer.pool_size)
+    strides = tuple(int(s) for s in layer.strides)
+    padding = layer.padding.upper()
+    if padding == "SAME":
+        h, w, _ = base["input_shape"]
+        pad = (
+            _same_pad_before(h, kernel[0], strides[0]),
+            _same_pad_before(w, kernel[1], strides[1]),
+        )
+    else:
+        pad = (0, 0)
+    return Step(
+        kind=kind, kernel=kernel, strides=strides, pad_before=pad, padding=padding,
+        relu=relu, **base,
+    )
+
+
+def _graph_path(model: keras.Model) -> list[tuple[Any, Any]]:
+    """(layer, node) pairs from the model's input to its first output, in order.
+
+    Walks the functional graph backwards from the output. Where a node has
+    several inputs (Add, Concatenate) the first is followed: what matters is the
+    run of single-input layers from the input, and it is the same on every path.
+    Uses Keras's graph bookkeeping (`_keras_history`, `_inbound_nodes`), which
+    is how Keras itself tracks shared layers; a layer called twice (as in
+    `with_switches`) is resolved to the right call.
+    """
+    try:
+        outputs = model.outputs
+    except (AttributeError, ValueError):
+        outputs = None
+    if not outputs:
+        raise ValueError(
+            f"model {model.name!r} is not a built functional/Sequential model; "
+            "build it on a keras.Input with a fixed shape"
+        )
+    if len(model.inputs) != 1:
+        raise ValueError(f"model {model.name!r} must have one input; it has {len(model.inputs)}")
+    path = []
+    tensor = outputs[0]
+    while True:
+        history = getattr(tensor, "_keras_history", None)
+        if history is None:
+            raise ValueError(f"cannot trace the graph of model {model.name!r}")
+        layer = history.operation
+        node = layer._inbound_nodes[history.node_index]
+        if isinstance(layer, keras.layers.InputLayer) or not node.input_tensors:
+            break
+        path.append((layer, node))
+        tensor = node.input_tensors[0]
+    return path[::-1]
+
+
+def trace_chain(model: keras.Model) -> tuple[list[Step], str]:
+    """The supported layers of `model` from its input, and where the chain stops.
+
+    Returns:
+        `(steps, stop)`: `steps` is one `Step` per layer of the longest run of
+        supported single-input layers starting at the input; `stop` says which
+        layer ended it and why ("" when the chain reaches the output).
+
+    Raises:
+        ValueError: the model cannot be traced or its first layer is unsupported.
+    """
+    steps: list[Step] = []
+    stop = ""
+    for layer, node in _graph_path(model):
+        if len(node.input_tensors) != 1:
+            stop = f"{layer.name}: takes {len(node.input_tensors)} inputs"
+            break
+        out = node.output_tensors
+        if isinstance(out, (list, tuple)):
+            out = out[0]
+        if len(tuple(out.shape)) != 4:
+            stop = f"{layer.name}: output is not a (batch, H, W, C) map"
+            break
+        step = _describe(
+            layer, _shape3(node.input_tensors[0], layer.name), _shape3(out, layer.name)
+        )
+        if isinstance(step, str):
+            stop = step
+            break
+        steps.append(step)
+    if not any(s.kind in SELECTABLE_KINDS for s in steps):
+        raise ValueError(
+            f"model {model.name!r} has no projectable layer at its input "
+            f"(stopped at {stop or 'the end'}); supported layers: {', '.join(SUPPORTED_LAYERS)}"
+        )
+    return steps, stop
+
+
+def chain_geometry(steps: list[Step]) -> dict[str, tuple[AxisGeometry, AxisGeometry]]:
+    """Exact receptive field (rows, cols) of every step's output in input pixels.
+
+    The same arithmetic as `zfkeras.models.architecture.geometry`, per axis, for
+    any traced chain (ZeroPadding2D counts as padding of the next layer).
+    """
+    out = {}
+    geo = [[1, 1, 0], [1, 1, 0]]  # size, jump, start per axis
+    for step in steps:
+        for a in (0, 1):
+            size, jump, start = geo[a]
+            if step.kind in ("conv", "pool", "pad"):
+                start -= step.pad_before[a] * jump
+                size += (step.kernel[a] - 1) * jump
+                jump *= step.strides[a]
+            geo[a] = [size, jump, start]
+        out[step.name] = tuple(AxisGeometry(*g) for g in geo)  # type: ignore[misc]
+    return out
+
+
+def with_switches(model: keras.Model) -> keras.Model:
+    """A new model whose max-pooling layers also return their switches.
+
+    Every `MaxPooling2D` of `model` is replaced by a `MaxPoolingWithArgmax2D`
+    with the same pool size, strides, padding and name; every other layer is the
+    user's own layer object, so the weights are shared (training either model
+    trains both) and `model` itself is left as it is. The new model has the same
+    input and output as `model`; `Deconvnet` projects from either identically.
+
+    Only chains are converted: every layer must take one input.
+
+    Raises:
+        ValueError: for a branching model or a channels_first pooling layer.
+    """
+    path = _graph_path(model)
+    inputs = keras.Input(shape=tuple(model.inputs[0].shape[1:]), dtype=model.inputs[0].dtype,
+                         name=model.inputs[0].name)
+    x = inputs
+    for layer, node in path:
+        if len(node.input_tensors) != 1:
+            raise ValueError(
+                f"with_switches converts chains only; layer {layer.name!r} takes "
+                f"{len(node.input_tensors)} inputs"
+            )
+        if isinstance(layer, keras.layers.MaxPooling2D):
+            if layer.data_format != "channels_last":
+                raise ValueError(f"{layer.name}: only channels_last pooling is supported")
+            pool = MaxPoolingWithArgmax2D(
+                tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name
+            )
+            x, _ = pool(x)
+        else:
+            x = layer(x)
+            if isinstance(x, (list, tuple)):  # an existing switch-returning pool
+                x = x[0]
+    return keras.Model(inputs, x, name=f"{model.name}_switches")

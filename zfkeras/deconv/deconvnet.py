@@ -1,0 +1,793 @@
+"""The deconvnet of Zeiler & Fergus (2013), Sec 2.1: project activations to pixels.
+
+To examine one activation, the paper sets every other activation of its layer
+to zero and passes the map down through a mirror of the network that, layer by
+layer, (i) unpools with the switches recorded on the way up, (ii) rectifies and
+(iii) filters with the transposed filters of the layer, until pixel space.
+
+`Deconvnet(model)` mirrors the conv chain of `model` (a `ZFNet`, or any Keras
+chain of Conv2D / ReLU / max pooling / contrast normalization; see
+`chain.SUPPORTED_LAYERS`). Per layer, going down:
+
+- conv with fused ReLU (`relu(conv(x))`): rectify the incoming signal, then
+  the transposed conv with the conv's own kernel variable (`conv2d_transpose`,
+  or a matmul + overlap-add for stride-1 convs on small maps), output shape =
+  the conv's input shape (its 'same'/'valid' padding respected; a
+  ZeroPadding2D in front is cropped off);
+- separate ReLU layer: rectify; linear conv: transposed conv only;
+- max pooling: unpool to the recorded switch positions, **adding** where
+  overlapping windows share a winner (the exact adjoint of max pooling);
+- contrast normalization (LRN), mean subtraction, dropout: **identity**
+  (the paper's deconvnet has no inverse of the local contrast operation);
+- Rescaling: multiply by its scale.
+
+**Biases are not used** in the deconv pass (they shift the forward activations,
+which the switches and the selected value already reflect, but a transposed
+filter has no bias). The selected activation keeps its value, as in the paper,
+so a projection is `value * (deconvnet gradient of the unit)`; equivalently the
+gradient of the unit w.r.t. the input with the "deconvnet" backward rule for
+ReLU (`grad_in = relu(grad_out)`), max pooling routed by its argmax and LRN
+passed as identity. That identity is what the tests check.
+
+Speed comes from structure, not from approximation:
+
+- one forward pass per image, shared by all the (image, channel) pairs that
+  use it, then the pairs run down together as one batch;
+- a single selected activation is only nonzero inside its receptive field at
+  every lower layer, so each pair's pass runs on a window of fixed size (its
+  relative receptive field) at a per-pair offset, masked at the map borders.
+  This is exact (tested against the uncropped pass). With `crop="auto"` the
+  pass switches to full maps at the first layer where the window would not be
+  smaller than the map;
+- when the positions are given (e.g. the top-9 of a scan, each pair from a
+  different image), the forward pass itself can be restricted to each
+  activation's receptive-field cone (`forward="cone"`, chosen automatically
+  when it needs fewer multiply-adds than full-image forward passes): every
+  layer runs 'VALID' on the pair's window, cells outside a map holding the
+  padding the next layer would see (0 for convs, -inf for 'same' pooling).
+
+"Exact" means identical in float64 (tested bit for bit). In float32 the
+cropped convolutions may round differently from full-map ones (relative
+differences ~1e-7), so in the rare case of two pooling inputs within rounding
+of each other a cropped pass may pick the other switch.
+
+Multi-pair batches are independent: the deconv pass rectifies at every step,
+so pairs can share a forward pass but not a backward one.
+
+All transposed convs read the model's kernel variables at call time: training
+the model further changes the projections, nothing goes stale.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple, Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from zfkeras.deconv.chain import (
+    SELECTABLE_KINDS,
+    AxisGeometry,
+    Step,
+    chain_geometry,
+    trace_chain,
+)
+from zfkeras.layers import MeanSubtraction
+
+CROP_MODES = ("auto", True, False)
+FORWARD_MODES = ("auto", "full", "cone")
+
+
+class Projections(NamedTuple):
+    """Result of `Deconvnet.project` / `project_pairs`.
+
+    Attributes:
+        images: projections in input pixel space, `(..., H, W, C_in)`.
+        positions: `(..., 2)` int (row, col) of the projected activation in the
+            layer's output map (the strongest one when none was given).
+        activations: `(...)` value of that activation (the deconv input).
+    """
+
+    images: np.ndarray
+    positions: np.ndarray
+    activations: np.ndarray
+
+
+class Deconvnet:
+    """The deconvnet attached to every layer of a conv chain (paper Fig 1).
+
+    Args:
+        model: a `ZFNet`, a model from `with_switches`, or any functional /
+            Sequential Keras model whose layers from the input form a chain of
+            supported layers (`chain.SUPPORTED_LAYERS`); stock `MaxPooling2D`
+            is used through its argmax, the model is not modified.
+        dtype: "float32" (default) or "float64" (forward and deconv pass run
+            in this dtype from the same variables; for validation).
+
+    Example:
+    >>> deconv = Deconvnet(model)
+    >>> out = deconv.project(images, "conv5", channels=[3, 17])   # strongest positions
+    >>> out.images.shape                                         # (B, 2, 224, 224, 3)
+    >>> display = to_display(out.images)
+    """
+
+    def __init__(self, model: keras.Model, dtype: str = "float32"):
+        if str(dtype) not in ("float32", "float64"):
+            raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
+        self.model = model
+        self.dtype = tf.as_dtype(dtype)
+        self.steps, self.stopped_at = trace_chain(model)
+        self._index = {s.name: i for i, s in enumerate(self.steps)}
+        self._geometry = chain_geometry(self.steps)
+        self._fns: dict = {}
+
+    # ------------------------------------------------------------------ info
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.steps[0].input_shape
+
+    @property
+    def layer_names(self) -> list[str]:
+        """The layers that can be projected from, in model order."""
+        return [s.name for s in self.steps if s.kind in SELECTABLE_KINDS]
+
+    @property
+    def kernels(self) -> list:
+        """The conv kernel variables the deconv pass reads (the model's own)."""
+        return [s.layer.kernel for s in self.steps if s.kind == "conv"]
+
+    def step(self, layer: str) -> Step:
+        """The `Step` of a layer; ValueError listing the valid layers otherwise."""
+        return self.steps[self._layer_index(layer)]
+
+    def output_shape(self, layer: str) -> tuple[int, int, int]:
+        """`(H, W, C)` of the layer's output map."""
+        return self.step(layer).output_shape
+
+    def window(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) input window of activation (row, col); exclusive end.
+
+        The exact receptive field; it may extend past the image into padding.
+        """
+        self._layer_index(layer)
+        gr, gc = self._geometry[layer]
+        top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
+        return top, left, top + gr.size, left + gc.size
+
+    def receptive_field(self, layer: str) -> tuple[AxisGeometry, AxisGeometry]:
+        """Per-axis (rows, cols) receptive-field geometry of the layer's outputs."""
+        self._layer_index(layer)
+        return self._geometry[layer]
+
+    def _layer_index(self, layer: str) -> int:
+        if layer not in self._index or self.steps[self._index[layer]].kind not in SELECTABLE_KINDS:
+            extra = f" (the chain stops at {self.stopped_at})" if self.stopped_at else ""
+            raise ValueError(
+                f"unknown layer {layer!r}; valid layers: {', '.join(self.layer_names)}{extra}"
+            )
+        return self._index[layer]
+
+    # --------------------------------------------------------------- forward
+    def activations(self, images, layer: str, batch_size: int = 64) -> np.ndarray:
+        """The layer's output for `images` (forward pass of the mirrored chain)."""
+        li = self._layer_index(layer)
+        images = self._check_images(images)
+        key = ("act", li)
+        if key not in self._fns:
+            h, w, c = self.input_shape
+
+            def fn(x):
+                return self._forward(x, li, switches=False)[0]
+
+            self._fns[key] = compile_graph(fn, [tf.TensorSpec((None, h, w, c), self.dtype)])
+        parts = [
+            self._fns[key](tf.constant(images[i : i + batch_size])).numpy()
+            for i in range(0, len(images), batch_size)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, *self.steps[li].output_shape))
+
+    def _forward(self, x, last: int, switches: bool):
+        """Run steps[0..last]; returns (output, {step index: switches})."""
+        saved = {}
+        for i, step in enumerate(self.steps[: last + 1]):
+            x, sw = _forward_step(step, x, self.dtype, switches)
+            if sw is not None:
+                saved[i] = sw
+        return x, saved
+
+    # ------------------------------------------------------------ projection
+    def project(
+        self,
+        images,
+        layer: str,
+        channels: int | Sequence[int],
+        positions=None,
+        *,
+        crop: str | bool = "auto",
+        forward: str = "auto",
+        batch_size: int = 64,
+    ) -> Projections:
+        """Project `channels` of `layer` for every image: one projection per (image, channel).
+
+        Args:
+            images: `(B, H, W, C_in)` model inputs (for ZFNet raw RGB 0..255).
+            layer: name of a conv, pool, ReLU or norm layer (`layer_names`).
+            channels: an int or a sequence of K channel indices.
+            positions: None for each pair's strongest position (first in
+                row-major order on ties), one `(row, col)` for all pairs, or an
+                int array `(B, K, 2)`; positions index the layer's output map.
+            crop: the deconv pass on receptive-field windows: "auto" (default:
+                windows while they are smaller than the maps), True (always)
+                or False (full maps). Exact either way.
+            forward: "full" runs one forward pass per image (shared by its
+                pairs); "cone" runs each pair's forward on the receptive
+                field of its activation only (explicit positions only, not with
+                `crop=False`); "auto" (default) picks "cone" when positions
+                are given and it needs fewer multiply-adds. Exact either way
+                (float32 may round differently, see the module doc).
+            batch_size: pairs per batched pass (memory bound).
+
+        Returns:
+            `Projections` with images `(B, K, H, W, C_in)`, positions
+            `(B, K, 2)` and activations `(B, K)`. All other activations of the
+            layer are zeroed; the selected one keeps its value.
+        """
+        images = self._check_images(images)
+        b = len(images)
+        chans = np.atleast_1d(np.asarray(channels))
+        if chans.ndim != 1:
+            raise ValueError(f"`channels` must be an int or a 1-D sequence; got shape {chans.shape}")
+        k = len(chans)
+        index = np.repeat(np.arange(b), k)
+        chan = np.tile(chans, b)
+        pos = self._grid_positions(positions, b, k)
+        out = self.project_pairs(
+            images, layer, index, chan, pos, crop=crop, forward=forward, batch_size=batch_size
+        )
+        h, w, c = self.input_shape
+        return Projections(
+            out.images.reshape(b, k, h, w, c),
+            out.positions.reshape(b, k, 2),
+            out.activations.reshape(b, k),
+        )
+
+    def project_pairs(
+        self,
+        images,
+        layer: str,
+        image_index: Sequence[int],
+        channels: Sequence[int],
+        positions=None,
+        *,
+        crop: str | bool = "auto",
+        forward: str = "auto",
+        batch_size: int = 64,
+    ) -> Projections:
+        """Project N explicit (image, channel[, position]) pairs in batched passes.
+
+        Args:
+            images: `(B, H, W, C_in)`; each image is forwarded once per batch of
+                pairs that uses it (pairs sorted by image share forward passes).
+            layer: layer name (see `layer_names`).
+            image_index: `(N,)` index into `images` of each pair.
+            channels: `(N,)` channel of each pair.
+            positions: None (strongest), one `(row, col)`, or `(N, 2)`; a row of
+                `(-1, -1)` means the strongest position for that pair.
+            crop, forward, batch_size: as in `project`.
+
+        Returns:
+            `Projections` with images `(N, H, W, C_in)`, positions `(N, 2)`,
+            activations `(N,)`.
+        """
+        li = self._layer_index(layer)
+        if crop not in CROP_MODES:
+            raise ValueError(f"`crop` must be one of {CROP_MODES}; got {crop!r}")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
+        images = self._check_images(images)
+        idx = np.asarray(image_index, dtype=np.int64).reshape(-1)
+        chan = np.asarray(channels, dtype=np.int64).reshape(-1)
+        n = len(idx)
+        if len(chan) != n:
+            raise ValueError(f"{n} image indices but {len(chan)} channels; give one per pair")
+        if n and (idx.min() < 0 or idx.max() >= len(images)):
+            raise ValueError(
+                f"image index out of range for {len(images)} images; got {idx.min()}..{idx.max()}"
+            )
+        step = self.steps[li]
+        lh, lw, lc = step.output_shape
+        bad = chan[(chan < 0) | (chan >= lc)]
+        if len(bad):
+            raise ValueError(
+                f"channel {int(bad[0])} out of range for layer {layer!r}: valid channels 0..{lc - 1}"
+            )
+        pos = self._pair_positions(positions, n, layer, (lh, lw))
+        if forward not in FORWARD_MODES:
+            raise ValueError(f"`forward` must be one of {FORWARD_MODES}; got {forward!r}")
+        explicit = bool(n) and not (pos < 0).any()
+        if forward == "cone" and (not explicit or crop is False):
+            raise ValueError(
+                "forward='cone' needs an explicit position for every pair and crop != False"
+            )
+
+        h, w, c = self.input_shape
+        out_img = np.zeros((n, h, w, c), self.dtype.as_numpy_dtype)
+        out_pos = np.zeros((n, 2), np.int64)
+        out_val = np.zeros((n,), self.dtype.as_numpy_dtype)
+        for s in range(0, n, batch_size):
+            sl = slice(s, s + batch_size)
+            used, local = np.unique(idx[sl], return_inverse=True)
+            cone = forward == "cone" or (
+                forward == "auto" and explicit and crop is not False
+                and self._cone_cheaper(li, len(local), len(used))
+            )
+            fn = self._projection_fn(li, crop, cone)
+            proj, p, v = fn(
+                tf.constant(images[used]),
+                tf.constant(local.astype(np.int32)),
+                tf.constant(chan[sl].astype(np.int32)),
+                tf.constant(pos[sl].astype(np.int32)),
+            )
+            out_img[sl], out_pos[sl], out_val[sl] = proj.numpy(), p.numpy(), v.numpy()
+        return Projections(out_img, out_pos, out_val)
+
+    # -------------------------------------------------------------- checking
+    def _check_images(self, images) -> np.ndarray:
+        arr = np.asarray(images)
+        if arr.ndim == 3:
+            raise ValueError(
+                f"`images` must be a batch (B, {', '.join(map(str, self.input_shape))}); "
+                f"got one image of shape {arr.shape}: use images[None]"
+            )
+        if arr.ndim != 4 or tuple(arr.shape[1:]) != self.input_shape:
+            raise ValueError(
+                f"`images` must have shape (B, {', '.join(map(str, self.input_shape))}); "
+                f"got {arr.shape}"
+            )
+        return arr.astype(self.dtype.as_numpy_dtype, copy=False)
+
+    def _grid_positions(self, positions, b: int, k: int) -> np.ndarray | None:
+        if positions is None:
+            return None
+        arr = np.asarray(positions, dtype=np.int64)
+        if arr.shape == (2,):
+            return np.broadcast_to(arr, (b * k, 2))
+        if arr.shape != (b, k, 2):
+            raise ValueError(
+                f"`positions` must be None, (row, col) or shape ({b}, {k}, 2); got {arr.shape}"
+            )
+        return arr.reshape(b * k, 2)
+
+    @staticmethod
+    def _pair_positions(positions, n: int, layer: str, hw: tuple[int, int]) -> np.ndarray:
+        if positions is None:
+            return np.full((n, 2), -1, np.int64)
+        arr = np.asarray(positions, dtype=np.int64)
+        if arr.shape == (2,):
+            arr = np.broadcast_to(arr, (n, 2))
+        if arr.shape != (n, 2):
+            raise ValueError(f"`positions` must be None, (row, col) or shape ({n}, 2); got {arr.shape}")
+        given = arr[(arr != -1).any(axis=1)]
+        bad = given[(given < 0).any(axis=1) | (given[:, 0] >= hw[0]) | (given[:, 1] >= hw[1])]
+        if len(bad):
+            raise ValueError(
+                f"position {tuple(int(v) for v in bad[0])} out of range for layer {layer!r}: "
+                f"rows 0..{hw[0] - 1}, cols 0..{hw[1] - 1}"
+            )
+        return np.array(arr)
+
+    # ---------------------------------------------------------- the TF graph
+    def _projection_fn(self, li: int, crop, cone: bool):
+        key = ("proj", li, crop, cone)
+        if key in self._fns:
+            return self._fns[key]
+        h, w, c = self.input_shape
+        signature = [
+            tf.TensorSpec((None, h, w, c), self.dtype),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None,), tf.int32),
+            tf.TensorSpec((None, 2), tf.int32),
+        ]
+
+        def full(images, index, channel, position):
+            act, switches = self._forward(images, li, switches=True)
+            pos, value = _select(act, index, channel, position)
+
+            codes = {}  # per image, once per pool: winner offsets inside the pooling window
+
+            def window_switches(i, offset, size, below, new):
+                if i not in codes:
+                    codes[i] = _window_codes(switches[i], self.steps[i])
+                return _switches_from_codes(codes[i], index, offset, size, self.steps[i])
+
+            signal = self._deconv(li, channel, pos, value, crop, window_switches, switches, index)
+            return signal, pos, value
+
+        def in_cone(images, index, channel, position):
+            act, local = self._cone_forward(images, index, position, li)
+            value = tf.reduce_sum(act[:, 0, 0, :] * tf.one_hot(channel, act.shape[-1], dtype=act.dtype), 1)
+
+            def window_switches(i, offset, size, below, new):
+                return _switches_from_window(local[i], offset, size, new, self.steps[i])
+
+            signal = self._deconv(li, channel, position, value, True, window_switches, None, index)
+            return signal, position, value
+
+        self._fns[key] = compile_graph(in_cone if cone else full, signature)
+        return self._fns[key]
+
+    def _windows(self, li: int, pos):
+        """Receptive-field windows of the activation at `pos` of step `li`, per level.
+
+        Returns `{i: (size, offset)}` for the *output* of step i (i = -1: the
+        input), `size` a static pair, `offset` a pair of (N, 1) int tensors.
+        """
+        size = (1, 1)
+        offset = (tf.reshape(pos[:, 0], [-1, 1]), tf.reshape(pos[:, 1], [-1, 1]))
+        out = {li: (size, offset)}
+        for i in range(li, -1, -1):
+            step = self.steps[i]
+            (sh, sw), (ph, pw) = step.strides, step.pad_before
+            if step.kind in ("conv", "pool"):
+                size = _grown(step, size)
+                offset = (offset[0] * sh - ph, offset[1] * sw - pw)
+            elif step.kind == "pad":
+                offset = (offset[0] - ph, offset[1] - pw)
+            out[i - 1] = (size, offset)
+        return out
+
+    def _cone_forward(self, images, index, pos, li: int):
+        """Forward pass of each pair restricted to its activation's receptive-field cone.
+
+        Exact: every unit the selected activation depends on lies in the cone.
+        Pointwise layers before the first conv/pool run on the full images;
+        from there each layer runs 'VALID' on the pair's window, with cells
+        outside the layer's map set to the padding the next conv (0) or pool
+        (-inf, TensorFlow's 'same' max pooling) would see. Returns the top
+        window `(N, 1, 1, C)` and `{pool step: switches in window coordinates}`.
+        """
+        windows = self._windows(li, pos)
+        first = next(i for i, s in enumerate(self.steps) if s.kind in ("conv", "pool"))
+        x = images
+        for step in self.steps[:first]:
+            x, _ = _forward_step(step, x, self.dtype, switches=False)
+        size, offset = windows[first - 1]
+        hw = self.steps[first].input_shape[:2]
+        rows = tf.clip_by_value(offset[0] + np.arange(size[0], dtype=np.int32)[None, :], 0, hw[0] - 1)
+        cols = tf.clip_by_value(offset[1] + np.arange(size[1], dtype=np.int32)[None, :], 0, hw[1] - 1)
+        n = tf.shape(index)[0]
+        shape = tf.stack([n, size[0], size[1]])
+        x = tf.gather_nd(x, tf.stack([
+            tf.broadcast_to(tf.reshape(index, [-1, 1, 1]), shape),
+            tf.broadcast_to(tf.reshape(rows, [-1, size[0], 1]), shape),
+            tf.broadcast_to(tf.reshape(cols, [-1, 1, size[1]]), shape),
+        ], axis=-1))
+        x = self._fill_outside(x, offset, size, hw, first - 1, li)
+        local = {}
+        for i in range(first, li + 1):
+            step = self.steps[i]
+            if step.kind == "conv":
+                layer = step.layer
+                x = tf.nn.conv2d(x, tf.cast(layer.kernel, self.dtype), step.strides, "VALID")
+                if layer.use_bias:
+                    x = tf.nn.bias_add(x, tf.cast(layer.bias, self.dtype))
+                x = tf.nn.relu(x) if step.relu else x
+            elif step.kind == "pool":
+                x, local[i] = tf.nn.max_pool_with_argmax(
+                    x, [1, *step.kernel, 1], [1, *step.strides, 1], "VALID",
+                    output_dtype=tf.int64, include_batch_in_index=False,
+                )
+            elif step.kind != "pad":  # pad: the cells were filled with its zeros already
+                x, _ = _forward_step(step, x, self.dtype, switches=False)
+            size, offset = windows[i]
+            x = self._fill_outside(x, offset, size, step.output_shape[:2], i, li)
+        return x, local
+
+    def _fill_outside(self, x, offset, size, hw, i: int, li: int):
+        """Cells of level i's window outside its map <- the padding the next window op sees."""
+        nxt = next((s for s in self.steps[i + 1 : li + 1] if s.kind in ("conv", "pool")), None)
+        fill = -np.inf if nxt is not None and nxt.kind == "pool" else 0.0
+        inside = _valid_mask(offset, size, hw, tf.bool)
+        return tf.where(inside, x, tf.constant(fill, self.dtype))
+
+    def _cone_cheaper(self, li: int, n_pairs: int, n_images: int) -> bool:
+        """Multiply-adds of the forward pass: pairs x cone vs images x full maps."""
+        size, cone, full = (1, 1), 0, 0
+        for step in self.steps[li::-1]:
+            if step.kind == "conv":
+                per_out = step.kernel[0] * step.kernel[1] * step.input_shape[2] * step.output_shape[2]
+                cone += size[0] * size[1] * per_out
+                full += step.output_shape[0] * step.output_shape[1] * per_out
+            if step.kind in ("conv", "pool"):
+                size = _grown(step, size)
+        return n_pairs * cone < n_images * full
+
+    def _deconv(self, li, channel, pos, value, crop, window_switches, switches, index):
+        dtype = self.dtype
+        n = tf.shape(channel)[0]
+        lc = self.steps[li].output_shape[2]
+        if crop is False:
+            lh, lw = self.steps[li].output_shape[:2]
+            seed = tf.one_hot(pos[:, 0] * lw + pos[:, 1], lh * lw, dtype=dtype)
+            seed = seed[:, :, None] * tf.one_hot(channel, lc, dtype=dtype)[:, None, :]
+            signal = tf.reshape(seed * value[:, None, None], [n, lh, lw, lc])
+            cropped = False
+        else:
+            signal = tf.reshape(tf.one_hot(channel, lc, dtype=dtype) * value[:, None], [n, 1, 1, lc])
+            # window top-left at the current level: (rows (N, 1), cols (N, 1))
+            offset = (tf.reshape(pos[:, 0], [-1, 1]), tf.reshape(pos[:, 1], [-1, 1]))
+            size = (1, 1)
+            cropped = True
+        for i in range(li, -1, -1):
+            step = self.steps[i]
+            if cropped and crop == "auto" and step.kind in ("conv", "pool"):
+                grown = _grown(step, size)
+                if grown[0] * grown[1] >= step.input_shape[0] * step.input_shape[1]:
+                    signal = _embed(signal, offset, size, step.output_shape[:2])
+                    cropped = False
+            if cropped:
+                signal, offset, size = _back_window(step, signal, offset, size, window_switches, i, dtype)
+            else:
+                sw = tf.gather(switches[i], index) if i in switches else None
+                signal = _back_full(step, signal, sw, dtype)
+        if cropped:
+            signal = _embed(signal, offset, size, self.input_shape[:2])
+        return signal
+
+
+# ------------------------------------------------------------------ TF pieces
+def compile_graph(fn, signature):
+    """`tf.function` of `fn` without AutoGraph (all control flow here is static Python).
+
+    Every (layer, mode) gets its own graph, traced once; wrapping in a
+    `functools.partial` keys TensorFlow's retracing detector per graph, so
+    building several is not reported as "excessive retracing".
+    """
+    return tf.function(functools.partial(fn), input_signature=signature, autograph=False)
+
+
+def _forward_step(step: Step, x, dtype, switches: bool):
+    layer = step.layer
+    kind = step.kind
+    if kind == "conv":
+        y = tf.nn.conv2d(x, tf.cast(layer.kernel, dtype), step.strides, step.padding)
+        if layer.use_bias:
+            y = tf.nn.bias_add(y, tf.cast(layer.bias, dtype))
+        return (tf.nn.relu(y) if step.relu else y), None
+    if kind == "pool":
+        ksize, strides = [1, *step.kernel, 1], [1, *step.strides, 1]
+        if switches:
+            y, sw = tf.nn.max_pool_with_argmax(
+                x, ksize, strides, step.padding, output_dtype=tf.int64,
+                include_batch_in_index=False,
+            )
+            return y, sw
+        return tf.nn.max_pool2d(x, ksize, strides, step.padding), None
+    if kind == "relu":
+        return tf.nn.relu(x), None
+    if kind == "norm":
+        return layer.call(x), None  # fused TF op in float32, the formula in float64
+    if kind == "pad":
+        (t, b), (l, r) = layer.padding
+        return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]), None
+    if kind == "scale":
+        return x * _cast(layer.scale, dtype) + _cast(layer.offset, dtype), None
+    if isinstance(layer, MeanSubtraction):
+        return x - tf.cast(layer.mean, dtype), None
+    return x, None  # dropout (inference), linear activation
+
+
+def _cast(value, dtype):
+    return tf.cast(tf.constant(np.asarray(value, dtype=np.float64)), dtype)
+
+
+def _select(act, index, channel, position):
+    """(positions, values) of the selected activation of each pair; -1 -> strongest."""
+    lh, lw = act.shape[1], act.shape[2]
+    maps = tf.gather_nd(tf.transpose(act, [0, 3, 1, 2]), tf.stack([index, channel], 1))
+    flat = tf.reshape(maps, [-1, lh * lw])
+    best = tf.reduce_max(flat, axis=1, keepdims=True)
+    cells = tf.range(lh * lw, dtype=tf.int32)[None, :]
+    first = tf.reduce_min(tf.where(flat == best, cells, lh * lw), axis=1)
+    first = tf.minimum(first, lh * lw - 1)  # NaN maps: no cell equals the max
+    strongest = tf.stack([first // lw, first % lw], axis=1)
+    pos = tf.where(position[:, :1] < 0, strongest, position)
+    rows = tf.range(tf.shape(index)[0])
+    value = tf.gather_nd(maps, tf.stack([rows, pos[:, 0], pos[:, 1]], axis=1))
+    return pos, value
+
+
+def _grown(step: Step, size):
+    """Window size below a conv/pool step for a window `size` above it."""
+    return tuple((size[a] - 1) * step.strides[a] + step.kernel[a] for a in (0, 1))
+
+
+def _valid_mask(offset, size, hw, dtype):
+    """(N, s0, s1, 1): 1 where the window cell lies inside the map, else 0."""
+    rows = offset[0] + np.arange(size[0], dtype=np.int32)[None, :]
+    cols = offset[1] + np.arange(size[1], dtype=np.int32)[None, :]
+    vr = tf.reshape((rows >= 0) & (rows < hw[0]), [-1, size[0], 1, 1])
+    vc = tf.reshape((cols >= 0) & (cols < hw[1]), [-1, 1, size[1], 1])
+    return tf.cast(tf.logical_and(vr, vc), dtype)
+
+
+def _embed(window, offset, size, hw):
+    """Place per-pair windows `(N, s0, s1, C)` at `offset` into zero maps `(N, H, W, C)`.
+
+    Cells of the window outside the map are dropped. A pure copy (two gathers).
+    """
+    padded = tf.pad(window, [[0, 0], [1, 1], [1, 1], [0, 0]])
+    rows = tf.clip_by_value(np.arange(1, hw[0] + 1, dtype=np.int32)[None, :] - offset[0], 0, size[0] + 1)
+    cols = tf.clip_by_value(np.arange(1, hw[1] + 1, dtype=np.int32)[None, :] - offset[1], 0, size[1] + 1)
+    out = tf.gather(padded, rows, axis=1, batch_dims=1)
+    return tf.gather(out, cols, axis=2, batch_dims=1)
+
+
+_GEMM_LIMIT = 2**21  # patch elements per pair on the full map (8 MB in float32)
+
+
+def _use_gemm(step: Step) -> bool:
+    """Transposed conv as one matmul + overlap-add: stride-1 convs on small maps.
+
+    TensorFlow's CPU `conv2d_transpose` has a large fixed cost on small
+    spatial inputs (the receptive-field windows of conv3-5: 1x1 to 7x7);
+    a matmul with the kernel then `kh * kw` shifted adds is several times
+    faster there. Chosen per layer from its full-map size, so the cropped and
+    the full-map pass of a layer use the same arithmetic.
+    """
+    kh, kw = step.kernel
+    h, w, cout = step.output_shape
+    return step.strides == (1, 1) and h * w * kh * kw * step.input_shape[2] <= _GEMM_LIMIT
+
+
+def _conv_transpose_gemm(signal, kernel):
+    """'VALID' stride-1 transposed conv: `(N, h, w, Cout)` -> `(N, h + kh - 1, w + kw - 1, Cin)`."""
+    kh, kw, cin, cout = kernel.shape
+    n, h, w = tf.shape(signal)[0], signal.shape[1], signal.shape[2]
+    taps = tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [cout, kh * kw * cin])
+    patches = tf.reshape(tf.matmul(tf.reshape(signal, [-1, cout]), taps), [n, h, w, kh * kw, cin])
+    out = None
+    for a in range(kh):
+        for b in range(kw):
+            tap = tf.pad(patches[:, :, :, a * kw + b, :], [[0, 0], [a, kh - 1 - a], [b, kw - 1 - b], [0, 0]])
+            out = tap if out is None else out + tap
+    return out
+
+
+def _back_full(step: Step, signal, switches, dtype):
+    """One deconv step on full maps."""
+    kind = step.kind
+    h, w, c = step.input_shape
+    if kind == "conv":
+        if step.relu:
+            signal = tf.nn.relu(signal)
+        kernel = tf.cast(step.layer.kernel, dtype)
+        if _use_gemm(step):  # stride 1: the full transposed conv minus the padding
+            (t, l), out = step.pad_before, _conv_transpose_gemm(signal, kernel)
+            return out[:, t : t + h, l : l + w, :]
+        n = tf.shape(signal)[0]
+        return tf.nn.conv2d_transpose(
+            signal, kernel, tf.stack([n, h, w, c]), step.strides, step.padding
+        )
+    if kind == "pool":
+        n = tf.shape(signal)[0]
+        return _unpool(signal, switches, tf.stack([n, h, w, c]), step, step.padding)
+    if kind == "relu":
+        return tf.nn.relu(signal)
+    if kind == "pad":
+        t, l = step.pad_before
+        return signal[:, t : t + h, l : l + w, :]
+    if kind == "scale":
+        return signal * _cast(step.layer.scale, dtype)
+    return signal  # norm (LRN as identity), mean subtraction, dropout
+
+
+def _back_window(step: Step, signal, offset, size, window_switches, i: int, dtype):
+    """One deconv step on per-pair windows; returns (signal, offset, size) below."""
+    kind = step.kind
+    h, w, c = step.input_shape
+    (sh, sw), (ph, pw) = step.strides, step.pad_before
+    if kind == "conv":
+        new = _grown(step, size)
+        if step.relu:
+            signal = tf.nn.relu(signal)
+        kernel = tf.cast(step.layer.kernel, dtype)
+        if _use_gemm(step):
+            signal = _conv_transpose_gemm(signal, kernel)
+        else:
+            n = tf.shape(signal)[0]
+            signal = tf.nn.conv2d_transpose(
+                signal, kernel, tf.stack([n, new[0], new[1], c]), step.strides, "VALID"
+            )
+        offset = (offset[0] * sh - ph, offset[1] * sw - pw)
+        return signal * _valid_mask(offset, new, (h, w), dtype), offset, new
+    if kind == "pool":
+        new = _grown(step, size)
+        below = (offset[0] * sh - ph, offset[1] * sw - pw)
+        argmax, ok = window_switches(i, offset, size, below, new)
+        signal = tf.where(ok, signal, tf.zeros_like(signal))
+        n = tf.shape(signal)[0]
+        return _unpool(signal, argmax, tf.stack([n, new[0], new[1], c]), step, "VALID"), below, new
+    if kind == "pad":
+        offset = (offset[0] - ph, offset[1] - pw)
+        return signal * _valid_mask(offset, size, (h, w), dtype), offset, size
+    return _back_full(step, signal, None, dtype), offset, size
+
+
+def _inside(offset, size, hw):
+    """(N, s0, s1, 1) bool: window cell inside the map."""
+    return _valid_mask(offset, size, hw, tf.bool)
+
+
+def _window_codes(switches, step: Step):
+    """Per-image switches -> the winner's (row, col) inside its pooling window, packed.
+
+    `code = dr << 16 | dc` with `dr, dc` in `[0, kernel)`: where the max of pooled
+    cell (i, j) sits relative to its window's corner `(i * stride - pad, j * stride - pad)`.
+    Computed once per image, so the per-pair work has no integer division.
+    """
+    hp, wp, c = step.output_shape
+    (sh, sw), (ph, pw) = step.strides, step.pad_before
+    pix = tf.cast(switches, tf.int32) // c  # the channel part is c itself (per-channel pooling)
+    row = pix // step.input_shape[1]
+    col = pix - row * step.input_shape[1]
+    dr = row - (np.arange(hp, dtype=np.int32)[:, None, None] * sh - ph)
+    dc = col - (np.arange(wp, dtype=np.int32)[None, :, None] * sw - pw)
+    return tf.bitwise.bitwise_or(tf.bitwise.left_shift(dr, 16), dc)
+
+
+def _switches_from_codes(codes, index, offset, size, step: Step):
+    """Switches of each pair's window of the pooled map, as flat indices into the window below.
+
+    Returns `(argmax, ok)`, `(N, s0, s1, C)` and `(N, s0, s1, 1)`: the winner's
+    index `(row * width + col) * C + c` in the window below (size `_grown(size)`,
+    which contains every cell's pooling window), and whether the pooled cell is
+    inside the map (cells outside point somewhere harmless and must carry 0).
+    """
+    ph, pw, c = step.output_shape
+    sh, sw = step.strides
+    n = tf.shape(index)[0]
+    rows = tf.clip_by_value(offset[0] + np.arange(size[0], dtype=np.int32)[None, :], 0, ph - 1)
+    cols = tf.clip_by_value(offset[1] + np.arange(size[1], dtype=np.int32)[None, :], 0, pw - 1)
+    shape = tf.stack([n, size[0], size[1]])
+    gather_idx = tf.stack(
+        [
+            tf.broadcast_to(tf.reshape(index, [-1, 1, 1]), shape),
+            tf.broadcast_to(tf.reshape(rows, [-1, size[0], 1]), shape),
+            tf.broadcast_to(tf.reshape(cols, [-1, 1, size[1]]), shape),
+        ],
+        axis=-1,
+    )
+    code = tf.gather_nd(codes, gather_idx)  # (N, s0, s1, C)
+    new_w = _grown(step, size)[1]
+    lr = np.arange(size[0], dtype=np.int32)[:, None, None] * sh + tf.bitwise.right_shift(code, 16)
+    lc = np.arange(size[1], dtype=np.int32)[None, :, None] * sw + tf.bitwise.bitwise_and(code, 0xFFFF)
+    argmax = (lr * new_w + lc) * c + np.arange(c, dtype=np.int32)
+    return argmax, _inside(offset, size, (ph, pw))
+
+
+def _switches_from_window(local, offset, size, new, step: Step):
+    """Switches recorded by the cone forward: already flat indices into the window below."""
+    ph, pw, _ = step.output_shape
+    return local, _inside(offset, size, (ph, pw))
+
+
+def _unpool(signal, argmax, input_shape, step: Step, padding: str):
+    """Scatter-add `signal` to its switch positions in a zero map of `input_shape`.
+
+    TensorFlow's max-pool gradient kernel (`MaxPoolGradWithArgmax`): the exact
+    adjoint of max pooling, summing where overlapping windows share a winner,
+    as `zfkeras.layers.unpool_with_switches` (tested equal) but several times
+    faster on CPU. `argmax` holds per-example flat indices `(row * W + col) * C + c`.
+    """
+    return tf.raw_ops.MaxPoolGradWithArgmax(
+        input=tf.zeros(input_shape, signal.dtype),
+        grad=signal,
+        argmax=tf.cast(argmax, tf.int64),
+        ksize=[1, *step.kernel, 1],
+        strides=[1, *step.strides, 1],
+        padding=padding,
+        include_batch_in_index=False,
+    )

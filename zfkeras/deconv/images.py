@@ -1,0 +1,120 @@
+"""Image files -> model inputs for the scan and the figures (the dataset-facing part).
+
+Uses `zfkeras.data` (listing, decoding, the paper's preprocessing) when it is
+available and falls back to a minimal PIL path otherwise. Everything else in
+`zfkeras.deconv` only sees `(ids, images)` batches, so any source plugs in.
+
+The model input for an image is the paper's test view: shorter side resized
+to `base_size(S) = round(256 * S / 224)`, the centre square, then its centre
+`S x S` crop (224 of 256 for ZFNet), as raw RGB uint8.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+def list_images(root: str | os.PathLike, list_file: str | os.PathLike | None = None) -> list[str]:
+    """Image paths under `root` (sorted, recursive), or those named in `list_file`.
+
+    `list_file`: one path per line relative to `root` (first whitespace field;
+    blank lines and `#` comments ignored), as Caltech-101's `train.txt`.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no image folder at {str(root)!r}")
+    try:
+        from zfkeras.data.sources import list_image_folder
+    except ImportError:
+        list_image_folder = None
+    if list_image_folder is not None:
+        return [str(p) for p in list_image_folder(root, list_file).paths]
+    if list_file is not None:
+        list_file = Path(list_file)
+        if not list_file.exists():
+            raise FileNotFoundError(f"no list file at {str(list_file)!r}")
+        lines = [l.split()[0] for l in list_file.read_text().splitlines() if l.strip() and not l.startswith("#")]
+        return [str(root / l) for l in lines]
+    paths = [
+        str(p) for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    ]
+    if not paths:
+        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(root)!r}")
+    return paths
+
+
+def load_model_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
+    """The `(S, S, 3)` uint8 model input of an image file (see module doc).
+
+    Raises ValueError (or `zfkeras.data.decode.ImageDecodeError`) if it cannot be decoded.
+    """
+    try:
+        from zfkeras.data.decode import load_image
+        from zfkeras.data.preprocess import center_crop, prepare
+    except ImportError:
+        return _load_with_pil(path, image_size)
+    return np.ascontiguousarray(center_crop(prepare(load_image(path), image_size), image_size))
+
+
+def _load_with_pil(path, image_size: int) -> np.ndarray:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+            base = int(256 * image_size / 224 + 0.5)
+            w, h = img.size
+            scale = base / min(w, h)
+            img = img.resize((max(base, round(w * scale)), max(base, round(h * scale))),
+                             Image.Resampling.BILINEAR)
+            w, h = img.size
+            left, top = (w - image_size) // 2, (h - image_size) // 2
+            # centre of the centre base square == centre of the image
+            img = img.crop((left, top, left + image_size, top + image_size))
+            return np.asarray(img, dtype=np.uint8)
+    except OSError as err:
+        raise ValueError(f"{path}: cannot decode image ({err})") from None
+
+
+def image_batches(
+    paths: Sequence[str],
+    image_size: int,
+    batch_size: int = 32,
+    skipped: list | None = None,
+) -> Iterator[tuple[list[str], np.ndarray]]:
+    """Yield `(paths, images (B, S, S, 3) uint8)`, decoding the next batch in a thread.
+
+    Files that cannot be decoded are left out; `(path, reason)` is appended to
+    `skipped` if given.
+    """
+
+    def load(chunk):
+        ids, imgs = [], []
+        for p in chunk:
+            try:
+                imgs.append(load_model_image(p, image_size))
+                ids.append(p)
+            except (ValueError, OSError) as err:
+                if skipped is not None:
+                    skipped.append((p, str(err)))
+        shape = (0, image_size, image_size, 3)
+        return ids, (np.stack(imgs) if imgs else np.zeros(shape, np.uint8))
+
+    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
+    if not chunks:
+        return
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(load, chunks[0])
+        for nxt in chunks[1:] + [None]:
+            ready = pending.result()
+            if nxt is not None:
+                pending = pool.submit(load, nxt)
+            yield ready

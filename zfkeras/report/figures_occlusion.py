@@ -1,0 +1,185 @@
+"""Fig 7 style figures from an `OcclusionResult` (plotting only; see `zfkeras.analysis.occlusion`).
+
+One row of five panels, as in the paper:
+(a) the input with the occluder (the model's mean image) where it lowers the
+class probability most; (b) total activation of the chosen feature map per
+occluder position; (c) that map's deconv projection for this image (black
+frame, cropped to the activation's receptive field) beside the same map's
+projections from other images; (d) probability of the class; (e) the most
+probable class per position, with a legend. Maps are upsampled from the
+occluder centres to the image (`OcclusionResult.upsampled`).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch, Rectangle
+
+from zfkeras.analysis.occlusion import OcclusionResult
+from zfkeras.deconv.display import cut_patch, to_display
+from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
+
+__all__ = ["occlusion_montage", "plot_occlusion", "save_figure"]
+
+_GAP = 3  # px between montage tiles
+_FRAME = 3  # px black frame around this image's projection
+_MAX_LEGEND = 8
+
+
+def occlusion_montage(
+    result: OcclusionResult, max_others: int = 8, contrast: float = 1.0
+) -> np.ndarray | None:
+    """Panel (c) as one float image in [0, 1]: this image's projection, then the others'.
+
+    Each projection is cropped to its receptive-field window (grey outside the
+    image) and normalized for display (`zfkeras.deconv.display.to_display`);
+    the first tile has a black frame, the others (up to `max_others`) follow in
+    a grid with `ceil(sqrt(k))` columns to its right. None when the result has
+    no projection.
+    """
+    if result.projection is None:
+        return None
+    grey = 0.5
+
+    def crop(img, window):
+        return cut_patch(to_display(img[None], contrast)[0], window, fill=grey)
+
+    main = crop(result.projection, result.projection_window)
+    p, q, c = main.shape
+    framed = np.zeros((p + 2 * _FRAME, q + 2 * _FRAME, c), np.float32)
+    framed[_FRAME:-_FRAME, _FRAME:-_FRAME] = main
+    others = [] if result.other_projections is None else [
+        crop(img, w) for img, w in zip(result.other_projections[:max_others], result.other_windows)
+    ]
+    if not others:
+        return framed
+    k = len(others)
+    cols = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / cols)
+    th = (framed.shape[0] - (rows - 1) * _GAP) / rows  # tile side so the grid matches the height
+    side = max(4, int(th))
+    grid = np.ones((rows * side + (rows - 1) * _GAP, cols * side + (cols - 1) * _GAP, c), np.float32)
+    for n, tile in enumerate(others):
+        r, col = divmod(n, cols)
+        iy = (np.arange(side) * p / side).astype(int)
+        ix = (np.arange(side) * q / side).astype(int)
+        y, x = r * (side + _GAP), col * (side + _GAP)
+        grid[y : y + side, x : x + side] = tile[iy][:, ix]
+    height = max(framed.shape[0], grid.shape[0])
+    out = np.ones((height, framed.shape[1] + 2 * _GAP + grid.shape[1], c), np.float32)
+    out[: framed.shape[0], : framed.shape[1]] = framed
+    out[: grid.shape[0], framed.shape[1] + 2 * _GAP :] = grid
+    return out
+
+
+def plot_occlusion(
+    result: OcclusionResult,
+    image: np.ndarray,
+    *,
+    title: str | None = None,
+    contrast: float = 1.0,
+    max_others: int = 8,
+    dpi: int = 100,
+) -> Figure:
+    """The five Fig 7 panels for one image.
+
+    Args:
+        result: from `OcclusionSensitivity.run`.
+        image: `(S, S, 3)` the model input the result was computed on (0..255).
+        title: figure title; default names the class, layer and map.
+        contrast: display contrast of the projections.
+        max_others: other images' projections shown in (c).
+
+    Returns:
+        a `matplotlib.figure.Figure` (save with `save_figure`).
+    """
+    image = np.asarray(image)
+    size = result.image_size
+    if image.shape[:2] != (size, size):
+        raise ValueError(f"`image` must be the {size}x{size} model input of the result; got {image.shape}")
+    names = result.class_names
+    fig = Figure(figsize=(17.5, 4.4), dpi=dpi)
+    axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2, 1]})
+    extent = (-0.5, size - 0.5, size - 0.5, -0.5)
+
+    # (a) input with the occluder where the class probability is lowest.
+    i, j = np.unravel_index(np.argmin(result.probability), result.probability.shape)
+    top, left = int(result.offsets[i]), int(result.offsets[j])
+    shown = image.astype(np.float32).copy()
+    p = result.patch
+    shown[top : top + p, left : left + p] = result.fill[top : top + p, left : left + p]
+    ax = axes[0]
+    ax.imshow(np.clip(shown, 0, 255).astype(np.uint8), extent=extent)
+    ax.add_patch(Rectangle((left - 0.5, top - 0.5), p, p, fill=False, ec="white", lw=1))
+    n = len(result.offsets)
+    ax.set_title(f"(a) input, occluder {p} px\n(stride {result.stride}, {n}² positions)", fontsize=9)
+
+    # (b) total activation of the feature map.
+    ax = axes[1]
+    im = ax.imshow(result.upsampled("activation"), cmap="jet", extent=extent)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    ax.set_title(
+        f"(b) {result.layer} map {result.channel}: total activation\n"
+        f"(unoccluded {result.base_activation:.3g})",
+        fontsize=9,
+    )
+
+    # (c) projections.
+    ax = axes[2]
+    montage = occlusion_montage(result, max_others, contrast)
+    if montage is None:
+        ax.text(0.5, 0.5, f"no deconv projection\nfor layer {result.layer}", ha="center", va="center",
+                transform=ax.transAxes, fontsize=9)
+        ax.set_title("(c) projection", fontsize=9)
+    else:
+        ax.imshow(montage, interpolation="nearest")
+        k = 0 if result.other_projections is None else min(len(result.other_projections), max_others)
+        ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=9)
+
+    # (d) probability of the class.
+    ax = axes[3]
+    im = ax.imshow(result.upsampled("probability"), cmap="jet", vmin=0, vmax=1, extent=extent)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    base = float(result.base_probabilities[result.target])
+    ax.set_title(f"(d) p({names[result.target]})\n(unoccluded {base:.3f})", fontsize=9)
+
+    # (e) most probable class, legend by area.
+    ax = axes[4]
+    labels = result.upsampled("top_class")
+    present, counts = np.unique(labels, return_counts=True)
+    order = present[np.argsort(-counts, kind="stable")]
+    palette = _palette(len(order))  # colour k for the k-th largest class area
+    rank = np.zeros(int(order.max()) + 1, np.int64)
+    rank[order] = np.arange(len(order))
+    ax.imshow(rank[labels], cmap=ListedColormap(palette), vmin=-0.5, vmax=len(order) - 0.5,
+              interpolation="nearest", extent=extent)
+    handles = [Patch(color=palette[k], label=names[c]) for k, c in enumerate(order[:_MAX_LEGEND])]
+    if len(order) > _MAX_LEGEND:
+        handles.append(Patch(color="white", label=f"+{len(order) - _MAX_LEGEND} more"))
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=7,
+              ncol=2, frameon=False)
+    ax.set_title("(e) most probable class", fontsize=9)
+
+    for ax in axes:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(
+        title or f"Occlusion sensitivity: class {names[result.target]!r}, "
+        f"layer {result.layer} map {result.channel}",
+        fontsize=11,
+    )
+    fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.16, wspace=0.25)
+    return fig
+
+
+def _palette(n: int) -> list:
+    from matplotlib import colormaps
+
+    base = colormaps["tab10" if n <= 10 else "tab20"]
+    return [base(k % base.N) for k in range(max(n, 1))]
+
+

@@ -1,0 +1,367 @@
+"""The Caltech transfer protocol (Zeiler & Fergus 2013, Sec 5.2; Tables 4, 5 and 7).
+
+For each of several random splits: N training images per class chosen at random, a test set
+of up to 50 of the remaining images per class, the background class left out; a classifier
+is fitted on frozen features of the training images and scored by the mean of per-class
+accuracies on the test images. Reported: mean +- std over the splits, per feature layer.
+
+Works on any class-per-folder dataset (Caltech-101 at 15/30 per class, Caltech-256 at
+15/30/45/60, ...). Features are extracted once per image and shared by every split, layer
+and N (`probe_model`).
+
+Seeding: split k of `caltech_splits(..., seed=s)` draws one permutation per class from
+`numpy.random.default_rng([s, k])`; training = its first N images, test = the next
+min(50, n - N). So split k is the same whatever the number of splits, and the N = 15
+training set of split k lies inside its N = 30 training set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+from sklearn.base import clone
+from tqdm import tqdm
+
+from zfkeras.metrics import mean_per_class_accuracy
+
+__all__ = [
+    "BACKGROUND_CLASSES",
+    "TEST_PER_CLASS",
+    "LayerResult",
+    "Split",
+    "TransferResult",
+    "caltech_splits",
+    "evaluate",
+    "format_table",
+    "probe_model",
+    "run_protocol",
+    "used_indices",
+]
+
+# Clutter classes that are not object categories: Caltech-101's and Caltech-256's.
+BACKGROUND_CLASSES: tuple[str, ...] = ("BACKGROUND_Google", "257.clutter")
+TEST_PER_CLASS = 50
+
+
+@dataclasses.dataclass(frozen=True)
+class Split:
+    """One random split: sorted int64 example indices `train` (n_train,) and `test` (n_test,)."""
+
+    train: np.ndarray
+    test: np.ndarray
+    seed: tuple[int, int] = (0, 0)
+
+    def remap(self, used: np.ndarray) -> Split:
+        """The same split as positions in `used` (sorted indices containing all of it)."""
+        used = np.asarray(used, dtype=np.int64)
+        pos_train, pos_test = np.searchsorted(used, self.train), np.searchsorted(used, self.test)
+        for idx, pos in ((self.train, pos_train), (self.test, pos_test)):
+            if len(idx) and (pos.max() >= len(used) or np.any(used[pos] != idx)):
+                raise ValueError("`used` does not contain every index of the split")
+        return Split(pos_train.astype(np.int64), pos_test.astype(np.int64), self.seed)
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def caltech_splits(
+    labels: np.ndarray,
+    per_class: int,
+    splits: int = 5,
+    *,
+    test_per_class: int = TEST_PER_CLASS,
+    seed: int = 0,
+    class_names: Sequence[str] | None = None,
+    exclude: Sequence[str] = BACKGROUND_CLASSES,
+) -> list[Split]:
+    """`splits` random splits: `per_class` training and up to `test_per_class` test images per class.
+
+    Args:
+        labels: int (N,) class index of every image (index into `class_names`).
+        per_class: training images per class (the paper's 15 / 30 / 45 / 60).
+        splits: number of random splits (the paper: 5).
+        test_per_class: cap on test images per class; a class gets min(cap, n - per_class).
+        seed: base seed; split k uses `default_rng([seed, k])` (see the module docstring).
+        class_names: names of the label indices; classes named in `exclude` are left out
+            (their images are in neither set).
+        exclude: class names to leave out (default: Caltech-101/256 background classes).
+
+    Returns:
+        list of `Split`, indices into `labels`.
+
+    Raises:
+        ValueError: a kept class has fewer than `per_class + 1` images (named in the
+            message), no class is left, or bad arguments.
+    """
+    per_class = _positive_int("per_class", per_class)
+    splits = _positive_int("splits", splits)
+    test_per_class = _positive_int("test_per_class", test_per_class)
+    labels = np.asarray(labels).reshape(-1)
+    if labels.size and not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"labels must be integer class indices, got dtype {labels.dtype}")
+    labels = labels.astype(np.int64)
+    present = np.unique(labels)
+    if class_names is not None:
+        class_names = list(class_names)
+        if len(present) and (present.min() < 0 or present.max() >= len(class_names)):
+            raise ValueError(f"labels must lie in [0, {len(class_names)}) to index class_names")
+        dropped = set(exclude)
+        present = np.array([c for c in present if class_names[c] not in dropped], np.int64)
+    if len(present) == 0:
+        raise ValueError("no class left to sample from (all excluded or no labels)")
+    members = {int(c): np.flatnonzero(labels == c) for c in present}
+    small = [(class_names[c] if class_names else c, len(m)) for c, m in members.items() if len(m) <= per_class]
+    if small:
+        raise ValueError(
+            f"{len(small)} class(es) have at most {per_class} images, so nothing is left to test "
+            f"(e.g. {small[:3]} as (class, images)): lower --per-class or exclude them"
+        )
+    out = []
+    for k in range(splits):
+        rng = np.random.default_rng([seed, k])
+        train, test = [], []
+        for c in present:  # fixed class order: the draws do not depend on dict ordering
+            perm = rng.permutation(members[int(c)])
+            train.append(perm[:per_class])
+            test.append(perm[per_class : per_class + test_per_class])
+        out.append(Split(np.sort(np.concatenate(train)), np.sort(np.concatenate(test)), (int(seed), k)))
+    return out
+
+
+def used_indices(splits: Sequence[Split]) -> np.ndarray:
+    """Sorted union (int64) of every index any split uses: the images worth extracting."""
+    if not splits:
+        return np.zeros(0, np.int64)
+    return np.unique(np.concatenate([np.concatenate([s.train, s.test]) for s in splits])).astype(np.int64)
+
+
+def _default_classifier():
+    from zfkeras.transfer.classifier import LogisticProbe
+
+    return LogisticProbe()
+
+
+def evaluate(classifier, features: np.ndarray, labels: np.ndarray, split: Split) -> float:
+    """Fit a clone of `classifier` on the split's training rows, score its test rows.
+
+    Args:
+        classifier: an unfitted scikit-learn classifier (e.g. `LogisticProbe()`); cloned.
+        features: (N, D) features; rows indexed by the split.
+        labels: int (N,) class indices.
+        split: train/test row indices.
+
+    Returns:
+        mean of per-class accuracies on the test rows (`mean_per_class_accuracy`).
+    """
+    features = np.asarray(features)
+    labels = np.asarray(labels).reshape(-1)
+    if features.ndim != 2 or len(features) != len(labels):
+        raise ValueError(f"features must be (N, D) with N = {len(labels)} labels; got {features.shape}")
+    if len(split.test) == 0:
+        raise ValueError("the split has no test images")
+    model = clone(classifier).fit(features[split.train], labels[split.train])
+    return mean_per_class_accuracy(labels[split.test], model.predict(features[split.test]))
+
+
+@dataclasses.dataclass
+class LayerResult:
+    """Scores of one feature layer over the splits.
+
+    Attributes:
+        layer: row name (a layer, or e.g. "softmax" for an end-to-end model).
+        scores: mean per-class accuracy of each split (fractions in 0..1).
+        seconds: time spent fitting and scoring (all splits).
+        dims: feature dimension (0 when not applicable).
+    """
+
+    layer: str
+    scores: list[float]
+    seconds: float = 0.0
+    dims: int = 0
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores)) if self.scores else math.nan
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation over splits (ddof=1); 0 for a single split."""
+        return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean, "std": self.std, "scores": list(self.scores),
+                "seconds": self.seconds, "dims": self.dims}
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """Per-layer results of one protocol run (one N per class, several splits).
+
+    Attributes:
+        per_class: training images per class.
+        splits: number of splits.
+        layers: `{layer: LayerResult}` in table order.
+        extract_seconds: time of the (shared) feature extraction, when known.
+    """
+
+    per_class: int
+    splits: int
+    layers: dict[str, LayerResult]
+    extract_seconds: float = 0.0
+
+    def summary(self) -> dict[str, dict[str, float]]:
+        """`{layer: {"mean": m, "std": s}}` (fractions), the CLI's JSON line."""
+        return {name: {"mean": r.mean, "std": r.std} for name, r in self.layers.items()}
+
+    def to_dict(self) -> dict:
+        return {"per_class": self.per_class, "splits": self.splits, "extract_seconds": self.extract_seconds,
+                "layers": {name: r.to_dict() for name, r in self.layers.items()}}
+
+
+def run_protocol(
+    features: Mapping[str, np.ndarray],
+    labels: np.ndarray,
+    splits: Sequence[Split],
+    classifier=None,
+    *,
+    per_class: int | None = None,
+    progress: bool = True,
+) -> TransferResult:
+    """Score each layer's features on every split: mean +- std of mean per-class accuracy.
+
+    Args:
+        features: `{layer: (N, D_layer)}`, e.g. from `extract_features` (computed once and
+            shared by all splits).
+        labels: int (N,) class indices of the feature rows.
+        splits: from `caltech_splits` (remapped to the feature rows if only used images were
+            extracted, `Split.remap`).
+        classifier: unfitted scikit-learn classifier, cloned per fit (default `LogisticProbe()`).
+        per_class: recorded in the result (default: inferred from the first split).
+        progress: tqdm bar over (layer, split) fits.
+
+    Returns:
+        TransferResult with one `LayerResult` per layer, in the order of `features`.
+    """
+    if not splits:
+        raise ValueError("no splits to evaluate")
+    if not features:
+        raise ValueError("no feature layers to evaluate")
+    labels = np.asarray(labels).reshape(-1)
+    classifier = _default_classifier() if classifier is None else classifier
+    if per_class is None:
+        counts = np.bincount(labels[splits[0].train])
+        per_class = int(counts[counts > 0].max())
+    results: dict[str, LayerResult] = {}
+    with tqdm(total=len(features) * len(splits), disable=not progress, desc="fit", unit="fit", leave=False) as bar:
+        for name, x in features.items():
+            start = time.perf_counter()
+            scores = []
+            for split in splits:
+                scores.append(evaluate(classifier, x, labels, split))
+                bar.update()
+            results[name] = LayerResult(name, scores, time.perf_counter() - start, int(np.shape(x)[1]))
+    return TransferResult(per_class, len(splits), results)
+
+
+def probe_model(
+    model,
+    images: np.ndarray,
+    labels: np.ndarray,
+    *,
+    per_class: int | Sequence[int] = 30,
+    splits: int = 5,
+    layers: Sequence[str] | str | None = None,
+    class_names: Sequence[str] | None = None,
+    exclude: Sequence[str] = BACKGROUND_CLASSES,
+    test_per_class: int = TEST_PER_CLASS,
+    seed: int = 0,
+    classifier=None,
+    grid=None,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> dict[int, TransferResult]:
+    """The whole protocol on a model: splits, one feature pass, a probe per layer and split.
+
+    Only images used by some split (of any `per_class`) are passed through the network,
+    once, with every requested layer coming out of that one pass.
+
+    Args:
+        model: trained ZFNet (frozen).
+        images: uint8 (N, B, B, 3) prepared base-size images (`zfkeras.data.load_prepared`).
+        labels: int (N,) class indices (into `class_names`).
+        per_class: one N or several (e.g. (15, 30)); each gets its own splits.
+        splits, test_per_class, seed, class_names, exclude: see `caltech_splits`.
+        layers, grid, batch_size: see `zfkeras.transfer.extract_features`.
+        classifier: default `LogisticProbe()`.
+
+    Returns:
+        `{N: TransferResult}`; every result's `extract_seconds` is the one shared pass.
+    """
+    from zfkeras.transfer.features import extract_features
+
+    values = [per_class] if isinstance(per_class, (int, np.integer)) else list(per_class)
+    if not values:
+        raise ValueError("per_class needs at least one value")
+    by_n = {
+        int(n): caltech_splits(labels, n, splits, test_per_class=test_per_class, seed=seed,
+                               class_names=class_names, exclude=exclude)
+        for n in values
+    }
+    used = used_indices([s for ss in by_n.values() for s in ss])
+    start = time.perf_counter()
+    feats = extract_features(model, np.asarray(images)[used], layers, grid=grid, batch_size=batch_size,
+                             progress=progress)
+    seconds = time.perf_counter() - start
+    sub_labels = np.asarray(labels).reshape(-1)[used]
+    out = {}
+    for n, ss in by_n.items():
+        result = run_protocol(feats, sub_labels, [s.remap(used) for s in ss], classifier,
+                              per_class=n, progress=progress)
+        result.extract_seconds = seconds
+        out[n] = result
+    return out
+
+
+def format_table(
+    results: Mapping[str, TransferResult] | TransferResult,
+    *,
+    seconds: bool = False,
+    title: str = "features from layer",
+) -> str:
+    """A markdown table in the paper's Table 7 layout: one row per layer, one column per run.
+
+    Cells are "mean ± std" of mean per-class accuracy in %, "–" where a run lacks the row.
+
+    Args:
+        results: `{column label: TransferResult}`, or one result (column "N/class").
+        seconds: add a fit-time column (s, all splits) after each run's column.
+        title: header of the first column.
+    """
+    if isinstance(results, TransferResult):
+        results = {f"{results.per_class}/class": results}
+    if not results:
+        raise ValueError("no results to tabulate")
+    rows: list[str] = []
+    for res in results.values():
+        rows += [r for r in res.layers if r not in rows]
+    header = [title, "dims"]
+    for label in results:
+        header += [f"{label} (%)"] + ([f"{label} fit (s)"] if seconds else [])
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        dims = next((res.layers[row].dims for res in results.values() if row in res.layers), 0)
+        cells = [row, str(dims) if dims else "–"]
+        for res in results.values():
+            r = res.layers.get(row)
+            cells.append(f"{100 * r.mean:.1f} ± {100 * r.std:.1f}" if r else "–")
+            if seconds:
+                cells.append(f"{r.seconds:.1f}" if r else "–")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
