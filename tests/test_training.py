@@ -264,3 +264,18 @@ def test_cli_train_evolution_images_in_tensorboard(image_folder, tmp_path):
                 if value.metadata.plugin_data.plugin_name == "images" or value.HasField("image"):
                     tags.add(value.tag)
     assert tags, "no image summaries written"
+
+
+def test_cli_protocols_and_overrides():
+    from zfkeras.cli import build_parser
+    from zfkeras.cli.train import config_from_args
+    from zfkeras.training import REFERENCE_SMALL
+
+    parse = build_parser().parse_args
+    assert config_from_args(parse(["train", "d", "--out", "o"])) == REFERENCE_SMALL
+    paper = config_from_args(parse(["train", "d", "--out", "o", "--protocol", "paper"]))
+    assert (paper.image_size, paper.width, paper.fc_units, paper.batch_size) == (224, 1.0, None, 128)
+    assert (paper.learning_rate, paper.momentum, paper.init, paper.augment) == (0.01, 0.9, "paper", "paper10")
+    mixed = config_from_args(parse(["train", "d", "--out", "o", "--protocol", "paper", "--epochs", "3",
+                                    "--no-rms-clip", "--lr", "0.02"]))
+    assert (mixed.epochs, mixed.rms_radius, mixed.learning_rate, mixed.image_size) == (3, None, 0.02, 224)

@@ -5,24 +5,39 @@ from __future__ import annotations
 import argparse
 
 
-def add_training_arguments(p: argparse.ArgumentParser, *, reference: bool = True) -> None:
-    """Model/recipe flags shared by `train` and `ablate` (defaults: the reference small protocol)."""
+# CLI flag -> TrainConfig field. Flags left out take the chosen --protocol's value.
+_FLAGS = {
+    "epochs": "epochs", "image_size": "image_size", "width": "width", "fc_units": "fc_units",
+    "augment": "augment", "batch_size": "batch_size", "lr": "learning_rate", "momentum": "momentum",
+    "init": "init", "variant": "variant", "patience": "plateau_patience", "seed": "seed",
+}
+
+
+def add_training_arguments(p: argparse.ArgumentParser) -> None:
+    """Model/recipe flags shared by `train` and `ablate`.
+
+    `--protocol small` (default) is the reference small protocol
+    (`REFERENCE_SMALL`), `--protocol paper` the paper's full recipe
+    (`TrainConfig()`); any flag given overrides the protocol's value.
+    """
     from zfkeras.training.recipe import REFERENCE_SMALL as R
 
-    p.add_argument("--epochs", type=int, default=R.epochs)
-    p.add_argument("--image-size", type=int, default=R.image_size)
-    p.add_argument("--width", type=float, default=R.width)
-    p.add_argument("--fc-units", type=int, default=R.fc_units)
-    p.add_argument("--augment", choices=["paper10", "random"], default=R.augment)
-    p.add_argument("--batch-size", type=int, default=R.batch_size)
-    p.add_argument("--lr", type=float, default=R.learning_rate, help="initial SGD learning rate")
-    p.add_argument("--momentum", type=float, default=R.momentum)
-    p.add_argument("--init", choices=["paper", "he"], default=R.init,
-                   help="paper: N(0, 1e-2); he: He normal (for narrow models)")
-    p.add_argument("--variant", choices=["zf", "alexnet"], default=R.variant)
+    p.add_argument("--protocol", choices=["small", "paper"], default="small",
+                   help="small: the reference small protocol (default); paper: 224 px, full width, Sec 3 recipe")
+    p.add_argument("--epochs", type=int, help=f"(small: {R.epochs}; paper: 70)")
+    p.add_argument("--image-size", type=int, help=f"(small: {R.image_size}; paper: 224)")
+    p.add_argument("--width", type=float, help=f"(small: {R.width}; paper: 1)")
+    p.add_argument("--fc-units", type=int, help=f"(small: {R.fc_units}; paper: 4096 x width)")
+    p.add_argument("--augment", choices=["paper10", "random"], help=f"(small: {R.augment}; paper: paper10)")
+    p.add_argument("--batch-size", type=int, help=f"(small: {R.batch_size}; paper: 128)")
+    p.add_argument("--lr", type=float, help=f"initial SGD learning rate (small: {R.learning_rate}; paper: 0.01)")
+    p.add_argument("--momentum", type=float, help="(0.9)")
+    p.add_argument("--init", choices=["paper", "he"],
+                   help="paper: N(0, 1e-2); he: He normal, for narrow models (small: he; paper: paper)")
+    p.add_argument("--variant", choices=["zf", "alexnet"], help="(zf)")
     p.add_argument("--no-rms-clip", action="store_true", help="turn filter-RMS renormalization off")
-    p.add_argument("--patience", type=int, default=R.plateau_patience, help="epochs of plateau before lr / 10")
-    p.add_argument("--seed", type=int, default=R.seed)
+    p.add_argument("--patience", type=int, help=f"epochs of plateau before lr / 10 (small: {R.plateau_patience}; paper: 3)")
+    p.add_argument("--seed", type=int, help="(0)")
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
@@ -42,14 +57,13 @@ def excluded_classes(args: argparse.Namespace) -> list[str]:
 
 
 def config_from_args(args: argparse.Namespace, **overrides):
-    from zfkeras.training.recipe import TrainConfig
+    from zfkeras.training.recipe import REFERENCE_SMALL, TrainConfig
 
-    return TrainConfig(
-        image_size=args.image_size, width=args.width, fc_units=args.fc_units, variant=args.variant,
-        init=args.init, rms_radius=None if args.no_rms_clip else 0.1, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.lr, momentum=args.momentum,
-        augment=args.augment, plateau_patience=args.patience, seed=args.seed, **overrides,
-    )
+    base = REFERENCE_SMALL if args.protocol == "small" else TrainConfig()
+    given = {field: getattr(args, flag) for flag, field in _FLAGS.items() if getattr(args, flag) is not None}
+    if args.no_rms_clip:
+        given["rms_radius"] = None
+    return base.replace(**given, **overrides)
 
 
 def evolution_callback(data, config, args: argparse.Namespace):

@@ -40,21 +40,26 @@ def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distrib
     """Train with `strategy` (a MultiWorkerMirroredStrategy) and a custom step."""
     from zfkeras.training.run import training_datasets
 
-    if data.streaming:
-        raise ValueError("multi-worker training reads image folders; tfds: sources are not supported here yet")
     out = Path(out) if is_chief() else Path(out) / f"worker-{task_index()[1]}"
     out.mkdir(parents=True, exist_ok=True)
     _, val_ds, mean = training_datasets(data, config)
-    train_ds = pipeline.make_dataset(
-        data.train_images, data.train_labels, config.image_size, training=True,
-        augment=config.augment, batch_size=config.batch_size, seed=config.seed, drop_remainder=True,
-    )
+    # Every worker must run the same number of full global batches.
+    if data.streaming:
+        train_ds = pipeline.tfds_prepared(
+            data.train_stream, config.image_size, training=True, augment=config.augment,
+            batch_size=config.batch_size, seed=config.seed, drop_remainder=True,
+        ).repeat()
+    else:
+        train_ds = pipeline.make_dataset(
+            data.train_images, data.train_labels, config.image_size, training=True,
+            augment=config.augment, batch_size=config.batch_size, seed=config.seed, drop_remainder=True,
+        ).repeat()
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     dist_ds = strategy.experimental_distribute_dataset(train_ds.with_options(options))
-    steps = len(data.train_labels) // config.batch_size
+    steps = data.num_train // config.batch_size
     if steps < 1:
-        raise ValueError(f"fewer training images ({len(data.train_labels)}) than one batch ({config.batch_size})")
+        raise ValueError(f"fewer training images ({data.num_train}) than one batch ({config.batch_size})")
 
     with strategy.scope():
         model = build_model(config, len(data.class_names), data.class_names)
@@ -92,11 +97,11 @@ def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distrib
     callbacks = keras.callbacks.CallbackList([FilterRMSMonitor(), plateau, checkpoint], model=model)
     initial_epoch = checkpoint.restore(model)
     callbacks.on_train_begin()
+    iterator = iter(dist_ds)
     for epoch in range(initial_epoch, config.epochs):
         print(f"Epoch {epoch + 1}/{config.epochs}")
         bar = keras.utils.Progbar(steps)
         total_loss, total_correct = 0.0, 0.0
-        iterator = iter(dist_ds)
         for step in range(steps):
             loss, correct = train_step(*next(iterator))
             total_loss += float(loss)
