@@ -15,7 +15,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # `func`; heavy imports happen inside the command, so `--help` is fast.
 COMMANDS = (
     "demo", "train", "evaluate", "predict", "visualize", "occlude", "correspondence",
-    "invariance", "diagnose", "transfer", "ablate", "summary",
+    "invariance", "diagnose", "transfer", "ablate", "report", "summary",
 )
 
 

@@ -1,0 +1,121 @@
+"""The main job on the embedded default, the shipped model, and what the wheel carries."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from conftest import REPO
+from zfkeras.cli import main
+from zfkeras.data.embedded import embedded_list, embedded_root
+from zfkeras.models.shipped import SHIPPED_MODEL, shipped_model_path
+
+
+def test_embedded_subset_is_small_attributed_and_from_the_test_list(caltech_root):
+    root = embedded_root()
+    files = sorted(root.glob("*/*.jpg"))
+    assert len(files) == 240
+    assert all(f.stat().st_size < 5 * 2**20 for f in files)
+    assert sum(f.stat().st_size for f in files) < 5 * 2**20
+    assert "CC BY 4.0" in (root / "ATTRIBUTION.md").read_text()
+    test_list = set((caltech_root / "test.txt").read_text().split())
+    train_list = set((caltech_root / "train.txt").read_text().split())
+    rel = {f"{f.parent.name}/{f.name}" for f in files}
+    assert rel <= test_list and not rel & train_list
+    own_train = set(embedded_list("train.txt").read_text().split())
+    own_test = set(embedded_list("test.txt").read_text().split())
+    assert own_train | own_test == rel and not own_train & own_test
+
+
+def test_shipped_model_is_small_and_carries_what_it_needs():
+    from zfkeras.models.io import load_model
+
+    path = shipped_model_path()
+    assert path.stat().st_size < 5 * 2**20
+    model = load_model(path)
+    assert len(model.class_names) == 101 and "BACKGROUND_Google" not in model.class_names
+    mean = model.get_layer("mean_subtraction").mean.numpy()
+    assert 60 < mean.mean() < 200 and mean.std() > 1  # a real mean image, not the constant default
+
+
+def test_demo_on_the_shipped_model(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path)]) == 0
+    printed = capsys.readouterr().out
+    result = json.loads(printed.strip().splitlines()[-1])
+    assert result["n"] == 240
+    saved = json.loads((tmp_path / "demo.json").read_text())
+    assert saved["top1"] == result["top1"]
+    # Far above chance (1/101) on images the model never trained on.
+    assert result["top1"] > 0.2
+    # ... then the analyses and the report, on the same images.
+    index = tmp_path / "report" / "index.html"
+    assert result["report"] == str(index.resolve()) and f"[demo] report: {index.resolve()}" in printed
+    page = index.read_text()
+    for section in ("fig2", "fig3", "fig5", "fig6", "fig7", "table1"):
+        assert f'<section id="{section}">' in page
+    shipped = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert {a["name"].split(" ")[0]: a["source"] for a in shipped["analyses"]}["top-9"] == "computed"
+    assert len(list((tmp_path / "report" / "occlusion").glob("*.png"))) == 3
+    assert (tmp_path / "report" / "invariance" / "invariance.png").exists()
+    conv5 = list((tmp_path / "report" / "atlas" / "conv5").glob("ch*.html"))
+    assert len(conv5) == shipped_conv5_channels()  # every feature map has its page
+
+
+def shipped_conv5_channels() -> int:
+    from zfkeras.models.io import load_model
+
+    return int(load_model(shipped_model_path()).get_layer("conv5").filters)
+
+
+def test_installed_demo_runs_from_any_folder(tmp_path):
+    """`pip install .` then `python -m zfkeras demo` in an empty folder: package resources only."""
+    target = tmp_path / "site"
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(REPO)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    env = {**os.environ, "PYTHONPATH": str(target), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    run = subprocess.run(
+        [sys.executable, "-m", "zfkeras", "demo", "--channels", "1", "--quiet"],
+        cwd=work, env=env, capture_output=True, text=True, timeout=900,
+    )
+    assert run.returncode == 0, run.stderr[-3000:]
+    result = json.loads(run.stdout.strip().splitlines()[-1])
+    for key in ("model", "data"):
+        assert Path(result[key]).resolve().is_relative_to(target.resolve()), result[key]
+    index = work / "zfkeras-demo" / "report" / "index.html"
+    assert result["report"] == str(index.resolve()) and index.is_file()
+    assert len(list((index.parent / "atlas").glob("*/ch*.html"))) == 5  # one feature map per conv layer
+
+
+def test_demo_train_trains_and_evaluates_on_the_rest(tmp_path, capsys):
+    assert main(["demo", "--train", "--epochs", "1", "--out", str(tmp_path)]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["n"] == 80  # the subset's own test part
+    assert (tmp_path / "train" / "model.keras").exists()
+    report = json.loads((tmp_path / "train" / "data_report.json").read_text())
+    assert report["used"] == 160 and len(report["classes"]) == 10
+
+
+def test_wheel_contains_model_subset_and_every_package(tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    (wheel,) = tmp_path.glob("zfkeras-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert f"zfkeras/saved_models/{SHIPPED_MODEL}" in names
+    assert sum(n.startswith("zfkeras/data/embedded/caltech101_subset/") and n.endswith(".jpg") for n in names) == 240
+    assert "zfkeras/data/embedded/caltech101_subset/ATTRIBUTION.md" in names
+    packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "zfkeras").rglob("__init__.py")}
+    for pkg in packages:
+        assert f"{pkg}/__init__.py" in names, f"package {pkg} missing from the wheel (pyproject packages)"
+    assert not any(n.startswith("saved_models/") for n in names)  # one copy, inside the package

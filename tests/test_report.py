@@ -1,0 +1,358 @@
+"""The HTML report: built on a tiny model, checked statically and in headless Chromium.
+
+The browser test loads every page of the report in an iframe of a separate
+harness page (not part of the report; it is the only page with a script) and
+records, per page, whether every <img> loaded (`complete && naturalWidth > 0`),
+how many <script> elements and `on*` handler attributes exist, which sections
+exist and whether the hostile names appear as text. A class folder cannot be
+named `<script>alert(1)</script>` (a `/` is not allowed in file names), so that
+exact string is a *model* class name (shown in the summary and the occlusion
+table), and the data's class folder is the slash-free `<img src=x onerror=...>`,
+whose files have quotes, `#`, `?` and `%` in their names.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import os
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+import pytest
+
+from conftest import TINY, make_image_folder
+
+XSS = "<script>alert(1)</script>"
+FOLDER = "<img src=x onerror=alert(1)>"
+SECTIONS = ("summary", "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "transfer")
+FAST = dict(occlude=2, invariance=1, diagnostics_probe=8, layer2_channels=4, correspondence_seeds=2)
+
+
+def _tiny_model(seed: int = 0):
+    import keras
+
+    from zfkeras import ZFNet
+
+    keras.utils.set_random_seed(seed)
+    return ZFNet(**{**TINY, "class_names": ["class0", FOLDER, XSS, "d", "e"]})
+
+
+def _data(root: Path) -> Path:
+    make_image_folder(root, classes=2, per_class=6, size=80)
+    os.rename(root / "class1", root / FOLDER)
+    for i, f in enumerate(sorted((root / FOLDER).iterdir())):
+        f.rename(f.with_name(f'x "{i}" <i>#?%.jpg'))
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(model, data folder, report folder) with the report built once."""
+    from zfkeras.report.build import ReportOptions, build_report
+
+    tmp = tmp_path_factory.mktemp("report")
+    model = _tiny_model()
+    data = _data(tmp / "data")
+    out = tmp / "out"
+    index = build_report(model, data, out, options=ReportOptions(**FAST), progress=False)
+    assert index == out / "index.html"
+    return model, data, out
+
+
+# ------------------------------------------------------------ static checks
+class _Collect(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.imgs, self.links, self.scripts, self.handlers, self.ids, self.csp = [], [], 0, [], [], None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "script":
+            self.scripts += 1
+        self.handlers += [k for k in a if k.lower().startswith("on")]
+        if tag == "img":
+            self.imgs.append(a.get("src"))
+        if tag == "a" and a.get("href"):
+            self.links.append(a["href"])
+        if tag == "section" and a.get("id"):
+            self.ids.append(a["id"])
+        if tag == "meta" and (a.get("http-equiv") or "").lower() == "content-security-policy":
+            self.csp = a.get("content")
+
+
+def _parse(page: Path) -> _Collect:
+    p = _Collect()
+    p.feed(page.read_text(encoding="utf-8"))
+    return p
+
+
+def test_every_page_is_static_escaped_and_every_image_and_link_resolves(built):
+    from PIL import Image
+
+    _, _, out = built
+    pages = sorted(out.rglob("*.html"))
+    assert (out / "index.html") in pages and len(pages) > 5
+    n_images = 0
+    for page in pages:
+        p = _parse(page)
+        text = page.read_text(encoding="utf-8")
+        assert p.scripts == 0 and not p.handlers, page
+        assert "javascript:" not in text.lower() and "http://" not in text and "https://" not in text
+        assert p.csp and p.csp.startswith("default-src 'none'; img-src 'self';"), (page, p.csp)
+        for src in p.imgs:
+            assert not urlsplit(src).scheme and not src.startswith("/"), src  # relative, local
+            f = (page.parent / unquote(src)).resolve()
+            assert f.is_relative_to(out.resolve()) and f.is_file(), (page, src)
+            with Image.open(f) as im:
+                im.verify()
+            n_images += 1
+        for href in p.links:
+            parts = urlsplit(href)
+            assert not parts.scheme and not parts.query, href
+            path = unquote(parts.path)
+            if path:
+                target = (page.parent / path).resolve()
+                assert target.is_file(), (page, href)
+            else:
+                target = page
+            if parts.fragment:  # an anchor that exists on the target page
+                assert f'id="{unquote(parts.fragment)}"' in target.read_text(encoding="utf-8"), (page, href)
+    assert n_images > 100
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert html.escape(XSS) in index and XSS not in index
+    assert html.escape(FOLDER) in index and FOLDER not in index
+    assert tuple(_parse(out / "index.html").ids) == SECTIONS
+
+
+def test_atlas_has_every_feature_map_linked_to_its_projections_and_patches(built):
+    model, _, out = built
+    from zfkeras.deconv import Deconvnet
+
+    deconv = Deconvnet(model)
+    for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
+        channels = deconv.output_shape(layer)[2]
+        p = _parse(out / "atlas" / f"{layer}.html")
+        pages = {l for l in p.links if re.fullmatch(rf"{layer}/ch\d{{4}}\.html", l)}
+        assert pages == {f"{layer}/ch{c:04d}.html" for c in range(channels)}
+        assert len([s for s in p.imgs if "_proj." in s]) == channels
+        assert len([s for s in p.imgs if "_patch." in s]) == channels
+        ch = _parse(out / "atlas" / layer / "ch0000.html")
+        assert {"ch0000_proj", "ch0000_patch"} == {Path(s).stem for s in ch.imgs}
+
+
+def test_tiles_are_the_saved_projections_and_patches(built):
+    """The atlas images are exactly the scan's projections and patches, tiled (an independent re-tiling)."""
+    from PIL import Image
+
+    from zfkeras.deconv import TopActivations, top_projections
+    from zfkeras.deconv.images import load_model_image
+    from zfkeras.report.html import channel_tiles
+
+    model, _, out = built
+    top = TopActivations.load(out / "top9" / "top9.json")
+    vis = top_projections(model, top, "conv2", lambda p: load_model_image(p, 64), [3])
+    tiles = vis.patches[0]  # (9, P, P, 3), P = 27 px for conv2 at 64 px
+    k, p = tiles.shape[:2]
+    grid = np.full((3 * p + 2, 3 * p + 2, 3), 255, np.uint8)
+    for n in range(k):
+        r, c = divmod(n, 3)
+        grid[r * (p + 1) : r * (p + 1) + p, c * (p + 1) : c * (p + 1) + p] = tiles[n]
+    factor = -(-96 // grid.shape[0])
+    expected = np.repeat(np.repeat(grid, factor, 0), factor, 1)
+    np.testing.assert_array_equal(channel_tiles(tiles), expected)
+    with Image.open(out / "atlas" / "conv2" / "ch0003_patch.png") as im:  # conv2 tiles are PNG: exact
+        np.testing.assert_array_equal(np.asarray(im), expected)
+
+
+def test_second_run_reuses_and_new_weights_recompute(built, tmp_path):
+    from zfkeras.report.build import ReportOptions, build_report
+
+    model, data, out = built
+    work = tmp_path / "out"
+    shutil.copytree(out, work)
+    build_report(model, data, work, options=ReportOptions(**FAST), progress=False)
+    sources = {a["name"].split(" ")[0]: a["source"] for a in json.loads((work / "report.json").read_text())["analyses"]}
+    for name in ("top-9", "occlusion", "invariance", "layer-1", "correspondence"):
+        assert sources[name].startswith("reused"), (name, sources[name])
+    kernel = model.get_layer("conv5").kernel
+    old = kernel.numpy()
+    kernel.assign(old * 1.5)
+    try:
+        build_report(model, data, work, options=ReportOptions(**FAST, skip=("evaluation", "invariance", "diagnostics",
+                                                                             "correspondence")), progress=False)
+    finally:
+        kernel.assign(old)
+    sources = {a["name"].split(" ")[0]: a["source"] for a in json.loads((work / "report.json").read_text())["analyses"]}
+    assert sources["top-9"] == "computed" and sources["occlusion"] == "computed"
+
+
+def _cli(argv) -> int:
+    """`zfkeras report ...` through `main` once registered, else through the module's own parser."""
+    import argparse
+
+    from zfkeras.cli import COMMANDS, main
+
+    if "report" in COMMANDS:
+        return main(argv)
+    from zfkeras.cli import report
+
+    parser = argparse.ArgumentParser()
+    report.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, FileNotFoundError):
+        return 2
+
+
+def test_cli_reuses_a_visualize_folder_and_rejects_bad_layers(built, tmp_path, capsys):
+    import argparse
+
+    from zfkeras.cli import visualize
+    from zfkeras.models.io import save_model
+
+    model, data, _ = built
+    path = tmp_path / "m.keras"
+    save_model(model, path)
+    parser = argparse.ArgumentParser()
+    visualize.add_parser(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["visualize", str(path), str(data), "--out", str(tmp_path / "vis"),
+                              "--layers", "conv1,conv3", "--channels", "2", "--quiet"])
+    assert args.func(args) == 0
+    skips = [a for s in ("evaluation", "occlusion", "invariance", "diagnostics", "correspondence") for a in ("--skip", s)]
+    out = tmp_path / "rep"
+    code = _cli(["report", str(path), str(data), "--out", str(out), "--layers", "conv1", "conv3",
+                 "--top9-dir", str(tmp_path / "vis"), "--quiet", *skips])
+    assert code == 0
+    assert f"open {(out / 'index.html').resolve()}" in capsys.readouterr().out
+    (top,) = [a for a in json.loads((out / "report.json").read_text())["analyses"] if a["name"].startswith("top-9")]
+    assert top["source"] == f"reused {tmp_path / 'vis'}; 4 projected maps reused"
+    assert sorted(p.name for p in (out / "atlas").glob("*.html")) == ["conv1.html", "conv3.html"]
+    assert _cli(["report", str(path), str(data), "--out", str(out), "--layers", "conv9", "--quiet"]) == 2
+
+
+# ---------------------------------------------------------------- pure parts
+@pytest.mark.parametrize("n, count, offset, expected", [
+    (10, 2, 0.5, [2, 7]), (10, 3, 0.0, [0, 3, 6]), (3, 5, 0.5, [0, 1, 2]), (240, 1, 0.5, [120]),
+])
+def test_pick_evenly(n, count, offset, expected):
+    from zfkeras.report.build import pick_evenly
+
+    assert pick_evenly(n, count, offset) == expected
+
+
+def test_invariance_summary_takes_the_farthest_value_and_the_identity():
+    from zfkeras.report.build import invariance_summary
+
+    rows = []
+    for img, (d, p) in enumerate([((0.2, 0.0, 0.4), (0.5, 0.9, 0.1)), ((0.4, 0.0, 0.2), (0.3, 0.7, 0.5))]):
+        for v, dist, prob in zip((-10, 0, 10), d, p):
+            rows.append({"transform": "translation", "value": str(v), "image": str(img),
+                         "distance_fc7": str(dist), "p_true": str(prob)})
+    for v, dist in zip((0, 10, 180, 350), (0.0, 0.1, 0.9, 0.1)):
+        rows.append({"transform": "rotation", "value": str(v), "image": "0", "distance_fc7": str(dist), "p_true": "0.5"})
+    out = invariance_summary(rows)
+    assert out[0] == pytest.approx({"transform": "translation", "value": -10.0, "distance_fc7": 0.3,
+                                    "p_true": 0.4, "p_original": 0.8})
+    assert out[1]["value"] == 180.0 and out[1]["distance_fc7"] == pytest.approx(0.9)
+
+
+def test_esc_and_url_make_names_inert():
+    from zfkeras.report.html import esc, url
+
+    assert esc(XSS) == "&lt;script&gt;alert(1)&lt;/script&gt;"
+    assert esc('a"b\'c') == "a&quot;b&#x27;c"
+    assert url('occlusion/x "1" <i>#?%.png') == "occlusion/x%20%221%22%20%3Ci%3E%23%3F%25.png"
+
+
+# ------------------------------------------------------------- real browser
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    if os.environ.get("ZFKERAS_REQUIRE_BROWSER") == "1":
+        pytest.fail("no chromium found, and ZFKERAS_REQUIRE_BROWSER=1 (apt-get install -y chromium)")
+    pytest.skip("no chromium on PATH (Debian: apt-get install -y chromium)")
+
+
+HARNESS = """<!DOCTYPE html><html><head><meta charset="utf-8"></head><body>
+<iframe id="f" width="1280" height="900"></iframe><pre id="out">pending</pre>
+<script>
+var pages = %(pages)s, needles = %(needles)s, results = [], i = 0, f = document.getElementById("f");
+function check() {
+  var d = f.contentDocument, handlers = 0, text = d.body ? d.body.textContent : "";
+  d.querySelectorAll("*").forEach(function (el) {
+    for (var k = 0; k < el.attributes.length; k++) if (/^on/i.test(el.attributes[k].name)) handlers++;
+  });
+  results.push({
+    page: pages[i], title: d.title, scripts: d.querySelectorAll("script").length, handlers: handlers,
+    broken: Array.prototype.filter.call(d.images, function (im) { return !(im.complete && im.naturalWidth > 0); })
+      .map(function (im) { return im.getAttribute("src"); }),
+    images: d.images.length,
+    sections: Array.prototype.map.call(d.querySelectorAll("section[id]"), function (s) { return s.id; }),
+    text: needles.map(function (n) { return text.indexOf(n) >= 0; })
+  });
+  i++; next();
+}
+function next() {
+  if (i >= pages.length) { document.getElementById("out").textContent = JSON.stringify(results); return; }
+  f.onload = check; f.src = pages[i];
+}
+next();
+</script></body></html>
+"""
+
+
+def _browser(chrome: str, profile: Path, *args: str, timeout: int = 120) -> subprocess.CompletedProcess:
+    cmd = [chrome, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+           f"--user-data-dir={profile}", *args]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"headless Chromium did not finish in {timeout} s: a page opened a dialog "
+                    "(an alert() ran, which blocks headless Chromium) or never finished loading")
+
+
+def test_report_in_headless_chromium(built, tmp_path):
+    from PIL import Image
+
+    chrome = _chromium()
+    _, _, out = built
+    pages = ["index.html", *sorted(p.relative_to(out).as_posix() for p in (out / "atlas").rglob("*.html"))]
+    harness = tmp_path / "harness.html"  # outside the report: the report itself has no script
+    js = lambda obj: json.dumps(obj).replace("<", "\\u003c")  # noqa: E731 (no "</script>" inside the script)
+    harness.write_text(HARNESS % {
+        "pages": js([os.path.relpath(out / p, tmp_path).replace(os.sep, "/") for p in pages]),
+        "needles": js([XSS, FOLDER]),
+    }, encoding="utf-8")
+    run = _browser(chrome, tmp_path / "profile", "--allow-file-access-from-files", "--virtual-time-budget=60000",
+                   "--dump-dom", harness.as_uri())
+    found = re.search(r'<pre id="out">(.*?)</pre>', run.stdout, re.S)
+    assert found and found.group(1) != "pending", (run.stdout[-2000:], run.stderr[-2000:])
+    results = json.loads(html.unescape(found.group(1)))
+    assert [r["page"].split("out/", 1)[-1] for r in results] == pages
+    for r in results:
+        assert r["scripts"] == 0 and r["handlers"] == 0, r["page"]  # so no script ran
+        assert not r["broken"], (r["page"], r["broken"])
+    index = results[0]
+    assert tuple(index["sections"]) == SECTIONS
+    assert index["text"] == [True, True]  # both hostile names shown as text
+    assert sum(r["images"] for r in results) > 100
+
+    shot = tmp_path / "report.png"
+    _browser(chrome, tmp_path / "profile2", "--window-size=1280,2400", f"--screenshot={shot}",
+             (out / "index.html").as_uri())
+    with Image.open(shot) as im:
+        pixels = np.asarray(im.convert("RGB"))
+    assert pixels.shape[:2] == (2400, 1280) and pixels.std() > 10  # a rendered page, not a blank one
+    print(f"screenshot: {shot}")
+    copy = os.environ.get("ZFKERAS_REPORT_SCREENSHOT")
+    if copy:
+        shutil.copyfile(shot, copy)
