@@ -238,11 +238,9 @@ def test_format_table_layout_and_paper_numbers():
 # --------------------------------------------------------------------- CLI
 @pytest.fixture()
 def cli(monkeypatch):
-    """`zfkeras.cli.main` with `ablate` registered (until the lead adds it to COMMANDS)."""
+    """`zfkeras.cli.main`."""
     import zfkeras.cli as cli_mod
 
-    if "ablate" not in cli_mod.COMMANDS:
-        monkeypatch.setattr(cli_mod, "COMMANDS", (*cli_mod.COMMANDS, "ablate"))
     return cli_mod.main
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import keras
@@ -256,23 +255,10 @@ def test_load_parts_missing_file(tmp_path):
 
 # ----------------------------------------------------------------- CLI
 def _cli(argv) -> int:
-    """`zfkeras correspondence ...` through `cli.main` once registered, else the same way by hand."""
-    import sys
-
+    """`zfkeras correspondence ...` through `cli.main`."""
     from zfkeras import cli
 
-    if "correspondence" in cli.COMMANDS:
-        return cli.main(["correspondence", *argv])
-    from zfkeras.cli import correspondence as command
-
-    parser = argparse.ArgumentParser()
-    command.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["correspondence", *argv])
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # what cli.main does
-        print(f"zfkeras correspondence: error: {err}", file=sys.stderr)
-        return 2
+    return cli.main(["correspondence", *argv])
 
 
 def test_cli_correspondence_on_shipped_faces(tiny_model, tmp_path, capsys):

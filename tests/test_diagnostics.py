@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
@@ -178,20 +177,10 @@ def test_diagnose_tiny_model(tiny_model, rng):
 
 # ------------------------------------------------------------------ CLI
 def run_cli(argv):
-    """Through `zfkeras.cli.main` once `diagnose` is registered, else the module's own parser."""
-    from zfkeras.cli import COMMANDS, main
+    """`zfkeras diagnose ...` through `zfkeras.cli.main`."""
+    from zfkeras.cli import main
 
-    if "diagnose" in COMMANDS:
-        return main(argv)
-    from zfkeras.cli import diagnose as mod
-
-    parser = argparse.ArgumentParser()
-    mod.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError):
-        return 2
+    return main(argv)
 
 
 def test_cli_diagnose(tiny_model, tmp_path, capsys):

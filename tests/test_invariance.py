@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 
@@ -147,20 +146,10 @@ def test_images_smaller_than_the_input(tiny_model):
 
 # ----------------------------------------------------------------------- CLI
 def run_cli(argv):
-    """Through `zfkeras.cli.main` once `invariance` is registered, else the module's own parser."""
-    from zfkeras.cli import COMMANDS, main
+    """`zfkeras invariance ...` through `zfkeras.cli.main`."""
+    from zfkeras.cli import main
 
-    if "invariance" in COMMANDS:
-        return main(argv)
-    from zfkeras.cli import invariance as mod
-
-    parser = argparse.ArgumentParser()
-    mod.add_parser(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError):
-        return 2
+    return main(argv)
 
 
 def test_cli_invariance(tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import keras
@@ -317,23 +316,10 @@ def test_figure_writes_png(tiny_model, rng, tmp_path):
 
 
 def _cli(argv) -> int:
-    """`zfkeras occlude ...` through `cli.main` once registered, else the same way by hand."""
-    import sys
-
+    """`zfkeras occlude ...` through `cli.main`."""
     from zfkeras import cli
 
-    if "occlude" in cli.COMMANDS:
-        return cli.main(["occlude", *argv])
-    from zfkeras.cli import occlude
-
-    parser = argparse.ArgumentParser()
-    occlude.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["occlude", *argv])
-    try:
-        return args.func(args)
-    except (ValueError, FileNotFoundError) as err:  # what cli.main does
-        print(f"zfkeras occlude: error: {err}", file=sys.stderr)
-        return 2
+    return cli.main(["occlude", *argv])
 
 
 def test_cli_occlude(tiny_model, tmp_path, image_folder, capsys):

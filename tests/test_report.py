@@ -193,22 +193,10 @@ def test_second_run_reuses_and_new_weights_recompute(built, tmp_path):
 
 
 def _cli(argv) -> int:
-    """`zfkeras report ...` through `main` once registered, else through the module's own parser."""
-    import argparse
+    """`zfkeras report ...` through `zfkeras.cli.main`."""
+    from zfkeras.cli import main
 
-    from zfkeras.cli import COMMANDS, main
-
-    if "report" in COMMANDS:
-        return main(argv)
-    from zfkeras.cli import report
-
-    parser = argparse.ArgumentParser()
-    report.add_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args) or 0)
-    except (ValueError, FileNotFoundError):
-        return 2
+    return main(argv)
 
 
 def test_cli_reuses_a_visualize_folder_and_rejects_bad_layers(built, tmp_path, capsys):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import io
 import json
@@ -70,23 +69,11 @@ class Lookup(ClassifierMixin, BaseEstimator):
 
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     """`zfkeras transfer ...` through `main` once registered, else through the module's parser."""
-    from zfkeras.cli import COMMANDS, main
+    from zfkeras.cli import main
 
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        if "transfer" in COMMANDS:
-            code = main(argv)
-        else:
-            from zfkeras.cli import transfer
-
-            parser = argparse.ArgumentParser(prog="zfkeras")
-            transfer.add_parser(parser.add_subparsers(dest="command", required=True))
-            args = parser.parse_args(argv)
-            try:
-                code = int(args.func(args) or 0)
-            except (ValueError, FileNotFoundError, RuntimeError) as e:
-                print(f"zfkeras {args.command}: error: {e}", file=err)
-                code = 2
+        code = main(argv)
     return code, out.getvalue(), err.getvalue()
 
 
