@@ -13,15 +13,6 @@ from __future__ import annotations
 import argparse
 
 
-def _unique_stems(paths) -> list[str]:
-    from pathlib import Path
-
-    stems, seen = [], {}
-    for p in paths:
-        stem = Path(p).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
 
 
 def run(args: argparse.Namespace) -> int:
@@ -35,6 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.models.io import load_model
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
+    from zfkeras.utils.naming import unique_stems
 
     model = load_model(args.model)
     engine = OcclusionSensitivity(
@@ -59,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         "patch": engine.patch, "stride": engine.stride, "positions": len(engine.offsets) ** 2,
         "class": args.target, "channel": args.channel, "top_k": args.top_k, "image_size": size,
     })
-    for k, (path, stem) in enumerate(zip(paths, _unique_stems(paths))):
+    for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
         res = engine.run(
             batch[k], target=args.target, channel=args.channel, others=others,

@@ -45,6 +45,7 @@ import numpy as np
 
 from zfkeras.report.html import ChannelSource, FigureItem, ReportContent, render_report
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
+from zfkeras.utils.naming import unique_stems
 
 __all__ = ["ANALYSES", "ReportOptions", "build_report", "pick_evenly"]
 
@@ -175,14 +176,6 @@ def _bring(src: Path, out: Path, rel: str) -> str:
     return Path(rel).as_posix()
 
 
-def _unique_stems(paths: Sequence[str]) -> list[str]:
-    """The file stems, `_2`, `_3`, ... added when they repeat (as `zfkeras occlude` names its outputs)."""
-    stems, seen = [], {}
-    for p in paths:
-        stem = Path(p).stem
-        seen[stem] = seen.get(stem, 0) + 1
-        stems.append(stem if seen[stem] == 1 else f"{stem}_{seen[stem]}")
-    return stems
 
 
 class _Images:
@@ -594,7 +587,7 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
         others_idx = [i for i in pick_evenly(len(paths), 16, 0.25) if i not in picks]
         others = np.stack([images(paths[i]) for i in others_idx]).astype(np.float32) if others_idx else None
         log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
-        stems = _unique_stems(chosen)
+        stems = unique_stems(chosen)
         for path, stem in zip(chosen, stems):
             img = images(path)
             target = labels[path] if labels[path] in names else None
@@ -613,7 +606,7 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
         folder = own
     config = json.loads((folder / "config.json").read_text())
     done = config.get("images", [])
-    for path, stem in zip(done, _unique_stems(done)):
+    for path, stem in zip(done, unique_stems(done)):
         png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
         if not png.exists():
             continue
