@@ -58,3 +58,36 @@ def make_image_folder(root: Path, classes: int = 2, per_class: int = 12, size: i
 @pytest.fixture()
 def image_folder(tmp_path) -> Path:
     return make_image_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="session")
+def toy_tfds(tmp_path_factory) -> Path:
+    """A tiny grayscale TFDS dataset of varied sizes, prepared locally (no network)."""
+    tfds = pytest.importorskip("tensorflow_datasets")
+
+    class ZfkerasToyImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            features = tfds.features.FeaturesDict(
+                {
+                    "image": tfds.features.Image(shape=(None, None, 1)),
+                    "label": tfds.features.ClassLabel(names=["dark", "light"]),
+                }
+            )
+            return tfds.core.DatasetInfo(builder=self, features=features)
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(4), "test": self._generate_examples(3)}
+
+        def _generate_examples(self, n):
+            for i in range(n):
+                yy, xx = np.mgrid[0 : 20 + 15 * i, 0:40]
+                image = ((xx * 3 + yy * 2 + 40 * i) % 256).astype(np.uint8)[..., None]
+                yield i, {"image": image, "label": i % 2}
+
+    data_dir = tmp_path_factory.mktemp("tfds")
+    ZfkerasToyImages(data_dir=str(data_dir)).download_and_prepare(
+        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
+    )
+    return data_dir

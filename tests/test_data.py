@@ -548,39 +548,6 @@ def test_tf_preparation_agrees_with_pil():
 # ----------------------------------------------------------------------------- TFDS
 
 
-@pytest.fixture(scope="module")
-def toy_tfds(tmp_path_factory) -> Path:
-    """A tiny grayscale TFDS dataset of varied sizes, prepared locally (no network)."""
-    tfds = pytest.importorskip("tensorflow_datasets")
-
-    class ZfkerasToyImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
-        VERSION = tfds.core.Version("1.0.0")
-
-        def _info(self):
-            features = tfds.features.FeaturesDict(
-                {
-                    "image": tfds.features.Image(shape=(None, None, 1)),
-                    "label": tfds.features.ClassLabel(names=["dark", "light"]),
-                }
-            )
-            return tfds.core.DatasetInfo(builder=self, features=features)
-
-        def _split_generators(self, dl_manager):
-            return {"train": self._generate_examples(4), "test": self._generate_examples(3)}
-
-        def _generate_examples(self, n):
-            for i in range(n):
-                yy, xx = np.mgrid[0 : 20 + 15 * i, 0:40]
-                image = ((xx * 3 + yy * 2 + 40 * i) % 256).astype(np.uint8)[..., None]
-                yield i, {"image": image, "label": i % 2}
-
-    data_dir = tmp_path_factory.mktemp("tfds")
-    ZfkerasToyImages(data_dir=str(data_dir)).download_and_prepare(
-        download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-    )
-    return data_dir
-
-
 def test_tfds_source_loads_rgb_and_prepares(toy_tfds):
     src = parse_source("tfds:zfkeras_toy_images:test")
     data = load_tfds(src.name, src.split, data_dir=toy_tfds)

@@ -198,6 +198,43 @@ def test_cli_train_evaluate_predict(image_folder, tmp_path, capsys):
     assert "class0" in printed and "class1" in printed
 
 
+def test_evaluate_tfds_split_matches_a_hand_count(toy_tfds, tmp_path, capsys):
+    """`evaluate` streams a TFDS split; metrics recomputed by hand from the model's own softmax."""
+    from zfkeras import ZFNet
+    from zfkeras.data import center_crop, load_tfds
+    from zfkeras.data.pipeline import prepare_tf
+    from zfkeras.models.io import save_model
+    from zfkeras.training import evaluate_tfds
+
+    keras.utils.set_random_seed(0)
+    model = ZFNet(input_shape=(64, 64, 3), classes=2, width=1 / 16, fc_units=32, init="he",
+                  class_names=["dark", "light"])
+    data = load_tfds("zfkeras_toy_images", "train", toy_tfds)
+    raw = [(x, int(y)) for x, y in data.dataset.as_numpy_iterator()]
+    base = np.stack([prepare_tf(x, 64).numpy() for x, _ in raw])
+    labels = np.array([y for _, y in raw])
+    probs = model.predict(np.stack([center_crop(b, 64) for b in base]).astype("float32"), verbose=0)
+    pred = probs.argmax(1)
+    hand = np.zeros((2, 2), int)
+    for t, p in zip(labels, pred):
+        hand[t, p] += 1
+    result = evaluate_tfds(model, data, batch_size=3, progress=False)  # 4 images: a full and a partial batch
+    assert result.n == 4 and result.top1 == pytest.approx(np.mean(pred == labels))
+    np.testing.assert_array_equal(result.confusion, hand)
+    assert result.mean_per_class == pytest.approx(np.mean([hand[c, c] / hand[c].sum() for c in range(2)]))
+    # the CLI prints the same numbers; a model with other class names is refused in one line
+    path = save_model(model, tmp_path / "m.keras")
+    capsys.readouterr()
+    assert main(["evaluate", str(path), "tfds:zfkeras_toy_images:train", "--data-dir", str(toy_tfds),
+                 "--batch-size", "3", "--out", str(tmp_path / "ev")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert printed == pytest.approx(result.summary())
+    np.testing.assert_array_equal(np.load(tmp_path / "ev" / "confusion.npy"), hand)
+    other = ZFNet(input_shape=(64, 64, 3), classes=2, width=1 / 16, fc_units=32, class_names=["a", "b"])
+    with pytest.raises(ValueError, match="same names in the same order"):
+        evaluate_tfds(other, data, progress=False)
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -156,6 +156,17 @@ def _write_meta(folder: Path, digest: str, params: dict) -> None:
     atomic_write_json(folder / META, {"model_digest": digest, "params": params})
 
 
+def _reusable(external: str | None, own: Path, marker: str, digest: str, params: dict,
+              what: str) -> tuple[Path | None, str]:
+    """Where an analysis's results already are: `external` (the user's folder) if it has `marker`,
+    else `own` if it was computed for this model and these `params`; (None, "computed") otherwise."""
+    if external and (Path(external) / marker).exists():
+        return Path(external), f"reused {external}"
+    if _meta_ok(own, digest, params) and (own / marker).exists():
+        return own, f"reused (same model and {what})"
+    return None, "computed"
+
+
 def _inside(path: Path, root: Path) -> bool:
     try:
         path.resolve().relative_to(root.resolve())
@@ -574,12 +585,7 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
     picks = pick_evenly(len(paths), opts.occlude)
     chosen = [paths[i] for i in picks]
     params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": "pool5"}
-    external = Path(opts.occlusion_dir) if opts.occlusion_dir else None
-    folder, source = None, "computed"
-    if external is not None and (external / "config.json").exists():
-        folder, source = external, f"reused {external}"
-    elif _meta_ok(own, digest, params) and (own / "config.json").exists():
-        folder, source = own, "reused (same model and images)"
+    folder, source = _reusable(opts.occlusion_dir, own, "config.json", digest, params, "images")
     if folder is None:
         names = getattr(model, "class_names", None) or []
         layer = "pool5" if "pool5" in [l.name for l in model.layers] else None
@@ -648,12 +654,7 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
     picks = pick_evenly(len(paths), opts.invariance, 0.3)
     chosen = [paths[i] for i in picks]
     params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
-    external = Path(opts.invariance_dir) if opts.invariance_dir else None
-    folder, source = None, "computed"
-    if external is not None and (external / "invariance.png").exists():
-        folder, source = external, f"reused {external}"
-    elif _meta_ok(own, digest, params) and (own / "invariance.png").exists():
-        folder, source = own, "reused (same model and images)"
+    folder, source = _reusable(opts.invariance_dir, own, "invariance.png", digest, params, "images")
     if folder is None:
         have = {l.name for l in model.layers}
         layers = [l for l in DEFAULT_LAYERS if l in have]
@@ -738,12 +739,7 @@ def _diagnostics(model, model_path, paths, images, out, opts, digest, content, p
     picks = pick_evenly(len(paths), opts.diagnostics_probe, 0.0) if opts.diagnostics_probe else []
     params = {"probe": [str(Path(paths[i]).resolve()) for i in picks], "layer2_channels": opts.layer2_channels,
               "seed": opts.seed}
-    external = Path(opts.diagnostics_dir) if opts.diagnostics_dir else None
-    folder, source = None, "computed"
-    if external is not None and (external / "diagnostics.json").exists():
-        folder, source = external, f"reused {external}"
-    elif _meta_ok(own, digest, params) and (own / "diagnostics.json").exists():
-        folder, source = own, "reused (same model and probe)"
+    folder, source = _reusable(opts.diagnostics_dir, own, "diagnostics.json", digest, params, "probe")
     if folder is None:
         history = None
         if model_path is not None and (Path(model_path).parent / "history.csv").is_file():

@@ -1,7 +1,7 @@
 """Training with the paper's recipe (Sec 3): `model.fit`, resumable, distributed."""
 
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint, clipped_fractions
-from zfkeras.training.evaluate import EvalResult, evaluate_prepared, predict_prepared
+from zfkeras.training.evaluate import EvalResult, evaluate_prepared, evaluate_tfds, predict_prepared
 from zfkeras.training.recipe import REFERENCE_SMALL, TrainConfig, build_model, compile_model
 from zfkeras.training.run import TrainingData, load_training_data, train
 
@@ -17,6 +17,7 @@ __all__ = [
     "clipped_fractions",
     "compile_model",
     "evaluate_prepared",
+    "evaluate_tfds",
     "load_training_data",
     "predict_prepared",
     "train",

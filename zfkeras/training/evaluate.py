@@ -6,8 +6,10 @@ import dataclasses
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from zfkeras.data import preprocess
+from zfkeras.data.sources import TfdsData
 from zfkeras.metrics import confusion_matrix, mean_per_class_accuracy, top_k_accuracy
 
 
@@ -53,6 +55,51 @@ def evaluate_prepared(
     if len(labels) == 0:
         raise ValueError("no images to evaluate")
     probs = predict_prepared(model, images, ten_crop=ten_crop, batch_size=batch_size)
+    return _result(probs, np.asarray(labels))
+
+
+def evaluate_tfds(
+    model: keras.Model,
+    data: TfdsData,
+    *,
+    ten_crop: bool = False,
+    batch_size: int = 64,
+    progress: bool = True,
+) -> EvalResult:
+    """`evaluate_prepared` on a TFDS split, streamed (an ImageNet validation set need not fit in memory).
+
+    Each image is brought to base size by `prepare_tf` (the TF twin of `prepare`), then scored
+    exactly as `evaluate_prepared` scores a batch of base-size images.
+
+    Raises:
+        ValueError: the split's class names differ from the model's (same names, same order).
+    """
+    from tqdm.auto import tqdm
+
+    from zfkeras.data.pipeline import prepare_tf
+
+    names = list(getattr(model, "class_names", None) or [])
+    if names and names != list(data.class_names):
+        diff = sorted(set(names) ^ set(data.class_names))
+        raise ValueError(
+            f"TFDS {data.name}:{data.split} has {len(data.class_names)} classes, the model {len(names)}; they must "
+            "be the same names in the same order"
+            + (f" (differing: {', '.join(diff[:5])})" if diff else " (same names, other order)")
+        )
+    size = int(model.input_shape[1])
+    ds = data.dataset.map(lambda x, y: (prepare_tf(x, size), y), num_parallel_calls=tf.data.AUTOTUNE)
+    ds = ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    total = -(-data.num_examples // batch_size) if data.num_examples > 0 else None
+    probs, labels = [], []
+    for x, y in tqdm(ds.as_numpy_iterator(), total=total, unit="batch", desc="evaluate", disable=not progress):
+        probs.append(predict_prepared(model, x, ten_crop=ten_crop, batch_size=batch_size))
+        labels.append(y)
+    if not labels:
+        raise ValueError(f"TFDS {data.name}:{data.split} has no examples to evaluate")
+    return _result(np.concatenate(probs), np.concatenate(labels))
+
+
+def _result(probs: np.ndarray, labels: np.ndarray) -> EvalResult:
     classes = probs.shape[1]
     pred = probs.argmax(axis=1)
     return EvalResult(
