@@ -119,6 +119,8 @@ def main(argv=None) -> int:
     p.add_argument("--data", default=str(CALTECH), help="Caltech-101 folder (with train.txt, test.txt)")
     p.add_argument("--quick", action="store_true", help="tiny smoke run: 64 px, width 1/16, 2 epochs, 5 classes")
     p.add_argument("--epochs", type=int, help="training budget (default: the reference protocol's)")
+    p.add_argument("--init", choices=["paper", "he"], help="weight init (default: the reference protocol's, he)")
+    p.add_argument("--lr", type=float, help="learning rate (default: the reference protocol's)")
     p.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     p.add_argument("--reuse", action="append", default=[], metavar="RUN=DIR",
                    help="train/resume RUN in an existing folder, e.g. zf=/work/runs/reference")
@@ -140,8 +142,8 @@ def main(argv=None) -> int:
     if args.quick:
         base = base.replace(image_size=64, width=1 / 16, fc_units=32, epochs=2, batch_size=16)
         train_list, test_list = quick_lists(root, out)
-    if args.epochs:
-        base = base.replace(epochs=args.epochs)
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("init", args.init), ("learning_rate", args.lr)) if v}
+    base = base.replace(**overrides)
     reuse = {}
     for item in args.reuse:
         name, _, folder = item.partition("=")
