@@ -12,12 +12,17 @@
 # CPU-hours each (about 2 days on 2 cores). Resumable: re-run the same command after a kill;
 # finished presets are skipped. Do not run in CI.
 #
-#   bash benchmarks/ablation_caltech.sh        (env: CALTECH=..., OUT=..., PYTHON=...)
+# EPOCHS sets a shorter budget for every preset (the plateau schedule makes N epochs exactly the
+# first N of a longer run; a later, longer EPOCHS continues each preset where it stopped).
+#
+#   bash benchmarks/ablation_caltech.sh        (env: CALTECH=..., OUT=..., PYTHON=..., EPOCHS=..., CACHE=...)
 set -euo pipefail
 
 CALTECH=${CALTECH:-../shared/data/caltech101}
 OUT=${OUT:-runs/ablation-caltech101}
 PYTHON=${PYTHON:-python}
+EPOCHS=${EPOCHS:-60}
+CACHE=${CACHE:-$OUT/cache}
 
 common=(
   "$CALTECH/101_ObjectCategories"
@@ -25,7 +30,8 @@ common=(
   --val-fraction 0.1
   --test-list "$CALTECH/test.txt"
   --exclude-class BACKGROUND_Google
-  --cache-dir "$OUT/cache"
+  --cache-dir "$CACHE"
+  --epochs "$EPOCHS"
   --seed 0
 )
 
