@@ -26,6 +26,8 @@ there resumes or is skipped when complete). A run that diverges (NaN) is reporte
 such and diagnosed at its last good epoch.
 
     python benchmarks/fig6_experiment.py --out /work/runs/fig6 --cache-dir /work/cache
+    python benchmarks/fig6_experiment.py --out runs/fig6_e15 --epochs 15 --cache-dir /work/cache  # BENCHMARKS.md
+    python benchmarks/fig6_experiment.py --out runs/fig6a_paper --runs zf zf_noclip --init paper --lr 0.01 --epochs 5
     python benchmarks/fig6_experiment.py --quick --out /tmp/fig6-quick   # tiny smoke run, ~1-2 min
 """
 

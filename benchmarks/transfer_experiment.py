@@ -57,6 +57,7 @@ from zfkeras.models.io import load_model
 from zfkeras.training import REFERENCE_SMALL, TrainConfig, TrainingData, evaluate_prepared, train
 from zfkeras.transfer import (
     LayerResult,
+    SELECTED,
     LogisticProbe,
     TransferResult,
     caltech_splits,
@@ -64,6 +65,7 @@ from zfkeras.transfer import (
     extract_features,
     format_table,
     probe_model,
+    select_layer,
     transfer_layers,
 )
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
@@ -168,7 +170,7 @@ def from_scratch(
 ) -> tuple[TransferResult, list[float]]:
     """Train the architecture from scratch on each split's training images; score end to end and per layer."""
     splits = caltech_splits(labels, per_class, args.scratch_splits, seed=args.seed, class_names=class_names)
-    rows: dict[str, LayerResult] = {name: LayerResult(name, []) for name in [*layers, END_TO_END]}
+    rows: dict[str, LayerResult] = {name: LayerResult(name, []) for name in [*layers, SELECTED, END_TO_END]}
     train_seconds = []
     for k, split in enumerate(splits):
         tr = split.train
@@ -191,30 +193,48 @@ def from_scratch(
             rows[name].scores.append(evaluate(LogisticProbe(C=args.C), feats[name], labels[used], local))
             rows[name].seconds += time.perf_counter() - start
             rows[name].dims = feats[name].shape[1]
+        start = time.perf_counter()
+        chosen, score = select_layer(LogisticProbe(C=args.C), feats, labels[used], local)
+        rows[SELECTED].scores.append(score)
+        rows[SELECTED].chosen.append(chosen)
+        rows[SELECTED].seconds += time.perf_counter() - start
         print(f"  end to end {100 * e2e:.1f} %, fc7 probe "
               f"{100 * rows[layers[-1]].scores[-1]:.1f} % ({seconds:.0f} s training)")
     return TransferResult(per_class, len(splits), rows), train_seconds
 
 
+def _cell(r: LayerResult) -> str:
+    chosen = f" ({', '.join(sorted(set(r.chosen)))})" if r.chosen else ""
+    return f"{100 * r.mean:.1f} ± {100 * r.std:.1f}{chosen}"
+
+
 def headline(probe: dict[int, TransferResult], scratch: dict[int, TransferResult], top: str,
              n_probe: int, n_pre: int) -> str:
-    lines = [f"| Caltech-101 probe half ({n_probe} classes), mean per-class accuracy % | "
-             + " | ".join(f"{n}/class" for n in probe) + " |", "|---|" + "---|" * len(probe)]
-    best = {n: max(r.layers.values(), key=lambda l: l.mean) for n, r in probe.items()}
-    lines.append(f"| pretrained on the other {n_pre} classes, frozen {top} + logistic regression | "
-                 + " | ".join(f"{100 * r.layers[top].mean:.1f} ± {100 * r.layers[top].std:.1f}"
-                              for r in probe.values()) + " |")
-    lines.append("| pretrained, best layer (chosen on test: optimistic) | "
-                 + " | ".join(f"{100 * b.mean:.1f} ± {100 * b.std:.1f} ({b.layer})" for b in best.values()) + " |")
+    def row(title: str, cells) -> str:
+        return f"| {title} | " + " | ".join(cells) + " |"
+
+    def ratio(a: LayerResult, b: LayerResult | None) -> str:
+        return "–" if b is None else f"{a.mean / max(b.mean, 1e-9):.2f}"
+
+    ns = list(probe)
+    lines = [row(f"Caltech-101 probe half ({n_probe} classes), mean per-class accuracy %",
+                 [f"{n}/class" for n in ns]), "|---|" + "---|" * len(ns)]
+    lines.append(row(f"pretrained on the other {n_pre} classes, frozen {top} + logistic regression",
+                     [_cell(probe[n].layers[top]) for n in ns]))
+    lines.append(row("pretrained, layer chosen by 3-fold CV on the training images (chosen layers)",
+                     [_cell(probe[n].layers[SELECTED]) for n in ns]))
     if scratch:
-        lines.append("| same architecture trained from scratch (softmax, end to end) | "
-                     + " | ".join(f"{100 * scratch[n].layers[END_TO_END].mean:.1f} ± "
-                                  f"{100 * scratch[n].layers[END_TO_END].std:.1f}" if n in scratch else "–"
-                                  for n in probe) + " |")
-        ratios = [probe[n].layers[top].mean / max(scratch[n].layers[END_TO_END].mean, 1e-9) if n in scratch
-                  else None for n in probe]
-        lines.append(f"| ratio {top} probe / from scratch (target >= 1.5) | "
-                     + " | ".join("–" if r is None else f"{r:.2f}" for r in ratios) + " |")
+        get = lambda n, k: scratch[n].layers[k] if n in scratch else None  # noqa: E731
+        lines.append(row("same architecture trained from scratch (softmax, end to end)",
+                         [_cell(get(n, END_TO_END)) if n in scratch else "–" for n in ns]))
+        lines.append(row("from-scratch net's own features, layer chosen by CV (chosen layers)",
+                         [_cell(get(n, SELECTED)) if n in scratch else "–" for n in ns]))
+        lines.append(row(f"ratio: pretrained {top} probe / from scratch end to end (target >= 1.5)",
+                         [ratio(probe[n].layers[top], get(n, END_TO_END)) for n in ns]))
+        lines.append(row("ratio: pretrained CV-chosen layer / from scratch end to end",
+                         [ratio(probe[n].layers[SELECTED], get(n, END_TO_END)) for n in ns]))
+        lines.append(row("ratio: pretrained CV-chosen layer / from-scratch CV-chosen layer",
+                         [ratio(probe[n].layers[SELECTED], get(n, SELECTED)) for n in ns]))
     return "\n".join(lines)
 
 
@@ -262,7 +282,7 @@ def main() -> None:
     decode_seconds = time.perf_counter() - t
     names = list(probe_classes)
     probe = probe_model(model, images, labels, per_class=args.per_class, splits=args.splits, layers=layers,
-                        class_names=names, seed=args.seed, classifier=LogisticProbe(C=args.C))
+                        class_names=names, seed=args.seed, classifier=LogisticProbe(C=args.C), select=True)
     scratch, scratch_seconds = {}, {}
     if not args.skip_scratch:
         for n in args.per_class:

@@ -20,6 +20,7 @@ from zfkeras.models import feature_model
 from zfkeras.transfer import (
     POOL_GRID,
     TRANSFER_LAYERS,
+    SELECTED,
     LayerResult,
     LogisticProbe,
     Split,
@@ -31,6 +32,7 @@ from zfkeras.transfer import (
     grid_bins,
     probe_model,
     run_protocol,
+    select_layer,
     used_indices,
 )
 
@@ -246,6 +248,24 @@ def test_separable_toy_features_reach_100_percent():
     assert result.layers["toy"].scores == [1.0, 1.0, 1.0]
     assert result.summary() == {"toy": {"mean": 1.0, "std": 0.0}}
     assert "100.0 ± 0.0" in format_table(result)
+
+
+def test_layer_selection_sees_only_training_images():
+    """The layer is chosen by CV on the training rows: what the test rows hold cannot change the choice."""
+    x, y = blobs()
+    split = caltech_splits(y, 10, 1, seed=0)[0]
+    rng = np.random.default_rng(3)
+    good, bad = x + rng.normal(0, 1.0, x.shape), rng.normal(size=x.shape)
+    layer, score = select_layer(LogisticProbe(), {"bad": bad, "good": good}, y, split)
+    assert layer == "good" and score == evaluate(LogisticProbe(), good, y, split) > 0.9
+    spoiled = good.copy()
+    spoiled[split.test] = rng.normal(size=(len(split.test), x.shape[1]))  # test rows now carry no label
+    layer, score = select_layer(LogisticProbe(), {"bad": bad, "good": spoiled}, y, split)
+    assert layer == "good" and score == evaluate(LogisticProbe(), spoiled, y, split) < 0.5
+    result = run_protocol({"bad": bad, "good": good}, y, [split], select=True, progress=False)
+    assert result.layers[SELECTED].chosen == ["good"]
+    assert result.layers[SELECTED].scores == result.layers["good"].scores
+    assert result.layers[SELECTED].to_dict()["chosen"] == ["good"]
 
 
 def test_unseparable_features_score_near_chance():

@@ -19,6 +19,7 @@ from zfkeras.transfer.features import (
 from zfkeras.transfer.protocol import (
     BACKGROUND_CLASSES,
     TEST_PER_CLASS,
+    SELECTED,
     LayerResult,
     Split,
     TransferResult,
@@ -27,6 +28,7 @@ from zfkeras.transfer.protocol import (
     format_table,
     probe_model,
     run_protocol,
+    select_layer,
     used_indices,
 )
 
@@ -37,6 +39,7 @@ __all__ = [
     "TRANSFER_LAYERS",
     "LayerResult",
     "LogisticProbe",
+    "SELECTED",
     "Split",
     "TransferResult",
     "caltech_splits",
@@ -47,6 +50,7 @@ __all__ = [
     "grid_bins",
     "probe_model",
     "run_protocol",
+    "select_layer",
     "transfer_layers",
     "used_indices",
 ]

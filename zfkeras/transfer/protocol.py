@@ -32,6 +32,7 @@ __all__ = [
     "BACKGROUND_CLASSES",
     "TEST_PER_CLASS",
     "LayerResult",
+    "SELECTED",
     "Split",
     "TransferResult",
     "caltech_splits",
@@ -39,6 +40,7 @@ __all__ = [
     "format_table",
     "probe_model",
     "run_protocol",
+    "select_layer",
     "used_indices",
 ]
 
@@ -170,6 +172,39 @@ def evaluate(classifier, features: np.ndarray, labels: np.ndarray, split: Split)
     return mean_per_class_accuracy(labels[split.test], model.predict(features[split.test]))
 
 
+SELECTED = "best layer (CV on training images)"
+
+
+def select_layer(
+    classifier, features: Mapping[str, np.ndarray], labels: np.ndarray, split: Split, *, folds: int = 3
+) -> tuple[str, float]:
+    """Choose a feature layer without looking at the test images, then score it.
+
+    Each layer is scored by stratified `folds`-fold cross-validation on the split's
+    *training* rows only (mean per-class accuracy, i.e. scikit-learn's balanced accuracy);
+    the best layer (first on ties, in `features` order) is refitted on all training rows
+    and scored on the test rows, as `evaluate` does.
+
+    Returns:
+        (chosen layer, its test mean per-class accuracy).
+    """
+    from sklearn.model_selection import StratifiedKFold, cross_val_score
+
+    labels = np.asarray(labels).reshape(-1)
+    y = labels[split.train]
+    folds = min(int(folds), int(np.bincount(y)[np.unique(y)].min()))
+    if folds < 2:
+        raise ValueError("layer selection needs at least 2 training images per class")
+    cv = StratifiedKFold(folds, shuffle=True, random_state=0)
+    cv_scores = {
+        name: float(np.mean(cross_val_score(clone(classifier), np.asarray(x)[split.train], y, cv=cv,
+                                            scoring="balanced_accuracy")))
+        for name, x in features.items()
+    }
+    best = max(cv_scores, key=lambda k: cv_scores[k])
+    return best, evaluate(classifier, features[best], labels, split)
+
+
 @dataclasses.dataclass
 class LayerResult:
     """Scores of one feature layer over the splits.
@@ -179,12 +214,14 @@ class LayerResult:
         scores: mean per-class accuracy of each split (fractions in 0..1).
         seconds: time spent fitting and scoring (all splits).
         dims: feature dimension (0 when not applicable).
+        chosen: for a selected-layer row, the layer chosen in each split.
     """
 
     layer: str
     scores: list[float]
     seconds: float = 0.0
     dims: int = 0
+    chosen: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -196,8 +233,9 @@ class LayerResult:
         return float(np.std(self.scores, ddof=1)) if len(self.scores) > 1 else 0.0
 
     def to_dict(self) -> dict:
-        return {"mean": self.mean, "std": self.std, "scores": list(self.scores),
-                "seconds": self.seconds, "dims": self.dims}
+        out = {"mean": self.mean, "std": self.std, "scores": list(self.scores),
+               "seconds": self.seconds, "dims": self.dims}
+        return {**out, "chosen": list(self.chosen)} if self.chosen else out
 
 
 @dataclasses.dataclass
@@ -232,6 +270,7 @@ def run_protocol(
     classifier=None,
     *,
     per_class: int | None = None,
+    select: bool = False,
     progress: bool = True,
 ) -> TransferResult:
     """Score each layer's features on every split: mean +- std of mean per-class accuracy.
@@ -244,10 +283,13 @@ def run_protocol(
             extracted, `Split.remap`).
         classifier: unfitted scikit-learn classifier, cloned per fit (default `LogisticProbe()`).
         per_class: recorded in the result (default: inferred from the first split).
+        select: add a row `SELECTED`: per split, the layer chosen by `select_layer`
+            (cross-validation on the training images), scored on the test images.
         progress: tqdm bar over (layer, split) fits.
 
     Returns:
-        TransferResult with one `LayerResult` per layer, in the order of `features`.
+        TransferResult with one `LayerResult` per layer, in the order of `features`
+        (then the `SELECTED` row).
     """
     if not splits:
         raise ValueError("no splits to evaluate")
@@ -267,6 +309,11 @@ def run_protocol(
                 scores.append(evaluate(classifier, x, labels, split))
                 bar.update()
             results[name] = LayerResult(name, scores, time.perf_counter() - start, int(np.shape(x)[1]))
+    if select and len(features) > 1:
+        start = time.perf_counter()
+        picks = [select_layer(classifier, features, labels, split) for split in splits]
+        results[SELECTED] = LayerResult(SELECTED, [p[1] for p in picks], time.perf_counter() - start,
+                                        chosen=[p[0] for p in picks])
     return TransferResult(per_class, len(splits), results)
 
 
@@ -285,6 +332,7 @@ def probe_model(
     classifier=None,
     grid=None,
     batch_size: int = 64,
+    select: bool = False,
     progress: bool = True,
 ) -> dict[int, TransferResult]:
     """The whole protocol on a model: splits, one feature pass, a probe per layer and split.
@@ -300,6 +348,8 @@ def probe_model(
         splits, test_per_class, seed, class_names, exclude: see `caltech_splits`.
         layers, grid, batch_size: see `zfkeras.transfer.extract_features`.
         classifier: default `LogisticProbe()`.
+        select: also the layer chosen by cross-validation on each split's training images
+            (`run_protocol`).
 
     Returns:
         `{N: TransferResult}`; every result's `extract_seconds` is the one shared pass.
@@ -323,7 +373,7 @@ def probe_model(
     out = {}
     for n, ss in by_n.items():
         result = run_protocol(feats, sub_labels, [s.remap(used) for s in ss], classifier,
-                              per_class=n, progress=progress)
+                              per_class=n, select=select, progress=progress)
         result.extract_seconds = seconds
         out[n] = result
     return out
