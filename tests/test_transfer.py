@@ -396,11 +396,11 @@ def test_cli_prints_table_then_json(tmp_path):
     model_path = save_model(ZFNet(**TINY, class_names=names), tmp_path / "tiny.keras")
 
     code, out, err = run_cli(["transfer", str(model_path), str(root), "--per-class", "4", "--splits", "2",
-                              "--layers", "conv5,fc7", "--quiet", "--out", str(tmp_path / "out")])
+                              "--layers", "conv5,fc7", "--quiet", "--select-layer", "--out", str(tmp_path / "out")])
     assert code == 0, err
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert list(summary) == ["conv5", "fc7"]
+    assert list(summary) == ["conv5", "fc7", SELECTED]
     for v in summary.values():
         assert set(v) == {"mean", "std"} and 0.0 <= v["mean"] <= 1.0 and v["std"] >= 0.0
     assert any(line.startswith("| conv5 | 144 |") for line in lines)  # 3 x 3 x 16 channels
@@ -409,6 +409,9 @@ def test_cli_prints_table_then_json(tmp_path):
     assert saved["classes"] == ["class0", "class1", "class2"]  # background left out
     assert np.mean(saved["layers"]["fc7"]["scores"]) == pytest.approx(summary["fc7"]["mean"])
     assert len(saved["layers"]["fc7"]["scores"]) == 2
+    selected = saved["layers"][SELECTED]
+    for k, chosen in enumerate(selected["chosen"]):  # each split's pick scores as that layer does
+        assert chosen in ("conv5", "fc7") and selected["scores"][k] == saved["layers"][chosen]["scores"][k]
     assert (tmp_path / "out" / "transfer.md").read_text().startswith("| features from layer")
 
     code, out, err = run_cli(["transfer", str(model_path), str(root), "--layers", "fc8", "--quiet"])

@@ -1,7 +1,9 @@
 """`zfkeras transfer`: frozen features + logistic regression on a new dataset (paper Sec 5.2, Table 7).
 
 Prints a per-layer table (mean per-class accuracy, mean ± std over splits, in %); the last
-line is JSON: `{layer: {"mean": m, "std": s}}` with fractions in 0..1.
+line is JSON: `{layer: {"mean": m, "std": s}}` with fractions in 0..1. `--select-layer` adds
+the row `best layer (CV on training images)`: per split, the layer with the best 3-fold
+cross-validated score on the training images alone, scored on the test images.
 """
 
 from __future__ import annotations
@@ -25,7 +27,14 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.data import list_image_folder, load_prepared, parse_source
     from zfkeras.models.io import load_model
-    from zfkeras.transfer import BACKGROUND_CLASSES, LogisticProbe, format_table, probe_model, transfer_layers
+    from zfkeras.transfer import (
+        BACKGROUND_CLASSES,
+        SELECTED,
+        LogisticProbe,
+        format_table,
+        probe_model,
+        transfer_layers,
+    )
     from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
     exclude = args.exclude_class if args.exclude_class is not None else list(BACKGROUND_CLASSES)
@@ -53,13 +62,15 @@ def run(args: argparse.Namespace) -> int:
         model, images, labels, per_class=args.per_class, splits=args.splits, layers=layers,
         class_names=image_list.class_names, exclude=exclude, test_per_class=args.test_per_class,
         seed=args.seed, classifier=LogisticProbe(C=args.C, max_iter=args.max_iter),
-        batch_size=args.batch_size, progress=not args.quiet,
+        batch_size=args.batch_size, select=args.select_layer, progress=not args.quiet,
     )[args.per_class]
     table = format_table({f"{args.per_class}/class": result}, seconds=True)
     print(f"{len(image_list.class_names)} classes, {args.per_class} train / up to {args.test_per_class} test "
           f"per class, {args.splits} splits (seed {args.seed}); decode {decode_seconds:.1f} s, "
           f"features {result.extract_seconds:.1f} s")
     print(table)
+    if SELECTED in result.layers:
+        print(f"{SELECTED}: " + ", ".join(f"split {k}: {c}" for k, c in enumerate(result.layers[SELECTED].chosen)))
     if args.out:
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +98,8 @@ def add_parser(sub) -> None:
     p.add_argument("--splits", type=int, default=5, help="random splits (default 5)")
     p.add_argument("--test-per-class", type=int, default=50, help="cap on test images per class (default 50)")
     p.add_argument("--layers", help="comma-separated, e.g. fc6,fc7 (default: conv1..conv5, fc6, fc7)")
+    p.add_argument("--select-layer", action="store_true",
+                   help="also a row for the layer chosen by 3-fold CV on each split's training images")
     p.add_argument("--list", dest="list_file", help="restrict DATA to these relative paths")
     p.add_argument("--seed", type=int, default=0, help="split seed (split k uses [seed, k])")
     p.add_argument("--C", type=float, default=1.0, help="inverse L2 strength of the logistic regression")
