@@ -61,11 +61,11 @@ from zfkeras.transfer import (
     LogisticProbe,
     TransferResult,
     caltech_splits,
+    choose_layer,
     evaluate,
     extract_features,
     format_table,
     probe_model,
-    select_layer,
     transfer_layers,
 )
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
@@ -194,8 +194,8 @@ def from_scratch(
             rows[name].seconds += time.perf_counter() - start
             rows[name].dims = feats[name].shape[1]
         start = time.perf_counter()
-        chosen, score = select_layer(LogisticProbe(C=args.C), feats, labels[used], local)
-        rows[SELECTED].scores.append(score)
+        chosen = choose_layer(LogisticProbe(C=args.C), feats, labels[used], local)
+        rows[SELECTED].scores.append(rows[chosen].scores[-1])  # its test score is already in its row
         rows[SELECTED].chosen.append(chosen)
         rows[SELECTED].seconds += time.perf_counter() - start
         print(f"  end to end {100 * e2e:.1f} %, fc7 probe "
@@ -224,7 +224,9 @@ def headline(probe: dict[int, TransferResult], scratch: dict[int, TransferResult
     lines.append(row("pretrained, layer chosen by 3-fold CV on the training images (chosen layers)",
                      [_cell(probe[n].layers[SELECTED]) for n in ns]))
     if scratch:
-        get = lambda n, k: scratch[n].layers[k] if n in scratch else None  # noqa: E731
+        def get(n: int, key: str) -> LayerResult | None:
+            return scratch[n].layers[key] if n in scratch else None
+
         lines.append(row("same architecture trained from scratch (softmax, end to end)",
                          [_cell(get(n, END_TO_END)) if n in scratch else "–" for n in ns]))
         lines.append(row("from-scratch net's own features, layer chosen by CV (chosen layers)",

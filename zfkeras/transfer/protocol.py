@@ -36,6 +36,7 @@ __all__ = [
     "Split",
     "TransferResult",
     "caltech_splits",
+    "choose_layer",
     "evaluate",
     "format_table",
     "probe_model",
@@ -175,23 +176,18 @@ def evaluate(classifier, features: np.ndarray, labels: np.ndarray, split: Split)
 SELECTED = "best layer (CV on training images)"
 
 
-def select_layer(
+def choose_layer(
     classifier, features: Mapping[str, np.ndarray], labels: np.ndarray, split: Split, *, folds: int = 3
-) -> tuple[str, float]:
-    """Choose a feature layer without looking at the test images, then score it.
+) -> str:
+    """The feature layer to use for `split`, chosen without looking at its test images.
 
     Each layer is scored by stratified `folds`-fold cross-validation on the split's
     *training* rows only (mean per-class accuracy, i.e. scikit-learn's balanced accuracy);
-    the best layer (first on ties, in `features` order) is refitted on all training rows
-    and scored on the test rows, as `evaluate` does.
-
-    Returns:
-        (chosen layer, its test mean per-class accuracy).
+    the best one wins (the first on ties, in `features` order).
     """
     from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-    labels = np.asarray(labels).reshape(-1)
-    y = labels[split.train]
+    y = np.asarray(labels).reshape(-1)[split.train]
     folds = min(int(folds), int(np.bincount(y)[np.unique(y)].min()))
     if folds < 2:
         raise ValueError("layer selection needs at least 2 training images per class")
@@ -201,7 +197,18 @@ def select_layer(
                                             scoring="balanced_accuracy")))
         for name, x in features.items()
     }
-    best = max(cv_scores, key=lambda k: cv_scores[k])
+    return max(cv_scores, key=lambda k: cv_scores[k])
+
+
+def select_layer(
+    classifier, features: Mapping[str, np.ndarray], labels: np.ndarray, split: Split, *, folds: int = 3
+) -> tuple[str, float]:
+    """`choose_layer`, then that layer scored on the split's test rows (`evaluate`).
+
+    Returns:
+        (chosen layer, its test mean per-class accuracy).
+    """
+    best = choose_layer(classifier, features, labels, split, folds=folds)
     return best, evaluate(classifier, features[best], labels, split)
 
 
@@ -283,8 +290,8 @@ def run_protocol(
             extracted, `Split.remap`).
         classifier: unfitted scikit-learn classifier, cloned per fit (default `LogisticProbe()`).
         per_class: recorded in the result (default: inferred from the first split).
-        select: add a row `SELECTED`: per split, the layer chosen by `select_layer`
-            (cross-validation on the training images), scored on the test images.
+        select: add a row `SELECTED`: per split, the layer chosen by `choose_layer`
+            (cross-validation on the training images) with its test score from its own row.
         progress: tqdm bar over (layer, split) fits.
 
     Returns:
@@ -311,9 +318,10 @@ def run_protocol(
             results[name] = LayerResult(name, scores, time.perf_counter() - start, int(np.shape(x)[1]))
     if select and len(features) > 1:
         start = time.perf_counter()
-        picks = [select_layer(classifier, features, labels, split) for split in splits]
-        results[SELECTED] = LayerResult(SELECTED, [p[1] for p in picks], time.perf_counter() - start,
-                                        chosen=[p[0] for p in picks])
+        chosen = [choose_layer(classifier, features, labels, split) for split in splits]
+        # each layer's test score per split is already above: no refit
+        results[SELECTED] = LayerResult(SELECTED, [results[c].scores[k] for k, c in enumerate(chosen)],
+                                        time.perf_counter() - start, chosen=chosen)
     return TransferResult(per_class, len(splits), results)
 
 
