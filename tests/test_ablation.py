@@ -17,9 +17,11 @@ from zfkeras.training import REFERENCE_SMALL, TrainConfig, build_model, compile_
 from zfkeras.training.ablation import (
     AblationResult,
     AblationRow,
+    baseline_deltas,
     count_parameters,
     default_presets,
     format_table,
+    load_ablation,
     parse_presets,
     preset_config,
 )
@@ -231,8 +233,81 @@ def test_format_table_layout_and_paper_numbers():
     assert "removed layer 7" in body[5] and "| – | – | – |" in body[5]
     assert "layers 6, 7: 512 units (paper: 8192)" in body[6] and "| 22.0 | 38.8 | 17.0 |" in body[6]
     assert "| 1,000 | 2.0 |" in body[6]  # parameters, minutes
+    # Change against the unchanged network: ours 20.0 - 20.0, paper 38.8 - 38.4.
+    assert body[6].endswith("| +0.0 | +0.4 |")
+    assert body[2].endswith("| -13.3 | +4.9 |")  # 20.0 - 33.333; paper 45.4 - 40.5
+    assert body[5].endswith("| +0.0 | – |")
     assert "Test top-1" in text
     assert "Val top-1" in format_table(AblationResult(rows, config, "validation", data))
+
+
+def _result():
+    rows = [
+        _row("zfnet", "alexnet", test_top1_error=60.0),
+        _row("no_conv3_conv4", "alexnet", conv_channels=(48, 128, None, None, 128), test_top1_error=64.5),
+        _row("no_fc7", "alexnet", fc_units=(256, None), test_top1_error=58.0),
+        _row("zfnet", "zf", test_top1_error=55.0),
+        _row("wide_conv345_fc_double", "zf", conv_channels=(48, 128, 256, 512, 256), fc_units=(512, 512),
+             test_top1_error=52.5),
+        _row("no_fc6_fc7", "zf", fc_units=(None, None), test_top1_error=70.0),
+    ]
+    data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
+    return AblationResult(rows, TINY.to_dict(), "test", data)
+
+
+def test_baseline_deltas_by_hand():
+    deltas = baseline_deltas(_result().rows)
+    expected = {  # (ours, paper) in points, added up by hand
+        ("alexnet", "zfnet"): (0.0, 0.0),
+        ("alexnet", "no_conv3_conv4"): (4.5, 4.9),  # paper 45.4 - 40.5
+        ("alexnet", "no_fc7"): (-2.0, -0.5),  # 40.0 - 40.5
+        ("zf", "zfnet"): (0.0, 0.0),
+        ("zf", "wide_conv345_fc_double"): (-2.5, -0.1),  # 38.3 - 38.4
+        ("zf", "no_fc6_fc7"): (15.0, None),  # the paper removed layers from the replica only
+    }
+    assert deltas.keys() == expected.keys()
+    for key, (ours, paper) in expected.items():
+        assert deltas[key][0] == pytest.approx(ours)
+        assert (deltas[key][1] is None) if paper is None else deltas[key][1] == pytest.approx(paper)
+    # Without an unchanged network there is nothing to compare against.
+    assert baseline_deltas([r for r in _result().rows if r.preset != "zfnet"]) == {}
+
+
+def test_load_ablation_round_trip_and_errors(tmp_path):
+    result = _result()
+    (tmp_path / "ablation.json").write_text(json.dumps(result.to_dict()))
+    for where in (tmp_path, tmp_path / "ablation.json"):
+        back = load_ablation(where)
+        assert back.rows == result.rows and back.config == result.config and back.data == result.data
+        assert format_table(back) == format_table(result)
+    with pytest.raises(FileNotFoundError, match="no ablation result at .*zfkeras ablate DATA --out DIR"):
+        load_ablation(tmp_path / "nowhere")
+    (tmp_path / "bad.json").write_text(json.dumps({"rows": [{"preset": "zfnet"}]}))
+    with pytest.raises(ValueError, match="is not an ablation result"):
+        load_ablation(tmp_path / "bad.json")
+    (tmp_path / "broken.json").write_text("{not json")
+    with pytest.raises(ValueError, match="is not an ablation result"):
+        load_ablation(tmp_path / "broken.json")
+
+
+def test_plot_ablation_bars_are_the_deltas():
+    from zfkeras.report.figures_ablation import ablation_bars, plot_ablation
+
+    result = _result()
+    bars = ablation_bars(result.rows)
+    assert [label for label, _, _ in bars["alexnet"]] == ["removed layers 3, 4", "removed layer 7"]
+    assert bars["zf"][0][0] == "layers 3, 4, 5: 256, 512, 256 maps and layers 6, 7: 512 units"
+    fig = plot_ablation(result)
+    axes = fig.axes
+    assert [a.get_title(loc="left") for a in axes] == ["changes to the Krizhevsky replica", "changes to ZFNet (Fig 3)"]
+    for ax, ours, paper in ((axes[0], [4.5, -2.0], [4.9, -0.5]), (axes[1], [-2.5, 15.0], [-0.1, np.nan])):
+        widths = [p.get_width() for p in ax.patches]
+        n = len(ours)
+        np.testing.assert_allclose(widths[:n], ours)
+        np.testing.assert_allclose(widths[n:], paper)  # nan: no bar where the paper has no row
+    with pytest.raises(ValueError, match="nothing to plot"):
+        plot_ablation(AblationResult([r for r in result.rows if r.preset != "zfnet"], result.config, "test",
+                                     result.data))
 
 
 # --------------------------------------------------------------------- CLI
@@ -264,6 +339,10 @@ def test_ablate_command_writes_tables_and_resumes(cli, tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "| Error % |" in printed and "removed layer 7" in printed
     assert (out / "ablation.md").read_text() in printed
+    from PIL import Image
+
+    with Image.open(out / "ablation.png") as im:  # the figure: zfnet against no_fc7
+        assert im.format == "PNG" and im.size[0] > 300
     result = json.loads((out / "ablation.json").read_text())
     assert [r["preset"] for r in result["rows"]] == ["zfnet", "no_fc7"]
     assert result["evaluated_on"] == "test" and result["data"]["evaluated"] == len(test) == 6

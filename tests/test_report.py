@@ -30,7 +30,7 @@ from conftest import TINY, make_image_folder
 
 XSS = "<script>alert(1)</script>"
 FOLDER = "<img src=x onerror=alert(1)>"
-SECTIONS = ("summary", "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "transfer")
+SECTIONS = ("summary", "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "table3", "transfer")
 FAST = dict(occlude=2, invariance=1, diagnostics_probe=8, layer2_channels=4, correspondence_seeds=2)
 
 
@@ -60,9 +60,30 @@ def built(tmp_path_factory):
     model = _tiny_model()
     data = _data(tmp / "data")
     out = tmp / "out"
-    index = build_report(model, data, out, options=ReportOptions(**FAST), progress=False)
+    _ablation_file(tmp / "ablation")
+    index = build_report(model, data, out, options=ReportOptions(**FAST, ablation=[tmp / "ablation"]),
+                         progress=False)
     assert index == out / "index.html"
     return model, data, out
+
+
+def _ablation_file(folder: Path) -> Path:
+    """A `zfkeras ablate` result with two rows of the Krizhevsky replica (numbers made up)."""
+    from zfkeras.training.ablation import AblationResult, AblationRow
+
+    common = dict(variant="alexnet", train_top1_error=10.0, test_top5_error=30.0, parameters=12345,
+                  seconds=60.0, epochs=3)
+    rows = [
+        AblationRow(preset="zfnet", conv_channels=(48, 128, 192, 192, 128), fc_units=(256, 256),
+                    test_top1_error=61.25, **common),
+        AblationRow(preset="no_conv3_conv4", conv_channels=(48, 128, None, None, 128), fc_units=(256, 256),
+                    test_top1_error=65.75, **common),
+    ]
+    config = {"epochs": 3, "image_size": 64, "width": 0.25, "learning_rate": 0.005, "seed": 0}
+    result = AblationResult(rows, config, "test", {"classes": 7, "train": 70, "validation": 7, "evaluated": 35})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "ablation.json").write_text(json.dumps(result.to_dict()))
+    return folder
 
 
 # ------------------------------------------------------------ static checks
@@ -128,6 +149,18 @@ def test_every_page_is_static_escaped_and_every_image_and_link_resolves(built):
     assert html.escape(XSS) in index and XSS not in index
     assert html.escape(FOLDER) in index and FOLDER not in index
     assert tuple(_parse(out / "index.html").ids) == SECTIONS
+
+
+def test_ablation_section_shows_the_given_result_beside_the_paper(built):
+    _, _, out = built
+    index = (out / "index.html").read_text(encoding="utf-8")
+    section = index[index.index('<section id="table3">'):index.index('<section id="transfer">')]
+    cells = re.findall(r'<td[^>]*>(.*?)</td>', section)
+    row = cells[cells.index("alexnet: removed layers 3, 4"):][:11]
+    # our test top-1, the paper's train / val top-1 / top-5, change vs the unchanged row: 65.75 - 61.25, 45.4 - 40.5
+    assert row == ["alexnet: removed layers 3, 4", "no_conv3_conv4", "12,345", "10.0", "65.8", "30.0",
+                   "41.8", "45.4", "22.1", "+4.5", "+4.9"]
+    assert "35 test images, 7 classes" in section and 'src="ablation/ablation.png"' in section
 
 
 def test_atlas_has_every_feature_map_linked_to_its_projections_and_patches(built):
@@ -223,6 +256,14 @@ def test_cli_reuses_a_visualize_folder_and_rejects_bad_layers(built, tmp_path, c
     assert top["source"] == f"reused {tmp_path / 'vis'}; 4 projected maps reused"
     assert sorted(p.name for p in (out / "atlas").glob("*.html")) == ["conv1.html", "conv3.html"]
     assert _cli(["report", str(path), str(data), "--out", str(out), "--layers", "conv9", "--quiet"]) == 2
+    # A missing ablation result: a one-line error before any analysis runs.
+    capsys.readouterr()
+    fresh = tmp_path / "rep2"
+    assert _cli(["report", str(path), str(data), "--out", str(fresh), "--ablation", str(tmp_path / "nowhere"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no ablation result at" in err[0] and "zfkeras ablate" in err[0]
+    assert not (fresh / "index.html").exists() and not (fresh / "top9").exists()
 
 
 # ---------------------------------------------------------------- pure parts

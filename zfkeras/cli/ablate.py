@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from zfkeras.cli.train import add_data_arguments, add_training_arguments, config_from_args, excluded_classes
 
@@ -31,8 +32,16 @@ def run(args: argparse.Namespace) -> int:
         images, labels, report = load_prepared(test_list, config.image_size, cache_dir=args.cache_dir)
         print(f"test: {report.summary()}")
         test_data = (images, labels)
-    run_ablation(data, args.out, presets, config, test_data=test_data)
-    print(f"wrote {args.out}/ablation.md and {args.out}/ablation.json")
+    result = run_ablation(data, args.out, presets, config, test_data=test_data)
+    written = f"{args.out}/ablation.md and {args.out}/ablation.json"
+    from zfkeras.report.figures_ablation import plot_ablation, save_figure
+
+    try:
+        save_figure(plot_ablation(result), Path(args.out) / "ablation.png", dpi=110)
+        written = f"{args.out}/ablation.md, ablation.json and ablation.png"
+    except ValueError as e:  # e.g. no unchanged network among the presets
+        print(f"no figure: {e}")
+    print(f"wrote {written}; show them in the HTML report with `zfkeras report MODEL DATA --out R --ablation {args.out}`")
     return 0
 
 

@@ -5,7 +5,9 @@ Caltech-101 subset (images it never trained on), then analyses it on the same
 images and writes the HTML report (`OUT/report/index.html`): top-9
 projections of every feature map (Figs 1-2, with a per-layer atlas),
 occlusion of 3 images (Fig 7), invariance of 2 (Fig 5), layer-1 filters and
-diagnostics (Fig 6), the correspondence measure (Table 1). `--train` first
+diagnostics (Fig 6), the correspondence measure (Table 1), and the shipped
+architecture ablation (Table 3: 12 trainings on the full Caltech-101, made by
+`benchmarks/ablation_caltech.sh`, shown, not re-run). `--train` first
 trains a fresh small ZFNet on the subset's own train part (recording the
 feature evolution of Fig 4) and evaluates and reports on the rest.
 
@@ -38,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.data import list_image_folder, load_prepared
     from zfkeras.data.embedded import embedded_list, embedded_root
     from zfkeras.models.io import load_model
-    from zfkeras.models.shipped import shipped_model_path
+    from zfkeras.models.shipped import shipped_ablation_paths, shipped_model_path
     from zfkeras.training import evaluate_prepared
     from zfkeras.utils.io import atomic_write_json
 
@@ -79,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_report:
         from zfkeras.report.build import ReportOptions, build_report
 
+        ablation = shipped_ablation_paths()
         print(f"[demo] analysing the model on the same {result.n} images and writing the report "
-              "(Figs 1-7, Table 1)")
+              f"(Figs 1-7, Table 1{', Table 3 from the shipped ablation runs' if ablation else ''})")
         options = ReportOptions(channels=args.channels, occlude=3, invariance=2, diagnostics_probe=32,
-                                seed=args.seed)
+                                ablation=ablation, seed=args.seed)
         index = build_report(
             model, root, out / "report", list_file=test_list, options=options, model_path=model_path,
             evaluation=result.summary(), title="zfkeras demo: ZFNet on the embedded Caltech-101 subset",

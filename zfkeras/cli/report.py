@@ -1,7 +1,7 @@
 """`zfkeras report`: run the paper's analyses on a model and write a static HTML report.
 
     zfkeras report MODEL DATA --out DIR [--list FILE] [--layers conv1 conv5] [--channels N]
-                   [--occlude N] [--invariance N] [--transfer] [--top9-dir VIS] ...
+                   [--occlude N] [--invariance N] [--transfer] [--ablation ABL] [--top9-dir VIS] ...
 
 Writes DIR/index.html (a section per paper figure / table, captions saying what
 to look for) and DIR/atlas/<layer>.html (every feature map, each linking to its
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         transfer_per_class=args.transfer_per_class, transfer_splits=args.transfer_splits,
         skip=args.skip or (), top9_dir=args.top9_dir, occlusion_dir=args.occlusion_dir,
         invariance_dir=args.invariance_dir, diagnostics_dir=args.diagnostics_dir,
-        transfer_dir=args.transfer_dir, correspondence_file=args.correspondence_file,
+        transfer_dir=args.transfer_dir, ablation=args.ablation or (), correspondence_file=args.correspondence_file,
         evolution_dir=args.evolution_dir, contrast=args.contrast, batch_size=args.batch_size, seed=args.seed,
     )
     index = build_report(args.model, args.data, args.out, list_file=args.list, options=options,
@@ -78,6 +78,8 @@ def add_parser(sub) -> None:
     p.add_argument("--invariance-dir", help="reuse a `zfkeras invariance --out` folder")
     p.add_argument("--diagnostics-dir", help="reuse a `zfkeras diagnose --out` folder")
     p.add_argument("--transfer-dir", help="reuse a `zfkeras transfer --out` folder")
+    p.add_argument("--ablation", action="append", metavar="DIR",
+                   help="show a `zfkeras ablate --out DIR` result as Table 3 (repeatable: one per variant)")
     p.add_argument("--correspondence-file", help="reuse a `zfkeras correspondence --out` JSON file")
     p.add_argument("--evolution-dir", help="a training run with feature_evolution.png (default: the model's folder)")
     p.add_argument("--contrast", type=float, default=1.0, help="display contrast of projections (default 1)")

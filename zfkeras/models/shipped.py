@@ -6,6 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 SHIPPED_MODEL = "zfnet_caltech101_small.keras"
+# Table 3 on Caltech-101 with the shipped model's recipe (`benchmarks/ablation_caltech.sh`): the
+# `ablation.json` of its two `zfkeras ablate` runs, shown by `zfkeras demo` (12 trainings: not re-run there).
+SHIPPED_ABLATIONS = ("ablation_caltech101_alexnet.json", "ablation_caltech101_zf.json")
 
 
 def saved_models_dir() -> Path:
@@ -25,3 +28,9 @@ def shipped_model_path() -> Path:
             "reinstall zfkeras, or run `zfkeras demo --train` to train a small one"
         )
     return path
+
+
+def shipped_ablation_paths() -> list[Path]:
+    """The shipped Table 3 results (`SHIPPED_ABLATIONS`) that are present, in order."""
+    folder = saved_models_dir()
+    return [folder / name for name in SHIPPED_ABLATIONS if (folder / name).is_file()]

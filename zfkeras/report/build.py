@@ -12,6 +12,8 @@ showing a progress bar:
 5. layer-1 filters and diagnostics (Fig 6);
 6. the correspondence measure on the shipped faces (Table 1);
 7. the transfer table, only when asked (Tables 4/7);
+8. the architecture ablation (Table 3), only from given `zfkeras ablate`
+   results (`ReportOptions.ablation`: it needs a training run per preset);
 
 then `zfkeras.report.html.render_report`. Each analysis writes into
 `OUT/<analysis>/` the same files its own CLI command writes (`zfkeras
@@ -70,6 +72,7 @@ class ReportOptions:
         correspondence_seeds: random-baseline seeds of Table 1.
         transfer: run the transfer protocol on DATA.
         transfer_per_class, transfer_splits: its N per class and number of splits.
+        ablation: `zfkeras ablate --out` folders (or their `ablation.json`) to show as Table 3.
         skip: analyses to leave out (names in `ANALYSES`).
         top9_dir, occlusion_dir, invariance_dir, diagnostics_dir, transfer_dir,
         correspondence_file, evolution_dir: saved results to reuse (default:
@@ -91,6 +94,7 @@ class ReportOptions:
     transfer: bool = False
     transfer_per_class: int = 15
     transfer_splits: int = 3
+    ablation: Sequence[str | os.PathLike] = ()
     skip: Sequence[str] = ()
     top9_dir: str | os.PathLike | None = None
     occlusion_dir: str | os.PathLike | None = None
@@ -246,6 +250,9 @@ def build_report(
 
     opts = options or ReportOptions()
     opts.check()
+    from zfkeras.training.ablation import load_ablation
+
+    ablations = [load_ablation(p) for p in opts.ablation]  # bad paths fail before any analysis runs
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = Path(data)
@@ -310,6 +317,8 @@ def build_report(
         "fig7": f"zfkeras report {mpath} {data} --out DIR --occlude 3",
         "table1": f"zfkeras correspondence {mpath} example --out FILE.json",
         "transfer": f"zfkeras report {mpath} {data} --out DIR --transfer (or zfkeras transfer {mpath} DATA --out T)",
+        "table3": (f"zfkeras ablate DATA --out ABL (bash benchmarks/ablation_caltech.sh for both variants on "
+                   f"Caltech-101), then zfkeras report {mpath} {data} --out DIR --ablation ABL"),
     }
 
     # 1. accuracy
@@ -347,6 +356,9 @@ def build_report(
     # 7. transfer
     timed("transfer (Tables 4/7)", lambda: _transfer(model, data, list_file, out, opts, digest, content,
                                                      progress, log))
+    # 8. ablation: only ever given (it needs a training run per preset)
+    if ablations:
+        timed("architecture ablation (Table 3)", lambda: _ablation(ablations, opts, out, content))
     # evolution: only ever reused (it needs a training run)
     _evolution(model_path, out, opts, content)
 
@@ -872,6 +884,23 @@ def _transfer(model, data, list_file, out, opts, digest, content, progress, log)
     atomic_write_text(own / "transfer.md", format_table(result) + "\n")
     _write_meta(own, digest, params)
     return "computed"
+
+
+# ------------------------------------------------------------------ ablation
+def _ablation(results, opts, out, content) -> str:
+    from zfkeras.report.figures_ablation import plot_ablation, save_figure
+
+    content.ablation = [r.to_dict() for r in results]
+    try:
+        save_figure(plot_ablation(results), out / "ablation" / "ablation.png", dpi=110)
+    except ValueError as e:  # no unchanged network beside the changed ones: the tables only
+        content.notes.setdefault("table3", []).append(f"No figure: {e}.")
+    else:
+        content.ablation_figure = FigureItem(
+            "ablation/ablation.png",
+            "Change in top-1 error that each architecture change causes against the unchanged network: ours "
+            "(blue, this run's test images) beside the paper's (orange, ImageNet validation). Right of 0: worse.")
+    return "given: " + ", ".join(str(p) for p in opts.ablation)
 
 
 # ----------------------------------------------------------------- evolution

@@ -4,7 +4,7 @@ Rendering only: `render_report(out, content)` takes results that were already
 computed (`ReportContent`, filled by `zfkeras.report.build.build_report` or by
 hand) and writes
 
-- `OUT/index.html`: a section per paper figure / table (Figs 1-7, Tables 1, 4/7)
+- `OUT/index.html`: a section per paper figure / table (Figs 1-7, Tables 1, 3, 4/7)
   with captions saying what to look for; a section that was not run says how
   to run it;
 - `OUT/atlas/<layer>.html`: every feature map of the layer (the "atlas"),
@@ -60,6 +60,7 @@ SECTIONS: tuple[tuple[str, str], ...] = (
     ("fig6", "Fig 6: layer-1 filters and architecture diagnostics"),
     ("fig7", "Fig 7: occlusion sensitivity"),
     ("table1", "Table 1: correspondence of object parts"),
+    ("table3", "Table 3: architecture ablation"),
     ("transfer", "Tables 4 and 7: transfer to a new dataset"),
 )
 
@@ -110,6 +111,14 @@ LOOK_FOR: dict[str, str] = {
         "Hamming distance between the signs of the feature changes across image pairs. Lower than "
         "the random-box baseline means the model changes its representation consistently for "
         "that part: an implicit correspondence, clearer at layer 5 than at layer 7."
+    ),
+    "table3": (
+        "Each row is the same network with one change (layers removed, layers resized), trained with "
+        "the same data, recipe, budget and seed, beside the paper's ImageNet numbers. Compare the "
+        "changes, not the absolute errors: the figure shows how much each change moves the top-1 "
+        "error against the unchanged network, ours and the paper's. In the paper, removing a single "
+        "layer costs little while removing several costs a lot (depth matters), wider middle conv "
+        "layers help and wider FC layers overfit (lower train error, no better validation error)."
     ),
     "transfer": (
         "A logistic regression on frozen features of each layer, scored by mean per-class accuracy "
@@ -220,6 +229,8 @@ class ReportContent:
         occlusion: one figure per image (Fig 7) and `occlusion_rows` summary rows.
         correspondence: `CorrespondenceResult.to_dict()`-like dict, or None.
         transfer: `TransferResult.to_dict()`-like dict (per_class, splits, layers), or None.
+        ablation: `AblationResult.to_dict()`-like dicts (Table 3), one per `zfkeras ablate` run.
+        ablation_figure: their `figures_ablation.plot_ablation` figure, or None.
         commands: `{section anchor: command line}` to (re)run that analysis.
         notes: `{section anchor: [plain-text notes]}` (reused results, caveats).
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
@@ -243,6 +254,8 @@ class ReportContent:
     occlusion_rows: list[dict] = dataclasses.field(default_factory=list)
     correspondence: dict | None = None
     transfer: dict | None = None
+    ablation: list[dict] = dataclasses.field(default_factory=list)
+    ablation_figure: FigureItem | None = None
     commands: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
@@ -606,6 +619,39 @@ def _transfer_section(c: ReportContent) -> str:
     return _section("transfer", info + table + _notes(c, "transfer"))
 
 
+def _ablation_section(c: ReportContent) -> str:
+    """Every `zfkeras ablate` result given: a table per run (rows by variant, paper's numbers beside)."""
+    if not c.ablation:
+        return _section("table3", _missing("No ablation result was given (it needs a training run per preset).",
+                                           c.commands.get("table3")) + _notes(c, "table3"))
+    from zfkeras.training.ablation import AblationResult, baseline_deltas
+
+    parts = [_figure(c.ablation_figure)] if c.ablation_figure else []
+    header = ["change", "preset", "params", "train top-1", "top-1", "top-5", "paper train top-1",
+              "paper val top-1", "paper val top-5", "Δ top-1 ours", "Δ top-1 paper"]
+    fmt = lambda v, sign="": "-" if v is None else f"{v:{sign}.1f}"  # noqa: E731
+    for d in c.ablation:
+        result = AblationResult.from_dict(d)
+        cfg, data = result.config, result.data
+        deltas = baseline_deltas(result.rows)
+        rows = []
+        for r in result.rows:
+            p = r.paper or (None, None, None)
+            ours, theirs = deltas.get((r.variant, r.preset), (None, None))
+            rows.append((f"{r.variant}: {r.description}", r.preset, f"{r.parameters:,}", fmt(r.train_top1_error),
+                         fmt(r.test_top1_error), fmt(r.test_top5_error), fmt(p[0]), fmt(p[1]), fmt(p[2]),
+                         fmt(ours, "+"), fmt(theirs, "+")))
+        parts.append(
+            f"<p>Error % (centre crop) on {esc(data.get('evaluated', '?'))} {esc(result.evaluated_on)} images, "
+            f"{esc(data.get('classes', '?'))} classes, {esc(data.get('train', '?'))} training images; "
+            f"{esc(cfg.get('epochs'))} epochs at {esc(cfg.get('image_size'))} px, width {esc(cfg.get('width'))}, "
+            f"lr {esc(cfg.get('learning_rate'))}, seed {esc(cfg.get('seed'))}. Paper: ImageNet 2012, full "
+            "width, 70 epochs, validation errors. Δ: change against the unchanged network, in points.</p>"
+            + _table(header, rows, [False, False] + [True] * (len(header) - 2))
+        )
+    return _section("table3", "".join(parts) + _notes(c, "table3"))
+
+
 def _index(c: ReportContent) -> str:
     toc = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in SECTIONS)
     atlas = "".join(
@@ -623,6 +669,7 @@ def _index(c: ReportContent) -> str:
     body += _diagnostics_section(c)
     body += _occlusion_section(c)
     body += _correspondence_section(c)
+    body += _ablation_section(c)
     body += _transfer_section(c)
     nav = [("index.html#" + a, t.split(":")[0]) for a, t in SECTIONS]
     return _page(c.title, body, depth=0, nav=nav)
@@ -638,7 +685,8 @@ def render_report(out: str | os.PathLike, content: ReportContent, *, progress: b
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for item in [*content.invariance, *content.diagnostics, *content.occlusion,
-                 *([content.evolution] if content.evolution else [])]:
+                 *([content.evolution] if content.evolution else []),
+                 *([content.ablation_figure] if content.ablation_figure else [])]:
         if not (out / item.path).is_file():
             raise FileNotFoundError(f"figure {item.path!r} is not in the report folder {str(out)!r}")
     n_images = int(getattr(content.top_k, "n_images", 0))

@@ -53,7 +53,9 @@ __all__ = [
     "EpochTimer",
     "count_parameters",
     "default_presets",
+    "baseline_deltas",
     "format_table",
+    "load_ablation",
     "model_arguments",
     "parse_presets",
     "preset_config",
@@ -268,9 +270,63 @@ class AblationResult:
     def to_markdown(self) -> str:
         return format_table(self)
 
+    @classmethod
+    def from_dict(cls, d: dict) -> "AblationResult":
+        return cls(
+            rows=[AblationRow.from_dict(r) for r in d["rows"]],
+            config=dict(d["config"]),
+            evaluated_on=str(d["evaluated_on"]),
+            data=dict(d["data"]),
+        )
+
+
+def load_ablation(path: str | Path) -> AblationResult:
+    """An `ablate` result: its output folder (holding `ablation.json`) or that JSON file.
+
+    Raises:
+        FileNotFoundError: no `ablation.json` there (with the command that makes one).
+        ValueError: the file is not an ablation result (names the file and what is missing).
+    """
+    path = Path(path)
+    file = path / "ablation.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"no ablation result at {str(file)!r}; make one with `zfkeras ablate DATA --out DIR` "
+            "and pass DIR (or DIR/ablation.json)"
+        )
+    try:
+        return AblationResult.from_dict(json.loads(file.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{str(file)!r} is not an ablation result from `zfkeras ablate` ({type(e).__name__}: {e})") from None
+
+
+def baseline_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    """Change in top-1 error against the variant's "as is" row, in points: `{(variant, preset): (ours, paper)}`.
+
+    Ours: test (or validation) top-1 error minus that of the unchanged network
+    trained in the same run; paper: its val top-1 error minus its "as is" row
+    (None where the paper has no such row). The absolute errors of a 101-class
+    Caltech run and of ImageNet differ by construction; these differences are
+    what the two can be compared on. Variants without an "as is" row are left out.
+    """
+    base = {r.variant: r for r in rows if _change(r.preset) == "as_is"}
+    out: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    for r in rows:
+        b = base.get(r.variant)
+        if b is None:
+            continue
+        paper, paper_base = r.paper, b.paper
+        theirs = None if paper is None or paper_base is None else paper[1] - paper_base[1]
+        out[(r.variant, r.preset)] = (r.test_top1_error - b.test_top1_error, theirs)
+    return out
+
 
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
+
+
+def _fmt_delta(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.1f}"
 
 
 def format_table(result: AblationResult) -> str:
@@ -292,22 +348,27 @@ def format_table(result: AblationResult) -> str:
         "70 epochs, layers 3-5: 384, 384, 256 maps, 6, 7: 4096 units; its columns are ImageNet "
         "validation errors.",
         "",
+        f"Last two columns: change in top-1 error against the unchanged network, in points "
+        f"(ours: {result.evaluated_on} top-1; paper: val top-1).",
+        "",
         f"| Error % | Train top-1 | {ev} top-1 | {ev} top-5 | Paper train top-1 | Paper val top-1 "
-        "| Paper val top-5 | Parameters | Minutes |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| Paper val top-5 | Parameters | Minutes | Δ top-1 ours | Δ top-1 paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
+    deltas = baseline_deltas(result.rows)
     order = {ch: i for i, ch in enumerate(_CHANGES)}
     for variant in _VARIANT_ORDER:
         rows = sorted((r for r in result.rows if r.variant == variant), key=lambda r: order[_change(r.preset)])
         if not rows:
             continue
-        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | |")
+        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | | | |")
         for r in rows:
             p = r.paper or (None, None, None)
+            ours, theirs = deltas.get((r.variant, r.preset), (None, None))
             lines.append(
                 f"| {r.description} (`{r.preset}`) | {_fmt(r.train_top1_error)} | {_fmt(r.test_top1_error)} "
                 f"| {_fmt(r.test_top5_error)} | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} "
-                f"| {r.parameters:,} | {r.seconds / 60:.1f} |"
+                f"| {r.parameters:,} | {r.seconds / 60:.1f} | {_fmt_delta(ours)} | {_fmt_delta(theirs)} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -1,0 +1,87 @@
+"""Figure of the architecture ablation (paper Table 3): each change against the unchanged network.
+
+Plotting only: the numbers come from `zfkeras.training.ablation` (an
+`AblationResult`, e.g. `load_ablation(DIR)` of a `zfkeras ablate --out DIR`).
+Absolute errors of a small Caltech-101 run and of the paper's ImageNet runs
+are not comparable, so the figure shows what is: the change in top-1 error
+that each architecture change causes, against the unchanged network of the
+same run (ours) and of the paper (its Table 3), side by side.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
+from zfkeras.training.ablation import AblationResult, AblationRow, baseline_deltas
+
+__all__ = ["ablation_bars", "plot_ablation", "save_figure"]
+
+_TITLES = {"alexnet": "changes to the Krizhevsky replica", "zf": "changes to ZFNet (Fig 3)"}
+OURS_COLOR, PAPER_COLOR = "#3a7bd5", "#e0a030"
+
+
+def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, float, float | None]]]:
+    """Per variant, `[(label, ours, paper)]`: change in top-1 error (points) of every changed preset.
+
+    Rows in the order given; the "as is" rows (zero by definition) are left out;
+    `paper` is None where the paper has no such row.
+    """
+    deltas = baseline_deltas(rows)
+    out: dict[str, list[tuple[str, float, float | None]]] = {}
+    for r in rows:
+        key = (r.variant, r.preset)
+        if key not in deltas or r.preset in ("zfnet", "alexnet"):
+            continue
+        ours, paper = deltas[key]
+        label = re.sub(r" \(paper: [^)]*\)", "", r.description)
+        out.setdefault(r.variant, []).append((label, float(ours), paper))
+    return out
+
+
+def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
+    """Horizontal bars, one panel per variant: our change in top-1 error (blue) beside the paper's (orange).
+
+    Positive = the change made the network worse. A missing orange bar: the
+    paper did not make that change to that variant.
+    """
+    if isinstance(results, AblationResult):
+        results = [results]
+    rows = [r for res in results for r in res.rows]
+    bars = ablation_bars(rows)
+    if not bars:
+        raise ValueError("nothing to plot: the ablation has no changed preset beside an unchanged one")
+    variants = [v for v in ("alexnet", "zf") if v in bars] + [v for v in bars if v not in ("alexnet", "zf")]
+    heights = [len(bars[v]) for v in variants]
+    fig = Figure(figsize=(9, 1.2 + 0.55 * sum(heights) + 0.6 * len(variants)))
+    axes = fig.subplots(len(variants), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    evaluated = {res.evaluated_on for res in results}
+    ours_label = f"ours ({'/'.join(sorted(evaluated))} top-1, Caltech-101)"
+    for ax, variant in zip(axes, variants):
+        items = bars[variant]
+        y = np.arange(len(items))
+        ours = [o for _, o, _ in items]
+        paper = [np.nan if p is None else p for _, _, p in items]
+        ax.barh(y - 0.2, ours, height=0.4, color=OURS_COLOR, label=ours_label)
+        ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR, label="paper (val top-1, ImageNet)")
+        for yi, o, p in zip(y, ours, paper):
+            ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
+            if not np.isnan(p):
+                ax.text(p, yi + 0.2, f" {p:+.1f} ", va="center", ha="left" if p >= 0 else "right", fontsize=8)
+        ax.set_yticks(y, [label for label, _, _ in items], fontsize=9)
+        ax.invert_yaxis()
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(_TITLES.get(variant, variant), fontsize=10, loc="left")
+        ax.grid(axis="x", alpha=0.3)
+        lo = min(0.0, *ours, *[p for p in paper if not np.isnan(p)])
+        hi = max(0.0, *ours, *[p for p in paper if not np.isnan(p)])
+        pad = 0.18 * (hi - lo or 1.0)
+        ax.set_xlim(lo - pad, hi + pad)
+    axes[0].legend(loc="lower right", fontsize=8)
+    axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
+    fig.tight_layout()
+    return fig
