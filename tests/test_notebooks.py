@@ -23,6 +23,7 @@ EXPECTED = [
     "02_top9_and_evolution.ipynb",
     "03_occlusion_and_correspondence.ipynb",
     "04_transfer.ipynb",
+    "05_ablation.ipynb",
 ]
 
 nbformat = pytest.importorskip("nbformat")
@@ -41,7 +42,7 @@ def _execute(nb, cwd: Path, monkeypatch, timeout: int = 600):
     return nb
 
 
-def test_the_four_notebooks_exist():
+def test_the_five_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 

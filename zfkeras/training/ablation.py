@@ -55,6 +55,7 @@ __all__ = [
     "default_presets",
     "baseline_deltas",
     "format_table",
+    "layer_sizes",
     "load_ablation",
     "model_arguments",
     "parse_presets",
@@ -402,7 +403,8 @@ def _check_setup(out: Path, setup: dict) -> None:
     atomic_write_json(path, setup)
 
 
-def _layer_sizes(model: keras.Model) -> tuple[tuple, tuple]:
+def layer_sizes(model: keras.Model) -> tuple[tuple, tuple]:
+    """`((conv1..conv5 maps), (fc6, fc7 units))` of a ZFNet; None for a removed layer."""
     names = {layer.name: layer for layer in model.layers}
     conv = tuple(names[n].filters if n in names else None for n in ("conv1", "conv2", "conv3", "conv4", "conv5"))
     fc = tuple(names[n].units if n in names else None for n in ("fc6", "fc7"))
@@ -515,7 +517,7 @@ def run_ablation(
         train_eval = evaluate_prepared(model, data.train_images, data.train_labels, batch_size=cfg.batch_size)
         test_eval = evaluate_prepared(model, eval_images, eval_labels, batch_size=cfg.batch_size)
         eval_seconds = time.perf_counter() - start
-        conv, fc = _layer_sizes(model)
+        conv, fc = layer_sizes(model)
         row = AblationRow(
             preset=preset,
             variant=model.variant,
