@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import REPO
 from zfkeras.cli import main
 from zfkeras.data.embedded import embedded_list, embedded_root
-from zfkeras.models.shipped import SHIPPED_MODEL, shipped_model_path
+from zfkeras.models.shipped import SHIPPED_ABLATIONS, SHIPPED_MODEL, shipped_ablation_paths, shipped_model_path
 
 
 def test_embedded_subset_is_small_attributed_and_from_the_test_list(caltech_root):
@@ -42,6 +42,35 @@ def test_shipped_model_is_small_and_carries_what_it_needs():
     assert 60 < mean.mean() < 200 and mean.std() > 1  # a real mean image, not the constant default
 
 
+def _script_presets() -> dict[str, list[str]]:
+    """`--variant V ... --presets a,b` of each `ablate` call in benchmarks/ablation_caltech.sh."""
+    import re
+
+    text = (REPO / "benchmarks" / "ablation_caltech.sh").read_text()
+    calls = re.findall(r"--variant (\w+) .*?\\\n\s*--presets ([\w,]+)", text)
+    return {variant: presets.split(",") for variant, presets in calls}
+
+
+def test_shipped_ablation_is_the_full_study_of_the_script():
+    from zfkeras.training.ablation import PAPER_TABLE3, load_ablation
+
+    paths = shipped_ablation_paths()
+    assert [p.name for p in paths] == list(SHIPPED_ABLATIONS)
+    expected = _script_presets()
+    assert sorted(expected) == ["alexnet", "zf"] and sum(map(len, expected.values())) == 12
+    for path in paths:
+        assert path.stat().st_size < 64 * 2**10
+        result = load_ablation(path)
+        (variant,) = {r.variant for r in result.rows}
+        assert [r.preset for r in result.rows] == expected[variant], path.name
+        assert result.evaluated_on == "test" and result.data["evaluated"] == 2893  # Caltech-101 test.txt
+        assert result.data["classes"] == 101 and result.config["image_size"] == 112
+        assert len({r.epochs for r in result.rows}) == 1
+        for r in result.rows:
+            assert 0 < r.train_top1_error < 100 and 0 < r.test_top5_error < r.test_top1_error < 100
+            assert r.paper == PAPER_TABLE3[(variant, "as_is" if r.preset == "zfnet" else r.preset)]
+
+
 def test_demo_on_the_shipped_model(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path)]) == 0
     printed = capsys.readouterr().out
@@ -55,8 +84,16 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     index = tmp_path / "report" / "index.html"
     assert result["report"] == str(index.resolve()) and f"[demo] report: {index.resolve()}" in printed
     page = index.read_text()
-    for section in ("fig2", "fig3", "fig5", "fig6", "fig7", "table1"):
+    for section in ("fig2", "fig3", "fig5", "fig6", "fig7", "table1", "table3"):
         assert f'<section id="{section}">' in page
+    # Table 3: the shipped ablation, every row with its test top-1 error, and the figure.
+    from zfkeras.training.ablation import load_ablation
+
+    table3 = page[page.index('<section id="table3">'):page.index('<section id="transfer">')]
+    for path in shipped_ablation_paths():
+        for r in load_ablation(path).rows:
+            assert f"<td>{r.preset}</td>" in table3 and f'<td class="num">{r.test_top1_error:.1f}</td>' in table3
+    assert 'src="ablation/ablation.png"' in table3
     shipped = json.loads((tmp_path / "report" / "report.json").read_text())
     assert {a["name"].split(" ")[0]: a["source"] for a in shipped["analyses"]}["top-9"] == "computed"
     assert len(list((tmp_path / "report" / "occlusion").glob("*.png"))) == 3
@@ -113,6 +150,7 @@ def test_wheel_contains_model_subset_and_every_package(tmp_path):
     (wheel,) = tmp_path.glob("zfkeras-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert f"zfkeras/saved_models/{SHIPPED_MODEL}" in names
+    assert all(f"zfkeras/saved_models/{name}" in names for name in SHIPPED_ABLATIONS)
     assert sum(n.startswith("zfkeras/data/embedded/caltech101_subset/") and n.endswith(".jpg") for n in names) == 240
     assert "zfkeras/data/embedded/caltech101_subset/ATTRIBUTION.md" in names
     packages = {str(p.parent.relative_to(REPO)) for p in (REPO / "zfkeras").rglob("__init__.py")}

@@ -11,6 +11,7 @@ same run (ours) and of the paper (its Table 3), side by side.
 from __future__ import annotations
 
 import re
+import textwrap
 from typing import Sequence
 
 import numpy as np
@@ -59,6 +60,9 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     heights = [len(bars[v]) for v in variants]
     fig = Figure(figsize=(9, 1.2 + 0.55 * sum(heights) + 0.6 * len(variants)))
     axes = fig.subplots(len(variants), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
+    values = [v for v in bars.values() for _, o, p in v for v in (o, p) if v is not None]
+    lo, hi = min(0.0, *values), max(0.0, *values)
+    pad = 0.2 * (hi - lo or 1.0)
     evaluated = {res.evaluated_on for res in results}
     ours_label = f"ours ({'/'.join(sorted(evaluated))} top-1, Caltech-101)"
     for ax, variant in zip(axes, variants):
@@ -70,17 +74,16 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
         ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR, label="paper (val top-1, ImageNet)")
         for yi, o, p in zip(y, ours, paper):
             ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
-            if not np.isnan(p):
+            if np.isnan(p):
+                ax.text(0, yi + 0.2, " not in the paper", va="center", ha="left", fontsize=7, color="#777")
+            else:
                 ax.text(p, yi + 0.2, f" {p:+.1f} ", va="center", ha="left" if p >= 0 else "right", fontsize=8)
-        ax.set_yticks(y, [label for label, _, _ in items], fontsize=9)
+        ax.set_yticks(y, [textwrap.fill(label, 34) for label, _, _ in items], fontsize=9)
         ax.invert_yaxis()
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(_TITLES.get(variant, variant), fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
-        lo = min(0.0, *ours, *[p for p in paper if not np.isnan(p)])
-        hi = max(0.0, *ours, *[p for p in paper if not np.isnan(p)])
-        pad = 0.18 * (hi - lo or 1.0)
-        ax.set_xlim(lo - pad, hi + pad)
+        ax.set_xlim(lo - pad, hi + pad)  # one scale for every panel
     axes[0].legend(loc="lower right", fontsize=8)
     axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
     fig.tight_layout()
