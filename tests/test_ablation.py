@@ -237,8 +237,26 @@ def test_format_table_layout_and_paper_numbers():
     assert body[6].endswith("| +0.0 | +0.4 |")
     assert body[2].endswith("| -13.3 | +4.9 |")  # 20.0 - 33.333; paper 45.4 - 40.5
     assert body[5].endswith("| +0.0 | – |")
+    assert "| 5.0 | – | 22.0 |" in body[6]  # top-5, mean per class (not measured in this row), paper
+    assert "did not train" not in text
     assert "Test top-1" in text
     assert "Val top-1" in format_table(AblationResult(rows, config, "validation", data))
+
+
+def test_format_table_marks_a_collapsed_network():
+    rows = [_row("zfnet", "alexnet", test_mean_per_class_error=50.0, top_prediction_share=0.2),
+            _row("no_conv3_conv4", "alexnet", conv_channels=(48, 128, None, None, 128),
+                 test_mean_per_class_error=99.0, predicted_classes=1, top_prediction_share=0.908)]
+    assert not rows[0].collapsed and rows[1].collapsed
+    text = format_table(AblationResult(rows, TINY.to_dict(), "test",
+                                       {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}))
+    lines = text.splitlines()
+    (marked,) = [ln for ln in lines if "did not train" in ln and ln.startswith("| ")]
+    assert "(`no_conv3_conv4`) **(did not train\\*)**" in marked and "| 99.0 |" in marked
+    assert lines[-1].startswith("\\* `no_conv3_conv4` (alexnet) gave one class to 91 % of the test images")
+    from zfkeras.report.figures_ablation import ablation_bars
+
+    assert ablation_bars(rows) == {"alexnet": [("removed layers 3, 4 (did not train)", 0.0, pytest.approx(4.9))]}
 
 
 def _result():
@@ -358,6 +376,12 @@ def test_ablate_command_writes_tables_and_resumes(cli, tmp_path, capsys):
     pred = model.predict(np.stack([center_crop(im, 64) for im in images]).astype("float32"), verbose=0).argmax(1)
     row = result["rows"][1]
     assert row["test_top1_error"] == pytest.approx(100 * (1 - np.mean(pred == labels)))
+    per_class = [np.mean(pred[labels == c] == c) for c in np.unique(labels)]
+    assert row["test_mean_per_class_error"] == pytest.approx(100 * (1 - np.mean(per_class)))
+    counts = np.bincount(pred, minlength=3)
+    assert row["predicted_classes"] == np.count_nonzero(counts)
+    assert row["top_prediction_share"] == pytest.approx(counts.max() / len(pred))
+    assert row["collapsed"] == (counts.max() / len(pred) > 0.5)
     assert row["test_top5_error"] == 0.0  # 3 classes: always in the top 5
     assert row["parameters"] == count_parameters(model) and row["fc_units"] == [32, None]
     history = list(csv.DictReader(open(out / "no_fc7" / "history.csv")))
@@ -377,6 +401,21 @@ def test_ablate_command_writes_tables_and_resumes(cli, tmp_path, capsys):
     again = json.loads((out / "ablation.json").read_text())
     assert again["rows"][0] == result["rows"][0]
     assert [r["preset"] for r in again["rows"]] == ["zfnet", "no_fc7"]
+
+    # A row saved by an older zfkeras (without the newer measures) is scored again, not retrained.
+    saved = json.loads((out / "zfnet" / "result.json").read_text())
+    for key in ("test_mean_per_class_error", "predicted_classes", "top_prediction_share"):
+        del saved["row"][key]
+    (out / "zfnet" / "result.json").write_text(json.dumps(saved))
+    assert cli(argv) == 0
+    printed = capsys.readouterr().out
+    assert "zfnet: trained before; evaluating again" in printed and "zfnet: training" not in printed
+    assert "no_fc7: done before, skipped" in printed
+    assert kept.stat().st_mtime_ns == kept_mtime
+    upgraded = json.loads((out / "ablation.json").read_text())["rows"][0]
+    for key in ("train_top1_error", "test_top1_error", "test_top5_error", "test_mean_per_class_error",
+                "predicted_classes", "top_prediction_share", "parameters"):
+        assert upgraded[key] == pytest.approx(again["rows"][0][key]), key
 
     # Other settings into the same folder are refused, in one line.
     assert cli([*argv, "--seed", "1"]) == 2

@@ -77,7 +77,9 @@ def _ablation_file(folder: Path) -> Path:
         AblationRow(preset="zfnet", conv_channels=(48, 128, 192, 192, 128), fc_units=(256, 256),
                     test_top1_error=61.25, **common),
         AblationRow(preset="no_conv3_conv4", conv_channels=(48, 128, None, None, 128), fc_units=(256, 256),
-                    test_top1_error=65.75, **common),
+                    test_top1_error=65.75, test_mean_per_class_error=80.0, top_prediction_share=0.25, **common),
+        AblationRow(preset="no_fc7", conv_channels=(48, 128, 192, 192, 128), fc_units=(256, None),
+                    test_top1_error=90.0, test_mean_per_class_error=99.0, top_prediction_share=0.75, **common),
     ]
     config = {"epochs": 3, "image_size": 64, "width": 0.25, "learning_rate": 0.005, "seed": 0}
     result = AblationResult(rows, config, "test", {"classes": 7, "train": 70, "validation": 7, "evaluated": 35})
@@ -156,10 +158,15 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     index = (out / "index.html").read_text(encoding="utf-8")
     section = index[index.index('<section id="table3">'):index.index('<section id="transfer">')]
     cells = re.findall(r'<td[^>]*>(.*?)</td>', section)
-    row = cells[cells.index("alexnet: removed layers 3, 4"):][:11]
-    # our test top-1, the paper's train / val top-1 / top-5, change vs the unchanged row: 65.75 - 61.25, 45.4 - 40.5
-    assert row == ["alexnet: removed layers 3, 4", "no_conv3_conv4", "12,345", "10.0", "65.8", "30.0",
+    row = cells[cells.index("alexnet: removed layers 3, 4"):][:12]
+    # our test top-1 / top-5 / mean per class, the paper's train / val top-1 / top-5, change vs the
+    # unchanged row: 65.75 - 61.25, 45.4 - 40.5
+    assert row == ["alexnet: removed layers 3, 4", "no_conv3_conv4", "12,345", "10.0", "65.8", "30.0", "80.0",
                    "41.8", "45.4", "22.1", "+4.5", "+4.9"]
+    assert cells.count("-") == 1  # the unchanged row's mean per class was not measured
+    # One class for 75 % of the images: marked, and said why it is not the change's cost.
+    assert "alexnet: removed layer 7 (did not train)" in cells
+    assert "no_fc7 (alexnet) did not train: it gave one class to 75 % of the images" in section
     assert "35 test images, 7 classes" in section and 'src="ablation/ablation.png"' in section
 
 

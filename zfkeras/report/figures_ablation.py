@@ -30,7 +30,8 @@ def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, floa
     """Per variant, `[(label, ours, paper)]`: change in top-1 error (points) of every changed preset.
 
     Rows in the order given; the "as is" rows (zero by definition) are left out;
-    `paper` is None where the paper has no such row.
+    `paper` is None where the paper has no such row; a collapsed row (`AblationRow.collapsed`)
+    is labelled "(did not train)".
     """
     deltas = baseline_deltas(rows)
     out: dict[str, list[tuple[str, float, float | None]]] = {}
@@ -39,7 +40,7 @@ def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, floa
         if key not in deltas or r.preset in ("zfnet", "alexnet"):
             continue
         ours, paper = deltas[key]
-        label = re.sub(r" \(paper: [^)]*\)", "", r.description)
+        label = re.sub(r" \(paper: [^)]*\)", "", r.description) + (" (did not train)" if r.collapsed else "")
         out.setdefault(r.variant, []).append((label, float(ours), paper))
     return out
 

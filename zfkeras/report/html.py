@@ -627,7 +627,7 @@ def _ablation_section(c: ReportContent) -> str:
     from zfkeras.training.ablation import AblationResult, baseline_deltas
 
     parts = [_figure(c.ablation_figure)] if c.ablation_figure else []
-    header = ["change", "preset", "params", "train top-1", "top-1", "top-5", "paper train top-1",
+    header = ["change", "preset", "params", "train top-1", "top-1", "top-5", "mean per class", "paper train top-1",
               "paper val top-1", "paper val top-5", "Δ top-1 ours", "Δ top-1 paper"]
     fmt = lambda v, sign="": "-" if v is None else f"{v:{sign}.1f}"  # noqa: E731
     for d in c.ablation:
@@ -638,16 +638,22 @@ def _ablation_section(c: ReportContent) -> str:
         for r in result.rows:
             p = r.paper or (None, None, None)
             ours, theirs = deltas.get((r.variant, r.preset), (None, None))
-            rows.append((f"{r.variant}: {r.description}", r.preset, f"{r.parameters:,}", fmt(r.train_top1_error),
-                         fmt(r.test_top1_error), fmt(r.test_top5_error), fmt(p[0]), fmt(p[1]), fmt(p[2]),
+            label = f"{r.variant}: {r.description}" + (" (did not train)" if r.collapsed else "")
+            rows.append((label, r.preset, f"{r.parameters:,}", fmt(r.train_top1_error), fmt(r.test_top1_error),
+                         fmt(r.test_top5_error), fmt(r.test_mean_per_class_error), fmt(p[0]), fmt(p[1]), fmt(p[2]),
                          fmt(ours, "+"), fmt(theirs, "+")))
+        notes = "".join(
+            f'<p class="missing">{esc(r.preset)} ({esc(r.variant)}) did not train: it gave one class to '
+            f"{100 * r.top_prediction_share:.0f} % of the images (never left the majority-class plateau), so its "
+            "errors measure a failed optimization with this recipe, not what the change costs.</p>"
+            for r in result.rows if r.collapsed)
         parts.append(
             f"<p>Error % (centre crop) on {esc(data.get('evaluated', '?'))} {esc(result.evaluated_on)} images, "
             f"{esc(data.get('classes', '?'))} classes, {esc(data.get('train', '?'))} training images; "
             f"{esc(cfg.get('epochs'))} epochs at {esc(cfg.get('image_size'))} px, width {esc(cfg.get('width'))}, "
             f"lr {esc(cfg.get('learning_rate'))}, seed {esc(cfg.get('seed'))}. Paper: ImageNet 2012, full "
             "width, 70 epochs, validation errors. Δ: change against the unchanged network, in points.</p>"
-            + _table(header, rows, [False, False] + [True] * (len(header) - 2))
+            + _table(header, rows, [False, False] + [True] * (len(header) - 2)) + notes
         )
     return _section("table3", "".join(parts) + _notes(c, "table3"))
 

@@ -47,6 +47,7 @@ from zfkeras.training.run import TrainingData, train
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [
+    "COLLAPSE_SHARE",
     "PAPER_TABLE3",
     "AblationResult",
     "AblationRow",
@@ -80,6 +81,11 @@ PAPER_TABLE3: dict[tuple[str, str], tuple[float, float, float]] = {
     ("zf", "wide_conv345"): (18.8, 37.5, 16.0),
     ("zf", "wide_conv345_fc_double"): (10.0, 38.3, 16.9),
 }
+
+# A network giving one class to more than this share of the test images did not train.
+COLLAPSE_SHARE = 0.5
+# Result fields a saved row must have; an older row lacking one is re-evaluated from its model.
+_ROW_FIELDS = ("test_mean_per_class_error", "predicted_classes", "top_prediction_share")
 
 # Row order of the paper's table; the two base presets are the "as is" rows.
 _CHANGES = (
@@ -205,6 +211,18 @@ class AblationRow:
     parameters: int
     seconds: float
     epochs: int
+    test_mean_per_class_error: float | None = None
+    predicted_classes: int | None = None  # distinct classes predicted on the test images
+    top_prediction_share: float | None = None  # share of test images given the most predicted class
+
+    @property
+    def collapsed(self) -> bool:
+        """True when the network did not learn: one class for more than half of the test images.
+
+        Then its errors measure a failed optimization (e.g. units that died early),
+        not what the architecture change costs.
+        """
+        return self.top_prediction_share is not None and self.top_prediction_share > COLLAPSE_SHARE
 
     @property
     def paper(self) -> tuple[float, float, float] | None:
@@ -234,6 +252,7 @@ class AblationRow:
         d = dataclasses.asdict(self)
         d["conv_channels"], d["fc_units"] = list(self.conv_channels), list(self.fc_units)
         d["description"] = self.description
+        d["collapsed"] = self.collapsed
         paper = self.paper
         d["paper"] = None if paper is None else dict(zip(("train_top1_error", "val_top1_error", "val_top5_error"), paper))
         return d
@@ -352,9 +371,9 @@ def format_table(result: AblationResult) -> str:
         f"Last two columns: change in top-1 error against the unchanged network, in points "
         f"(ours: {result.evaluated_on} top-1; paper: val top-1).",
         "",
-        f"| Error % | Train top-1 | {ev} top-1 | {ev} top-5 | Paper train top-1 | Paper val top-1 "
-        "| Paper val top-5 | Parameters | Minutes | Δ top-1 ours | Δ top-1 paper |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| Error % | Train top-1 | {ev} top-1 | {ev} top-5 | {ev} mean per class | Paper train top-1 "
+        "| Paper val top-1 | Paper val top-5 | Parameters | Minutes | Δ top-1 ours | Δ top-1 paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     deltas = baseline_deltas(result.rows)
     order = {ch: i for i, ch in enumerate(_CHANGES)}
@@ -362,15 +381,23 @@ def format_table(result: AblationResult) -> str:
         rows = sorted((r for r in result.rows if r.variant == variant), key=lambda r: order[_change(r.preset)])
         if not rows:
             continue
-        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | | | |")
+        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | | | | |")
         for r in rows:
             p = r.paper or (None, None, None)
             ours, theirs = deltas.get((r.variant, r.preset), (None, None))
+            mark = " **(did not train\\*)**" if r.collapsed else ""
             lines.append(
-                f"| {r.description} (`{r.preset}`) | {_fmt(r.train_top1_error)} | {_fmt(r.test_top1_error)} "
-                f"| {_fmt(r.test_top5_error)} | {_fmt(p[0])} | {_fmt(p[1])} | {_fmt(p[2])} "
-                f"| {r.parameters:,} | {r.seconds / 60:.1f} | {_fmt_delta(ours)} | {_fmt_delta(theirs)} |"
+                f"| {r.description} (`{r.preset}`){mark} | {_fmt(r.train_top1_error)} | {_fmt(r.test_top1_error)} "
+                f"| {_fmt(r.test_top5_error)} | {_fmt(r.test_mean_per_class_error)} | {_fmt(p[0])} | {_fmt(p[1])} "
+                f"| {_fmt(p[2])} | {r.parameters:,} | {r.seconds / 60:.1f} | {_fmt_delta(ours)} | {_fmt_delta(theirs)} |"
             )
+    collapsed = [r for r in result.rows if r.collapsed]
+    if collapsed:
+        lines += ["", "\\* " + "; ".join(
+            f"`{r.preset}` ({r.variant}) gave one class to {100 * r.top_prediction_share:.0f} % of the "
+            f"{result.evaluated_on} images" for r in collapsed
+        ) + ": the network never left the majority-class plateau, so its errors measure a failed "
+            "optimization with this recipe, not what the change costs."]
     return "\n".join(lines) + "\n"
 
 
@@ -492,31 +519,12 @@ def run_ablation(
         atomic_write_text(out / "ablation.md", result.to_markdown())
         return result
 
-    for i, preset in enumerate(presets, 1):
-        cfg = preset_config(config, preset)
-        pdir = out / preset
-        result_path = pdir / "result.json"
-        if result_path.exists():
-            saved = json.loads(result_path.read_text())
-            if saved.get("config") == cfg.to_dict():
-                rows.append(AblationRow.from_dict(saved["row"]))
-                say(f"[{i}/{len(presets)}] {preset}: done before, skipped ({result_path})")
-                continue
-        state = pdir / "checkpoint" / "state.json"
-        done = json.loads(state.read_text())["epoch"] if state.exists() else 0
-        if done > cfg.epochs:
-            raise ValueError(
-                f"{pdir} was trained for {done} epochs, more than --epochs {cfg.epochs}; "
-                "use the same or a longer budget, or a new --out folder"
-            )
-        say(f"[{i}/{len(presets)}] {preset}: training {cfg.epochs} epochs in {pdir}")
-        keras.backend.clear_session()
-        model = train(data, pdir, cfg, extra_callbacks=[EpochTimer()], verbose=verbose)
-        say(f"[{i}/{len(presets)}] {preset}: evaluating")
+    def evaluate(model: keras.Model, preset: str, cfg: TrainConfig, pdir: Path) -> AblationRow:
         start = time.perf_counter()
         train_eval = evaluate_prepared(model, data.train_images, data.train_labels, batch_size=cfg.batch_size)
         test_eval = evaluate_prepared(model, eval_images, eval_labels, batch_size=cfg.batch_size)
         eval_seconds = time.perf_counter() - start
+        predicted = test_eval.confusion.sum(axis=0)  # column = predicted class
         conv, fc = layer_sizes(model)
         row = AblationRow(
             preset=preset,
@@ -529,9 +537,43 @@ def run_ablation(
             parameters=count_parameters(model),
             seconds=_training_seconds(pdir) + eval_seconds,
             epochs=int(cfg.epochs),
+            test_mean_per_class_error=100.0 * (1.0 - test_eval.mean_per_class),
+            predicted_classes=int(np.count_nonzero(predicted)),
+            top_prediction_share=float(predicted.max() / max(1, predicted.sum())),
         )
-        atomic_write_json(result_path, {"config": cfg.to_dict(), "row": row.to_dict()})
-        rows.append(row)
+        atomic_write_json(pdir / "result.json", {"config": cfg.to_dict(), "row": row.to_dict()})
+        return row
+
+    for i, preset in enumerate(presets, 1):
+        cfg = preset_config(config, preset)
+        pdir = out / preset
+        result_path = pdir / "result.json"
+        if result_path.exists():
+            saved = json.loads(result_path.read_text())
+            if saved.get("config") == cfg.to_dict():
+                if all(saved["row"].get(k) is not None for k in _ROW_FIELDS) or not (pdir / "model.keras").exists():
+                    rows.append(AblationRow.from_dict(saved["row"]))
+                    say(f"[{i}/{len(presets)}] {preset}: done before, skipped ({result_path})")
+                else:  # a row from an older zfkeras: score the trained model again, no retraining
+                    say(f"[{i}/{len(presets)}] {preset}: trained before; evaluating again for the newer measures")
+                    from zfkeras.models.io import load_model
+
+                    keras.backend.clear_session()
+                    rows.append(evaluate(load_model(pdir / "model.keras"), preset, cfg, pdir))
+                write_summary()
+                continue
+        state = pdir / "checkpoint" / "state.json"
+        done = json.loads(state.read_text())["epoch"] if state.exists() else 0
+        if done > cfg.epochs:
+            raise ValueError(
+                f"{pdir} was trained for {done} epochs, more than --epochs {cfg.epochs}; "
+                "use the same or a longer budget, or a new --out folder"
+            )
+        say(f"[{i}/{len(presets)}] {preset}: training {cfg.epochs} epochs in {pdir}")
+        keras.backend.clear_session()
+        model = train(data, pdir, cfg, extra_callbacks=[EpochTimer()], verbose=verbose)
+        say(f"[{i}/{len(presets)}] {preset}: evaluating")
+        rows.append(evaluate(model, preset, cfg, pdir))
         write_summary()
     result = write_summary()
     say(result.to_markdown())
