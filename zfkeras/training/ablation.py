@@ -4,19 +4,24 @@ Every chosen preset of `zfkeras.models.PRESETS` is trained with the same
 data, recipe, epoch budget and seed, each in `OUT/<preset>/` through
 `zfkeras.training.train` (so a killed run resumes the preset in progress),
 then evaluated: train top-1 error (centre crop of the training images, in
-inference mode), test top-1 / top-5 error (centre crop), trainable parameter
-count and seconds (training epochs + evaluation, summed across resumes).
+inference mode), test top-1 / top-5 / mean per-class error (centre crop),
+trainable parameter count and seconds (training epochs + evaluation, summed
+across resumes). A network that gives one class to more than half of the test
+images is flagged `collapsed` ("did not train"): its errors measure a failed
+optimization with the shared recipe, not what the architecture change costs.
 
 Outputs in `OUT/`:
 - `<preset>/result.json`: the preset's row; a preset with a result for the
   current epoch budget is skipped on re-runs (delete it, or the preset's
-  folder, to redo it);
+  folder, to redo it; a row saved by an older version without the newer
+  measures is scored again from `<preset>/model.keras`, not retrained);
 - `setup.json`: recipe and a fingerprint of the data; a re-run into the same
   folder with other settings or data is refused (only `epochs` may change:
   a longer budget continues every preset);
 - `ablation.json`, `ablation.md`: all rows, and a table in the layout of the
-  paper's Table 3 with the paper's ImageNet numbers beside ours. Both are
-  rewritten atomically after every preset.
+  paper's Table 3 with the paper's ImageNet numbers beside ours and the change
+  in top-1 error against the unchanged network (`baseline_deltas`), ours and
+  the paper's. Both are rewritten atomically after every preset.
 
 The paper made the layer removals on its Krizhevsky replica and the
 resizings on both that and ZFNet: use `config.variant` ("alexnet" / "zf")
