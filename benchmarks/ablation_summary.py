@@ -1,0 +1,85 @@
+"""Summary of the Table 3 study and its checks: tables, figures, seed-to-seed spread.
+
+Reads the folders written by `benchmarks/ablation_caltech.sh` (RUNS/alexnet, RUNS/zf) and, when
+present, `benchmarks/ablation_checks.sh` (RUNS/lr*/alexnet, RUNS/seed*/{alexnet,zf}); prints the
+tables and writes into --out: `ablation.png` (both variants), `ablation_<check>.png`, and each
+run's `ablation.md` / `ablation.json` under a flat name (what BENCHMARKS.md shows).
+
+    python benchmarks/ablation_summary.py --runs runs/ablation-caltech101 --out benchmarks/results/ablation
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+from pathlib import Path
+
+from zfkeras.report.figures_ablation import plot_ablation, save_figure
+from zfkeras.training.ablation import AblationResult, baseline_deltas, load_ablation
+
+
+def _runs(root: Path) -> dict[str, dict[str, AblationResult]]:
+    """`{"main" | check folder name: {variant: result}}` for every folder with an ablation.json."""
+    found: dict[str, dict[str, AblationResult]] = {}
+    for group in ["", *sorted(p.name for p in root.iterdir() if p.is_dir() and (p.name.startswith(("lr", "seed"))))]:
+        for variant in ("alexnet", "zf"):
+            folder = root / group / variant
+            if (folder / "ablation.json").is_file():
+                found.setdefault(group or "main", {})[variant] = load_ablation(folder)
+    return found
+
+
+def _seed_table(runs: dict[str, dict[str, AblationResult]]) -> str:
+    """Test top-1 error (and the change against the unchanged network) per seed, mean and spread."""
+    groups = [g for g in ["main", *sorted(g for g in runs if g.startswith("seed"))] if g in runs]
+    cells: dict[tuple[str, str], list[tuple[float, bool, float | None]]] = {}
+    for g in groups:
+        for variant, result in runs[g].items():
+            deltas = baseline_deltas(result.rows)
+            for r in result.rows:
+                delta = deltas.get((variant, r.preset), (None, None))[0]
+                cells.setdefault((variant, r.preset), []).append((r.test_top1_error, r.collapsed, delta))
+    lines = ["| variant | preset | test top-1 error, seeds 0, 1, ... | mean ± std | change vs unchanged, per seed |",
+             "|---|---|---|---|---|"]
+    for (variant, preset), seen in cells.items():
+        if len(seen) < 2:
+            continue
+        errors = [e for e, _, _ in seen]
+        per_seed = ", ".join(f"{e:.1f}{'*' if c else ''}" for e, c, _ in seen)
+        changes = ", ".join("–" if d is None else f"{d:+.1f}" for _, _, d in seen)
+        lines.append(f"| {variant} | `{preset}` | {per_seed} | {statistics.mean(errors):.1f} ± "
+                     f"{statistics.stdev(errors):.1f} | {changes} |")
+    return "\n".join(lines) + "\n\n\\* did not train (one class for more than half of the test images).\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", required=True, help="OUT of benchmarks/ablation_caltech.sh (and _checks.sh)")
+    parser.add_argument("--out", default="benchmarks/results/ablation", help="where the figures and tables go")
+    args = parser.parse_args()
+    root, out = Path(args.runs), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = _runs(root)
+    if "main" not in runs:
+        raise SystemExit(f"no ablation results in {root}/alexnet or {root}/zf: run benchmarks/ablation_caltech.sh")
+    for group, by_variant in runs.items():
+        suffix = "" if group == "main" else f"_{group}"
+        for variant, result in by_variant.items():
+            src = root / ("" if group == "main" else group) / variant
+            for ext in ("md", "json"):
+                shutil.copyfile(src / f"ablation.{ext}", out / f"{variant}{suffix}.{ext}")
+            print(f"## {group}: {variant}\n\n{result.to_markdown()}")
+        try:
+            save_figure(plot_ablation(list(by_variant.values())), out / f"ablation{suffix}.png", dpi=100)
+        except ValueError as e:  # e.g. a seed run without changed presets
+            print(f"({group}: no figure: {e})")
+    if any(g.startswith("seed") for g in runs):
+        table = _seed_table(runs)
+        (out / "seeds.md").write_text(table)
+        print("## seeds\n\n" + table)
+    print(f"figures and tables in {out}")
+
+
+if __name__ == "__main__":
+    main()
