@@ -398,11 +398,11 @@ def format_table(result: AblationResult) -> str:
             )
     collapsed = [r for r in result.rows if r.collapsed]
     if collapsed:
-        lines += ["", "\\* " + "; ".join(
-            f"`{r.preset}` ({r.variant}) gave one class to {100 * r.top_prediction_share:.0f} % of the "
-            f"{result.evaluated_on} images" for r in collapsed
-        ) + ": the network never left the majority-class plateau, so its errors measure a failed "
-            "optimization with this recipe, not what the change costs."]
+        names = ", ".join(f"`{r.preset}` ({r.variant})" for r in collapsed)
+        shares = ", ".join(f"{100 * r.top_prediction_share:.0f} %" for r in collapsed)
+        lines += ["", f"\\* {names} gave one class to {shares} of the {result.evaluated_on} images: "
+                  f"{'it' if len(collapsed) == 1 else 'each'} never left the majority-class plateau, so its "
+                  "errors measure a failed optimization with this recipe, not what the change costs."]
     return "\n".join(lines) + "\n"
 
 
