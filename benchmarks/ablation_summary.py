@@ -1,7 +1,7 @@
 """Summary of the Table 3 study and its checks: tables, figures, seed-to-seed spread.
 
 Reads the folders written by `benchmarks/ablation_caltech.sh` (RUNS/alexnet, RUNS/zf) and, when
-present, `benchmarks/ablation_checks.sh` (RUNS/lr*/alexnet, RUNS/seed*/{alexnet,zf}); prints the
+present, `benchmarks/ablation_checks.sh` (RUNS/lr*/alexnet; RUNS/seed*/{alexnet,zf} for other seeds); prints the
 tables and writes into --out: `ablation.png` (both variants), `ablation_<check>.png`, and each
 run's `ablation.md` / `ablation.json` under a flat name (what BENCHMARKS.md shows).
 
