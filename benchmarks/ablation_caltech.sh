@@ -15,7 +15,13 @@
 # EPOCHS sets a shorter budget for every preset (the plateau schedule makes N epochs exactly the
 # first N of a longer run; a later, longer EPOCHS continues each preset where it stopped).
 #
-#   bash benchmarks/ablation_caltech.sh        (env: CALTECH=..., OUT=..., PYTHON=..., EPOCHS=..., CACHE=...)
+# Then (CHECK=0 to leave it out) a check, same data, budget and seed: the replica's layer removals,
+# which did not train at the reference lr 5e-3 (their conv5 units die in the first epoch and the
+# net never leaves the majority-class plateau: "did not train" in the table), again at lr 1e-3
+# beside the unchanged replica at 1e-3, in OUT/lr0.001/alexnet (why: benchmarks/ablation_dead_units.py).
+# Tables and figures of all of it: python benchmarks/ablation_summary.py --runs OUT
+#
+#   bash benchmarks/ablation_caltech.sh        (env: CALTECH=..., OUT=..., PYTHON=..., EPOCHS=..., CACHE=..., CHECK=...)
 set -euo pipefail
 
 CALTECH=${CALTECH:-../shared/data/caltech101}
@@ -23,6 +29,7 @@ OUT=${OUT:-runs/ablation-caltech101}
 PYTHON=${PYTHON:-python}
 EPOCHS=${EPOCHS:-60}
 CACHE=${CACHE:-$OUT/cache}
+CHECK=${CHECK:-1}
 
 common=(
   "$CALTECH/101_ObjectCategories"
@@ -43,4 +50,9 @@ common=(
 "$PYTHON" -m zfkeras ablate "${common[@]}" --variant zf --out "$OUT/zf" \
   --presets zfnet,fc_half,fc_double,wide_conv345,wide_conv345_fc_double
 
-echo "tables: $OUT/alexnet/ablation.md and $OUT/zf/ablation.md"
+if [ "$CHECK" = 1 ]; then
+  # The replica's removals at lr 1e-3 (one line: the tests read the study's presets from the calls above).
+  "$PYTHON" -m zfkeras ablate "${common[@]}" --variant alexnet --lr 0.001 --out "$OUT/lr0.001/alexnet" --presets zfnet,no_conv3_conv4,no_fc6_fc7,no_conv3_conv4_fc6_fc7
+fi
+
+echo "tables: $OUT/alexnet/ablation.md, $OUT/zf/ablation.md (check: $OUT/lr0.001/alexnet/ablation.md)"

@@ -1,8 +1,8 @@
 """Summary of the Table 3 study and its checks: tables, figures, seed-to-seed spread.
 
-Reads the folders written by `benchmarks/ablation_caltech.sh` (RUNS/alexnet, RUNS/zf) and, when
-present, `benchmarks/ablation_checks.sh` (RUNS/lr*/alexnet; RUNS/seed*/{alexnet,zf} for other seeds); prints the
-tables and writes into --out: `ablation.png` (both variants), `ablation_<check>.png`, and each
+Reads the folders written by `benchmarks/ablation_caltech.sh`: RUNS/alexnet, RUNS/zf, its check
+RUNS/lr0.001/alexnet and any RUNS/seed*/{alexnet,zf} (the same presets with another --seed, for
+the spread from seed to seed); prints the tables and writes into --out: `ablation.png` (both variants), `ablation_<check>.png`, and each
 run's `ablation.md` / `ablation.json` under a flat name (what BENCHMARKS.md shows).
 
     python benchmarks/ablation_summary.py --runs runs/ablation-caltech101 --out benchmarks/results/ablation
