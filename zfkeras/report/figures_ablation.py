@@ -23,7 +23,8 @@ from zfkeras.training.ablation import AblationResult, AblationRow, baseline_delt
 __all__ = ["ablation_bars", "plot_ablation", "save_figure"]
 
 _TITLES = {"alexnet": "changes to the Krizhevsky replica", "zf": "changes to ZFNet (Fig 3)"}
-OURS_COLOR, PAPER_COLOR = "#3a7bd5", "#e0a030"
+OURS_COLOR, PAPER_COLOR, FAILED_COLOR = "#3a7bd5", "#e0a030", "#c8c8c8"
+FAILED = "(did not train)"
 
 
 def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, float, float | None]]]:
@@ -40,7 +41,7 @@ def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, floa
         if key not in deltas or r.preset in ("zfnet", "alexnet"):
             continue
         ours, paper = deltas[key]
-        label = re.sub(r" \(paper: [^)]*\)", "", r.description) + (" (did not train)" if r.collapsed else "")
+        label = re.sub(r" \(paper: [^)]*\)", "", r.description) + (f" {FAILED}" if r.collapsed else "")
         out.setdefault(r.variant, []).append((label, float(ours), paper))
     return out
 
@@ -49,7 +50,8 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     """Horizontal bars, one panel per variant: our change in top-1 error (blue) beside the paper's (orange).
 
     Positive = the change made the network worse. A missing orange bar: the
-    paper did not make that change to that variant.
+    paper did not make that change to that variant. A grey hatched bar: that
+    network did not train (`AblationRow.collapsed`), so its bar is no cost.
     """
     if isinstance(results, AblationResult):
         results = [results]
@@ -71,8 +73,12 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
         y = np.arange(len(items))
         ours = [o for _, o, _ in items]
         paper = [np.nan if p is None else p for _, _, p in items]
-        ax.barh(y - 0.2, ours, height=0.4, color=OURS_COLOR, label=ours_label)
-        ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR, label="paper (val top-1, ImageNet)")
+        failed = [label.endswith(FAILED) for label, _, _ in items]
+        ax.barh(y - 0.2, ours, height=0.4, color=[FAILED_COLOR if f else OURS_COLOR for f in failed])
+        for patch, f in zip(ax.patches, failed):
+            if f:
+                patch.set_hatch("//")
+        ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR)
         for yi, o, p in zip(y, ours, paper):
             ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
             if np.isnan(p):
@@ -85,7 +91,12 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
         ax.set_title(_TITLES.get(variant, variant), fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlim(lo - pad, hi + pad)  # one scale for every panel
-    axes[0].legend(loc="lower right", fontsize=8)
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper (val top-1, ImageNet)")]
+    if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
+        handles.append(Patch(facecolor=FAILED_COLOR, hatch="//", label="ours, did not train (no cost measured)"))
+    axes[0].legend(handles=handles, loc="lower right", fontsize=8)
     axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
     fig.tight_layout()
     return fig
