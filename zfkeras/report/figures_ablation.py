@@ -96,7 +96,7 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     handles = [Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper (val top-1, ImageNet)")]
     if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
         handles.append(Patch(facecolor=FAILED_COLOR, hatch="//", label="ours, did not train (no cost measured)"))
-    axes[0].legend(handles=handles, loc="lower right", fontsize=8)
+    axes[-1].legend(handles=handles, loc="lower right", fontsize=8)
     axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
     fig.tight_layout()
     return fig
