@@ -8,9 +8,10 @@
 # OUT/<preset>/config.json records the values actually used.
 #
 # Like with like, as in the paper: the layer removals (and FC resizings) on the Krizhevsky replica
-# (--variant alexnet), the FC and conv resizings on ZFNet (--variant zf). 12 trainings of a few
-# CPU-hours each (about 2 days on 2 cores). Resumable: re-run the same command after a kill;
-# finished presets are skipped. Do not run in CI.
+# (--variant alexnet), the FC and conv resizings on ZFNet (--variant zf). 12 trainings (and 4 for
+# the check below): at EPOCHS=30 the 12 took 100 minutes on this project's 2-core machine (5 to 15
+# minutes each, BENCHMARKS.md); the full 60 epochs take about twice that. Resumable: re-run the
+# same command after a kill; finished presets are skipped. Do not run in CI.
 #
 # EPOCHS sets a shorter budget for every preset (the plateau schedule makes N epochs exactly the
 # first N of a longer run; a later, longer EPOCHS continues each preset where it stopped).
