@@ -543,16 +543,19 @@ def test_errors_list_the_valid_choices(zf_lrn, call, message):
 
 
 def test_unsupported_layer_is_named():
+    """BatchNormalization is on the chain now; an unknown layer gets a one-line error naming it."""
     inputs = keras.Input((16, 16, 3))
     x = keras.layers.BatchNormalization(name="bn")(keras.layers.Conv2D(2, 3, name="c")(inputs))
+    x = keras.layers.UpSampling2D(name="up")(x)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c2")(x))
     deconv = Deconvnet(model)
-    assert deconv.layer_names == ["c"]
-    with pytest.raises(ValueError, match="the chain stops at bn: BatchNormalization is not supported"):
+    assert deconv.layer_names == ["c", "bn", "c2"]
+    assert deconv.on_chain("bn") and not deconv.on_chain("c2")
+    with pytest.raises(ValueError, match="layer 'up' \\(UpSampling2D\\) is not supported") as err:
         deconv.project(np.zeros((1, 16, 16, 3)), "c2", 0)
-    first = keras.Model(inputs, keras.layers.BatchNormalization()(inputs))
-    with pytest.raises(ValueError, match="supported layers: Conv2D"):
-        Deconvnet(first)
+    assert "\n" not in str(err.value) and "supported layers: Conv2D" in str(err.value)
+    with pytest.raises(ValueError, match="unknown layer 'up'; valid layers: c, bn, c2"):
+        deconv.project(np.zeros((1, 16, 16, 3)), "up", 0)
 
 
 # ------------------------------------------------------------------- CLI

@@ -45,7 +45,6 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zfkeras.analysis.occlusion import mean_fill
 
 __all__ = [
     "LAYER_LABELS",
@@ -325,7 +324,7 @@ def correspondence(
     model: keras.Model,
     parts: PartsSet,
     *,
-    layers: Sequence[str] = ("pool5", "fc7"),
+    layers: Sequence[str] | None = None,
     seeds: int | Sequence[int] = 10,
     fill="mean",
     batch_size: int = 32,
@@ -334,10 +333,11 @@ def correspondence(
     """Delta per part and layer, and the random-region baseline (paper Table 1).
 
     Args:
-        model: a Keras model on `(B, S, S, C)` images (a ZFNet: raw RGB).
+        model: any Keras CNN or its `AnalysableModel` (images: raw RGB).
         parts: a `PartsSet` (`load_parts`); prepared to the model's input size
             unless its images already have it.
-        layers: layers whose (flattened) outputs are the feature vectors.
+        layers: layers whose (flattened) outputs are the feature vectors
+            (default ZFNet's pool5, fc7; else the last spatial and top feature layer).
         seeds: number of random-baseline seeds (0..n-1) or the seeds themselves.
         fill: "mean" (the model's mean image) or a value / `(S, S, C)` array.
         batch_size: images per forward pass.
@@ -347,11 +347,15 @@ def correspondence(
         `CorrespondenceResult`. All occluded images (parts and every seed's
         random boxes) go through one multi-output feature model in batches.
     """
-    from zfkeras.models.features import spatial_layer_names
+    from zfkeras.models.adapter import analysable
 
-    size = int(model.input_shape[1])
+    view = analysable(model)
+    model = view.model
+    size = int(view.input_shape[0])
+    if layers is None:
+        layers = view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer))
     layers = tuple(layers)
-    valid = spatial_layer_names(model)
+    valid = view.feature_layer_names
     bad = [l for l in layers if l not in valid]
     if not layers or bad:
         raise ValueError(f"unknown layer(s) {bad or list(layers)}; valid layers: {', '.join(valid)}")
@@ -363,7 +367,7 @@ def correspondence(
     if any(img.shape[:2] != (size, size) for img in parts.images):
         parts = parts.prepared(size)
     images = np.stack(parts.images).astype(np.float32)
-    fill_img = mean_fill(model) if isinstance(fill, str) and fill == "mean" else np.broadcast_to(
+    fill_img = view.neutral_pixel() if isinstance(fill, str) and fill == "mean" else np.broadcast_to(
         np.asarray(fill, np.float32), images.shape[1:]
     )
     n = len(images)
@@ -378,7 +382,7 @@ def correspondence(
             box = parts.parts[p]
             sizes = np.stack([box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], axis=1)
             batches.append(occlude_boxes(images, random_boxes(parts.objects, sizes, rng), fill_img))
-    feats = _features(model, np.concatenate(batches), layers, batch_size, progress)
+    feats = _features(view, np.concatenate(batches), layers, batch_size, progress)
 
     result_parts: dict[str, dict[str, tuple[float, float]]] = {p: {} for p in names}
     random_stats, random_seeds = {}, {}
@@ -400,14 +404,11 @@ def correspondence(
     )
 
 
-def _features(model, images, layers, batch_size, progress) -> dict[str, np.ndarray]:
+def _features(view, images, layers, batch_size, progress) -> dict[str, np.ndarray]:
     import tensorflow as tf
 
-    outs = []
-    for name in layers:
-        out = model.get_layer(name).output
-        outs.append(out[0] if isinstance(out, (list, tuple)) else out)
-    probe = keras.Model(model.inputs, outs, name=f"{model.name}_correspondence")
+    outs = [view.layers[name].output for name in layers]
+    probe = keras.Model(view.model.inputs[0], outs, name=f"{view.model.name}_correspondence")
 
     @tf.function
     def fn(x):

@@ -327,8 +327,8 @@ def diagnose(
     *,
     name: str | None = None,
     history: str | os.PathLike | ClippedHistory | None = None,
-    layer: str = "conv1",
-    layer2: str = "conv2",
+    layer: str | None = None,
+    layer2: str | None = None,
     layer2_channels: int | Sequence[int] = 32,
     rms_tol: float = 0.01,
     band_edges: Sequence[float] = BAND_EDGES,
@@ -341,7 +341,9 @@ def diagnose(
     """All diagnostics of one model (module doc); the probe-set ones only with `probe_images`.
 
     Args:
-        model: a trained model with conv layers `layer` and `layer2`.
+        model: a trained model (or its `AnalysableModel`) with conv layers
+            `layer` and `layer2` (default: its first two conv layers, ZFNet's
+            conv1 and conv2).
         probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), e.g.
             centre crops of validation images; None skips "never active" and
             the layer-2 projections.
@@ -354,11 +356,18 @@ def diagnose(
         contrast: display contrast of the layer-2 patches.
         progress: tqdm bar over probe batches.
     """
-    try:
-        conv = model.get_layer(layer)
-    except ValueError:
-        convs = [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-        raise ValueError(f"unknown layer {layer!r}; conv layers: {convs}") from None
+    from zfkeras.models.adapter import analysable
+
+    view = analysable(model)
+    model = view.model
+    convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
+    if len(convs) < 2 and (layer is None or layer2 is None):
+        raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
+    layer = convs[0] if layer is None else layer
+    layer2 = convs[1] if layer2 is None else layer2
+    if layer not in view.layers:
+        raise ValueError(f"unknown layer {layer!r}; conv layers: {convs}")
+    conv = view.layers[layer].layer
     if not isinstance(conv, keras.layers.Conv2D):
         raise ValueError(f"{layer!r} is not a Conv2D layer")
     kernel = np.asarray(conv.kernel, np.float32)
@@ -393,7 +402,7 @@ def diagnose(
     from zfkeras.deconv import Deconvnet
 
     images = check_probe(probe_images, model)
-    fm = feature_model(model, [layer, layer2])
+    fm = feature_model(view, [layer, layer2])
     n_batches = math.ceil(len(images) / batch_size)
     with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
         best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)
@@ -403,7 +412,7 @@ def diagnose(
         chans = choose_channels({layer2: c2}, int(layer2_channels), seed)[layer2]
     else:
         chans = choose_channels({layer2: c2}, {layer2: layer2_channels}, seed)[layer2]
-    deconv = Deconvnet(model)
+    deconv = Deconvnet(view)
     proj = strongest_projections(deconv, images, layer2, chans, best[layer2][1], batch_size)
     alias = image_aliasing(proj.images, stride)
     alias[~(proj.activations > 0)] = np.nan

@@ -48,8 +48,8 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from zfkeras.layers import MeanSubtraction
-from zfkeras.models import feature_model
+from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.features import feature_model
 
 __all__ = [
     "DEFAULT_LAYERS",
@@ -273,29 +273,28 @@ class InvarianceResult:
 
 
 # -------------------------------------------------------------------- analysis
-def model_fill(model: keras.Model) -> np.ndarray | float:
-    """The grey a transform fills empty space with: the model's mean image (or 127.5)."""
-    for layer in model.layers:
-        if isinstance(layer, MeanSubtraction):
-            return np.asarray(layer.mean, np.float32)
-    return 127.5
+def model_fill(model: keras.Model | AnalysableModel) -> np.ndarray:
+    """The grey a transform fills empty space with: the raw RGB the network sees as zero
+    (ZFNet's mean image, the ImageNet mean of a Caffe-style model, else 127.5)."""
+    return analysable(model).neutral_pixel()
 
 
 def invariance_curves(
-    model: keras.Model,
+    model: keras.Model | AnalysableModel,
     images: np.ndarray,
     labels: Sequence[int] | None = None,
     transforms: Mapping[str, Sequence[float]] | Sequence[str] | None = None,
     *,
-    layers: Sequence[str] = DEFAULT_LAYERS,
-    output: str = "predictions",
+    layers: Sequence[str] | None = None,
+    output: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
 ) -> InvarianceResult:
     """Feature distances and true-class probability under translation, scale and rotation.
 
     Args:
-        model: a classifier (e.g. `ZFNet`) taking raw RGB `(S, S, 3)`.
+        model: any Keras classifier or its `AnalysableModel` (images are raw RGB
+            `(S, S, 3)`; the network's own preprocessing is part of the view).
         images: `(N, B, B, 3)` base-size images (`zfkeras.data.prepare`,
             `load_prepared`), `B >= S`; larger margins bring more real content
             into translated / rotated views.
@@ -304,8 +303,9 @@ def invariance_curves(
             prediction").
         transforms: None for all three over the paper's ranges, a list of
             kinds (default values), or `{kind: values}`.
-        layers: feature layers compared (default `("norm1", "fc7")`).
-        output: the probability layer (default "predictions").
+        layers: feature layers compared (default ZFNet's `("norm1", "fc7")`,
+            else the first block layer and the top feature layer of the view).
+        output: the probability layer (default: the model's output layer).
         batch_size: images per forward pass.
         progress: tqdm bar over all transformed images.
 
@@ -317,15 +317,19 @@ def invariance_curves(
         raise ValueError(f"images must be (N, H, W, 3) base-size images; got shape {images.shape}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    size = int(model.input_shape[1])
+    view = analysable(model)
+    size = int(view.input_shape[0])
     if images.shape[1] < size or images.shape[2] < size:
         raise ValueError(f"images {images.shape[1]}x{images.shape[2]} are smaller than the model input {size}")
     grid = _resolve_transforms(transforms)
+    if layers is None:
+        layers = view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer))
+    output = view.output_layer if output is None else output
     layers = tuple(layers)
     if not layers:
         raise ValueError("give at least one feature layer")
-    fm = feature_model(model, list(dict.fromkeys(layers + (output,))))
-    fill = model_fill(model)
+    fm = feature_model(view, list(dict.fromkeys(layers + (output,))))
+    fill = view.neutral_pixel()
     n = len(images)
 
     def run(batch: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -379,7 +383,7 @@ def invariance_curves(
         kind: TransformCurves(kind, np.asarray(values, np.float64), rel[kind], raw[kind], prob[kind], pred[kind])
         for kind, values in grid.items()
     }
-    names = getattr(model, "class_names", None)
+    names = view.class_names
     return InvarianceResult(
         curves=curves,
         layers=layers,

@@ -4,7 +4,8 @@ A grey square slides over the image; for every occluder position the model
 runs once and we record
 
 - (b) the total activation (sum over spatial positions) of one feature map of
-  a chosen layer, by default the `pool5` map with the strongest single
+  a chosen layer, by default the last spatial layer (ZFNet's `pool5`, see
+  `AnalysableModel.default_layer`), the map with the strongest single
   activation on the unoccluded image,
 - (c) that map's deconv projection for the unoccluded image
   (`zfkeras.deconv.Deconvnet`), beside projections of the same map from
@@ -12,10 +13,14 @@ runs once and we record
 - (d) the probability of the correct (or a chosen) class,
 - (e) the most probable class.
 
-**The occluder is the model's mean image under the square**, read from the
-model's `mean_subtraction` layer (weight `mean`): after the model subtracts
-its mean those pixels are exactly zero, so the square carries no signal of
-its own. Models without that layer need an explicit `fill`.
+**The occluder is the pixel value the network sees as zero** (stated in the
+image's own raw RGB 0..255): ZFNet's mean image (its `mean_subtraction`
+layer), the ImageNet mean for a Caffe-preprocessed model, 127.5 for a [-1, 1]
+one (`AnalysableModel.neutral_pixel`), so the square carries no signal of its
+own. `fill=` takes any other value, in raw RGB.
+
+Any Keras CNN works (see `zfkeras.models.adapter`): images are always raw
+RGB 0..255; the network's own preprocessing is part of the analysed model.
 
 **Occluder grid.** Square of side `patch`, top-left offsets
 `0, stride, 2*stride, ...` along each axis while the square fits, plus a last
@@ -46,8 +51,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.layers import MeanSubtraction
-from zfkeras.models.features import spatial_layer_names
+from zfkeras.models.adapter import AnalysableModel, analysable
 
 __all__ = [
     "OcclusionResult",
@@ -150,21 +154,14 @@ def upsample_map(values, offsets, patch: int, image_size: int, method: str = "li
     return (1 - w)[None, :] * rows[:, lo] + w[None, :] * rows[:, hi]
 
 
-def mean_fill(model: keras.Model) -> np.ndarray:
-    """The occluder values: the model's mean image `(H, W, C)` float32.
+def mean_fill(model: keras.Model | AnalysableModel) -> np.ndarray:
+    """The occluder values `(H, W, C)` float32: the raw RGB the network sees as zero.
 
-    Read from the `MeanSubtraction` layer (`mean_subtraction` in ZFNet), so an
-    occluded pixel is exactly zero after the model's own mean subtraction.
+    ZFNet's mean image (its `MeanSubtraction` layer), so an occluded pixel is
+    exactly zero after the model's own mean subtraction; for other models
+    `AnalysableModel.neutral_pixel` (the preprocessing's mean, else 127.5).
     """
-    layers = [l for l in model.layers if isinstance(l, MeanSubtraction)]
-    if not layers:
-        raise ValueError(
-            f"model {model.name!r} has no MeanSubtraction layer to take the occluder from; "
-            "pass `fill=` (a value or an (H, W, C) array)"
-        )
-    layer = layers[0]
-    shape = tuple(int(d) for d in model.input_shape[1:])
-    return np.broadcast_to(np.asarray(layer.mean.numpy(), np.float32), shape).copy()
+    return analysable(model).neutral_pixel()
 
 
 def resolve_class(target, class_names: Sequence[str]) -> int:
@@ -272,17 +269,22 @@ class OcclusionSensitivity:
     """Occlusion maps of a classifier (paper Sec 4.2, Fig 7), one model for all positions.
 
     Args:
-        model: a Keras model from images `(B, H, W, C)` (raw RGB 0..255 for
-            ZFNet) to class probabilities `(B, classes)`.
-        layer: the layer of (b)/(c), any conv, pool, norm or dense layer
-            (`zfkeras.models.spatial_layer_names`); default "pool5". For
-            switch-returning pools the pooled map is used.
+        model: any Keras CNN from images `(B, H, W, C)` to class probabilities
+            `(B, classes)` (a model ending in logits gets a softmax), or its
+            `AnalysableModel`; images are raw RGB 0..255 (see `preprocess`).
+        layer: the layer of (b)/(c), any layer of
+            `AnalysableModel.feature_layer_names`; default: the last spatial
+            layer (ZFNet's "pool5"). For switch-returning pools the pooled
+            map is used. Dense layers have no projection (c).
         patch, stride: occluder side and stride in px; None for
             `default_patch_stride(S)`.
         fill: "mean" (the model's mean image, see `mean_fill`), a number, or an
             `(H, W, C)` array.
         batch_size: occluded images per batched pass (memory bound); results
             do not depend on it.
+        rule: backward rule of the projections (c): "deconvnet", "guided", "gradient".
+        preprocess: the model's input convention ("caffe", "torch", "tf"), if
+            it does not take raw RGB (see `zfkeras.models.adapter`).
 
     Example:
     >>> occ = OcclusionSensitivity(model, "pool5")
@@ -292,24 +294,29 @@ class OcclusionSensitivity:
 
     def __init__(
         self,
-        model: keras.Model,
-        layer: str = "pool5",
+        model: keras.Model | AnalysableModel,
+        layer: str | None = None,
         *,
         patch: int | None = None,
         stride: int | None = None,
         fill="mean",
         batch_size: int = 32,
+        rule: str = "deconvnet",
+        preprocess: str | None = None,
     ):
-        shape = tuple(model.input_shape[1:])
-        if len(shape) != 3 or None in shape or shape[0] != shape[1]:
-            raise ValueError(f"the model needs a fixed square (S, S, C) input; got {shape}")
-        self.model = model
-        self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
+        self.view = analysable(model, preprocess=preprocess)
+        shape = self.view.input_shape
+        if shape[0] != shape[1]:
+            raise ValueError(f"the model needs a square (S, S, C) input; got {shape}")
+        self.model = model = self.view.model
+        self.input_shape: tuple[int, int, int] = shape
         size = self.input_shape[0]
-        valid = spatial_layer_names(model)
-        if layer not in valid:
-            raise ValueError(f"unknown layer {layer!r}; valid layers: {', '.join(valid)}")
+        layer = self.view.default_layer if layer is None else layer
+        self.view.layer(layer, spatial=False)  # ValueError listing the valid layers
         self.layer = layer
+        from zfkeras.deconv.rules import check_rule
+
+        self.rule = check_rule(rule)
         d_patch, d_stride = default_patch_stride(size)
         self.patch = d_patch if patch is None else patch
         self.stride = d_stride if stride is None else stride
@@ -317,26 +324,26 @@ class OcclusionSensitivity:
         _check_int("batch_size", batch_size, 1)
         self.batch_size = batch_size
         self.fill = self._resolve_fill(fill)
-        out = model.get_layer(layer).output
-        act = out[0] if isinstance(out, (list, tuple)) else out
+        act = self.view.layers[layer].output
         if len(act.shape) not in (2, 4):
             raise ValueError(f"layer {layer!r} must output (B, C) or (B, H, W, C); got {act.shape}")
-        self._probe = keras.Model(model.inputs, [model.outputs[0], act], name=f"{model.name}_occlusion")
-        self.channels = int(act.shape[-1])  # feature maps (or units) of the layer
-        self._fn = None
-        self._deconv = None
         probs = model.outputs[0]
         if len(probs.shape) != 2:
             raise ValueError(f"the model must output class probabilities (B, classes); got {probs.shape}")
+        if _ends_in_logits(model):
+            probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
+        self._probe = keras.Model(model.inputs[0], [probs, act], name=f"{model.name}_occlusion")
+        self.channels = int(act.shape[-1])  # feature maps (or units) of the layer
+        self._fn = None
+        self._deconv = None
         self.classes = int(probs.shape[-1])
-        names = getattr(model, "class_names", None)
-        self.class_names = list(names) if names else [str(i) for i in range(self.classes)]
+        self.class_names = list(self.view.class_names) or [str(i) for i in range(self.classes)]
 
     def _resolve_fill(self, fill) -> np.ndarray:
         if isinstance(fill, str):
             if fill != "mean":
                 raise ValueError(f"`fill` must be 'mean', a number or an (H, W, C) array; got {fill!r}")
-            return mean_fill(self.model)
+            return self.view.neutral_pixel()
         arr = np.asarray(fill, dtype=np.float32)
         try:
             return np.broadcast_to(arr, self.input_shape).copy()
@@ -472,19 +479,15 @@ class OcclusionSensitivity:
         return result
 
     def projectable(self) -> bool:
-        """Whether the layer is in the deconvnet's chain (so (c) can be drawn)."""
-        deconv = self._get_deconv()
-        return deconv is not None and self.layer in deconv.layer_names
+        """Whether the layer has maps to project (every spatial layer; not dense layers)."""
+        return self.layer in self.view.layer_names
 
     def _get_deconv(self):
         if self._deconv is None:
             from zfkeras.deconv import Deconvnet
 
-            try:
-                self._deconv = Deconvnet(self.model)
-            except ValueError:
-                self._deconv = False
-        return self._deconv or None
+            self._deconv = Deconvnet(self.view, rule=self.rule)
+        return self._deconv
 
     def _project(self, result: OcclusionResult, image: np.ndarray, others, top_k) -> None:
         if not self.projectable():
@@ -529,11 +532,20 @@ class OcclusionSensitivity:
         return arr
 
 
+def _ends_in_logits(model: keras.Model) -> bool:
+    """Whether the model's output layer is a Dense / Activation without softmax (logits)."""
+    last = model.outputs[0]._keras_history.operation
+    act = getattr(last, "activation", None)
+    if isinstance(last, keras.layers.Softmax):
+        return False
+    return act is not None and getattr(act, "__name__", "") in ("linear",)
+
+
 def occlusion_sensitivity(
     model: keras.Model,
     image,
     *,
-    layer: str = "pool5",
+    layer: str | None = None,
     patch: int | None = None,
     stride: int | None = None,
     target=None,
@@ -544,6 +556,8 @@ def occlusion_sensitivity(
     top_k: int | None = None,
     batch_size: int = 32,
     progress: bool = False,
+    rule: str = "deconvnet",
+    preprocess: str | None = None,
 ) -> OcclusionResult:
     """One-call form of `OcclusionSensitivity(model, layer, ...).run(image, ...)`.
 
@@ -551,7 +565,8 @@ def occlusion_sensitivity(
     (the batched graph is traced once).
     """
     engine = OcclusionSensitivity(
-        model, layer, patch=patch, stride=stride, fill=fill, batch_size=batch_size
+        model, layer, patch=patch, stride=stride, fill=fill, batch_size=batch_size, rule=rule,
+        preprocess=preprocess,
     )
     return engine.run(
         image, target=target, channel=channel, project=project, others=others,

@@ -15,7 +15,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from zfkeras.analysis.correspondence import correspondence, format_table, load_parts
-    from zfkeras.models.io import load_model
+    from zfkeras.cli._model import load_view
     from zfkeras.utils.io import atomic_write_json
 
     if args.parts == "example":
@@ -24,10 +24,10 @@ def run(args: argparse.Namespace) -> int:
         parts_path = args.parts
     if args.seeds < 1:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
-    model = load_model(args.model)
+    view = load_view(args)
     parts = load_parts(parts_path)
     result = correspondence(
-        model, parts, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
+        view, parts, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
         batch_size=args.batch_size, progress=args.progress,
     )
     summary = result.to_dict()
@@ -45,13 +45,17 @@ def add_parser(sub) -> None:
         "correspondence", help="correspondence measure of object parts (paper Table 1)",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("model", help="a .keras model file")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("parts", metavar="PARTS.json", help="parts file, or 'example' for the shipped faces")
-    p.add_argument("--layers", nargs="+", default=["pool5", "fc7"],
-                   help="feature layers (default pool5 = layer 5, fc7 = layer 7)")
+    p.add_argument("--layers", nargs="+", default=None,
+                   help="feature layers (default ZFNet's pool5 = layer 5, fc7 = layer 7; other "
+                        "models: the last spatial layer and the top feature layer)")
     p.add_argument("--seeds", type=int, default=10, help="random-baseline repetitions (default 10)")
     p.add_argument("--seed", type=int, default=0, help="first seed (seeds are seed .. seed+N-1)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", help="also write the JSON result to this file")
     p.add_argument("--progress", action="store_true")
+    add_model_options(p)
     p.set_defaults(func=run)

@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
-    from zfkeras.models.io import load_model
+    from zfkeras.models.adapter import analysable
     from zfkeras.report.figures_dynamics import (
         plot_clipped_history,
         plot_filter_grids,
@@ -81,10 +81,11 @@ def run(args: argparse.Namespace) -> int:
     probes: dict[int, object] = {}
     diags = []
     for path, name, hist in zip(models, names, histories):
-        model = load_model(path)
+        model = analysable(path, preprocess=args.preprocess, class_names=args.class_names,
+                           weights=args.weights, image_size=args.image_size)
         probe = None
         if paths is not None:
-            size = int(model.input_shape[1])
+            size = model.image_size
             if size not in probes:
                 probes[size] = load_probe(paths, size)
             probe = probes[size]
@@ -161,4 +162,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    from zfkeras.cli._model import add_model_options
+
+    add_model_options(p)
     p.set_defaults(func=run)

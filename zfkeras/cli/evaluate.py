@@ -13,11 +13,12 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.cli.train import excluded_classes
     from zfkeras.data import list_image_folder, load_prepared, load_tfds, parse_source
-    from zfkeras.models.io import load_model
+    from zfkeras.cli._model import load_view
     from zfkeras.training.evaluate import evaluate_prepared, evaluate_tfds
     from zfkeras.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
-    model = load_model(args.model)
+    view = load_view(args)
+    model = view.model
     source = parse_source(args.data)
     report = None
     if source.kind == "tfds":
@@ -27,9 +28,9 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_tfds(model, data, ten_crop=args.ten_crop, batch_size=args.batch_size)
     else:
         images_list = list_image_folder(
-            source.path, args.list_file, classes=model.class_names, exclude_classes=excluded_classes(args)
+            source.path, args.list_file, classes=view.class_names, exclude_classes=excluded_classes(args)
         )
-        images, labels, report = load_prepared(images_list, model.image_size, cache_dir=args.cache_dir)
+        images, labels, report = load_prepared(images_list, view.image_size, cache_dir=args.cache_dir)
         if report.skipped:
             print(f"skipped {len(report.skipped)} unreadable files")
         result = evaluate_prepared(model, images, labels, ten_crop=args.ten_crop, batch_size=args.batch_size)
@@ -40,8 +41,8 @@ def run(args: argparse.Namespace) -> int:
         if report is not None:
             report.write_json(out / "data_report.json")
         atomic_write_json(out / "evaluation.json", result.summary())
-        rows = ["true\\predicted," + ",".join(model.class_names)]
-        rows += [name + "," + ",".join(str(int(v)) for v in row) for name, row in zip(model.class_names, result.confusion)]
+        rows = ["true\\predicted," + ",".join(view.class_names)]
+        rows += [name + "," + ",".join(str(int(v)) for v in row) for name, row in zip(view.class_names, result.confusion)]
         atomic_write_text(out / "confusion.csv", "\n".join(rows) + "\n")
         with atomic_open(out / "confusion.npy") as f:
             np.save(f, result.confusion)
@@ -51,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="top-1, top-5 and mean per-class accuracy on an image folder or a TFDS split")
-    p.add_argument("model", help="a .keras file written by zfkeras train")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("data", help="image folder with the model's class sub-folders, or tfds:NAME[:SPLIT]")
     p.add_argument("--list", dest="list_file", help="restrict to these relative paths (e.g. test.txt)")
     p.add_argument("--exclude-class", action="append", default=None, metavar="NAME",
@@ -61,4 +64,5 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", help="decoded-image cache (folders)")
     p.add_argument("--data-dir", help="TFDS data folder for tfds: sources")
     p.add_argument("--out", help="also write evaluation.json and the confusion matrix here")
+    add_model_options(p)
     p.set_defaults(func=run)

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 
 
-def _labels(args, model, paths, bases) -> tuple[list[int], list[str]]:
+def _labels(args, view, paths, bases) -> tuple[list[int], list[str]]:
     """True class per image: --label, else the parent folder name, else the top-1 prediction."""
     from pathlib import Path
 
     from zfkeras.training.evaluate import predict_prepared
 
-    names = list(model.class_names)
+    names = list(view.class_names)
     given = args.label or []
     if given and len(given) not in (1, len(paths)):
         raise ValueError(f"give one --label for all images or one per image; got {len(given)} for {len(paths)}")
@@ -29,7 +29,7 @@ def _labels(args, model, paths, bases) -> tuple[list[int], list[str]]:
             labels.append(names.index(folder))
             sources.append("folder")
             continue
-        probs = predict_prepared(model, bases[i][None])[0]
+        probs = predict_prepared(view.model, bases[i][None])[0]
         labels.append(int(probs.argmax()))
         sources.append("prediction")
     return labels, sources
@@ -53,13 +53,13 @@ def run(args: argparse.Namespace) -> int:
     )
     from zfkeras.data import load_image, prepare
     from zfkeras.data.decode import ImageDecodeError
-    from zfkeras.models.io import load_model
+    from zfkeras.cli._model import load_view
     from zfkeras.report.figures_dynamics import plot_invariance, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
 
     start = time.time()
-    model = load_model(args.model)
-    size = int(model.input_shape[1])
+    view = load_view(args)
+    size = view.image_size
     paths, bases = [], []
     for path in args.images:
         try:
@@ -69,13 +69,13 @@ def run(args: argparse.Namespace) -> int:
             print(f"{path}: skipped ({getattr(err, 'reason', err)})")
     if not paths:
         raise ValueError("none of the images could be read")
-    labels, sources = _labels(args, model, paths, bases)
+    labels, sources = _labels(args, view, paths, bases)
     steps = {"translation": args.translation_step, "scale": args.scale_step, "rotation": args.rotation_step}
     kinds = args.transforms or list(TRANSFORMS)
     grid = {k: default_values(k, steps[k]) for k in kinds}
     images = np.stack(bases)
     result = invariance_curves(
-        model, images, labels, grid, layers=args.layers, batch_size=args.batch_size, progress=not args.quiet
+        view, images, labels, grid, layers=args.layers, batch_size=args.batch_size, progress=not args.quiet
     )
 
     out = Path(args.out)
@@ -88,23 +88,23 @@ def run(args: argparse.Namespace) -> int:
     writer.writerows(rows)
     with atomic_open(out / "invariance_curves.csv", "w") as f:
         f.write(buf.getvalue())
-    fill = model_fill(model)
+    fill = model_fill(view)
     examples = {}
     for kind, values in grid.items():
         pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
         examples[kind] = (
             pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick]).clip(0, 255).astype(np.uint8)
         )
-    legend = [f"{n} ({model.class_names[l]})" for n, l in zip(names, labels)]
+    legend = [f"{n} ({view.class_names[l]})" for n, l in zip(names, labels)]
     save_figure(plot_invariance(result, examples, legend), out / "invariance.png", dpi=args.dpi)
     atomic_write_json(
         out / "invariance_config.json",
         {
-            "model": str(args.model), "images": paths, "labels": [model.class_names[l] for l in labels],
+            "model": str(args.model), "images": paths, "labels": [view.class_names[l] for l in labels],
             "label_sources": sources, "layers": list(result.layers),
             "transforms": {k: v.tolist() for k, v in grid.items()},
             "distance": "||f(T x) - f(x)|| / ||f(x)|| (Euclidean, flattened)",
-            "fill": "model mean image (zero after mean subtraction)",
+            "fill": "the raw RGB the network sees as zero (ZFNet: its mean image)",
         },
     )
     for kind, c in result.curves.items():
@@ -129,7 +129,9 @@ def add_parser(sub) -> None:
         "invariance",
         help="distance of layer-1/7 features and p(true class) under translation, scale, rotation (Fig 5)",
     )
-    p.add_argument("model", help="a .keras model file")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("images", nargs="+", help="image files (the class is read from the parent folder name)")
     p.add_argument("--out", required=True, help="output folder (invariance.png, invariance_curves.csv)")
     p.add_argument("--label", action="append", metavar="CLASS",
@@ -139,8 +141,11 @@ def add_parser(sub) -> None:
     p.add_argument("--translation-step", type=float, default=10.0, help="px at 224 (range -60..60)")
     p.add_argument("--scale-step", type=float, default=0.1, help="range 1..1.8")
     p.add_argument("--rotation-step", type=float, default=10.0, help="degrees (range 0..350)")
-    p.add_argument("--layers", nargs="+", default=["norm1", "fc7"], help="feature layers (default norm1 fc7)")
+    p.add_argument("--layers", nargs="+", default=None,
+                   help="feature layers (default ZFNet's norm1 fc7; other models: the first block "
+                        "layer and the top feature layer)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_model_options(p)
     p.set_defaults(func=run)

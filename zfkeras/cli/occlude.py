@@ -23,14 +23,15 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.data.decode import ImageDecodeError
-    from zfkeras.models.io import load_model
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
 
-    model = load_model(args.model)
+    from zfkeras.cli._model import load_view
+
     engine = OcclusionSensitivity(
-        model, args.layer, patch=args.patch, stride=args.stride, batch_size=args.batch_size
+        load_view(args), args.layer, patch=args.patch, stride=args.stride, batch_size=args.batch_size,
+        rule=args.rule,
     )
     if args.target is not None:
         resolve_class(args.target, engine.class_names)  # fail before any work
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("no readable images")
     batch = np.stack(images).astype(np.float32)
     atomic_write_json(out / "config.json", {
-        "model": str(args.model), "images": list(paths), "layer": args.layer,
+        "model": str(args.model), "images": list(paths), "layer": engine.layer, "rule": args.rule,
         "patch": engine.patch, "stride": engine.stride, "positions": len(engine.offsets) ** 2,
         "class": args.target, "channel": args.channel, "top_k": args.top_k, "image_size": size,
     })
@@ -76,12 +77,15 @@ def add_parser(sub) -> None:
         "occlude", help="occlusion sensitivity maps (paper Fig 7) of images",
         description=__doc__.splitlines()[0],
     )
-    p.add_argument("model", help="a .keras model file")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--out", required=True, help="output folder (PNG + NPZ per image, config.json)")
     p.add_argument("--patch", type=int, help="occluder side in px (default round(48*S/224): 48 at 224)")
     p.add_argument("--stride", type=int, help="occluder stride in px (default round(8*S/224): 8 at 224)")
-    p.add_argument("--layer", default="pool5", help="layer of panels (b)/(c) (default pool5)")
+    p.add_argument("--layer", default=None,
+                   help="layer of panels (b)/(c) (default: the last spatial layer, ZFNet's pool5)")
     p.add_argument("--channel", type=int, help="feature map of (b)/(c) (default: strongest on the image)")
     p.add_argument("--class", dest="target", metavar="NAME",
                    help="class of panel (d): name or index (default: the top class of the image)")
@@ -89,4 +93,5 @@ def add_parser(sub) -> None:
                    help="other images' projections in (c): the k strongest (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="occluded images per batch")
     p.add_argument("--progress", action="store_true")
+    add_model_options(p, rule=True)
     p.set_defaults(func=run)

@@ -10,15 +10,16 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.data import load_image, prepare
     from zfkeras.data.decode import ImageDecodeError
-    from zfkeras.models.io import load_model
+    from zfkeras.cli._model import load_view
     from zfkeras.training.evaluate import predict_prepared
 
-    model = load_model(args.model)
-    names = model.class_names
+    view = load_view(args)
+    model = view.model
+    names = view.class_names
     failed = 0
     for path in args.images:
         try:
-            base = prepare(load_image(path), model.image_size)
+            base = prepare(load_image(path), view.image_size)
         except (ImageDecodeError, FileNotFoundError) as err:
             print(f"{path}: skipped ({getattr(err, 'reason', err)})")
             failed += 1
@@ -32,8 +33,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
     p = sub.add_parser("predict", help="top-5 classes of images")
-    p.add_argument("model")
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("images", nargs="+")
     p.add_argument("--ten-crop", action="store_true")
+    add_model_options(p)
     p.set_defaults(func=run)

@@ -42,9 +42,13 @@ def run(args: argparse.Namespace) -> int:
         invariance_dir=args.invariance_dir, diagnostics_dir=args.diagnostics_dir,
         transfer_dir=args.transfer_dir, ablation=args.ablation or (), correspondence_file=args.correspondence_file,
         evolution_dir=args.evolution_dir, contrast=args.contrast, batch_size=args.batch_size, seed=args.seed,
+        rule=args.rule,
     )
-    index = build_report(args.model, args.data, args.out, list_file=args.list, options=options,
-                         progress=not args.quiet)
+    from zfkeras.cli._model import load_view
+
+    model_path = None if str(args.model).startswith("keras.applications.") else args.model
+    index = build_report(load_view(args), args.data, args.out, list_file=args.list, options=options,
+                         model_path=model_path, progress=not args.quiet)
     print(f"[report] done in {time.time() - start:.0f} s: open {index.resolve()}")
     return 0
 
@@ -56,12 +60,15 @@ def add_parser(sub) -> None:
         "report", help="run the paper's analyses and write a static HTML report (index + per-layer atlas)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("model", help="a .keras model file")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("data", help="image folder, one sub-folder per class")
     p.add_argument("--out", required=True, help="report folder (index.html, atlas/, analysis results)")
     p.add_argument("--list", default=None, help="file of image paths relative to DATA (e.g. test.txt)")
     p.add_argument("--layers", nargs="+", default=None,
-                   help="conv layers to scan and show (default: every conv layer); commas work too")
+                   help="layers to scan and show (default: every conv layer, or every block of a "
+                        "deep net); commas work too")
     p.add_argument("--channels", type=int, default=0,
                    help="feature maps per layer in the atlas, a seeded random subset (default 0: all)")
     p.add_argument("--top", type=int, default=9, help="activations kept per feature map (default 9)")
@@ -86,4 +93,5 @@ def add_parser(sub) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--seed", type=int, default=0, help="seed of channel subsets")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_options(p, rule=True)
     p.set_defaults(func=run)

@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from zfkeras.data import list_image_folder, load_prepared, parse_source
-    from zfkeras.models.io import load_model
+    from zfkeras.cli._model import load_view
     from zfkeras.transfer import (
         BACKGROUND_CLASSES,
         SELECTED,
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 
     exclude = args.exclude_class if args.exclude_class is not None else list(BACKGROUND_CLASSES)
     layers = _layers(args.layers)
-    model = load_model(args.model)
+    model = load_view(args)
     valid = transfer_layers(model)
     unknown = [n for n in layers or () if n not in valid]
     if unknown:
@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     decode_seconds = time.perf_counter() - start
     if report.skipped:
         print(f"skipped {len(report.skipped)} unreadable files")
-    seen = sorted(set(getattr(model, "class_names", [])) & set(image_list.class_names))
+    seen = sorted(set(model.class_names) & set(image_list.class_names))
     if seen:
         print(f"note: the model was trained on {len(seen)} of these {len(image_list.class_names)} classes "
               "(e.g. " + ", ".join(seen[:3]) + "): the numbers measure plumbing and speed, not transfer")
@@ -92,12 +92,15 @@ def add_parser(sub) -> None:
                     "images of the rest per class, background excluded, mean per-class accuracy, "
                     "mean ± std over random splits, for features from each layer (Table 7).",
     )
-    p.add_argument("model", help="a .keras file written by zfkeras train")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("data", help="image folder with one sub-folder per class (e.g. 101_ObjectCategories)")
     p.add_argument("--per-class", type=int, default=30, help="training images per class (default 30)")
     p.add_argument("--splits", type=int, default=5, help="random splits (default 5)")
     p.add_argument("--test-per-class", type=int, default=50, help="cap on test images per class (default 50)")
-    p.add_argument("--layers", help="comma-separated, e.g. fc6,fc7 (default: conv1..conv5, fc6, fc7)")
+    p.add_argument("--layers", help="comma-separated, e.g. fc6,fc7 (default ZFNet: conv1..conv5, fc6, fc7; other "
+                        "models: their block layers and dense / pooled head)")
     p.add_argument("--select-layer", action="store_true",
                    help="also a row for the layer chosen by 3-fold CV on each split's training images")
     p.add_argument("--list", dest="list_file", help="restrict DATA to these relative paths")
@@ -110,4 +113,5 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", help="keep decoded images here to skip decoding on re-runs")
     p.add_argument("--out", help="also write transfer.json and transfer.md here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_model_options(p)
     p.set_defaults(func=run)

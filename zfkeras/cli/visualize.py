@@ -29,17 +29,17 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.deconv.images import image_batches, list_images, load_model_image
     from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
     from zfkeras.deconv.visuals import top_projections
-    from zfkeras.models.io import load_model
 
     if args.top < 1:
         raise ValueError(f"--top must be >= 1; got {args.top}")
     if args.channels < 0:
         raise ValueError(f"--channels must be >= 0 (0: all); got {args.channels}")
-    model = load_model(args.model)
-    deconv = Deconvnet(model)
+    from zfkeras.cli._model import load_view
+
+    deconv = Deconvnet(load_view(args), rule=args.rule)
     layers = [l for l in args.layers.split(",") if l] if args.layers else default_layers(deconv)
     for layer in layers:
-        deconv.step(layer)  # one-line ValueError listing the valid layers
+        deconv.output_shape(layer)  # one-line ValueError listing the valid layers
     paths = list_images(args.data, args.list)
     if args.limit:
         paths = paths[: args.limit]
@@ -93,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         "top": args.top,
         "channels_shown": shown,
         "contrast": args.contrast,
+        "rule": args.rule,
         "seed": args.seed,
         "images": top.n_images,
         "skipped": [{"path": p, "reason": r} for p, r in skipped],
@@ -109,7 +110,9 @@ def add_parser(sub) -> None:
         help="top-9 activations per feature map, projected with the deconvnet (paper Fig 2)",
         description=__doc__.split("\n\n")[0],
     )
-    p.add_argument("model", help="a .keras model file")
+    from zfkeras.cli._model import MODEL_HELP, add_model_options
+
+    p.add_argument("model", help=MODEL_HELP)
     p.add_argument("data", help="folder of images (searched recursively unless --list)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--layers", default=None,
@@ -124,4 +127,5 @@ def add_parser(sub) -> None:
     p.add_argument("--contrast", type=float, default=1.0, help="display contrast (default 1)")
     p.add_argument("--seed", type=int, default=0, help="seed of the channel subset")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    add_model_options(p, rule=True)
     p.set_defaults(func=run)

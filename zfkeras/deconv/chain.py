@@ -19,24 +19,32 @@ import math
 from typing import Any
 
 import keras
+import numpy as np
 
-from zfkeras.layers import LocalResponseNormalization, MaxPoolingWithArgmax2D, MeanSubtraction
+from zfkeras.layers import (
+    InputPreprocessing,
+    LocalResponseNormalization,
+    MaxPoolingWithArgmax2D,
+    MeanSubtraction,
+)
+from zfkeras.models.graph import AxisGeometry
 
 SUPPORTED_LAYERS = (
-    "Conv2D (activation relu or linear)",
-    "ReLU",
-    "Activation(relu|linear)",
+    "Conv2D (activation relu, relu6 or linear)",
+    "ReLU (max_value allowed)",
+    "Activation(relu|relu6|linear)",
     "MaxPooling2D",
     "MaxPoolingWithArgmax2D",
+    "AveragePooling2D",
     "LocalResponseNormalization",
+    "BatchNormalization",
     "ZeroPadding2D",
     "MeanSubtraction",
+    "InputPreprocessing",
     "Rescaling",
+    "Normalization",
     "Dropout",
 )
-
-# Kinds a user may select as the layer to project from.
-SELECTABLE_KINDS = ("conv", "pool", "relu", "norm")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -45,9 +53,12 @@ class Step:
 
     Attributes:
         name: the layer's name.
-        kind: "conv", "pool", "relu", "norm" (contrast normalization: identity
-            in the deconv pass), "pad" (ZeroPadding2D), "scale" (Rescaling) or
-            "identity" (MeanSubtraction, Dropout, linear Activation).
+        kind: "conv", "pool", "avgpool", "relu", "norm" (contrast
+            normalization: identity in the deconv pass), "affine" (a per-channel
+            `x * scale + offset`, optionally reordering channels:
+            BatchNormalization in inference, Rescaling, Normalization,
+            InputPreprocessing), "pad" (ZeroPadding2D) or "identity"
+            (MeanSubtraction, Dropout, linear Activation).
         layer: the Keras layer itself (its variables are read at call time).
         input_shape, output_shape: `(H, W, C)` of the maps.
         kernel, strides: window size and stride per axis (1 for pointwise layers).
@@ -55,6 +66,7 @@ class Step:
             odd pixel after); for "pad", the ZeroPadding2D top / left.
         padding: TensorFlow padding ("VALID" / "SAME") of conv and pool.
         relu: a conv with a fused ReLU.
+        max_value: the cap of a ReLU6-style rectifier (relu steps and fused convs), or None.
     """
 
     name: str
@@ -67,15 +79,12 @@ class Step:
     pad_before: tuple[int, int] = (0, 0)
     padding: str = "VALID"
     relu: bool = False
+    max_value: float | None = None
 
-
-@dataclasses.dataclass(frozen=True)
-class AxisGeometry:
-    """Receptive field along one axis: output `i` sees input `[start + i*stride, + size)`."""
-
-    size: int
-    stride: int
-    start: int
+    @property
+    def rectifies(self) -> bool:
+        """Whether the backward rule's rectification applies at this step."""
+        return self.kind == "relu" or (self.kind == "conv" and self.relu)
 
 
 def _activation_name(fn) -> str:
@@ -107,39 +116,50 @@ def _describe(layer, in_shape, out_shape) -> Step | str:
             return f"{name}: only channels_last convs are supported"
         if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
             return f"{name}: dilated or grouped convs are not supported"
-        if act not in ("relu", "linear"):
-            return f"{name}: conv activation {act!r} (supported: relu, linear)"
-        return _windowed(layer, "conv", base, relu=act == "relu")
-    if isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D)):
+        if act not in ("relu", "relu6", "linear"):
+            return f"{name}: conv activation {act!r} (supported: relu, relu6, linear)"
+        return _windowed(
+            layer, "conv", base, relu=act != "linear", max_value=6.0 if act == "relu6" else None
+        )
+    if isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D, keras.layers.AveragePooling2D)):
         if getattr(layer, "data_format", "channels_last") != "channels_last":
             return f"{name}: only channels_last pooling is supported"
-        return _windowed(layer, "pool", base)
+        return _windowed(layer, "avgpool" if isinstance(layer, keras.layers.AveragePooling2D) else "pool", base)
     if isinstance(layer, keras.layers.ReLU):
-        if layer.max_value is not None or layer.negative_slope or layer.threshold:
-            return f"{name}: only the plain ReLU (no max_value/negative_slope/threshold)"
-        return Step(kind="relu", **base)
+        if layer.negative_slope or layer.threshold:
+            return f"{name}: only the plain ReLU (no negative_slope/threshold)"
+        cap = None if layer.max_value is None else float(layer.max_value)
+        return Step(kind="relu", max_value=cap, **base)
     if isinstance(layer, keras.layers.Activation):
         act = _activation_name(layer.activation)
-        if act == "relu":
-            return Step(kind="relu", **base)
+        if act in ("relu", "relu6"):
+            return Step(kind="relu", max_value=6.0 if act == "relu6" else None, **base)
         if act == "linear":
             return Step(kind="identity", **base)
-        return f"{name}: activation {act!r} (supported: relu, linear)"
+        return f"{name}: activation {act!r} (supported: relu, relu6, linear)"
     if isinstance(layer, LocalResponseNormalization):
         return Step(kind="norm", **base)
+    if isinstance(layer, keras.layers.BatchNormalization):
+        if tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
+            return f"{name}: only channels-last BatchNormalization (axis=-1) is supported"
+        return Step(kind="affine", **base)
+    if isinstance(layer, keras.layers.Normalization):
+        if layer.invert or tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
+            return f"{name}: only a per-channel (axis=-1), non-inverting Normalization is supported"
+        return Step(kind="affine", **base)
+    if isinstance(layer, (keras.layers.Rescaling, InputPreprocessing)):
+        return Step(kind="affine", **base)
     if isinstance(layer, keras.layers.ZeroPadding2D):
         if layer.data_format != "channels_last":
             return f"{name}: only channels_last padding is supported"
         (top, _), (left, _) = layer.padding
         return Step(kind="pad", pad_before=(int(top), int(left)), **base)
-    if isinstance(layer, keras.layers.Rescaling):
-        return Step(kind="scale", **base)
     if isinstance(layer, (MeanSubtraction, keras.layers.Dropout)):
         return Step(kind="identity", **base)
     return f"{name}: {type(layer).__name__} is not supported"
 
 
-def _windowed(layer, kind: str, base: dict, relu: bool = False) -> Step:
+def _windowed(layer, kind: str, base: dict, relu: bool = False, max_value=None) -> Step:
     if kind == "conv":
         kernel = tuple(int(k) for k in layer.kernel_size)
     else:
@@ -156,7 +176,7 @@ def _windowed(layer, kind: str, base: dict, relu: bool = False) -> Step:
         pad = (0, 0)
     return Step(
         kind=kind, kernel=kernel, strides=strides, pad_before=pad, padding=padding,
-        relu=relu, **base,
+        relu=relu, max_value=max_value, **base,
     )
 
 
@@ -201,11 +221,12 @@ def trace_chain(model: keras.Model) -> tuple[list[Step], str]:
 
     Returns:
         `(steps, stop)`: `steps` is one `Step` per layer of the longest run of
-        supported single-input layers starting at the input; `stop` says which
-        layer ended it and why ("" when the chain reaches the output).
+        supported single-input layers starting at the input (possibly none:
+        the layers past it are served by the autodiff route); `stop` says
+        which layer ended it and why ("" when the chain reaches the output).
 
     Raises:
-        ValueError: the model cannot be traced or its first layer is unsupported.
+        ValueError: the model cannot be traced.
     """
     steps: list[Step] = []
     stop = ""
@@ -226,11 +247,6 @@ def trace_chain(model: keras.Model) -> tuple[list[Step], str]:
             stop = step
             break
         steps.append(step)
-    if not any(s.kind in SELECTABLE_KINDS for s in steps):
-        raise ValueError(
-            f"model {model.name!r} has no projectable layer at its input "
-            f"(stopped at {stop or 'the end'}); supported layers: {', '.join(SUPPORTED_LAYERS)}"
-        )
     return steps, stop
 
 
@@ -245,7 +261,7 @@ def chain_geometry(steps: list[Step]) -> dict[str, tuple[AxisGeometry, AxisGeome
     for step in steps:
         for a in (0, 1):
             size, jump, start = geo[a]
-            if step.kind in ("conv", "pool", "pad"):
+            if step.kind in ("conv", "pool", "avgpool", "pad"):
                 start -= step.pad_before[a] * jump
                 size += (step.kernel[a] - 1) * jump
                 jump *= step.strides[a]

@@ -67,14 +67,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.deconv.chain import (
-    SELECTABLE_KINDS,
-    AxisGeometry,
-    Step,
-    chain_geometry,
-    trace_chain,
-)
-from zfkeras.layers import MeanSubtraction
+from zfkeras.deconv.chain import Step, trace_chain
+from zfkeras.deconv.rules import GradientRoute, check_rule, forward_mask, rectify, select
+from zfkeras.layers import InputPreprocessing, MeanSubtraction
+from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.graph import AxisGeometry
 
 CROP_MODES = ("auto", True, False)
 FORWARD_MODES = ("auto", "full", "cone")
@@ -99,12 +96,20 @@ class Deconvnet:
     """The deconvnet attached to every layer of a conv chain (paper Fig 1).
 
     Args:
-        model: a `ZFNet`, a model from `with_switches`, or any functional /
-            Sequential Keras model whose layers from the input form a chain of
-            supported layers (`chain.SUPPORTED_LAYERS`); stock `MaxPooling2D`
-            is used through its argmax, the model is not modified.
-        dtype: "float32" (default) or "float64" (forward and deconv pass run
-            in this dtype from the same variables; for validation).
+        model: any built functional / Sequential Keras CNN (a `ZFNet`, a
+            `keras.applications` model, a net with BatchNormalization or
+            residual blocks), or its `AnalysableModel`. Layers on the chain
+            from the input (`chain.SUPPORTED_LAYERS`) use the fast batched,
+            cropped route; layers past a branch (residual blocks) the general
+            autodiff route (`rules.GradientRoute`), which gives the same
+            result on chains (tested). The model is not modified.
+        dtype: "float32" (default) or "float64" (forward and deconv pass of
+            the chain route run in this dtype from the same variables; for
+            validation. The general route runs in float32).
+        rule: the backward rule, "deconvnet" (the paper, default), "guided"
+            or "gradient" (see `zfkeras.deconv.rules`); `project` can override it.
+        preprocess: the model's input convention if it does not take raw RGB
+            0..255 ("caffe", "torch", "tf"; see `AnalysableModel`).
 
     Example:
     >>> deconv = Deconvnet(model)
@@ -113,25 +118,45 @@ class Deconvnet:
     >>> display = to_display(out.images)
     """
 
-    def __init__(self, model: keras.Model, dtype: str = "float32"):
+    def __init__(
+        self,
+        model: keras.Model | AnalysableModel,
+        dtype: str = "float32",
+        *,
+        rule: str = "deconvnet",
+        preprocess: str | InputPreprocessing | None = None,
+    ):
         if str(dtype) not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
-        self.model = model
+        self.rule = check_rule(rule)
+        self.adapter = analysable(model, preprocess=preprocess)
+        self.model = self.adapter.model
         self.dtype = tf.as_dtype(dtype)
-        self.steps, self.stopped_at = trace_chain(model)
+        self.steps, self.stopped_at = trace_chain(self.model)
         self._index = {s.name: i for i, s in enumerate(self.steps)}
-        self._geometry = chain_geometry(self.steps)
+        self._order = {n: i for i, n in enumerate(self.adapter.layer_names)}
         self._fns: dict = {}
+        self._routes: dict = {}
 
     # ------------------------------------------------------------------ info
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return self.steps[0].input_shape
+        return self.adapter.input_shape
 
     @property
     def layer_names(self) -> list[str]:
-        """The layers that can be projected from, in model order."""
-        return [s.name for s in self.steps if s.kind in SELECTABLE_KINDS]
+        """The layers that can be projected from, in model order (the adapter's one list)."""
+        return self.adapter.layer_names
+
+    def on_chain(self, layer: str) -> bool:
+        """Whether `layer` is served by the fast chain route (else: the autodiff route)."""
+        self._check_layer(layer)
+        return layer in self._index
+
+    def order(self, layer: str) -> int:
+        """Position of `layer` in `layer_names` (sorting key)."""
+        self._check_layer(layer)
+        return self._order[layer]
 
     @property
     def kernels(self) -> list:
@@ -139,41 +164,49 @@ class Deconvnet:
         return [s.layer.kernel for s in self.steps if s.kind == "conv"]
 
     def step(self, layer: str) -> Step:
-        """The `Step` of a layer; ValueError listing the valid layers otherwise."""
-        return self.steps[self._layer_index(layer)]
+        """The chain `Step` of a layer; ValueError for unknown or off-chain layers."""
+        li = self._layer_index(layer)
+        if li is None:
+            raise ValueError(f"layer {layer!r} is past the model's chain (it stops at {self.stopped_at})")
+        return self.steps[li]
 
     def output_shape(self, layer: str) -> tuple[int, int, int]:
         """`(H, W, C)` of the layer's output map."""
-        return self.step(layer).output_shape
+        return self.adapter.layer(layer).output_shape
 
     def window(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) input window of activation (row, col); exclusive end.
 
         The exact receptive field; it may extend past the image into padding.
         """
-        self._layer_index(layer)
-        gr, gc = self._geometry[layer]
-        top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
-        return top, left, top + gr.size, left + gc.size
+        return self.adapter.window(layer, row, col)
 
     def receptive_field(self, layer: str) -> tuple[AxisGeometry, AxisGeometry]:
         """Per-axis (rows, cols) receptive-field geometry of the layer's outputs."""
-        self._layer_index(layer)
-        return self._geometry[layer]
+        return self.adapter.receptive_field(layer)
 
-    def _layer_index(self, layer: str) -> int:
-        if layer not in self._index or self.steps[self._index[layer]].kind not in SELECTABLE_KINDS:
-            extra = f" (the chain stops at {self.stopped_at})" if self.stopped_at else ""
-            raise ValueError(
-                f"unknown layer {layer!r}; valid layers: {', '.join(self.layer_names)}{extra}"
-            )
-        return self._index[layer]
+    def _check_layer(self, layer: str) -> None:
+        self.adapter.layer(layer)  # ValueError listing the valid layers
+
+    def _layer_index(self, layer: str) -> int | None:
+        """The chain index of a valid layer, None for a layer past the chain."""
+        self._check_layer(layer)
+        return self._index.get(layer)
+
+    def _route(self, layer: str, rule: str) -> GradientRoute:
+        key = (layer, rule)
+        if key not in self._routes:
+            self._routes[key] = GradientRoute(self.model, self.adapter.layers[layer], rule)
+        return self._routes[key]
 
     # --------------------------------------------------------------- forward
     def activations(self, images, layer: str, batch_size: int = 64) -> np.ndarray:
         """The layer's output for `images` (forward pass of the mirrored chain)."""
         li = self._layer_index(layer)
         images = self._check_images(images)
+        if li is None:
+            out = self._route(layer, self.rule).activations(images.astype(np.float32))
+            return out.astype(self.dtype.as_numpy_dtype)
         key = ("act", li)
         if key not in self._fns:
             h, w, c = self.input_shape
@@ -188,14 +221,20 @@ class Deconvnet:
         ]
         return np.concatenate(parts) if parts else np.zeros((0, *self.steps[li].output_shape))
 
-    def _forward(self, x, last: int, switches: bool):
-        """Run steps[0..last]; returns (output, {step index: switches})."""
-        saved = {}
+    def _forward(self, x, last: int, switches: bool, keep: bool = False):
+        """Run steps[0..last]; returns (output, {step index: switches}, {step index: output}).
+
+        With `keep`, the outputs of the rectifying steps are kept (for the
+        forward masks of the guided and gradient rules).
+        """
+        saved, kept = {}, {}
         for i, step in enumerate(self.steps[: last + 1]):
             x, sw = _forward_step(step, x, self.dtype, switches)
             if sw is not None:
                 saved[i] = sw
-        return x, saved
+            if keep and step.rectifies:
+                kept[i] = x
+        return x, saved, kept
 
     # ------------------------------------------------------------ projection
     def project(
@@ -208,6 +247,7 @@ class Deconvnet:
         crop: str | bool = "auto",
         forward: str = "auto",
         batch_size: int = 64,
+        rule: str | None = None,
     ) -> Projections:
         """Project `channels` of `layer` for every image: one projection per (image, channel).
 
@@ -228,6 +268,7 @@ class Deconvnet:
                 are given and it needs fewer multiply-adds. Exact either way
                 (float32 may round differently, see the module doc).
             batch_size: pairs per batched pass (memory bound).
+            rule: the backward rule for this call (default: the instance's).
 
         Returns:
             `Projections` with images `(B, K, H, W, C_in)`, positions
@@ -244,7 +285,8 @@ class Deconvnet:
         chan = np.tile(chans, b)
         pos = self._grid_positions(positions, b, k)
         out = self.project_pairs(
-            images, layer, index, chan, pos, crop=crop, forward=forward, batch_size=batch_size
+            images, layer, index, chan, pos, crop=crop, forward=forward, batch_size=batch_size,
+            rule=rule,
         )
         h, w, c = self.input_shape
         return Projections(
@@ -264,6 +306,7 @@ class Deconvnet:
         crop: str | bool = "auto",
         forward: str = "auto",
         batch_size: int = 64,
+        rule: str | None = None,
     ) -> Projections:
         """Project N explicit (image, channel[, position]) pairs in batched passes.
 
@@ -275,13 +318,14 @@ class Deconvnet:
             channels: `(N,)` channel of each pair.
             positions: None (strongest), one `(row, col)`, or `(N, 2)`; a row of
                 `(-1, -1)` means the strongest position for that pair.
-            crop, forward, batch_size: as in `project`.
+            crop, forward, batch_size, rule: as in `project`.
 
         Returns:
             `Projections` with images `(N, H, W, C_in)`, positions `(N, 2)`,
             activations `(N,)`.
         """
         li = self._layer_index(layer)
+        rule = self.rule if rule is None else check_rule(rule)
         if crop not in CROP_MODES:
             raise ValueError(f"`crop` must be one of {CROP_MODES}; got {crop!r}")
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -296,8 +340,7 @@ class Deconvnet:
             raise ValueError(
                 f"image index out of range for {len(images)} images; got {idx.min()}..{idx.max()}"
             )
-        step = self.steps[li]
-        lh, lw, lc = step.output_shape
+        lh, lw, lc = self.output_shape(layer)
         bad = chan[(chan < 0) | (chan >= lc)]
         if len(bad):
             raise ValueError(
@@ -316,6 +359,13 @@ class Deconvnet:
         out_img = np.zeros((n, h, w, c), self.dtype.as_numpy_dtype)
         out_pos = np.zeros((n, 2), np.int64)
         out_val = np.zeros((n,), self.dtype.as_numpy_dtype)
+        if li is None:  # past the chain: the general autodiff route
+            route = self._route(layer, rule)
+            for s in range(0, n, batch_size):
+                sl = slice(s, s + batch_size)
+                proj, p, v = route.project(images[idx[sl]], chan[sl], pos[sl])
+                out_img[sl], out_pos[sl], out_val[sl] = proj, p, v
+            return Projections(out_img, out_pos, out_val)
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
             used, local = np.unique(idx[sl], return_inverse=True)
@@ -323,7 +373,8 @@ class Deconvnet:
                 forward == "auto" and explicit and crop is not False
                 and self._cone_cheaper(li, len(local), len(used))
             )
-            fn = self._projection_fn(li, crop, cone)
+            cone = cone and not self._has_avgpool(li)
+            fn = self._projection_fn(li, crop, cone, rule)
             proj, p, v = fn(
                 tf.constant(images[used]),
                 tf.constant(local.astype(np.int32)),
@@ -379,8 +430,12 @@ class Deconvnet:
         return np.array(arr)
 
     # ---------------------------------------------------------- the TF graph
-    def _projection_fn(self, li: int, crop, cone: bool):
-        key = ("proj", li, crop, cone)
+    def _has_avgpool(self, li: int) -> bool:
+        """Average pooling below `li`: its backward needs full maps (no cone forward)."""
+        return any(s.kind == "avgpool" for s in self.steps[: li + 1])
+
+    def _projection_fn(self, li: int, crop, cone: bool, rule: str):
+        key = ("proj", li, crop, cone, rule)
         if key in self._fns:
             return self._fns[key]
         h, w, c = self.input_shape
@@ -391,9 +446,11 @@ class Deconvnet:
             tf.TensorSpec((None, 2), tf.int32),
         ]
 
+        masked = rule != "deconvnet"
+
         def full(images, index, channel, position):
-            act, switches = self._forward(images, li, switches=True)
-            pos, value = _select(act, index, channel, position)
+            act, switches, kept = self._forward(images, li, switches=True, keep=masked)
+            pos, value = select(act, index, channel, position)
 
             codes = {}  # per image, once per pool: winner offsets inside the pooling window
 
@@ -402,17 +459,31 @@ class Deconvnet:
                     codes[i] = _window_codes(switches[i], self.steps[i])
                 return _switches_from_codes(codes[i], index, offset, size, self.steps[i])
 
-            signal = self._deconv(li, channel, pos, value, crop, window_switches, switches, index)
+            def mask(i, offset, size):
+                step = self.steps[i]
+                if offset is None:
+                    return forward_mask(tf.gather(kept[i], index), step.max_value)
+                window = _gather_window(kept[i], index, offset, size, step.output_shape[:2])
+                return forward_mask(window, step.max_value)
+
+            signal = self._deconv(
+                li, channel, pos, value, crop, window_switches, switches, index, rule, mask
+            )
             return signal, pos, value
 
         def in_cone(images, index, channel, position):
-            act, local = self._cone_forward(images, index, position, li)
+            act, local, kept = self._cone_forward(images, index, position, li)
             value = tf.reduce_sum(act[:, 0, 0, :] * tf.one_hot(channel, act.shape[-1], dtype=act.dtype), 1)
 
             def window_switches(i, offset, size, below, new):
                 return _switches_from_window(local[i], offset, size, new, self.steps[i])
 
-            signal = self._deconv(li, channel, position, value, True, window_switches, None, index)
+            def mask(i, offset, size):
+                return forward_mask(kept[i], self.steps[i].max_value)
+
+            signal = self._deconv(
+                li, channel, position, value, True, window_switches, None, index, rule, mask
+            )
             return signal, position, value
 
         self._fns[key] = compile_graph(in_cone if cone else full, signature)
@@ -446,24 +517,23 @@ class Deconvnet:
         from there each layer runs 'VALID' on the pair's window, with cells
         outside the layer's map set to the padding the next conv (0) or pool
         (-inf, TensorFlow's 'same' max pooling) would see. Returns the top
-        window `(N, 1, 1, C)` and `{pool step: switches in window coordinates}`.
+        window `(N, 1, 1, C)`, `{pool step: switches in window coordinates}` and
+        `{rectifying step: its output window}` (for the guided / gradient masks).
         """
         windows = self._windows(li, pos)
         first = next(i for i, s in enumerate(self.steps) if s.kind in ("conv", "pool"))
         x = images
-        for step in self.steps[:first]:
+        full_kept = {}
+        for i, step in enumerate(self.steps[:first]):
             x, _ = _forward_step(step, x, self.dtype, switches=False)
+            full_kept[i] = x
         size, offset = windows[first - 1]
         hw = self.steps[first].input_shape[:2]
-        rows = tf.clip_by_value(offset[0] + np.arange(size[0], dtype=np.int32)[None, :], 0, hw[0] - 1)
-        cols = tf.clip_by_value(offset[1] + np.arange(size[1], dtype=np.int32)[None, :], 0, hw[1] - 1)
-        n = tf.shape(index)[0]
-        shape = tf.stack([n, size[0], size[1]])
-        x = tf.gather_nd(x, tf.stack([
-            tf.broadcast_to(tf.reshape(index, [-1, 1, 1]), shape),
-            tf.broadcast_to(tf.reshape(rows, [-1, size[0], 1]), shape),
-            tf.broadcast_to(tf.reshape(cols, [-1, 1, size[1]]), shape),
-        ], axis=-1))
+        kept = {}
+        for i in range(first):  # rectifiers before the first window op: their windows
+            if self.steps[i].rectifies:
+                kept[i] = _gather_window(full_kept[i], index, offset, size, hw)
+        x = _gather_window(x, index, offset, size, hw)
         x = self._fill_outside(x, offset, size, hw, first - 1, li)
         local = {}
         for i in range(first, li + 1):
@@ -473,7 +543,7 @@ class Deconvnet:
                 x = tf.nn.conv2d(x, tf.cast(layer.kernel, self.dtype), step.strides, "VALID")
                 if layer.use_bias:
                     x = tf.nn.bias_add(x, tf.cast(layer.bias, self.dtype))
-                x = tf.nn.relu(x) if step.relu else x
+                x = _rectifier(x, step) if step.relu else x
             elif step.kind == "pool":
                 x, local[i] = tf.nn.max_pool_with_argmax(
                     x, [1, *step.kernel, 1], [1, *step.strides, 1], "VALID",
@@ -483,7 +553,9 @@ class Deconvnet:
                 x, _ = _forward_step(step, x, self.dtype, switches=False)
             size, offset = windows[i]
             x = self._fill_outside(x, offset, size, step.output_shape[:2], i, li)
-        return x, local
+            if step.rectifies:
+                kept[i] = x
+        return x, local, kept
 
     def _fill_outside(self, x, offset, size, hw, i: int, li: int):
         """Cells of level i's window outside its map <- the padding the next window op sees."""
@@ -504,7 +576,7 @@ class Deconvnet:
                 size = _grown(step, size)
         return n_pairs * cone < n_images * full
 
-    def _deconv(self, li, channel, pos, value, crop, window_switches, switches, index):
+    def _deconv(self, li, channel, pos, value, crop, window_switches, switches, index, rule, mask):
         dtype = self.dtype
         n = tf.shape(channel)[0]
         lc = self.steps[li].output_shape[2]
@@ -522,11 +594,17 @@ class Deconvnet:
             cropped = True
         for i in range(li, -1, -1):
             step = self.steps[i]
+            if cropped and step.kind == "avgpool":  # its adjoint runs on full maps
+                signal = _embed(signal, offset, size, step.output_shape[:2])
+                cropped = False
             if cropped and crop == "auto" and step.kind in ("conv", "pool"):
                 grown = _grown(step, size)
                 if grown[0] * grown[1] >= step.input_shape[0] * step.input_shape[1]:
                     signal = _embed(signal, offset, size, step.output_shape[:2])
                     cropped = False
+            if step.rectifies:
+                m = None if rule == "deconvnet" else (mask(i, offset, size) if cropped else mask(i, None, None))
+                signal = rectify(signal, rule, m)
             if cropped:
                 signal, offset, size = _back_window(step, signal, offset, size, window_switches, i, dtype)
             else:
@@ -555,7 +633,9 @@ def _forward_step(step: Step, x, dtype, switches: bool):
         y = tf.nn.conv2d(x, tf.cast(layer.kernel, dtype), step.strides, step.padding)
         if layer.use_bias:
             y = tf.nn.bias_add(y, tf.cast(layer.bias, dtype))
-        return (tf.nn.relu(y) if step.relu else y), None
+        return (_rectifier(y, step) if step.relu else y), None
+    if kind == "avgpool":
+        return tf.nn.avg_pool2d(x, [1, *step.kernel, 1], [1, *step.strides, 1], step.padding), None
     if kind == "pool":
         ksize, strides = [1, *step.kernel, 1], [1, *step.strides, 1]
         if switches:
@@ -566,14 +646,17 @@ def _forward_step(step: Step, x, dtype, switches: bool):
             return y, sw
         return tf.nn.max_pool2d(x, ksize, strides, step.padding), None
     if kind == "relu":
-        return tf.nn.relu(x), None
+        return _rectifier(x, step), None
     if kind == "norm":
         return layer.call(x), None  # fused TF op in float32, the formula in float64
     if kind == "pad":
         (t, b), (l, r) = layer.padding
         return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]), None
-    if kind == "scale":
-        return x * _cast(layer.scale, dtype) + _cast(layer.offset, dtype), None
+    if kind == "affine":
+        order, scale, offset = affine_params(layer, x.shape[-1], dtype)
+        if order is not None:
+            x = tf.gather(x, order, axis=-1)
+        return x * scale + offset, None
     if isinstance(layer, MeanSubtraction):
         return x - tf.cast(layer.mean, dtype), None
     return x, None  # dropout (inference), linear activation
@@ -583,20 +666,64 @@ def _cast(value, dtype):
     return tf.cast(tf.constant(np.asarray(value, dtype=np.float64)), dtype)
 
 
-def _select(act, index, channel, position):
-    """(positions, values) of the selected activation of each pair; -1 -> strongest."""
-    lh, lw = act.shape[1], act.shape[2]
-    maps = tf.gather_nd(tf.transpose(act, [0, 3, 1, 2]), tf.stack([index, channel], 1))
-    flat = tf.reshape(maps, [-1, lh * lw])
-    best = tf.reduce_max(flat, axis=1, keepdims=True)
-    cells = tf.range(lh * lw, dtype=tf.int32)[None, :]
-    first = tf.reduce_min(tf.where(flat == best, cells, lh * lw), axis=1)
-    first = tf.minimum(first, lh * lw - 1)  # NaN maps: no cell equals the max
-    strongest = tf.stack([first // lw, first % lw], axis=1)
-    pos = tf.where(position[:, :1] < 0, strongest, position)
-    rows = tf.range(tf.shape(index)[0])
-    value = tf.gather_nd(maps, tf.stack([rows, pos[:, 0], pos[:, 1]], axis=1))
-    return pos, value
+def _rectifier(x, step: Step):
+    """The forward rectifier of a step: ReLU, capped at `step.max_value` (ReLU6)."""
+    return tf.nn.relu(x) if step.max_value is None else tf.clip_by_value(x, 0.0, step.max_value)
+
+
+def affine_params(layer, channels: int, dtype):
+    """`(channel order or None, scale (C,), offset (C,))` of a per-channel affine layer.
+
+    `y[..., j] = x[..., order[j]] * scale[j] + offset[j]`. BatchNormalization in
+    inference: `scale = gamma / sqrt(moving_variance + epsilon)`, `offset =
+    beta - moving_mean * scale` (read from the variables at call time, so
+    folding it into the neighbouring conv is this exact product).
+    """
+    if isinstance(layer, keras.layers.BatchNormalization):
+        var = tf.cast(layer.moving_variance, dtype)
+        inv = tf.math.rsqrt(var + tf.cast(layer.epsilon, dtype))
+        if layer.scale:
+            inv = inv * tf.cast(layer.gamma, dtype)
+        offset = -tf.cast(layer.moving_mean, dtype) * inv
+        if layer.center:
+            offset = offset + tf.cast(layer.beta, dtype)
+        return None, inv, offset
+    if isinstance(layer, keras.layers.Normalization):
+        mean = tf.reshape(tf.cast(layer.mean, dtype), [-1])
+        std = tf.maximum(tf.sqrt(tf.reshape(tf.cast(layer.variance, dtype), [-1])), keras.backend.epsilon())
+        return None, tf.broadcast_to(1.0 / std, [channels]), tf.broadcast_to(-mean / std, [channels])
+    if isinstance(layer, InputPreprocessing):
+        order, scale, offset = layer.affine(channels)
+        return order, _cast(scale, dtype), _cast(offset, dtype)
+    # Rescaling: a scalar or per-channel scale and offset
+    scale = np.broadcast_to(np.asarray(layer.scale, np.float64), (channels,))
+    offset = np.broadcast_to(np.asarray(layer.offset, np.float64), (channels,))
+    return None, _cast(scale, dtype), _cast(offset, dtype)
+
+
+def _back_affine(step: Step, signal, dtype):
+    """Adjoint of a per-channel affine: scale, then undo the channel order."""
+    order, scale, _ = affine_params(step.layer, step.input_shape[2], dtype)
+    signal = signal * scale
+    if order is not None:
+        signal = tf.gather(signal, np.argsort(order), axis=-1)
+    return signal
+
+
+def _gather_window(maps, index, offset, size, hw):
+    """Per-pair windows `(N, s0, s1, C)` of `maps[index]` at `offset`, clipped to the map.
+
+    Cells outside the map repeat the border (callers mask or fill them).
+    """
+    rows = tf.clip_by_value(offset[0] + np.arange(size[0], dtype=np.int32)[None, :], 0, hw[0] - 1)
+    cols = tf.clip_by_value(offset[1] + np.arange(size[1], dtype=np.int32)[None, :], 0, hw[1] - 1)
+    n = tf.shape(index)[0]
+    shape = tf.stack([n, size[0], size[1]])
+    return tf.gather_nd(maps, tf.stack([
+        tf.broadcast_to(tf.reshape(index, [-1, 1, 1]), shape),
+        tf.broadcast_to(tf.reshape(rows, [-1, size[0], 1]), shape),
+        tf.broadcast_to(tf.reshape(cols, [-1, 1, size[1]]), shape),
+    ], axis=-1))
 
 
 def _grown(step: Step, size):
@@ -657,12 +784,10 @@ def _conv_transpose_gemm(signal, kernel):
 
 
 def _back_full(step: Step, signal, switches, dtype):
-    """One deconv step on full maps."""
+    """One deconv step on full maps (a rectifier's rule was applied by the caller)."""
     kind = step.kind
     h, w, c = step.input_shape
     if kind == "conv":
-        if step.relu:
-            signal = tf.nn.relu(signal)
         kernel = tf.cast(step.layer.kernel, dtype)
         if _use_gemm(step):  # stride 1: the full transposed conv minus the padding
             (t, l), out = step.pad_before, _conv_transpose_gemm(signal, kernel)
@@ -674,14 +799,18 @@ def _back_full(step: Step, signal, switches, dtype):
     if kind == "pool":
         n = tf.shape(signal)[0]
         return _unpool(signal, switches, tf.stack([n, h, w, c]), step, step.padding)
-    if kind == "relu":
-        return tf.nn.relu(signal)
+    if kind == "avgpool":
+        n = tf.shape(signal)[0]
+        return tf.raw_ops.AvgPoolGrad(
+            orig_input_shape=tf.stack([n, h, w, c]), grad=signal, ksize=[1, *step.kernel, 1],
+            strides=[1, *step.strides, 1], padding=step.padding,
+        )
     if kind == "pad":
         t, l = step.pad_before
         return signal[:, t : t + h, l : l + w, :]
-    if kind == "scale":
-        return signal * _cast(step.layer.scale, dtype)
-    return signal  # norm (LRN as identity), mean subtraction, dropout
+    if kind == "affine":
+        return _back_affine(step, signal, dtype)
+    return signal  # relu (rectified by the caller), norm (LRN as identity), mean subtraction, dropout
 
 
 def _back_window(step: Step, signal, offset, size, window_switches, i: int, dtype):
@@ -691,8 +820,6 @@ def _back_window(step: Step, signal, offset, size, window_switches, i: int, dtyp
     (sh, sw), (ph, pw) = step.strides, step.pad_before
     if kind == "conv":
         new = _grown(step, size)
-        if step.relu:
-            signal = tf.nn.relu(signal)
         kernel = tf.cast(step.layer.kernel, dtype)
         if _use_gemm(step):
             signal = _conv_transpose_gemm(signal, kernel)
@@ -748,19 +875,7 @@ def _switches_from_codes(codes, index, offset, size, step: Step):
     """
     ph, pw, c = step.output_shape
     sh, sw = step.strides
-    n = tf.shape(index)[0]
-    rows = tf.clip_by_value(offset[0] + np.arange(size[0], dtype=np.int32)[None, :], 0, ph - 1)
-    cols = tf.clip_by_value(offset[1] + np.arange(size[1], dtype=np.int32)[None, :], 0, pw - 1)
-    shape = tf.stack([n, size[0], size[1]])
-    gather_idx = tf.stack(
-        [
-            tf.broadcast_to(tf.reshape(index, [-1, 1, 1]), shape),
-            tf.broadcast_to(tf.reshape(rows, [-1, size[0], 1]), shape),
-            tf.broadcast_to(tf.reshape(cols, [-1, 1, size[1]]), shape),
-        ],
-        axis=-1,
-    )
-    code = tf.gather_nd(codes, gather_idx)  # (N, s0, s1, C)
+    code = _gather_window(codes, index, offset, size, (ph, pw))  # (N, s0, s1, C)
     new_w = _grown(step, size)[1]
     lr = np.arange(size[0], dtype=np.int32)[:, None, None] * sh + tf.bitwise.right_shift(code, 16)
     lc = np.arange(size[1], dtype=np.int32)[None, :, None] * sw + tf.bitwise.bitwise_and(code, 0xFFFF)

@@ -146,8 +146,8 @@ class TopActivations:
 
 
 def default_layers(deconv: Deconvnet) -> list[str]:
-    """The conv layers of the chain (ZFNet: conv1..conv5)."""
-    return [s.name for s in deconv.steps if s.kind == "conv"]
+    """The model's default layers to scan (`AnalysableModel.block_layers`; ZFNet: conv1..conv5)."""
+    return deconv.adapter.block_layers()
 
 
 def scan_top_activations(
@@ -185,14 +185,14 @@ def scan_top_activations(
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model)
     layers = list(layers) if layers is not None else default_layers(deconv)
     for name in layers:
-        deconv.step(name)  # ValueError listing the valid layers
+        deconv.output_shape(name)  # ValueError listing the valid layers
     if len(set(layers)) != len(layers):
         raise ValueError(f"duplicate layers in {layers}")
     if not isinstance(k, int) or k < 1:
         raise ValueError(f"`k` must be a positive int; got {k!r}")
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive int; got {checkpoint_every!r}")
-    layers = sorted(layers, key=deconv._layer_index)
+    layers = sorted(layers, key=deconv.order)
     channels = {n: deconv.output_shape(n)[2] for n in layers}
     fingerprint = _fingerprint(deconv, layers, k)
 
@@ -253,22 +253,38 @@ def scan_top_activations(
 
 
 def _scan_fn(deconv: Deconvnet, layers: list[str]):
-    """tf.function: images -> {layer: (per-channel max (B, C), first argmax flat (B, C))}."""
-    wanted = {deconv._layer_index(n): n for n in layers}
-    last = max(wanted)
+    """tf.function: images -> {layer: (per-channel max (B, C), first argmax flat (B, C))}.
+
+    Layers on the chain run the deconvnet's own forward; any layer past it
+    (residual networks) comes from the adapter's feature model.
+    """
     h, w, c = deconv.input_shape
+    if all(deconv.on_chain(n) for n in layers):
+        wanted = {deconv._layer_index(n): n for n in layers}
+        last = max(wanted)
+
+        def maps(x):
+            out = {}
+            for i, step in enumerate(deconv.steps[: last + 1]):
+                x, _ = _forward_step(step, x, deconv.dtype, switches=False)
+                if i in wanted:
+                    out[wanted[i]] = x
+            return out
+    else:
+        features = deconv.adapter.features(layers)
+
+        def maps(x):
+            return {n: tf.cast(v, deconv.dtype) for n, v in features(tf.cast(x, tf.float32)).items()}
 
     def fn(x):
         out = {}
-        for i, step in enumerate(deconv.steps[: last + 1]):
-            x, _ = _forward_step(step, x, deconv.dtype, switches=False)
-            if i in wanted:
-                lh, lw, lc = step.output_shape
-                flat = tf.reshape(x, [-1, lh * lw, lc])
-                best = tf.reduce_max(flat, axis=1)
-                cells = tf.range(lh * lw, dtype=tf.int32)[None, :, None]
-                first = tf.reduce_min(tf.where(flat == best[:, None, :], cells, lh * lw), axis=1)
-                out[wanted[i]] = (best, tf.minimum(first, lh * lw - 1))
+        for name, act in maps(x).items():
+            lh, lw, lc = deconv.output_shape(name)
+            flat = tf.reshape(act, [-1, lh * lw, lc])
+            best = tf.reduce_max(flat, axis=1)
+            cells = tf.range(lh * lw, dtype=tf.int32)[None, :, None]
+            first = tf.reduce_min(tf.where(flat == best[:, None, :], cells, lh * lw), axis=1)
+            out[name] = (best, tf.minimum(first, lh * lw - 1))
         return out
 
     return compile_graph(fn, [tf.TensorSpec((None, h, w, c), deconv.dtype)])
@@ -290,11 +306,14 @@ def _skip(batches: Iterable, n: int) -> Iterator:
 # --------------------------------------------------------------- checkpoints
 def _fingerprint(deconv: Deconvnet, layers: list[str], k: int) -> str:
     """What must match to resume: input shape, layers, k and the weights they use."""
-    last = max(deconv._layer_index(n) for n in layers)
     digest = hashlib.sha1()
-    for step in deconv.steps[: last + 1]:
-        for v in step.layer.weights:
-            digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    if all(deconv.on_chain(n) for n in layers):
+        last = max(deconv._layer_index(n) for n in layers)
+        weights = [v for step in deconv.steps[: last + 1] for v in step.layer.weights]
+    else:
+        weights = deconv.model.weights
+    for v in weights:
+        digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
     return json.dumps(
         {"input": list(deconv.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
     )

@@ -75,6 +75,7 @@ def top_projections(
     *,
     contrast: float = 1.0,
     batch_size: int = 64,
+    rule: str | None = None,
 ) -> LayerVisuals:
     """Project the top-k activations of `channels` of `layer` and cut their patches.
 
@@ -88,12 +89,14 @@ def top_projections(
         contrast: display contrast (`display.to_display`).
         batch_size: (image, channel) pairs per batched deconv pass; each batch
             loads its images once.
+        rule: backward rule ("deconvnet", "guided", "gradient"); default the
+            `Deconvnet`'s own (a model: "deconvnet").
 
     Returns:
         `LayerVisuals`; patches and projections are the receptive field of
         each activation (exact geometry), `P` = its size.
     """
-    deconv = model if isinstance(model, Deconvnet) else Deconvnet(model)
+    deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if layer not in top.layers:
         raise ValueError(f"layer {layer!r} was not scanned; scanned layers: {list(top.layers)}")
     lt = top.layers[layer]
@@ -106,8 +109,10 @@ def top_projections(
     load = images.__getitem__ if isinstance(images, Mapping) else images
     k = top.k
     gr, gc = deconv.receptive_field(layer)
-    ph, pw = gr.size, gc.size
-    cin = deconv.input_shape[2]
+    h, w, cin = deconv.input_shape
+    # a field larger than the image (deep layers of deep nets): show the whole image
+    whole = gr.size > h or gc.size > w
+    ph, pw = (h, w) if whole else (gr.size, gc.size)
     projections = np.full((len(chans), k, ph, pw, cin), GREY, np.uint8)
     patches = np.full((len(chans), k, ph, pw, cin), GREY, np.uint8)
     pairs = [(i, j) for i, c in enumerate(chans) for j in range(k) if lt.values[c, j] > 0]
@@ -121,10 +126,10 @@ def top_projections(
         pos = np.array([(lt.rows[chans[i], j], lt.cols[chans[i], j]) for i, j in chunk])
         out = deconv.project_pairs(
             batch, layer, [where[u] for u in ids], [chans[i] for i, _ in chunk], pos,
-            batch_size=batch_size,
+            batch_size=batch_size, rule=rule,
         )
         for n, (i, j) in enumerate(chunk):
-            window = deconv.window(layer, *pos[n])
+            window = (0, 0, h, w) if whole else deconv.window(layer, *pos[n])
             crop = cut_patch(out.images[n], window, fill=0)
             projections[i, j] = to_uint8(to_display(crop, contrast))
             image = np.clip(batch[where[ids[n]]], 0, 255).astype(np.uint8)

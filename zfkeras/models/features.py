@@ -1,4 +1,4 @@
-"""A view of a model that exposes every layer's activations and switches."""
+"""Views of a model that expose layer activations (and switches), for any Keras CNN."""
 
 from __future__ import annotations
 
@@ -7,40 +7,44 @@ from typing import Sequence
 import keras
 
 from zfkeras.layers import MaxPoolingWithArgmax2D
-
-_ANALYSIS_TYPES = (keras.layers.Conv2D, MaxPoolingWithArgmax2D, keras.layers.Dense)
-
-
-def spatial_layer_names(model: keras.Model) -> list[str]:
-    """Names of the analysable layers (conv, pool, norm, dense), in model order."""
-    from zfkeras.layers import LocalResponseNormalization
-
-    types = _ANALYSIS_TYPES + (LocalResponseNormalization,)
-    return [l.name for l in model.layers if isinstance(l, types)]
+from zfkeras.models.adapter import AnalysableModel, analysable
 
 
-def feature_model(model: keras.Model, layers: Sequence[str] | None = None) -> keras.Model:
-    """A model from `model`'s input to a dict of activations (and switches).
+def spatial_layer_names(model: keras.Model | AnalysableModel) -> list[str]:
+    """Names of the map layers (conv, pool, activation, norm, BN, merge), in model order.
+
+    The one list every analysis and the deconvnet (`Deconvnet.layer_names`) offer.
+    """
+    return analysable(model).layer_names
+
+
+def feature_layer_names(model: keras.Model | AnalysableModel) -> list[str]:
+    """`spatial_layer_names` plus dense and global-pooling layers (feature vectors)."""
+    return analysable(model).feature_layer_names
+
+
+def feature_model(
+    model: keras.Model | AnalysableModel, layers: Sequence[str] | None = None
+) -> keras.Model:
+    """A model from raw RGB to a dict of activations (and switches).
 
     Shares every weight with `model` (no copy): later training shows up here.
     Outputs: `{name: activation}` for each requested layer, and
     `{name + "_switches": switches}` for every switch-returning pooling layer
     on the way (all of them, since the deconvnet needs every switch below a
-    layer). Default `layers`: every conv, pool, norm and dense layer.
+    layer). Default `layers`: `feature_layer_names(model)`.
 
     Raises ValueError naming the valid choices for an unknown layer.
     """
-    valid = spatial_layer_names(model)
+    view = analysable(model)
+    valid = view.feature_layer_names
     if layers is None:
         layers = valid
     unknown = [n for n in layers if n not in valid]
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}; valid layers: {valid}")
-    outputs = {}
-    for name in layers:
-        out = model.get_layer(name).output
-        outputs[name] = out[0] if isinstance(out, (list, tuple)) else out
-    for layer in model.layers:
-        if isinstance(layer, MaxPoolingWithArgmax2D):
-            outputs[f"{layer.name}_switches"] = layer.output[1]
-    return keras.Model(model.input, outputs, name=f"{model.name}_features")
+    outputs = {name: view.layers[name].output for name in layers}
+    for name, info in view.layers.items():
+        if isinstance(info.layer, MaxPoolingWithArgmax2D):
+            outputs[f"{name}_switches"] = info.outputs[1]
+    return keras.Model(view.model.inputs[0], outputs, name=f"{view.model.name}_features")

@@ -80,6 +80,7 @@ class ReportOptions:
         contrast: display contrast of the projections.
         batch_size: images per forward / deconv pass.
         seed: channel subsets and image picks.
+        rule: backward rule of every projection ("deconvnet", "guided", "gradient").
     """
 
     layers: Sequence[str] | None = None
@@ -106,6 +107,7 @@ class ReportOptions:
     contrast: float = 1.0
     batch_size: int = 32
     seed: int = 0
+    rule: str = "deconvnet"
 
     def check(self) -> None:
         bad = [s for s in self.skip if s not in ANALYSES]
@@ -119,6 +121,9 @@ class ReportOptions:
                 raise ValueError(f"{name} must be >= 1; got {getattr(self, name)}")
         if not self.contrast > 0:
             raise ValueError(f"contrast must be > 0; got {self.contrast}")
+        from zfkeras.deconv.rules import check_rule
+
+        check_rule(self.rule)
 
 
 # ------------------------------------------------------------------ helpers
@@ -228,7 +233,9 @@ def build_report(
     """Run or reuse every analysis and write `OUT/index.html` (see the module doc).
 
     Args:
-        model: a `.keras` path or a loaded model (a `ZFNet` or any chain the deconvnet supports).
+        model: a `.keras` path, "keras.applications.NAME", a loaded Keras CNN or its
+            `AnalysableModel` (`zfkeras.models.adapter.analysable`: preprocessing,
+            class names).
         model_path: for a loaded model, the file it came from (shown, and its folder is
             searched for `history.csv` and `feature_evolution.png`).
         data: image folder with one sub-folder per class (the class = the folder name).
@@ -246,7 +253,7 @@ def build_report(
     """
     from zfkeras.deconv import Deconvnet
     from zfkeras.deconv.images import list_images
-    from zfkeras.models.io import load_model
+    from zfkeras.models.adapter import APPLICATIONS_PREFIX, analysable
 
     opts = options or ReportOptions()
     opts.check()
@@ -258,10 +265,12 @@ def build_report(
     data = Path(data)
     model_path = Path(model_path) if model_path is not None else None
     if isinstance(model, (str, os.PathLike)):
-        model_path = Path(model)
-        log(f"[report] loading {model_path}")
-        model = load_model(model_path)
-    deconv = Deconvnet(model)
+        log(f"[report] loading {model}")
+        if not str(model).startswith(APPLICATIONS_PREFIX):
+            model_path = Path(model)
+    view = analysable(model)
+    model = view.model
+    deconv = Deconvnet(view, rule=opts.rule)
     size = int(deconv.input_shape[0])
     digest = weights_digest(model)
     paths = list_images(data, list_file)
@@ -277,7 +286,7 @@ def build_report(
             labels[p] = rel.parts[0] if len(rel.parts) > 1 else ""
         except ValueError:
             names[p], labels[p] = rp.name, rp.parent.name
-    class_names = list(getattr(model, "class_names", None) or [])
+    class_names = list(view.class_names)
     images = _Images(size)
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
     skip = set(opts.skip)
@@ -290,11 +299,13 @@ def build_report(
 
     model_desc = str(model_path) if model_path else f"(in memory) {model.name}"
     params = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
-    convs = [s for s in deconv.steps if s.kind == "conv"]
+    convs = [deconv.adapter.layers[n] for n in deconv.layer_names if deconv.adapter.layers[n].kind == "conv"]
     content.model_rows = [
         ("model", model_desc),
-        ("input", f"{size} x {size} x {deconv.input_shape[2]} (raw RGB 0..255)"),
-        ("conv channels", " - ".join(str(s.output_shape[2]) for s in convs)),
+        ("input", f"{size} x {size} x {deconv.input_shape[2]} (raw RGB 0..255"
+                  + (f", then {view.preprocess.mode or 'custom'} preprocessing)" if view.preprocess else ")")),
+        ("conv channels", _conv_channels(convs)),
+        ("backward rule", opts.rule),
         ("trainable parameters", f"{params:,}"),
         ("classes", _name_list(class_names)),
         ("weights digest (SHA-1)", digest[:16]),
@@ -386,6 +397,14 @@ def _jsonable(obj):
     if isinstance(obj, os.PathLike):
         return str(obj)
     return obj
+
+
+def _conv_channels(convs) -> str:
+    """Conv channel counts, "96 - 256 - ..." (shortened for deep nets)."""
+    counts = [str(i.output_shape[2]) for i in convs]
+    if len(counts) > 12:
+        return f"{len(counts)} conv layers, {counts[0]} to {max(int(c) for c in counts)} maps"
+    return " - ".join(counts)
 
 
 def _architecture(model, deconv) -> list[dict]:
@@ -480,7 +499,7 @@ def _load_saved_top(folder: Path, deconv, layers, k: int, paths, *, need_fingerp
                 saved = str(z["fingerprint"])
         except (OSError, ValueError, KeyError):
             return None, "unreadable scan checkpoint"
-        if saved != _fingerprint(deconv, sorted(top.layers, key=deconv._layer_index), k):
+        if saved != _fingerprint(deconv, sorted(top.layers, key=deconv.order), k):
             return None, "saved scan was made with other weights"
     elif need_fingerprint:
         return None, "saved scan cannot be checked against the weights"
@@ -536,8 +555,8 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
 
     layers = list(opts.layers) if opts.layers else default_layers(deconv)
     for layer in layers:
-        deconv.step(layer)  # ValueError listing the valid layers
-    layers = sorted(dict.fromkeys(layers), key=deconv._layer_index)
+        deconv.output_shape(layer)  # ValueError listing the valid layers
+    layers = sorted(dict.fromkeys(layers), key=deconv.order)
     own = out / "top9"
     folders = [Path(opts.top9_dir)] if opts.top9_dir else []
     folders.append(own)
@@ -577,7 +596,7 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
         missing = want if have is None else want[~np.isin(want, have.channels)]
         if len(missing):
             log(f"[report] {layer}: projecting the top-{opts.top} of {len(missing)} feature maps")
-            fresh = top_projections(deconv, top, layer, images, missing, contrast=opts.contrast,
+            fresh = top_projections(deconv, top, layer, images, missing, contrast=opts.contrast, rule=opts.rule,
                                     batch_size=max(opts.batch_size, 64))
             have = fresh if have is None else _merge_visuals(have, fresh)
         reused_maps += len(want) - len(missing)
@@ -589,6 +608,7 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
 
 # ---------------------------------------------------------------- occlusion
 def _occlusion(model, paths, labels, images, out, opts, digest, content, progress, log) -> str:
+    from zfkeras.models.adapter import analysable
     from zfkeras.analysis.occlusion import OcclusionSensitivity
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open
@@ -596,12 +616,13 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
     own = out / "occlusion"
     picks = pick_evenly(len(paths), opts.occlude)
     chosen = [paths[i] for i in picks]
-    params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": "pool5"}
+    view = analysable(model)
+    params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": view.default_layer,
+              "rule": opts.rule}
     folder, source = _reusable(opts.occlusion_dir, own, "config.json", digest, params, "images")
     if folder is None:
-        names = getattr(model, "class_names", None) or []
-        layer = "pool5" if "pool5" in [l.name for l in model.layers] else None
-        engine = OcclusionSensitivity(model, layer or _last_conv(model), batch_size=opts.batch_size)
+        names = view.class_names
+        engine = OcclusionSensitivity(view, batch_size=opts.batch_size, rule=opts.rule)
         others_idx = [i for i in pick_evenly(len(paths), 16, 0.25) if i not in picks]
         others = np.stack([images(paths[i]) for i in others_idx]).astype(np.float32) if others_idx else None
         log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
@@ -656,6 +677,7 @@ def _last_conv(model) -> str:
 
 # --------------------------------------------------------------- invariance
 def _invariance(model, paths, labels, names, out, opts, digest, content, progress, log) -> str:
+    from zfkeras.models.adapter import analysable
     from zfkeras.analysis.invariance import DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image
     from zfkeras.data import load_image, prepare
     from zfkeras.report.figures_dynamics import plot_invariance, save_figure
@@ -668,22 +690,18 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
     params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
     folder, source = _reusable(opts.invariance_dir, own, "invariance.png", digest, params, "images")
     if folder is None:
-        have = {l.name for l in model.layers}
-        layers = [l for l in DEFAULT_LAYERS if l in have]
-        if not layers:
-            content.notes.setdefault("fig5", []).append(
-                f"The model has none of the layers {list(DEFAULT_LAYERS)} compared in Fig 5.")
-            return "skipped"
-        size = int(model.input_shape[1])
+        view = analysable(model)
+        layers = list(view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer)))
+        size = int(view.input_shape[0])
         bases = [prepare(load_image(p), size) for p in chosen]
-        class_names = list(getattr(model, "class_names", None) or [])
+        class_names = list(view.class_names)
         if all(labels[p] in class_names for p in chosen):
             y = [class_names.index(labels[p]) for p in chosen]
         else:
             y = None
         grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
         log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
-        result = invariance_curves(model, np.stack(bases), y, grid, layers=layers, batch_size=opts.batch_size,
+        result = invariance_curves(view, np.stack(bases), y, grid, layers=layers, batch_size=opts.batch_size,
                                    progress=progress)
         rows = result.rows(image_names=[names[p] for p in chosen])
         with atomic_open(own / "invariance_curves.csv", "w") as f:
@@ -823,6 +841,7 @@ def diagnostics_rows(summaries: Sequence[dict]) -> list[tuple[str, str]]:
 
 # ----------------------------------------------------------- correspondence
 def _correspondence(model, out, opts, digest, content, progress, log) -> str:
+    from zfkeras.models.adapter import analysable
     from zfkeras.analysis.correspondence import correspondence, load_parts
     from zfkeras.data.parts import EXAMPLE
 
@@ -830,17 +849,17 @@ def _correspondence(model, out, opts, digest, content, progress, log) -> str:
         content.correspondence = json.loads(Path(opts.correspondence_file).read_text())
         return f"reused {opts.correspondence_file}"
     own = out / "correspondence"
-    have = {l.name for l in model.layers}
-    layers = [l for l in ("pool5", "fc7") if l in have]
+    view = analysable(model)
+    layers = list(view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer)))
     params = {"parts": "example", "layers": layers, "seeds": opts.correspondence_seeds}
     if _meta_ok(own, digest, params) and (own / "correspondence.json").exists():
         content.correspondence = json.loads((own / "correspondence.json").read_text())
         return "reused (same model)"
     if not layers or not opts.correspondence_seeds:
-        content.notes.setdefault("table1", []).append("The model has no pool5 / fc7 layer (or no seeds asked).")
+        content.notes.setdefault("table1", []).append("No random-baseline seeds asked.")
         return "skipped"
     log(f"[report] correspondence on the shipped faces ({opts.correspondence_seeds} random seeds)")
-    result = correspondence(model, load_parts(EXAMPLE), layers=layers, seeds=opts.correspondence_seeds,
+    result = correspondence(view, load_parts(EXAMPLE), layers=layers, seeds=opts.correspondence_seeds,
                             batch_size=opts.batch_size, progress=progress)
     content.correspondence = {**result.to_dict(), "parts_file": "zfkeras.data.parts example"}
     atomic_write_json(own / "correspondence.json", content.correspondence)

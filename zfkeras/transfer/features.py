@@ -43,7 +43,8 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from zfkeras.models import feature_model
+from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.features import feature_model
 
 __all__ = [
     "POOL_GRID",
@@ -57,7 +58,8 @@ __all__ = [
 TRANSFER_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
 
 # Max-pooling grid (cells per side) of each conv layer; see the module docstring for why.
-POOL_GRID: dict[str, int] = {name: 3 for name in TRANSFER_LAYERS if name.startswith("conv")}
+POOL_GRID_DEFAULT = 3
+POOL_GRID: dict[str, int] = {name: POOL_GRID_DEFAULT for name in TRANSFER_LAYERS if name.startswith("conv")}
 
 
 def grid_bins(size: int, grid: int) -> list[tuple[int, int]]:
@@ -75,10 +77,20 @@ def grid_bins(size: int, grid: int) -> list[tuple[int, int]]:
     return [((i * size) // grid, -((-(i + 1) * size) // grid)) for i in range(grid)]
 
 
-def transfer_layers(model: keras.Model) -> list[str]:
-    """The layers of `TRANSFER_LAYERS` present in `model`, in model order."""
-    present = {layer.name for layer in model.layers}
-    return [name for name in TRANSFER_LAYERS if name in present]
+def transfer_layers(model: keras.Model | AnalysableModel) -> list[str]:
+    """The feature layers offered for transfer, in model order.
+
+    ZFNet-like models: the layers of `TRANSFER_LAYERS` they have. Any other
+    CNN: its block layers (`AnalysableModel.block_layers`) and the dense /
+    global-pooling layers before the output.
+    """
+    view = analysable(model)
+    names = view.feature_layer_names
+    present = [name for name in TRANSFER_LAYERS if name in names]
+    if present:
+        return present
+    head = [n for n in names if view.layers[n].kind in ("dense", "globalpool") and n != view.output_layer]
+    return list(dict.fromkeys(view.block_layers() + head))
 
 
 def _check_layers(model: keras.Model, layers: Sequence[str] | str | None) -> list[str]:
@@ -139,6 +151,7 @@ def feature_extractor(
     Raises:
         ValueError: unknown layer (the message lists the valid ones) or bad grid.
     """
+    model = analysable(model)
     layers = _check_layers(model, layers)
     grids = _resolve_grid(grid)
     views = feature_model(model, layers)
@@ -146,11 +159,11 @@ def feature_extractor(
     for name in layers:
         x = views.output[name]
         if len(x.shape) == 4:
-            x = _grid_max_pool(x, grids.get(name, 3))
+            x = _grid_max_pool(x, grids.get(name, POOL_GRID_DEFAULT))
         elif len(x.shape) != 2:
             raise ValueError(f"layer {name} has output shape {x.shape}; expected (B, H, W, C) or (B, D)")
         outputs[name] = x
-    return keras.Model(views.input, outputs, name=f"{model.name}_transfer_features")
+    return keras.Model(views.input, outputs, name=f"{views.name}_transfer_features")
 
 
 def extract_features(
@@ -165,7 +178,7 @@ def extract_features(
     """Frozen features of every image for each requested layer, in one batched pass.
 
     Args:
-        model: trained ZFNet; its input size S is `model.input_shape[1]`.
+        model: trained ZFNet or any Keras CNN (or its `AnalysableModel`); input size S.
         images: uint8 (N, H, W, 3) prepared images with H, W >= S (normally the base-size
             output of `zfkeras.data.load_prepared`); each is centre-cropped to S x S
             (`zfkeras.data.center_crop`) and fed as float32 raw RGB.
@@ -186,7 +199,8 @@ def extract_features(
         raise ValueError(f"images must be (N, H, W, 3); got shape {images.shape}")
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    size = int(model.input_shape[1])
+    model = analysable(model)  # one view for the layer checks and the extractor
+    size = int(model.input_shape[0])
     h, w = images.shape[1:3]
     if h < size or w < size:
         raise ValueError(f"images are {h}x{w}, smaller than the model input {size}x{size}")

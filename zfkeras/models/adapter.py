@@ -1,0 +1,331 @@
+"""One analysable view of any Keras CNN: the adapter every analysis goes through.
+
+`analysable(model)` turns a built Keras model (functional, Sequential, nested,
+a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
+`"keras.applications.VGG16"`) into an `AnalysableModel`:
+
+- `model`: a flat functional model from **raw RGB 0..255** to the outputs,
+  built from the user's own layer objects (weights shared, nothing copied);
+  the network's input convention (Caffe BGR minus mean, torch-normalized,
+  [-1, 1]) is an `InputPreprocessing` layer in front, so analyses feed and
+  display the original pixels;
+- `layers`: every layer's kind, output shape and exact receptive field;
+  `layer_names` (maps that can be projected) and `feature_layer_names`
+  (those plus dense / global-pooling features) are the one list of choices;
+- `default_layer`: the last spatial layer (ZFNet's `pool5`, VGG16's
+  `block5_pool`, ResNet50's `conv5_block3_out`);
+- `class_names` and `neutral_pixel` (the RGB value the network sees as 0:
+  the occluder of Fig 7 and the blank of Fig 5).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Sequence
+
+import keras
+import numpy as np
+
+from zfkeras.layers import InputPreprocessing, MeanSubtraction
+from zfkeras.layers.input_preprocessing import MODES
+from zfkeras.models.graph import (
+    FEATURE_KINDS,
+    SELECTABLE_KINDS,
+    AxisGeometry,
+    LayerInfo,
+    functional_view,
+    trace_layers,
+)
+
+APPLICATIONS_PREFIX = "keras.applications."
+# keras.applications models and the `preprocess_input` mode each was trained with
+# ("none": the model rescales its input itself).
+APPLICATION_PREPROCESSING = {
+    "VGG16": "caffe", "VGG19": "caffe", "ResNet50": "caffe", "ResNet101": "caffe",
+    "ResNet152": "caffe", "ResNet50V2": "tf", "ResNet101V2": "tf", "ResNet152V2": "tf",
+    "MobileNet": "tf", "MobileNetV2": "tf", "MobileNetV3Small": "none",
+    "MobileNetV3Large": "none", "InceptionV3": "tf", "InceptionResNetV2": "tf",
+    "Xception": "tf", "DenseNet121": "torch", "DenseNet169": "torch", "DenseNet201": "torch",
+    "NASNetMobile": "tf", "NASNetLarge": "tf", "EfficientNetB0": "none",
+    "EfficientNetB1": "none", "EfficientNetB2": "none", "EfficientNetB3": "none",
+    "ConvNeXtTiny": "none", "ConvNeXtSmall": "none",
+}
+
+
+class AnalysableModel:
+    """A model as the analyses see it (see the module docstring).
+
+    Args:
+        model: a built functional or Sequential Keras model with one image input.
+        preprocess: the input convention: None (the model takes raw RGB
+            0..255, e.g. ZFNet with its mean image), a mode of
+            `InputPreprocessing` ("caffe", "torch", "tf", "none") or an
+            `InputPreprocessing` layer.
+        class_names: names of the output classes (default: the model's own,
+            e.g. `ZFNet.class_names`, else "class 0", "class 1", ...).
+
+    Example:
+    >>> view = analysable(keras.applications.VGG16(weights=None), preprocess="caffe")
+    >>> view.default_layer, view.window("block3_conv1", 0, 0)
+    ('block5_pool', (-10, -10, 14, 14))
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        preprocess: str | InputPreprocessing | None = None,
+        class_names: Sequence[str] | None = None,
+    ):
+        graph = functional_view(model)
+        if len(graph.inputs) != 1:
+            raise ValueError(f"model {model.name!r} must have one image input; it has {len(graph.inputs)}")
+        shape = tuple(graph.inputs[0].shape[1:])
+        if len(shape) != 3 or any(d is None for d in shape):
+            raise ValueError(
+                f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
+                "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
+            )
+        self.source = model
+        self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
+        if isinstance(preprocess, str):
+            if preprocess not in MODES:
+                raise ValueError(f"unknown preprocessing {preprocess!r}; valid: {', '.join(MODES)}")
+            preprocess = InputPreprocessing(preprocess, name="input_preprocessing")
+        elif preprocess is not None and not isinstance(preprocess, InputPreprocessing):
+            raise ValueError(
+                "`preprocess` must be None, a mode name or an InputPreprocessing layer; "
+                f"got {type(preprocess).__name__}"
+            )
+        self.preprocess = preprocess
+        inputs = keras.Input(shape=self.input_shape, name="image")
+        x = preprocess(inputs) if preprocess is not None else inputs
+        outputs, infos = trace_layers(model, x)
+        if preprocess is not None:
+            infos = {preprocess.name: _input_info(preprocess, x), **infos}
+        # Always the replayed graph (the user's layers on a fresh input): one code path,
+        # and every layer's output tensor below belongs to it.
+        self.model = keras.Model(inputs, outputs, name=model.name)
+        self.layers: dict[str, LayerInfo] = infos
+        self.class_names = _class_names(model, class_names, self.model)
+        # `analysable(view.model)` finds this view again (class names, preprocessing kept)
+        object.__setattr__(self.model, "_zfkeras_view", self)
+
+    @property
+    def image_size(self) -> int:
+        """The square input side S."""
+        return int(self.input_shape[0])
+
+    # ------------------------------------------------------------- layers
+    @property
+    def layer_names(self) -> list[str]:
+        """Map layers that can be projected and analysed spatially, in model order."""
+        return [n for n, i in self.layers.items() if i.spatial and i.kind in SELECTABLE_KINDS]
+
+    @property
+    def feature_layer_names(self) -> list[str]:
+        """`layer_names` plus dense and global-pooling layers (features for Table 1, transfer)."""
+        return [
+            n for n, i in self.layers.items()
+            if (i.spatial and i.kind in SELECTABLE_KINDS) or i.kind in FEATURE_KINDS
+        ]
+
+    @property
+    def default_layer(self) -> str:
+        """The last spatial layer: where "pool5" is the paper's choice."""
+        names = self.layer_names
+        if not names:
+            raise ValueError(f"model {self.source.name!r} has no spatial layer to analyse")
+        return names[-1]
+
+    def block_layers(self, max_convs: int = 8) -> list[str]:
+        """Default layers for top-9 / atlas: the conv layers when there are at most
+        `max_convs` (ZFNet: conv1..conv5), else the last layer at each map size (every
+        block: VGG16's block1_conv2 .. block5_pool, ResNet50's conv1_relu ..
+        conv5_block3_out)."""
+        names = self.layer_names
+        convs = [n for n in names if self.layers[n].kind == "conv"]
+        if 0 < len(convs) <= max_convs:
+            return convs
+        last: dict[tuple, str] = {}
+        for n in names:
+            last[self.layers[n].output_shape[:2]] = n
+        return [n for n in names if n in set(last.values())]
+
+    @property
+    def output_layer(self) -> str:
+        """The layer that gives the model's (first) output (ZFNet: "predictions")."""
+        out = self.model.outputs[0]
+        return next(n for n, i in self.layers.items() if any(t is out for t in i.outputs))
+
+    @property
+    def top_feature_layer(self) -> str:
+        """The last feature layer before the output (ZFNet's "fc7", ResNet's "avg_pool";
+        the last spatial layer when the head has none)."""
+        names = [n for n in self.feature_layer_names if n != self.output_layer]
+        return names[-1] if names else self.default_layer
+
+    def pick(self, preferred: Sequence[str], fallback: Sequence[str]) -> tuple[str, ...]:
+        """`preferred` (the paper's ZFNet layer names) when the model has them all, else `fallback`."""
+        names = set(self.feature_layer_names)
+        return tuple(preferred) if all(p in names for p in preferred) else tuple(dict.fromkeys(fallback))
+
+    def layer(self, name: str, spatial: bool = True) -> LayerInfo:
+        """The `LayerInfo` of a layer; ValueError listing the valid layers otherwise."""
+        valid = self.layer_names if spatial else self.feature_layer_names
+        if name not in valid:
+            shown = ", ".join(valid[:40]) + (f", ... ({len(valid)} in all)" if len(valid) > 40 else "")
+            raise ValueError(f"unknown layer {name!r}; valid layers: {shown}")
+        return self.layers[name]
+
+    def receptive_field(self, name: str) -> tuple[AxisGeometry, AxisGeometry]:
+        """Per-axis receptive field of the layer's outputs in input pixels."""
+        info = self.layer(name)
+        if info.geometry is None:
+            h, w, _ = self.input_shape
+            return AxisGeometry(h, 0, 0), AxisGeometry(w, 0, 0)  # unknown: the whole image
+        return info.geometry
+
+    def window(self, name: str, row: int, col: int) -> tuple[int, int, int, int]:
+        """(top, left, bottom, right) input window of activation (row, col); exclusive ends."""
+        gr, gc = self.receptive_field(name)
+        top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
+        return top, left, top + gr.size, left + gc.size
+
+    def features(self, names: Sequence[str]) -> keras.Model:
+        """A model from raw RGB to `{name: output}` (weights shared)."""
+        outs = {}
+        for name in names:
+            if name not in self.layers:
+                self.layer(name, spatial=False)  # raises, listing the valid layers
+            outs[name] = self.layers[name].output
+        return keras.Model(self.model.inputs[0], outs, name=f"{self.model.name}_features")
+
+    # ------------------------------------------------------------- pixels
+    def neutral_pixel(self) -> np.ndarray:
+        """`(H, W, C)` raw RGB the network sees as zero input (ZFNet: its mean image).
+
+        From the first of: a `MeanSubtraction` layer, the `InputPreprocessing`
+        (e.g. the ImageNet mean for Caffe-style models), a `Normalization`
+        layer's mean; else mid-grey 127.5.
+        """
+        shape = self.input_shape
+        for info in self.layers.values():
+            layer = info.layer
+            if isinstance(layer, MeanSubtraction):
+                return np.broadcast_to(np.asarray(layer.mean.numpy(), np.float32), shape).copy()
+            if isinstance(layer, InputPreprocessing):
+                return np.broadcast_to(layer.neutral_pixel(shape[2]).astype(np.float32), shape).copy()
+            if isinstance(layer, keras.layers.Normalization) and not layer.invert:
+                mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float32).reshape(-1)
+                return np.broadcast_to(mean, shape).copy()
+            if info.kind in ("conv", "dense"):
+                break
+        return np.full(shape, 127.5, np.float32)
+
+
+def _input_info(layer, output) -> LayerInfo:
+    unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
+    return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
+
+
+def _first(out):
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def _class_names(model, given, flat) -> list[str]:
+    n = int(_first(flat.outputs).shape[-1]) if len(_first(flat.outputs).shape) == 2 else 0
+    if given is not None:
+        names = [str(c) for c in given]
+        if n and len(names) != n:
+            raise ValueError(f"{len(names)} class names given for a model with {n} outputs")
+        return names
+    own = getattr(model, "class_names", None)
+    if own:
+        return list(own)
+    return [f"class {i}" for i in range(n)]
+
+
+def read_class_names(path: str | os.PathLike) -> list[str]:
+    """Class names from a text file, one per line (blank lines and `#` comments skipped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no class-names file at {str(path)!r}")
+    lines = [l.strip() for l in path.read_text(encoding="utf-8", errors="replace").splitlines()]
+    names = [l for l in lines if l and not l.startswith("#")]
+    if not names:
+        raise ValueError(f"class-names file {str(path)!r} has no names (one per line)")
+    return names
+
+
+def application(
+    name: str, weights: str | None = "none", image_size: int | None = None
+) -> tuple[keras.Model, str]:
+    """A `keras.applications` model by name and its input convention.
+
+    Args:
+        name: "VGG16", "ResNet50", ... or "keras.applications.VGG16".
+        weights: "none" (random init), "imagenet" (Keras downloads them on
+            the user's machine; nothing in zfkeras downloads) or a weights file.
+        image_size: square input side (default 224).
+
+    Returns:
+        `(model, preprocess mode)`.
+    """
+    short = name[len(APPLICATIONS_PREFIX):] if name.startswith(APPLICATIONS_PREFIX) else name
+    if short not in APPLICATION_PREPROCESSING or not hasattr(keras.applications, short):
+        raise ValueError(
+            f"unknown keras.applications model {short!r}; known: {', '.join(sorted(APPLICATION_PREPROCESSING))}"
+        )
+    size = 224 if image_size is None else int(image_size)
+    kw = {"input_shape": (size, size, 3)}
+    weights = "none" if weights in (None, "", "none", "None") else str(weights)
+    file = None
+    if weights == "imagenet":
+        kw["weights"] = "imagenet"
+    else:
+        kw["weights"] = None
+        if weights != "none":
+            file = Path(weights)
+            if not file.is_file():
+                raise FileNotFoundError(f"no weights file at {str(file)!r} (use --weights none|imagenet|FILE)")
+    model = getattr(keras.applications, short)(**kw)
+    if file is not None:
+        try:
+            model.load_weights(str(file))
+        except (ValueError, OSError, KeyError) as err:
+            raise ValueError(f"could not load weights {str(file)!r} into {short}: {err}") from err
+    return model, APPLICATION_PREPROCESSING[short]
+
+
+def analysable(
+    model,
+    preprocess: str | InputPreprocessing | None = None,
+    class_names: Sequence[str] | str | os.PathLike | None = None,
+    *,
+    weights: str | None = "none",
+    image_size: int | None = None,
+) -> AnalysableModel:
+    """The `AnalysableModel` of a model, a `.keras` path or "keras.applications.NAME".
+
+    An `AnalysableModel` is returned as it is. `class_names` may be a list or a
+    text file (one name per line). For a `keras.applications` name the
+    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`).
+    """
+    if isinstance(model, AnalysableModel):
+        return model
+    own = getattr(model, "_zfkeras_view", None)
+    if own is not None and preprocess is None and class_names is None:
+        return own
+    if isinstance(class_names, (str, os.PathLike)):
+        class_names = read_class_names(class_names)
+    if isinstance(model, (str, os.PathLike)):
+        spec = str(model)
+        if spec.startswith(APPLICATIONS_PREFIX):
+            model, mode = application(spec, weights, image_size)
+            preprocess = mode if preprocess is None else preprocess
+        else:
+            from zfkeras.models.io import load_model
+
+            model = load_model(spec)
+    return AnalysableModel(model, preprocess=preprocess, class_names=class_names)
