@@ -177,3 +177,45 @@ def test_transfer_features(view):
         ref = view.features(dense).predict(images.astype("float32"), verbose=0)
         for l in dense:
             np.testing.assert_allclose(feats[l], ref[l], rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------------------------------ the CLI on models by name
+def test_cli_report_and_visualize_on_keras_applications(tmp_path):
+    """`zfkeras report keras.applications.VGG16 --weights FILE` and `visualize --rule guided` on a BN net."""
+    import json
+
+    from conftest import make_image_folder
+    from zfkeras import cli
+
+    keras.utils.set_random_seed(0)
+    vgg, _ = application("VGG16", "none", SIZE)
+    weights = tmp_path / "vgg.weights.h5"
+    vgg.save_weights(weights)
+    data = make_image_folder(tmp_path / "images", classes=2, per_class=3, size=48)
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"imagenet_{i}" for i in range(1000)) + "\n")
+    out = tmp_path / "report"
+    argv = ["report", "keras.applications.VGG16", str(data), "--out", str(out), "--weights", str(weights),
+            "--image-size", str(SIZE), "--class-names", str(names), "--layers", "block3_conv3,block5_pool",
+            "--channels", "2", "--occlude", "1", "--invariance", "1", "--probe", "4",
+            "--rule", "guided", "--quiet"]
+    assert cli.main(argv) == 0
+    html = (out / "index.html").read_text()
+    assert "block5_pool" in html and "guided" in html and "caffe" in html
+    top = json.loads((out / "top9" / "top9.json").read_text())
+    assert list(top["layers"]) == ["block3_conv3", "block5_pool"]
+    # the scan's values are the model's own activations (Caffe preprocessing applied by the view)
+    assert top["n_images"] == 6
+
+    bn = _bn_net()
+    from zfkeras.models.io import save_model
+
+    path = tmp_path / "bn.keras"
+    bn.save(path)
+    vis = tmp_path / "vis"
+    assert cli.main(["visualize", str(path), str(data), "--out", str(vis), "--rule", "guided",
+                     "--channels", "2", "--quiet"]) == 0
+    config = json.loads((vis / "config.json").read_text())
+    assert config["rule"] == "guided" and config["layers"] == ["conv0", "conv1"]
+    bad = ["visualize", "keras.applications.VGG17", str(data), "--out", str(vis)]
+    assert cli.main(bad) == 2

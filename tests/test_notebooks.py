@@ -24,6 +24,7 @@ EXPECTED = [
     "03_occlusion_and_correspondence.ipynb",
     "04_transfer.ipynb",
     "05_ablation.ipynb",
+    "06_your_own_network.ipynb",
 ]
 
 nbformat = pytest.importorskip("nbformat")
@@ -42,7 +43,7 @@ def _execute(nb, cwd: Path, monkeypatch, timeout: int = 600):
     return nb
 
 
-def test_the_five_notebooks_exist():
+def test_the_six_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 

@@ -232,3 +232,33 @@ def test_caffe_preprocessing_projects_to_rgb():
         via_bgr = Deconvnet(net, rule=rule).project(bgr, "c2", [0, 3])
         np.testing.assert_array_equal(via_rgb.positions, via_bgr.positions)
         _close(via_rgb.images, via_bgr.images[..., ::-1])
+
+
+# ------------------------------------------------------------------ specificity measure
+def test_specificity_by_hand():
+    from zfkeras.deconv.visuals import LayerVisuals, edge_strength, match, specificity
+
+    ramp = np.tile(np.arange(8, dtype=np.float64)[None, :, None] * 10, (8, 1, 3))
+    np.testing.assert_allclose(edge_strength(ramp), 10.0)  # constant slope: constant edges
+    step = np.zeros((8, 8, 3))
+    step[:, 4:] = 200
+    edges = edge_strength(step)
+    assert edges[0, 3] == edges[0, 4] == 100 and edges[0, 0] == 0
+    proj = np.full((8, 8, 3), 127.5)
+    proj[:, 3:5] = 255  # signal on the step's edge
+    assert match(proj, step) == pytest.approx(1.0)
+    assert match(proj, ramp) == 0.0  # a patch without structure: no match
+    other = np.zeros((8, 8, 3))
+    other[4:, :] = 200  # a horizontal edge
+    vis = LayerVisuals(
+        layer="l", channels=np.array([0, 1]), values=np.array([[2.0, 1.0], [1.0, 0.0]]),
+        ids=np.array([["a", "b"], ["a", ""]]), positions=np.zeros((2, 2, 2), int),
+        projections=np.stack([np.stack([proj, proj.transpose(1, 0, 2)])] * 2).astype(np.uint8),
+        patches=np.stack([np.stack([step, other])] * 2).astype(np.uint8),
+        dead=np.array([False, False]),
+    )
+    spec = specificity(vis)
+    own = [match(vis.projections[0, 0], vis.patches[0, 0]), match(vis.projections[0, 1], vis.patches[0, 1])]
+    cross = [match(vis.projections[0, 0], vis.patches[0, 1]), match(vis.projections[0, 1], vis.patches[0, 0])]
+    assert spec[0] == pytest.approx(np.mean(own) - np.mean(cross)) and spec[0] > 0.5
+    assert np.isnan(spec[1])  # one entry fired: nothing to compare

@@ -82,7 +82,7 @@ def plot_top_activations(
     dead = [int(c) for c, d in zip(visuals.channels, visuals.dead) if d]
     title = title or (
         f"{visuals.layer}: top {visuals.projections.shape[1]} activations "
-        f"(left: deconvnet projections, right: image patches)"
+        f"(left: {visuals.rule} projections, right: image patches)"
     )
     if dead:
         title += f"\ndead channels shown: {dead}"

@@ -39,6 +39,7 @@ class LayerVisuals:
             k images that fire) are uniform grey in both.
         dead: `(C',)` bool, channel never fired on the dataset.
         contrast: the display contrast used.
+        rule: the backward rule of the projections ("deconvnet", "guided", "gradient").
     """
 
     layer: str
@@ -50,6 +51,7 @@ class LayerVisuals:
     patches: np.ndarray
     dead: np.ndarray
     contrast: float = 1.0
+    rule: str = "deconvnet"
 
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
@@ -60,8 +62,9 @@ class LayerVisuals:
     @classmethod
     def load(cls, path: str | os.PathLike) -> "LayerVisuals":
         with np.load(path, allow_pickle=False) as z:
-            kw = {f.name: z[f.name] for f in dataclasses.fields(cls)}
+            kw = {f.name: z[f.name] for f in dataclasses.fields(cls) if f.name in z.files}
         kw["layer"] = str(kw["layer"])
+        kw["rule"] = str(kw.get("rule", "deconvnet"))  # files written before rules existed
         kw["contrast"] = float(kw["contrast"])
         return cls(**kw)
 
@@ -145,4 +148,50 @@ def top_projections(
         patches=patches,
         dead=~(lt.values[chans, 0] > 0),
         contrast=float(contrast),
+        rule=deconv.rule if rule is None else rule,
     )
+
+
+# ------------------------------------------------------------------ specificity
+def edge_strength(patch: np.ndarray) -> np.ndarray:
+    """`(P, P)` gradient magnitude of a patch's grey level (central differences)."""
+    grey = np.asarray(patch, np.float64).mean(axis=-1)
+    gy, gx = np.gradient(grey)
+    return np.hypot(gy, gx)
+
+
+def match(projection: np.ndarray, patch: np.ndarray) -> float:
+    """How well a display projection lines up with an image patch's structure, in [-1, 1].
+
+    Pearson correlation between the projection's magnitude (`|p - grey|`
+    summed over colour: where the projection puts signal) and the patch's
+    edge strength (`edge_strength`); 0 when either is constant.
+    """
+    p = np.abs(np.asarray(projection, np.float64) - 127.5).sum(axis=-1).ravel()
+    e = edge_strength(patch).ravel()
+    p, e = p - p.mean(), e - e.mean()
+    denom = np.sqrt((p * p).sum() * (e * e).sum())
+    return float((p * e).sum() / denom) if denom > 0 else 0.0
+
+
+def specificity(visuals: LayerVisuals) -> np.ndarray:
+    """Per channel: how much more its top-k projections match their own image patch than
+    the other top-k patches (`match(P_j, X_j) - mean_{i != j} match(P_j, X_i)`, averaged
+    over the entries j that fired).
+
+    A projection that only says "this kind of texture" scores about 0; one that traces
+    the structure of its own image scores higher. `(C',)` float, NaN for channels with
+    fewer than 2 entries that fired.
+    """
+    out = np.full(len(visuals.channels), np.nan)
+    for c in range(len(visuals.channels)):
+        valid = np.flatnonzero(visuals.values[c] > 0)
+        if len(valid) < 2:
+            continue
+        scores = []
+        for j in valid:
+            own = match(visuals.projections[c, j], visuals.patches[c, j])
+            others = [match(visuals.projections[c, j], visuals.patches[c, i]) for i in valid if i != j]
+            scores.append(own - float(np.mean(others)))
+        out[c] = float(np.mean(scores))
+    return out

@@ -536,7 +536,7 @@ def _merge_visuals(a, b):
         layer=a.layer, channels=cat(a.channels, b.channels), values=cat(a.values, b.values),
         ids=cat(a.ids.astype(str), b.ids.astype(str)), positions=cat(a.positions, b.positions),
         projections=cat(a.projections, b.projections), patches=cat(a.patches, b.patches),
-        dead=cat(a.dead, b.dead), contrast=a.contrast,
+        dead=cat(a.dead, b.dead), contrast=a.contrast, rule=a.rule,
     )
 
 
@@ -545,7 +545,7 @@ def _subset_visuals(v, channels: np.ndarray):
 
     idx = np.array([int(np.flatnonzero(v.channels == c)[0]) for c in channels], np.int64)
     return LayerVisuals(v.layer, v.channels[idx], v.values[idx], v.ids[idx], v.positions[idx],
-                        v.projections[idx], v.patches[idx], v.dead[idx], v.contrast)
+                        v.projections[idx], v.patches[idx], v.dead[idx], v.contrast, v.rule)
 
 
 def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
@@ -589,7 +589,8 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
         if saved is not None and saved.exists():  # projections made from this very scan
             try:
                 v = LayerVisuals.load(saved)
-                if abs(v.contrast - opts.contrast) < 1e-9 and v.projections.shape[1] == opts.top:
+                same = abs(v.contrast - opts.contrast) < 1e-9 and v.rule == opts.rule
+                if same and v.projections.shape[1] == opts.top:
                     have = v
             except (OSError, ValueError, KeyError):
                 pass

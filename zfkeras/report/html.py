@@ -382,7 +382,7 @@ def _fmap_card(layer: str, visuals, i: int, atlas: str, ext: str) -> str:
     cap = f"map {c}: dead" if dead else f"map {c} · max {_fmt(float(visuals.values[i, 0]))}"
     return (
         f'<figure class="fmap{" dead" if dead else ""}" id="ch{c}"><a href="{url(base + ".html")}">'
-        f'<img src="{url(f"{base}_proj.{ext}")}" alt="{esc(label)}: top-{visuals.values.shape[1]} deconvnet projections">'
+        f'<img src="{url(f"{base}_proj.{ext}")}" alt="{esc(label)}: top-{visuals.values.shape[1]} {visuals.rule} projections">'
         f'<img src="{url(f"{base}_patch.{ext}")}" alt="{esc(label)}: image patches"></a>'
         f"<figcaption>{esc(cap)}</figcaption></figure>"
     )

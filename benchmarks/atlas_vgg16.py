@@ -1,0 +1,117 @@
+"""A VGG16 atlas (top-9 of every channel of every block), fast route vs one unit per pass (issue 15).
+
+VGG16 (keras.applications, Caffe preprocessing in the view; random weights unless
+--weights FILE: nothing is downloaded) at 224 px over N Caltech-101 images:
+
+1. the top-9 scan of every block layer (`AnalysableModel.block_layers`: block1_conv2,
+   block2_conv2, block3_conv3, block4_conv3, block5_conv3, block5_pool);
+2. per rule, the projections of the top-9 of all (or --channels) channels of every block
+   with the batched, receptive-field-cropped route (`top_projections`: one forward pass
+   per image shared by its pairs, each pair's backward pass cropped to its field);
+3. the baseline measured in the same run: the general autodiff route with one unit per
+   pass (`rules.GradientRoute`, batch of 1), on --baseline-pairs pairs per layer,
+   extrapolated to all pairs; and the largest difference between the two routes.
+
+    python benchmarks/atlas_vgg16.py [--images 1000] [--channels 0] [--baseline-pairs 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from zfkeras.deconv import Deconvnet  # noqa: E402
+from zfkeras.deconv.images import image_batches, list_images, load_model_image  # noqa: E402
+from zfkeras.deconv.rules import RULES, GradientRoute  # noqa: E402
+from zfkeras.deconv.scan import scan_top_activations  # noqa: E402
+from zfkeras.deconv.visuals import top_projections  # noqa: E402
+from zfkeras.models.adapter import analysable  # noqa: E402
+
+CALTECH = ROOT.parent / "shared" / "data" / "caltech101"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--images", type=int, default=1000)
+    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--channels", type=int, default=0, help="channels per layer (0: all)")
+    p.add_argument("--rules", default=",".join(RULES))
+    p.add_argument("--baseline-pairs", type=int, default=16, help="pairs per layer timed one at a time")
+    p.add_argument("--weights", default="none")
+    p.add_argument("--data", default=str(CALTECH / "101_ObjectCategories"))
+    p.add_argument("--list", default=str(CALTECH / "test.txt"))
+    p.add_argument("--batch-size", type=int, default=32)
+    args = p.parse_args()
+
+    keras.utils.set_random_seed(0)
+    view = analysable("keras.applications.VGG16", weights=args.weights, image_size=args.image_size)
+    size = view.image_size
+    paths = list_images(args.data, args.list)[: args.images]
+    layers = view.block_layers()
+    deconv = Deconvnet(view)
+    start = time.perf_counter()
+    top = scan_top_activations(deconv, image_batches(paths, size, args.batch_size), layers=layers,
+                               progress=False, total=len(paths))
+    scan_s = time.perf_counter() - start
+    cache: dict = {}
+
+    def image(path: str) -> np.ndarray:
+        if path not in cache:
+            cache[path] = load_model_image(path, size)
+        return cache[path]
+
+    print(f"VGG16 {size} px (weights: {args.weights}), {top.n_images} images, layers {layers}")
+    print(f"top-9 scan: {scan_s:.1f} s ({top.n_images / scan_s:.1f} img/s)")
+    rng = np.random.default_rng(0)
+    totals = {}
+    for rule in args.rules.split(","):
+        fast_total = base_total = 0.0
+        print(f"\nrule {rule}")
+        print(f"{'layer':<14}{'pairs':>7}{'fast s':>9}{'fast pairs/s':>14}{'1-per-pass s/pair':>19}"
+              f"{'ratio':>8}{'max |diff|':>12}")
+        for layer in layers:
+            lt = top.layers[layer]
+            chans = np.arange(lt.channels) if args.channels == 0 else np.arange(min(args.channels, lt.channels))
+            pairs = int((lt.values[chans] > 0).sum())
+            fast = Deconvnet(view, rule=rule)
+            start = time.perf_counter()
+            top_projections(fast, top, layer, image, chans, batch_size=args.batch_size)
+            fast_s = time.perf_counter() - start
+            # the baseline: one (image, channel, position) per autodiff pass
+            live = np.argwhere(lt.values[chans] > 0)
+            pick = live[rng.choice(len(live), min(args.baseline_pairs, len(live)), replace=False)]
+            route = GradientRoute(view.model, view.layers[layer], rule)
+            imgs = [image(str(lt.ids[chans[c], j])) for c, j in pick]
+            pos = [(lt.rows[chans[c], j], lt.cols[chans[c], j]) for c, j in pick]
+            route.project(np.asarray(imgs[:1], np.float32), np.array([chans[pick[0][0]]]), np.array(pos[:1]))
+            start = time.perf_counter()
+            diffs = []
+            for (c, j), img, ps in zip(pick, imgs, pos):
+                ref, _, _ = route.project(np.asarray(img, np.float32)[None], np.array([chans[c]]), np.array([ps]))
+                if len(diffs) < 4:  # the two routes agree (checked on a few pairs)
+                    got = fast.project_pairs(np.asarray(img, np.float32)[None], layer, [0], [chans[c]], [ps])
+                    diffs.append(np.abs(got.images - ref).max() / max(np.abs(ref).max(), 1e-12))
+            per_pair = (time.perf_counter() - start) / len(pick)
+            fast_total += fast_s
+            base_total += per_pair * pairs
+            print(f"{layer:<14}{pairs:>7}{fast_s:>9.1f}{pairs / fast_s:>14.1f}{per_pair:>19.3f}"
+                  f"{per_pair * pairs / fast_s:>8.1f}{max(diffs):>12.2e}")
+        totals[rule] = (fast_total, base_total)
+        print(f"{'all blocks':<14}{'':>7}{fast_total:>9.1f}{'':>14}{'':>19}{base_total / fast_total:>8.1f}"
+              f"   (one-per-pass, extrapolated: {base_total:.0f} s)")
+    print(f"\nprocess max RSS: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
+
+
+if __name__ == "__main__":
+    main()
