@@ -219,3 +219,18 @@ def test_cli_report_and_visualize_on_keras_applications(tmp_path):
     assert config["rule"] == "guided" and config["layers"] == ["conv0", "conv1"]
     bad = ["visualize", "keras.applications.VGG17", str(data), "--out", str(vis)]
     assert cli.main(bad) == 2
+
+
+def test_report_smoke(view, tmp_path):
+    """The whole report on every model (small settings): sections from the model's own layers."""
+    from conftest import make_image_folder
+    from zfkeras.report.build import ReportOptions, build_report
+
+    data = make_image_folder(tmp_path / "images", classes=2, per_class=2, size=view.image_size + 8)
+    opts = ReportOptions(layers=[view.default_layer], channels=2, top=2, occlude=1, invariance=1,
+                         diagnostics_probe=2, layer2_channels=2, correspondence_seeds=1,
+                         skip=("evaluation",), rule="guided")
+    index = build_report(view, data, tmp_path / "report", options=opts, progress=False, log=lambda s: None)
+    html = index.read_text()
+    assert view.default_layer in html and "guided" in html
+    assert (tmp_path / "report" / "occlusion").is_dir()

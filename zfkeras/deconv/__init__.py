@@ -12,10 +12,16 @@ Computing and plotting are separate; results are small objects that save and loa
   (npz); `zfkeras.deconv.figures.plot_top_activations(visuals)` draws Fig 2
   (imported on demand: it needs matplotlib).
 - `to_display` (the one display normalization), `cut_patch` (receptive-field patches).
+- `rules`: the backward rules ("deconvnet", "guided", "gradient") and the general
+  autodiff route for residual networks (`GradientRoute`).
+- `mirror.mirror_model(deconv, layer)`: the deconvnet of a chain as a `keras.Model`
+  (transposed convs sharing the forward kernels, `MaxUnpooling2D` with the switches).
 """
 
 from zfkeras.deconv.chain import SUPPORTED_LAYERS, trace_chain, with_switches
 from zfkeras.deconv.deconvnet import Deconvnet, Projections
+from zfkeras.deconv.mirror import MirrorStep, mirror_inputs, mirror_model
+from zfkeras.deconv.rules import RULES
 from zfkeras.deconv.display import cut_patch, to_display, to_uint8
 from zfkeras.deconv.scan import LayerTop, TopActivations, scan_top_activations
 from zfkeras.deconv.topk import TopK, empty_topk, merge_topk
@@ -26,12 +32,16 @@ __all__ = [
     "Deconvnet",
     "LayerTop",
     "LayerVisuals",
+    "MirrorStep",
+    "RULES",
     "Projections",
     "TopActivations",
     "TopK",
     "cut_patch",
     "empty_topk",
     "merge_topk",
+    "mirror_inputs",
+    "mirror_model",
     "scan_top_activations",
     "to_display",
     "to_uint8",
