@@ -99,3 +99,100 @@ def test_public_names_still_import_from_the_package(name):
 
     assert name in zfkeras.__all__
     assert getattr(zfkeras, name) is getattr(__import__(zfkeras._EXPORTS[name], fromlist=[name]), name)
+
+
+# ------------------------------------------- one policy for unreadable files; flat folders
+BAD = {"a_empty.jpg": "zero-byte file", "b_notes.jpg": "not an image", "c_truncated.jpg": "truncated image"}
+
+
+@pytest.fixture(scope="module")
+def flat_setup(tmp_path_factory):
+    """(model file, flat folder of 4 good + 3 bad files): no class sub-folders at all."""
+    import keras
+    import numpy as np
+    from PIL import Image
+
+    from conftest import TINY
+    from zfkeras import ZFNet
+    from zfkeras.models.io import save_model
+
+    tmp = tmp_path_factory.mktemp("flat")
+    keras.utils.set_random_seed(0)
+    model_path = tmp / "m.keras"
+    save_model(ZFNet(**TINY), model_path)
+    flat = tmp / "photos"
+    flat.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(4):
+        Image.fromarray(rng.integers(0, 255, (70 + 5 * i, 80, 3)).astype("uint8")).save(flat / f"p{i}.jpg")
+    (flat / "a_empty.jpg").write_bytes(b"")
+    (flat / "b_notes.jpg").write_text("hello\n")
+    data = (flat / "p0.jpg").read_bytes()
+    (flat / "c_truncated.jpg").write_bytes(data[: len(data) // 2])
+    return model_path, flat
+
+
+def _named(skipped, root):
+    return {Path(s["path"]).relative_to(root).as_posix(): s["reason"] for s in skipped}
+
+
+def test_occlude_takes_a_folder_and_skips_counts_and_names_bad_files(flat_setup, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from zfkeras.cli import main
+
+    model, flat = flat_setup
+    out = tmp_path / "occ"
+    assert main(["occlude", str(model), str(flat), "--out", str(out), "--stride", "8", "--top-k", "3"]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert _named(config["skipped"], flat) == BAD
+    assert [Path(p).name for p in config["images"]] == ["p0.jpg", "p1.jpg", "p2.jpg", "p3.jpg"]
+    assert "4 of 7 images used; 3 skipped" in capsys.readouterr().out
+    # Panel (c) draws on all the other images of the call: each image's 3 others are the rest.
+    for k in range(4):
+        with np.load(out / f"p{k}.npz") as z:
+            assert sorted(int(i) for i in z["other_indices"]) == sorted(set(range(4)) - {k})
+
+
+def test_diagnose_and_invariance_skip_count_and_name_bad_files(flat_setup, tmp_path):
+    import json
+
+    from zfkeras.cli import main
+
+    model, flat = flat_setup
+    assert main(["diagnose", str(model), "--probe", str(flat), "--out", str(tmp_path / "d"), "--quiet",
+                 "--layer2-channels", "2"]) == 0
+    diag = json.loads((tmp_path / "d" / "diagnostics.json").read_text())
+    assert _named(diag["skipped"], flat) == BAD and diag["probe_images"] == 4
+    assert main(["invariance", str(model), str(flat), "--out", str(tmp_path / "i"), "--quiet",
+                 "--transforms", "rotation", "--rotation-step", "90"]) == 0
+    inv = json.loads((tmp_path / "i" / "invariance_config.json").read_text())
+    assert _named(inv["skipped"], flat) == BAD and len(inv["images"]) == 4
+
+
+def test_visualize_and_report_accept_a_flat_folder(flat_setup, tmp_path):
+    import json
+
+    from zfkeras.cli import main
+
+    model, flat = flat_setup
+    assert main(["visualize", str(model), str(flat), "--out", str(tmp_path / "v"), "--layers", "conv1",
+                 "--channels", "2", "--quiet"]) == 0
+    vis = json.loads((tmp_path / "v" / "config.json").read_text())
+    assert vis["images"] == 4 and _named(vis["skipped"], flat) == BAD
+    skips = [a for s in ("occlusion", "invariance", "diagnostics", "correspondence") for a in ("--skip", s)]
+    assert main(["report", str(model), str(flat), "--out", str(tmp_path / "r"), "--layers", "conv1",
+                 "--quiet", *skips]) == 0
+    rep = json.loads((tmp_path / "r" / "report.json").read_text())
+    assert rep["images"]["used"] == 4 and _named(rep["images"]["skipped"], flat) == BAD
+
+
+def test_train_on_a_flat_folder_says_exactly_what_is_needed(flat_setup, tmp_path, capsys):
+    from zfkeras.cli import main
+
+    _, flat = flat_setup
+    assert main(["train", str(flat), "--out", str(tmp_path / "t"), "--epochs", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "one folder per class" in err[0] and "flat folder" in err[0]

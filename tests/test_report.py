@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -43,11 +44,24 @@ def _tiny_model(seed: int = 0):
     return ZFNet(**{**TINY, "class_names": ["class0", FOLDER, XSS, "d", "e"]})
 
 
+# Files a real folder has that are no images: skipped, counted and named by every analysis.
+BAD = {"class0/empty.jpg": "zero-byte file", "class0/notes.jpg": "not an image",
+       "class0/zz_truncated.jpg": "truncated image"}
+
+
 def _data(root: Path) -> Path:
+    from PIL import Image
+
     make_image_folder(root, classes=2, per_class=6, size=80)
     os.rename(root / "class1", root / FOLDER)
     for i, f in enumerate(sorted((root / FOLDER).iterdir())):
         f.rename(f.with_name(f'x "{i}" <i>#?%.jpg'))
+    (root / "class0" / "empty.jpg").write_bytes(b"")
+    (root / "class0" / "notes.jpg").write_text("not a picture\n")
+    Image.fromarray(np.full((80, 90, 3), 120, np.uint8)).save(root / "class0" / "full.jpg", quality=90)
+    data = (root / "class0" / "full.jpg").read_bytes()
+    (root / "class0" / "full.jpg").unlink()
+    (root / "class0" / "zz_truncated.jpg").write_bytes(data[: len(data) // 2])
     return root
 
 
@@ -61,9 +75,13 @@ def built(tmp_path_factory):
     data = _data(tmp / "data")
     out = tmp / "out"
     _ablation_file(tmp / "ablation")
-    index = build_report(model, data, out, options=ReportOptions(**FAST, ablation=[tmp / "ablation"]),
-                         progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = build_report(model, data, out, options=ReportOptions(**FAST, ablation=[tmp / "ablation"]),
+                             progress=False)
     assert index == out / "index.html"
+    numpy_warnings = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not numpy_warnings, numpy_warnings  # e.g. "Mean of empty slice"
     return model, data, out
 
 
@@ -151,6 +169,28 @@ def test_every_page_is_static_escaped_and_every_image_and_link_resolves(built):
     assert html.escape(XSS) in index and XSS not in index
     assert html.escape(FOLDER) in index and FOLDER not in index
     assert tuple(_parse(out / "index.html").ids) == SECTIONS
+
+
+def test_unreadable_files_are_skipped_counted_and_named_and_numbers_agree(built):
+    _, data, out = built
+    listed = sum(1 for p in data.rglob("*") if p.is_file())  # independent count of the folder
+    report = json.loads((out / "report.json").read_text())
+    images = report["images"]
+    assert images["listed"] == listed == 12 + len(BAD)
+    assert images["used"] == listed - len(BAD)
+    named = {Path(s["path"]).relative_to(data).as_posix(): s["reason"] for s in images["skipped"]}
+    assert named == BAD
+    index = (out / "index.html").read_text(encoding="utf-8")
+    summary = index[index.index('<section id="summary">'):index.index('<section id="fig3">')]
+    assert f"{listed - len(BAD)} of {listed} images used; {len(BAD)} skipped" in summary
+    for rel, reason in BAD.items():
+        assert html.escape(f"{rel} ({reason})") in summary
+    # Every number of the report counts the same images: accuracy and the scan.
+    acc = re.search(r"<th>mean per-class</th></tr></thead><tbody><tr><td class=\"num\">(\d+)</td>", summary)
+    assert acc and int(acc.group(1)) == listed - len(BAD)
+    from zfkeras.deconv import TopActivations
+
+    assert TopActivations.load(out / "top9" / "top9.json").n_images == listed - len(BAD)
 
 
 def test_ablation_section_shows_the_given_result_beside_the_paper(built):

@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
-    from zfkeras.data.decode import ImageDecodeError
+    from zfkeras.data.files import decode_each, image_files, skipped_summary
     from zfkeras.models.io import load_model
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
@@ -36,20 +36,20 @@ def run(args: argparse.Namespace) -> int:
         resolve_class(args.target, engine.class_names)  # fail before any work
     size = engine.input_shape[0]
     out = Path(args.out)
-    images, paths = [], []
-    for path in args.images:
-        try:
-            images.append(np.ascontiguousarray(center_crop(prepare(load_image(path), size), size)))
-            paths.append(path)
-        except (ImageDecodeError, FileNotFoundError) as err:
-            print(f"{path}: skipped ({getattr(err, 'reason', err)})")
+    listed = image_files(args.images)
+    images, paths, skipped = decode_each(
+        listed, lambda p: np.ascontiguousarray(center_crop(prepare(load_image(p), size), size)))
     if not images:
-        raise ValueError("no readable images")
+        raise ValueError(f"none of the {len(listed)} files could be read as an image "
+                         f"({skipped_summary(skipped, len(listed))})")
+    if skipped:
+        print(skipped_summary(skipped, len(listed)))
     batch = np.stack(images).astype(np.float32)
     atomic_write_json(out / "config.json", {
         "model": str(args.model), "images": list(paths), "layer": args.layer,
         "patch": engine.patch, "stride": engine.stride, "positions": len(engine.offsets) ** 2,
         "class": args.target, "channel": args.channel, "top_k": args.top_k, "image_size": size,
+        "skipped": skipped,
     })
     for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
@@ -77,7 +77,9 @@ def add_parser(sub) -> None:
         description=__doc__.splitlines()[0],
     )
     p.add_argument("model", help="a .keras model file")
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files or folders of images (searched recursively); unreadable files are "
+                        "skipped, counted and named in config.json")
     p.add_argument("--out", required=True, help="output folder (PNG + NPZ per image, config.json)")
     p.add_argument("--patch", type=int, help="occluder side in px (default round(48*S/224): 48 at 224)")
     p.add_argument("--stride", type=int, help="occluder stride in px (default round(8*S/224): 8 at 224)")

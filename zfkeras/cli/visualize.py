@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
     if not args.quiet:
-        print(f"scanned {top.n_images} images ({len(skipped)} skipped); wrote {out}")
+        print(f"scanned {top.n_images} images ({len(skipped)} skipped"
+              f"{': ' + ', '.join(f'{Path(p).name} ({r})' for p, r in skipped[:10]) if skipped else ''}); wrote {out}")
     return 0
 
 
@@ -110,7 +111,8 @@ def add_parser(sub) -> None:
         description=__doc__.split("\n\n")[0],
     )
     p.add_argument("model", help="a .keras model file")
-    p.add_argument("data", help="folder of images (searched recursively unless --list)")
+    p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
+                   "(or the files named by --list); unreadable files are skipped and named in config.json")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--layers", default=None,
                    help="comma-separated layers to scan (default: every conv layer)")

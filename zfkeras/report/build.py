@@ -48,6 +48,7 @@ import numpy as np
 from zfkeras.report.html import ChannelSource, FigureItem, ReportContent, render_report
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 from zfkeras.utils.naming import unique_stems
+from zfkeras.data.files import skipped_summary
 
 __all__ = ["ANALYSES", "ReportOptions", "build_report", "pick_evenly"]
 
@@ -211,6 +212,41 @@ class _Images:
         return self.cache[path]
 
 
+def _screen(paths: Sequence[str], images: _Images, progress: bool, log) -> tuple[list[str], list[dict]]:
+    """Decode every listed file once (filling the cache); `(readable paths, skipped)`."""
+    from tqdm.auto import tqdm
+
+    from zfkeras.data.files import decode_each
+
+    with tqdm(total=len(paths), desc="reading images", unit="img", disable=not progress, leave=False) as bar:
+        def load(p):
+            try:
+                return images(p)
+            finally:
+                bar.update(1)
+
+        _, kept, skipped = decode_each(paths, load, log=None)
+    if skipped:
+        log(f"[report] {skipped_summary(skipped, len(paths))}: "
+            + ", ".join(f"{Path(s['path']).name} ({s['reason']})" for s in skipped[:10])
+            + (f", ... (+{len(skipped) - 10}, all in report.json)" if len(skipped) > 10 else ""))
+    return kept, skipped
+
+
+def _display_name(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _cached_batches(paths: Sequence[str], images: _Images, batch_size: int):
+    """`(ids, (B, S, S, 3) uint8)` batches of readable images, decoded at most once while cached."""
+    for i in range(0, len(paths), batch_size):
+        ids = list(paths[i : i + batch_size])
+        yield ids, np.stack([images(p) for p in ids])
+
+
 # ------------------------------------------------------------------- report
 def build_report(
     model,
@@ -264,9 +300,16 @@ def build_report(
     deconv = Deconvnet(model)
     size = int(deconv.input_shape[0])
     digest = weights_digest(model)
-    paths = list_images(data, list_file)
-    if not paths:
+    listed = list_images(data, list_file)
+    if not listed:
         raise ValueError(f"no images in {str(data)!r}")
+    images = _Images(size)
+    # One policy for files that do not decode: skip, count and name them (here once, so
+    # every analysis and every number below sees the same images).
+    paths, skipped = _screen(listed, images, progress, log)
+    if not paths:
+        raise ValueError(f"none of the {len(listed)} files in {str(data)!r} could be read as an image "
+                         f"({skipped_summary(skipped, len(listed))})")
     root = data.resolve()
     names, labels = {}, {}
     for p in paths:
@@ -278,7 +321,6 @@ def build_report(
         except ValueError:
             names[p], labels[p] = rp.name, rp.parent.name
     class_names = list(getattr(model, "class_names", None) or [])
-    images = _Images(size)
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
     skip = set(opts.skip)
     runs: list[tuple[str, str, float]] = []
@@ -302,9 +344,13 @@ def build_report(
     present = sorted(set(labels.values()) - {""})
     content.data_rows = [
         ("images", str(data.resolve()) + (f" (list {list_file})" if list_file else "")),
-        ("count", str(len(paths))),
-        ("class folders", _name_list(present)),
+        ("count", skipped_summary(skipped, len(listed))),
+        ("class folders", _name_list(present) if present else "none (a flat folder: one unnamed class)"),
     ]
+    if skipped:
+        content.data_rows.append(("skipped files", "; ".join(
+            f"{_display_name(s['path'], root)} ({s['reason']})" for s in skipped)))
+    content.skipped = skipped
     content.architecture = _architecture(model, deconv)
     mpath = str(model_path) if model_path else "MODEL.keras"
     content.commands = {
@@ -324,7 +370,7 @@ def build_report(
     # 1. accuracy
     if evaluation is None and "evaluation" not in skip and class_names and present and set(present) <= set(class_names):
         def do_eval():
-            content.evaluation = _evaluate(model, paths, labels, class_names, size, opts.batch_size, progress, log)
+            content.evaluation = _evaluate(model, paths, labels, class_names, images, opts.batch_size, progress, log)
             return "computed"
 
         timed("accuracy", do_eval)
@@ -369,6 +415,7 @@ def build_report(
         "model": model_desc, "data": str(data), "list": str(list_file) if list_file else None,
         "model_digest": digest, "options": _jsonable(dataclasses.asdict(opts)),
         "analyses": [{"name": n, "source": s, "seconds": round(t, 1)} for n, s, t in runs],
+        "images": {"listed": len(listed), "used": len(paths), "skipped": skipped},
     })
     return index
 
@@ -417,8 +464,7 @@ def _architecture(model, deconv) -> list[dict]:
 
 
 # ----------------------------------------------------------------- accuracy
-def _evaluate(model, paths, labels, class_names, size, batch_size, progress, log) -> dict:
-    from zfkeras.deconv.images import image_batches
+def _evaluate(model, paths, labels, class_names, images, batch_size, progress, log) -> dict:
     from zfkeras.metrics import mean_per_class_accuracy
 
     log(f"[report] accuracy on {len(paths)} images")
@@ -427,7 +473,7 @@ def _evaluate(model, paths, labels, class_names, size, batch_size, progress, log
     from tqdm.auto import tqdm
 
     with tqdm(total=len(paths), desc="accuracy", unit="img", disable=not progress, leave=False) as bar:
-        for ids, batch in image_batches(paths, size, batch_size):
+        for ids, batch in _cached_batches(paths, images, batch_size):
             if len(ids):
                 probs.append(model.predict_on_batch(batch.astype(np.float32)))
                 truth += [index[labels[i]] for i in ids]
@@ -530,7 +576,6 @@ def _subset_visuals(v, channels: np.ndarray):
 
 
 def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
-    from zfkeras.deconv.images import image_batches
     from zfkeras.deconv.scan import default_layers, scan_top_activations
     from zfkeras.deconv.visuals import LayerVisuals, top_projections
 
@@ -554,7 +599,7 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
         log(f"[report] top-{opts.top} scan of {len(paths)} images, layers {', '.join(layers)}")
         _drop_stale_checkpoint(own / "scan_checkpoint.npz", deconv, layers, opts.top)
         top = scan_top_activations(
-            deconv, image_batches(paths, deconv.input_shape[0], opts.batch_size), layers=layers, k=opts.top,
+            deconv, _cached_batches(paths, images, opts.batch_size), layers=layers, k=opts.top,
             checkpoint=own / "scan_checkpoint.npz", progress=progress, total=len(paths),
         )
         top.save(own / "top9.json")
@@ -716,6 +761,13 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
     return source
 
 
+def nanmean_or_none(values) -> float | None:
+    """Mean of the finite values, None when there is none (no "Mean of empty slice" warning)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
 def invariance_summary(rows: Sequence[dict]) -> list[dict]:
     """Per transform, the mean over images at the largest transformation (CSV rows of `zfkeras invariance`).
 
@@ -735,7 +787,7 @@ def invariance_summary(rows: Sequence[dict]) -> list[dict]:
         row = {"transform": kind, "value": far}
         for key in sub[0]:
             if key.startswith("distance_"):
-                row[key] = float(np.nanmean([float(r[key]) for r in at]))
+                row[key] = nanmean_or_none([float(r[key]) for r in at])
         row["p_true"] = float(np.mean([float(r["p_true"]) for r in at]))
         row["p_original"] = float(np.mean([float(r["p_true"]) for r in ident])) if ident else None
         out.append(row)

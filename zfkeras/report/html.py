@@ -234,6 +234,8 @@ class ReportContent:
         commands: `{section anchor: command line}` to (re)run that analysis.
         notes: `{section anchor: [plain-text notes]}` (reused results, caveats).
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
+        skipped: files of DATA that could not be decoded, `[{"path", "reason"}]` (left out of
+            every analysis; named in `data_rows`).
     """
 
     title: str = "zfkeras report"
@@ -259,6 +261,7 @@ class ReportContent:
     commands: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    skipped: list[dict] = dataclasses.field(default_factory=list)
 
 
 # ------------------------------------------------------------------- tiles
