@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -196,3 +197,94 @@ def test_train_on_a_flat_folder_says_exactly_what_is_needed(flat_setup, tmp_path
     assert main(["train", str(flat), "--out", str(tmp_path / "t"), "--epochs", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "one folder per class" in err[0] and "flat folder" in err[0]
+
+
+# --------------------------------------------------------------- clear answers to bad input
+@pytest.mark.parametrize("content", [b"this is a text file, not a model\n", bytes(range(256)) * 8, b""])
+def test_a_file_that_is_not_a_keras_model_says_so(tmp_path, capsys, content):
+    from zfkeras.cli import main
+
+    fake = tmp_path / "model.keras"
+    fake.write_bytes(content)
+    assert main(["diagnose", str(fake), "--out", str(tmp_path / "d"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert f"{str(fake)!r} is not a Keras model file ({len(content):,} bytes" in err[0]
+    assert "File not found" not in err[0]
+
+
+def test_channels_beyond_a_layer_is_clamped_with_a_word(flat_setup, tmp_path, capsys):
+    import json
+
+    import keras
+
+    from zfkeras.cli import main
+
+    model, flat = flat_setup
+    n = keras.models.load_model(model, compile=False).get_layer("conv1").filters  # independent of the scan
+    assert main(["visualize", str(model), str(flat), "--out", str(tmp_path / "v"), "--layers", "conv1",
+                 "--channels", "999", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert f"conv1: --channels 999 is more than its {n} feature maps; showing all {n}" in printed
+    assert len(json.loads((tmp_path / "v" / "config.json").read_text())["channels_shown"]["conv1"]) == n
+    skips = [a for s in ("evaluation", "occlusion", "invariance", "diagnostics", "correspondence")
+             for a in ("--skip", s)]
+    assert main(["report", str(model), str(flat), "--out", str(tmp_path / "r"), "--layers", "conv1",
+                 "--channels", "999", "--quiet", *skips]) == 0
+    note = f"conv1: 999 feature maps asked (--channels), it has {n}; showing all {n}."
+    assert note in capsys.readouterr().out
+    assert note in (tmp_path / "r" / "index.html").read_text(encoding="utf-8")
+
+
+def test_a_changed_setting_in_an_existing_out_is_refused_before_any_data_is_read(tmp_path, capsys, monkeypatch):
+    import json
+
+    import zfkeras.training
+    from zfkeras.cli import main
+    from zfkeras.training import REFERENCE_SMALL
+
+    out = tmp_path / "run"
+    (out / "checkpoint").mkdir(parents=True)
+    (out / "checkpoint" / "state.json").write_text(json.dumps({"config": REFERENCE_SMALL.to_dict()}))
+
+    def no_data(*a, **k):
+        raise AssertionError("the data was read before the settings were checked")
+
+    monkeypatch.setattr(zfkeras.training, "load_training_data", no_data)
+    assert main(["train", str(tmp_path / "nowhere"), "--out", str(out), "--lr", "0.001"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "different settings (learning_rate)" in err[0] and "new --out" in err[0]
+
+
+def test_fit_verbosity_is_plain_when_not_a_terminal():
+    import io
+
+    from zfkeras.utils.progress import fit_verbosity
+
+    assert fit_verbosity("auto", io.StringIO()) == 2
+    master, slave = os.openpty()
+    try:
+        with os.fdopen(slave, "w", closefd=False) as tty:
+            assert fit_verbosity("auto", tty) == 1
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert fit_verbosity(0, io.StringIO()) == 0
+
+
+def test_train_into_a_file_has_no_colour_codes_and_no_shuffle_warning(tmp_path):
+    from conftest import make_image_folder
+
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=8, size=72)
+    proc = subprocess.run(
+        [sys.executable, "-m", "zfkeras", "train", str(data), "--out", str(tmp_path / "run"), "--epochs", "2",
+         "--image-size", "64", "--width", "0.0625", "--fc-units", "16", "--batch-size", "8",
+         "--val-fraction", "0.25"],
+        cwd=REPO, env=ENV, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    both = proc.stdout + proc.stderr
+    assert "\x1b[" not in both and "\b" not in both
+    assert "shuffle=True" not in both
+    epoch_lines = [l for l in proc.stdout.splitlines() if re.match(r"^\d+/\d+ - \d+s - ", l)]
+    assert len(epoch_lines) == 2, proc.stdout  # one plain line per epoch

@@ -76,6 +76,15 @@ def config_from_args(args: argparse.Namespace, **overrides):
     return base.replace(**given, **overrides)
 
 
+def refuse_changed_settings(out, config) -> None:
+    """ValueError now if `out` holds a run with other settings (what resuming would refuse later)."""
+    from pathlib import Path
+
+    from zfkeras.training.callbacks import ResumableCheckpoint
+
+    ResumableCheckpoint(Path(out) / "checkpoint", Path(out) / "history.csv", None, config.to_dict()).load_state()
+
+
 def evolution_callback(data, config, args: argparse.Namespace):
     """Fig 4: `FeatureEvolution` on a fixed probe set of centre-cropped training images.
 
@@ -103,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.training import load_training_data, train
 
     config = config_from_args(args)
+    refuse_changed_settings(args.out, config)  # before decoding any data
     start = time.time()
     data = load_training_data(
         args.data, config.image_size, list_file=args.list_file, val_list=args.val_list,

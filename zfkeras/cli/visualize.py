@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
     for layer in top.layers:
         n = top.layers[layer].channels
         count = n if args.channels == 0 else min(args.channels, n)
+        if args.channels > n:
+            print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         chans = np.arange(n) if count == n else np.sort(rng.choice(n, count, replace=False))
         visuals = top_projections(deconv, top, layer, image, chans, contrast=args.contrast,
                                   batch_size=args.batch_size)

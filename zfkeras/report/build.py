@@ -610,6 +610,10 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
     for layer in layers:
         n = top.layers[layer].channels
         want = _channels_for(n, opts.channels, rng)
+        if opts.channels > n:
+            note = f"{layer}: {opts.channels} feature maps asked (--channels), it has {n}; showing all {n}."
+            log(f"[report] {note}")
+            content.notes.setdefault("fig2", []).append(note)
         have = None
         saved = scan_folder / f"{layer}_top{opts.top}.npz" if scan_folder is not None else None
         if saved is not None and saved.exists():  # projections made from this very scan
