@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         visuals = top_projections(deconv, top, layer, image, chans, contrast=args.contrast,
                                   batch_size=args.batch_size)
         visuals.save(out / f"{layer}_top{args.top}.npz")
-        fig = plot_top_activations(visuals)
+        fig = plot_top_activations(visuals, n_images=top.n_images)
         fig.savefig(out / f"{layer}_top{args.top}.png")
         shown[layer] = [int(c) for c in chans]
         dead = [int(c) for c in top.layers[layer].dead]

@@ -48,7 +48,14 @@ import numpy as np
 from zfkeras.report.html import ChannelSource, FigureItem, ReportContent, render_report
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 from zfkeras.utils.naming import unique_stems
-from zfkeras.data.files import skipped_summary
+
+
+def skipped_summary(skipped, total: int) -> str:
+    # `zfkeras.data.files.skipped_summary`, imported late: `zfkeras.data` imports TensorFlow and this
+    # module is imported to build the CLI's help.
+    from zfkeras.data.files import skipped_summary as summary
+
+    return summary(skipped, total)
 
 __all__ = ["ANALYSES", "ReportOptions", "build_report", "pick_evenly"]
 
