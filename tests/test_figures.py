@@ -32,9 +32,16 @@ def _texts_inside(fig):
     canvas = FigureCanvasAgg(fig)
     canvas.draw()
     renderer = canvas.get_renderer()
+    hidden = set()  # tick labels of ticks outside the view limits exist but are not drawn
+    for ax in fig.axes:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = min(lo, hi), max(lo, hi)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:
+                    hidden.update({id(tick.label1), id(tick.label2)})
     out = []
     for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
-        if t.get_visible() and t.get_text().strip():
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
             out.append((t.get_text(), t.get_window_extent(renderer)))
     return out, fig.bbox
 
@@ -106,3 +113,139 @@ def test_compact_ranges(values, expected):
     from zfkeras.deconv.figures import compact_ranges
 
     assert compact_ranges(values) == expected
+
+
+# ----------------------------------------------------------------- Fig 7 panel (d)
+def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
+    from zfkeras.analysis.occlusion import OcclusionResult
+
+    n = probability.shape[0]
+    size = 32
+    return OcclusionResult(
+        offsets=np.linspace(0, size - 8, n).round().astype(int), patch=8, stride=4, layer="pool5", channel=3,
+        activation=np.arange(n * n, dtype=np.float32).reshape(n, n), base_activation=10.0, target=target,
+        probability=probability.astype(np.float32), top_class=np.zeros((n, n), np.int64),
+        top_probability=np.full((n, n), 0.9, np.float32), base_probabilities=np.asarray(base, np.float32),
+        class_names=list(names), fill=np.full((size, size, 3), 120, np.float32),
+    )
+
+
+def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
+    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, probability_change
+
+    # p(cat) near 1 everywhere: on a fixed 0..1 scale one flat colour.
+    prob = np.full((5, 5), 0.995)
+    prob[2, 2] = 0.97
+    res = _occlusion_result(prob, [0.996, 0.003, 0.001])
+    base, delta, lim = probability_change(res)
+    assert base == pytest.approx(0.996) and lim == pytest.approx(0.026, abs=1e-6)
+    np.testing.assert_allclose(delta, prob - np.float32(0.996), atol=1e-6)
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
+    (im,) = panel.get_images()
+    assert im.get_clim() == pytest.approx((-lim, lim))  # symmetric around "no change", the map's own range
+    assert "unoccluded 0.996; occluded 0.970 to 0.995" in panel.get_title()
+    bars = [a for a in fig.axes if a.get_ylabel().startswith("p - 0.996")]
+    assert len(bars) == 1  # its colour bar, labelled
+    assert misclassified_note(res) == ""
+    assert_all_text_inside(fig)
+
+    wrong = _occlusion_result(np.full((5, 5), 0.1), [0.1, 0.85, 0.05])  # true class cat, model says dog
+    note = misclassified_note(wrong)
+    assert note == "The model misclassifies this image: its top class is 'dog' (p 0.850), not 'cat'."
+    assert note in plot_occlusion(wrong, np.zeros((32, 32, 3), np.uint8))._suptitle.get_text()
+
+
+# ----------------------------------------------------------------- Table 3
+def test_ablation_collapsed_rows_do_not_set_the_scale_and_are_drawn_apart():
+    from zfkeras.report.figures_ablation import plot_ablation
+    from zfkeras.training.ablation import AblationResult, AblationRow
+
+    common = dict(variant="alexnet", train_top1_error=10.0, test_top5_error=30.0, parameters=1, seconds=1.0, epochs=1)
+    rows = [
+        AblationRow(preset="alexnet", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, 256),
+                    test_top1_error=40.0, **common),
+        AblationRow(preset="fc_half", conv_channels=(96, 256, 384, 384, 256), fc_units=(128, 128),
+                    test_top1_error=43.5, top_prediction_share=0.1, **common),
+        AblationRow(preset="no_fc7", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, None),
+                    test_top1_error=95.0, top_prediction_share=0.9, **common),
+    ]
+    assert rows[2].collapsed and not rows[1].collapsed
+    fig = plot_ablation(AblationResult(rows, {}, "test", {}))
+    ax = fig.axes[0]
+    widths = [round(p.get_width(), 3) for p in ax.patches if np.isfinite(p.get_width())]
+    assert 55.0 not in widths  # the collapsed row's +55 is not a bar
+    assert 3.5 in widths  # the trained change is
+    lo, hi = ax.get_xlim()
+    assert hi < 55.0  # ... and does not set the scale
+    texts = assert_all_text_inside(fig)
+    assert any("did not train: no cost measured (+55.0, not to scale)" in t for t, _ in texts)
+
+
+# ------------------------------------------------------------- Fig 6 layer 2
+def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
+    from zfkeras.analysis.diagnostics import Diagnostics
+    from zfkeras.report.figures_dynamics import layer2_blank, plot_layer2_features
+
+    rng = np.random.default_rng(0)
+    d = Diagnostics.__new__(Diagnostics)
+    d.__dict__.update(dict(
+        name="m", layer2="conv2", layer2_channels=np.array([4, 7, 9, 12]),
+        layer2_aliasing=np.array([0.1, np.nan, 0.3, np.nan]),
+        layer2_patches=rng.uniform(0, 1, (4, 13, 13, 3)).astype(np.float32),
+    ))
+    d.summary = lambda: {"layer2_aliasing": 0.2}
+    np.testing.assert_array_equal(layer2_blank(d), [False, True, False, True])
+    fig = plot_layer2_features([d])
+    texts = assert_all_text_inside(fig)
+    ax = fig.axes[0]
+    assert "(2 of 4 channels)" in ax.get_title()
+    assert "2 of 4 channels never fired on the probe images (blank projection): 7, 12" in ax.get_xlabel().replace("\n", " ")
+    (im,) = ax.get_images()
+    assert im.get_array().shape[:2] == (4 * 13, 2 * 4 * 13 + 2)  # one row of 2 tiles, each 13 px x 4 (>= 48 px)
+
+
+# ----------------------------------------------------------------- captions from numbers
+def test_invariance_findings_state_what_the_numbers_show():
+    from zfkeras.report.build import invariance_findings
+
+    rows = [
+        {"transform": "translation", "value": -60.0, "distance_norm1": 0.9, "distance_fc7": 1.2, "p_true": 0.4,
+         "p_original": 0.8},
+        {"transform": "scale", "value": 1.8, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.7,
+         "p_original": 0.8},
+    ]
+    assert invariance_findings(rows) == [
+        "translation by -60 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); p(true class) 0.8 -> 0.4.",
+        "scale by 1.8x: fc7 features change less than norm1 (distance 0.2 vs 0.5); p(true class) 0.8 -> 0.7.",
+    ]
+
+
+def test_correspondence_findings_compare_each_part_with_the_random_baseline():
+    from zfkeras.report.html import correspondence_findings
+
+    d = {"layers": ["pool5", "fc7"], "rows": {
+        "eyes": {"pool5": {"mean": 0.20}, "fc7": {"mean": 0.30}},
+        "nose": {"pool5": {"mean": 0.22}, "fc7": {"mean": 0.21}},
+        "random": {"pool5": {"mean": 0.25}, "fc7": {"mean": 0.22}},
+    }}
+    assert correspondence_findings(d) == [
+        "pool5: every part (2) is below the random baseline 0.250.",
+        "fc7: 1 of 2 parts (nose) are below the random baseline 0.220.",
+    ]
+
+
+def test_report_picks_correctly_classified_images_and_says_how():
+    from zfkeras.report.build import pick_images
+
+    paths = [f"{c}/{i}.jpg" for c in "abc" for i in range(4)]
+    labels = {p: p[0] for p in paths}
+    predicted = {p: (p[0] if i % 2 == 0 else "x") for i, p in enumerate(paths)}  # half correct
+    chosen, how = pick_images(paths, labels, predicted, 3)
+    correct = [p for p in paths if predicted[p] == labels[p]]
+    assert all(p in correct for p in chosen) and len(set(p[0] for p in chosen)) == 3
+    assert how == "Images: 3 of the 6 images (of 12) the model classifies correctly, spread evenly over them in class order."
+    chosen, how = pick_images(paths, labels, predicted, 8)
+    assert len(chosen) == 8 and "only 6 of 12 images are classified correctly" in how
+    chosen, how = pick_images(paths, {p: "" for p in paths}, predicted, 2)
+    assert "no class the model knows" in how

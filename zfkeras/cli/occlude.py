@@ -24,7 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.data.files import decode_each, image_files, skipped_summary
     from zfkeras.models.io import load_model
-    from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
+    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
 
@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
     })
     for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
+        folder = Path(path).parent.name
+        target = args.target if args.target is not None else (folder if folder in engine.class_names else None)
         res = engine.run(
-            batch[k], target=args.target, channel=args.channel, others=others,
+            batch[k], target=target, channel=args.channel, others=others,
             top_k=args.top_k, progress=args.progress,
         )
         if res.other_indices is not None:  # index into args order, not the others array
@@ -66,8 +68,10 @@ def run(args: argparse.Namespace) -> int:
         fig = plot_occlusion(res, images[k], title=title)
         save_figure(fig, out / f"{stem}.png")
         low = float(res.probability.min())
+        note = misclassified_note(res)
         print(f"{path}: class {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "
-              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}")
+              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}"
+              + (f"; {note}" if note else ""))
     return 0
 
 
@@ -86,7 +90,8 @@ def add_parser(sub) -> None:
     p.add_argument("--layer", default="pool5", help="layer of panels (b)/(c) (default pool5)")
     p.add_argument("--channel", type=int, help="feature map of (b)/(c) (default: strongest on the image)")
     p.add_argument("--class", dest="target", metavar="NAME",
-                   help="class of panel (d): name or index (default: the top class of the image)")
+                   help="class of panel (d): name or index (default: the image's folder name when it is "
+                        "a class of the model, its true class; else the model's top class)")
     p.add_argument("--top-k", type=int, default=4,
                    help="other images' projections in (c): the k strongest (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="occluded images per batch")

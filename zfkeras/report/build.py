@@ -359,20 +359,27 @@ def build_report(
             f"{_display_name(s['path'], root)} ({s['reason']})" for s in skipped)))
     content.skipped = skipped
     content.architecture = _architecture(model, deconv)
-    mpath = str(model_path) if model_path else "MODEL.keras"
+    # Short commands with placeholders (MODEL.keras, DATA, OUT): a reader copies them to another
+    # machine, where this machine's absolute paths (a virtual environment, a package folder) mean nothing.
     content.commands = {
-        "fig2": f"zfkeras visualize {mpath} {data} --out VIS, then zfkeras report ... --top9-dir VIS",
-        "fig4": (f"zfkeras train DATA --out RUN --evolution --tensorboard (it writes RUN/feature_evolution.png; "
-                 f"TensorBoard: tensorboard --logdir RUN/logs), then zfkeras report RUN/model.keras {data} "
-                 "--out DIR (the run folder is found beside the model, or give --evolution-dir RUN)"),
-        "fig5": f"zfkeras report {mpath} {data} --out DIR --invariance 2",
-        "fig6": f"zfkeras report {mpath} {data} --out DIR (or zfkeras diagnose {mpath} --probe {data} --out D)",
-        "fig7": f"zfkeras report {mpath} {data} --out DIR --occlude 3",
-        "table1": f"zfkeras correspondence {mpath} example --out FILE.json",
-        "transfer": f"zfkeras report {mpath} {data} --out DIR --transfer (or zfkeras transfer {mpath} DATA --out T)",
-        "table3": (f"zfkeras ablate DATA --out ABL (bash benchmarks/ablation_caltech.sh for both variants on "
-                   f"Caltech-101), then zfkeras report {mpath} {data} --out DIR --ablation ABL"),
+        "fig2": "zfkeras visualize MODEL.keras DATA --out VIS, then zfkeras report MODEL.keras DATA --out OUT --top9-dir VIS",
+        "fig4": ("zfkeras train DATA --out RUN --evolution, then zfkeras report RUN/model.keras DATA --out OUT "
+                 "(the run folder is found beside the model)"),
+        "fig5": "zfkeras report MODEL.keras DATA --out OUT --invariance 2",
+        "fig6": "zfkeras diagnose MODEL.keras --probe DATA --out DIAG",
+        "fig7": "zfkeras report MODEL.keras DATA --out OUT --occlude 3",
+        "table1": "zfkeras correspondence MODEL.keras example --out table1.json",
+        "transfer": "zfkeras report MODEL.keras DATA --out OUT --transfer",
+        "table3": "zfkeras ablate DATA --out ABL, then zfkeras report MODEL.keras DATA --out OUT --ablation ABL",
     }
+
+    cache: dict = {}
+
+    def predicted() -> dict[str, str]:
+        """Top-1 class name per image (computed once, when an analysis first needs it)."""
+        if "top1" not in cache:
+            cache["top1"] = _top1(model, paths, images, class_names, opts.batch_size)
+        return cache["top1"]
 
     # 1. accuracy
     if evaluation is None and "evaluation" not in skip and class_names and present and set(present) <= set(class_names):
@@ -394,11 +401,11 @@ def build_report(
     # 3. occlusion
     if "occlusion" not in skip and (opts.occlude or opts.occlusion_dir):
         timed("occlusion (Fig 7)", lambda: _occlusion(model, paths, labels, images, out, opts, digest,
-                                                      content, progress, log))
+                                                      content, progress, log, predicted))
     # 4. invariance
     if "invariance" not in skip and (opts.invariance or opts.invariance_dir):
         timed("invariance (Fig 5)", lambda: _invariance(model, paths, labels, names, out, opts, digest,
-                                                        content, progress, log))
+                                                        content, progress, log, predicted))
     # 5. diagnostics
     if "diagnostics" not in skip:
         timed("layer-1 diagnostics (Fig 6)", lambda: _diagnostics(model, model_path, paths, images, out, opts,
@@ -468,6 +475,35 @@ def _architecture(model, deconv) -> list[dict]:
         out = out[0] if isinstance(out, (list, tuple)) else out
         rows.append({"layer": layer.name, "kind": kind, "output": " x ".join(str(d) for d in out.shape[1:])})
     return rows
+
+
+# ------------------------------------------------------------ image picks
+def _top1(model, paths, images, class_names, batch_size) -> dict[str, str]:
+    out = {}
+    for ids, batch in _cached_batches(paths, images, batch_size):
+        probs = np.asarray(model.predict_on_batch(batch.astype(np.float32)))
+        for p, k in zip(ids, probs.argmax(1)):
+            out[p] = class_names[int(k)] if int(k) < len(class_names) else str(int(k))
+    return out
+
+
+def pick_images(paths: Sequence[str], labels: dict, predicted: dict, count: int,
+                offset: float = 0.5) -> tuple[list[str], str]:
+    """`count` images for a figure, and a sentence saying how they were chosen.
+
+    Images the model classifies correctly (folder name == top-1 class), spread evenly
+    over the sorted list (`pick_evenly`, so from across the classes); when fewer than
+    `count` are correct, or the classes are unknown, evenly spaced images of all.
+    """
+    correct = [p for p in paths if labels.get(p) and predicted.get(p) == labels[p]]
+    if count and len(correct) >= count:
+        chosen = [correct[i] for i in pick_evenly(len(correct), count, offset)]
+        return chosen, (f"Images: {len(chosen)} of the {len(correct)} images (of {len(paths)}) the model "
+                        "classifies correctly, spread evenly over them in class order.")
+    chosen = [paths[i] for i in pick_evenly(len(paths), count, offset)]
+    why = ("the images have no class the model knows" if not correct and not any(labels.get(p) for p in paths)
+           else f"only {len(correct)} of {len(paths)} images are classified correctly")
+    return chosen, f"Images: {len(chosen)} evenly spaced over all {len(paths)} images ({why})."
 
 
 # ----------------------------------------------------------------- accuracy
@@ -644,14 +680,15 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
 
 
 # ---------------------------------------------------------------- occlusion
-def _occlusion(model, paths, labels, images, out, opts, digest, content, progress, log) -> str:
+def _occlusion(model, paths, labels, images, out, opts, digest, content, progress, log, predicted) -> str:
     from zfkeras.analysis.occlusion import OcclusionSensitivity
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open
 
     own = out / "occlusion"
-    picks = pick_evenly(len(paths), opts.occlude)
-    chosen = [paths[i] for i in picks]
+    chosen, how = pick_images(paths, labels, predicted(), opts.occlude, 0.5)
+    content.notes.setdefault("fig7", []).append(how)
+    picks = [paths.index(p) for p in chosen]
     params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": "pool5"}
     folder, source = _reusable(opts.occlusion_dir, own, "config.json", digest, params, "images")
     if folder is None:
@@ -686,19 +723,25 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
             continue
         rel = _bring(png, out, f"occlusion/{stem}.png")
         shown = f"{labels[path]}/{Path(path).name}" if labels.get(path) else Path(path).name
-        row = {"image": shown, "class": "?", "p": None, "p_min": None, "top_when_hidden": "?", "map": "?"}
+        row = {"image": shown, "class": "?", "top1": "?", "p": None, "p_min": None, "top_when_hidden": "?",
+               "map": "?"}
         if npz.exists():
             with np.load(npz, allow_pickle=False) as z:
                 cls = [str(c) for c in z["class_names"]]
                 prob = z["probability"]
                 where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                 row.update({
+                    "top1": cls[int(np.argmax(z["base_probabilities"]))],
                     "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
                     "p_min": float(prob.min()), "top_when_hidden": cls[int(z["top_class"][where])],
                     "map": f"{z['layer']} {int(z['channel'])}",
                 })
+        wrong = row["top1"] not in ("?", row["class"])
         content.occlusion.append(FigureItem(
-            rel, f"{shown} (class of panel d: {row['class']}): panels (a)-(e) as in paper Fig 7.", title=shown))
+            rel, f"{shown} (class of panel d: {row['class']}"
+                 + (f"; the model misclassifies it as {row['top1']}" if wrong else "")
+                 + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.",
+            title=shown))
         content.occlusion_rows.append(row)
     return source
 
@@ -711,7 +754,7 @@ def _last_conv(model) -> str:
 
 
 # --------------------------------------------------------------- invariance
-def _invariance(model, paths, labels, names, out, opts, digest, content, progress, log) -> str:
+def _invariance(model, paths, labels, names, out, opts, digest, content, progress, log, predicted) -> str:
     from zfkeras.analysis.invariance import DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image
     from zfkeras.data import load_image, prepare
     from zfkeras.report.figures_dynamics import plot_invariance, save_figure
@@ -719,8 +762,8 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
 
     own = out / "invariance"
     steps = {"translation": 10.0, "scale": 0.1, "rotation": 10.0, **(opts.invariance_steps or {})}
-    picks = pick_evenly(len(paths), opts.invariance, 0.3)
-    chosen = [paths[i] for i in picks]
+    chosen, how = pick_images(paths, labels, predicted(), opts.invariance, 0.3)
+    content.notes.setdefault("fig5", []).append(how)
     params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
     folder, source = _reusable(opts.invariance_dir, own, "invariance.png", digest, params, "images")
     if folder is None:
@@ -770,6 +813,38 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
         with open(csv_path, newline="") as f:
             content.invariance_rows = invariance_summary(list(csv.DictReader(f)))
     return source
+
+
+def invariance_findings(rows: Sequence[dict]) -> list[str]:
+    """What the model shows in `invariance_summary` rows, one sentence per transform, from the numbers.
+
+    Compares the lowest and the highest feature layer at the largest transformation (the paper:
+    the top layer changes much less than layer 1) and p(true class) against the original
+    (the paper: stable under translation and scaling, not rotation).
+    """
+    unit = {"translation": " px", "scale": "x", "rotation": " deg"}
+    out = []
+    for r in rows:
+        keys = [k for k in r if k.startswith("distance_")]
+        at = f"{r['transform']} by {r['value']:g}{unit.get(r['transform'], '')}"
+        parts = []
+        if len(keys) >= 2:
+            lo, hi = keys[0], keys[-1]
+            a, b = r[lo], r[hi]
+            if a is not None and b is not None:
+                if b < a:
+                    verdict = "less than"
+                elif b > a:
+                    verdict = "more than"
+                else:
+                    verdict = "as much as"
+                parts.append(f"{hi[len('distance_'):]} features change {verdict} {lo[len('distance_'):]} "
+                             f"(distance {b:.3g} vs {a:.3g})")
+        if r.get("p_true") is not None and r.get("p_original") is not None:
+            parts.append(f"p(true class) {r['p_original']:.3g} -> {r['p_true']:.3g}")
+        if parts:
+            out.append(f"{at}: " + "; ".join(parts) + ".")
+    return out
 
 
 def nanmean_or_none(values) -> float | None:
