@@ -224,7 +224,7 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
         dead = [c for c in range(channels) if not values[c, 0] > 0]
         text = (out / "atlas" / f"{layer}.html").read_text(encoding="utf-8")
         p = _parse(out / "atlas" / f"{layer}.html")
-        cards = sorted(int(m) for m in re.findall(rf"{layer}/ch(\d{{4}})\.(?:png|jpg)", " ".join(p.imgs)))
+        cards = sorted(int(m) for m in re.findall(rf"{layer}/ch(\d{{4}})\.(?:png|webp)", " ".join(p.imgs)))
         assert cards == live  # one card per map that fired, none for dead maps
         assert len(list((out / "atlas" / layer).iterdir())) == len(live)  # no per-map pages, no blank tiles
         if dead:
@@ -242,8 +242,6 @@ def test_card_images_are_the_saved_projections_and_patches(built):
 
     model, _, out = built
     top = TopActivations.load(out / "top9" / "top9.json")
-    live = [c for c in range(top.layers["conv2"].channels) if top.layers["conv2"].values[c, 0] > 0]
-    vis = top_projections(model, top, "conv2", lambda p: load_model_image(p, 64), [live[0]])
 
     def grid(tiles):
         k, p = tiles.shape[:2]
@@ -253,14 +251,22 @@ def test_card_images_are_the_saved_projections_and_patches(built):
             g[r * (p + 1) : r * (p + 1) + p, c * (p + 1) : c * (p + 1) + p] = tiles[n]
         return g
 
-    left, right = grid(vis.projections[0]), grid(vis.patches[0])  # P = 27 px for conv2 at 64 px
-    expected = np.concatenate([left, np.full((left.shape[0], 6, 3), 255, np.uint8), right], axis=1)
-    with Image.open(out / "atlas" / "conv2" / f"ch{live[0]:04d}.png") as im:  # <= 48 px tiles: PNG, exact
-        np.testing.assert_array_equal(np.asarray(im.convert("RGB")), expected)
-    # Displayed at a whole factor that makes each 27 px tile >= 48 px: width/height attributes.
-    page = (out / "atlas" / "conv2.html").read_text(encoding="utf-8")
-    tag = re.search(rf'<img src="conv2/ch{live[0]:04d}\.png" width="(\d+)" height="(\d+)"', page)
-    assert tag and (int(tag.group(1)), int(tag.group(2))) == (2 * expected.shape[1], 2 * expected.shape[0])
+    for layer, ext, factor in (("conv1", "png", 7), ("conv2", "webp", 2)):  # P = 7 and 27 px at 64 px
+        live = [c for c in range(top.layers[layer].channels) if top.layers[layer].values[c, 0] > 0]
+        vis = top_projections(model, top, layer, lambda p: load_model_image(p, 64), [live[0]])
+        left, right = grid(vis.projections[0]), grid(vis.patches[0])
+        expected = np.concatenate([left, np.full((left.shape[0], 6, 3), 255, np.uint8), right], axis=1)
+        with Image.open(out / "atlas" / layer / f"ch{live[0]:04d}.{ext}") as im:
+            got = np.asarray(im.convert("RGB")).astype(np.int16)
+        assert got.shape == expected.shape
+        if ext == "png":  # exact
+            np.testing.assert_array_equal(got, expected)
+        else:  # lossy WebP: close on average
+            assert np.abs(got - expected).mean() < 12
+        # Displayed at the whole factor that makes each tile >= 48 px: width/height attributes.
+        page = (out / "atlas" / f"{layer}.html").read_text(encoding="utf-8")
+        tag = re.search(rf'<img src="{layer}/ch{live[0]:04d}\.{ext}" width="(\d+)" height="(\d+)"', page)
+        assert tag and (int(tag.group(1)), int(tag.group(2))) == (factor * expected.shape[1], factor * expected.shape[0])
 
 
 def test_second_run_reuses_and_new_weights_recompute(built, tmp_path):

@@ -11,10 +11,11 @@ hand) and writes
   one card per map (its top-k deconvnet projections beside the image patches that
   drove them, and a "sources" list of images and positions); the maps that never
   fired are listed in one line, with no card;
-- `OUT/atlas/<layer>/chNNNN.(png|jpg)`: one card image per map, shared by the atlas and
-  the index. Tiles up to 48 px are stored at native size (PNG) and displayed upscaled by
-  a whole factor (nearest neighbour), larger ones are stored at 48 px (JPEG): every tile
-  is displayed at >= 48 px and the demo's report stays small.
+- `OUT/atlas/<layer>/chNNNN.(png|webp)`: one card image per map, shared by the atlas and
+  the index. Tiles up to 48 px are stored at native size and displayed upscaled by a
+  whole factor (nearest neighbour), larger ones are stored at 48 px: every tile is
+  displayed at >= 48 px. Tiles up to 16 px are PNG, larger ones WebP (quality 80), so
+  the demo's report stays small (BENCHMARKS.md).
 
 The pages are plain HTML + inline CSS: no script, no network, image paths
 relative to the page (so the folder can be moved, zipped or served as is).
@@ -330,14 +331,20 @@ def _encode(image: np.ndarray, fmt: str) -> bytes:
     buf = io.BytesIO()
     if fmt == "jpg":
         Image.fromarray(image).save(buf, format="JPEG", quality=88, subsampling=0)
+    elif fmt == "webp":
+        Image.fromarray(image).save(buf, format="WEBP", quality=80, method=4)
     else:
         Image.fromarray(image).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
+PNG_TILE = 16  # px: tiles up to this side are stored as PNG (exact, tiny), larger ones as WebP
+
+
 def _card_ext(visuals) -> str:
-    """PNG for tiles stored at native size (small, exact, crisp when upscaled), JPEG for downscaled ones."""
-    return "png" if visuals.projections.shape[2] <= MAX_TILE else "jpg"
+    """PNG for small tiles (exact; a 7 px conv1 card is ~1 KB), lossy WebP (quality 80) for the rest:
+    noisy projections do not compress losslessly, and WebP is half the size of JPEG at this quality."""
+    return "png" if visuals.projections.shape[2] <= PNG_TILE else "webp"
 
 
 def _channel_file(layer: str, channel: int, ext: str) -> str:
