@@ -83,8 +83,8 @@ LOOK_FOR: dict[str, str] = {
         "each feature map, (ii) greater invariance at higher layers (the 9 patches differ more in "
         "appearance while the projections keep the same part), (iii) exaggeration of discriminative "
         "parts such as eyes, wheels or faces. Layer 1-2 maps respond to edges, colours and "
-        "textures; layers 4-5 to object parts. Click a feature map for its 9 sources; the "
-        "per-layer atlas shows every feature map."
+        "textures; layers 4-5 to object parts. Click a feature map to open it in the per-layer "
+        "atlas, which shows every feature map that fired and, under \u201csources\u201d, its images."
     ),
     "fig4": (
         "Rows: fixed feature maps of conv1..conv5; columns: training epochs. Lower layers settle "
@@ -582,7 +582,9 @@ def _top9_section(c: ReportContent) -> str:
             f"<p>{len(visuals.channels)} of {total} feature maps projected, {dead} dead on these "
             f"{n_images} images. <a href=\"{url(atlas)}\">"
             f"Atlas: every projected feature map of {esc(layer)} &rarr;</a></p>"
-            f'<div class="maps">{cards}</div>'
+            + (_dead_line(layer, [int(x) for x in np.flatnonzero(np.asarray(c.top_k.layers[layer].values)[:, 0] <= 0)],
+                          total, n_images) if c.top_k is not None and layer in c.top_k.layers else "")
+            + f'<div class="maps">{cards}</div>'
         )
     return _section("fig2", "".join(parts) + _notes(c, "fig2"))
 
