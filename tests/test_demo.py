@@ -98,8 +98,26 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     assert {a["name"].split(" ")[0]: a["source"] for a in shipped["analyses"]}["top-9"] == "computed"
     assert len(list((tmp_path / "report" / "occlusion").glob("*.png"))) == 3
     assert (tmp_path / "report" / "invariance" / "invariance.png").exists()
-    conv5 = list((tmp_path / "report" / "atlas" / "conv5").glob("ch*.html"))
-    assert len(conv5) == shipped_conv5_channels()  # every feature map has its page
+    # One card image per conv5 map that fired (the scan's own record), no per-map pages.
+    from zfkeras.deconv import TopActivations
+
+    top = TopActivations.load(tmp_path / "report" / "top9" / "top9.json")
+    live = int((top.layers["conv5"].values[:, 0] > 0).sum())
+    assert top.layers["conv5"].channels == shipped_conv5_channels()
+    assert len(list((tmp_path / "report" / "atlas" / "conv5").glob("ch*.*"))) == live
+    assert not list((tmp_path / "report" / "atlas").rglob("ch*.html"))
+    # Compact: the whole demo folder under 15 MB; and it says where it went.
+    size = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
+    assert size < 15 * 2**20, size
+    assert f"[demo] writing to {tmp_path.resolve()}" in printed
+    # Fig 7 shows images the model classifies correctly, and says how they were chosen.
+    import numpy as np
+
+    for npz in (tmp_path / "report" / "occlusion").glob("*.npz"):
+        with np.load(npz) as z:
+            assert int(np.argmax(z["base_probabilities"])) == int(z["target"]), npz.name
+    fig7 = page[page.index('<section id="fig7">'):page.index('<section id="table1">')]
+    assert "the model classifies correctly, spread evenly over them in class order." in fig7
 
 
 def shipped_conv5_channels() -> int:

@@ -19,6 +19,7 @@ import os
 import re
 import shutil
 import subprocess
+import warnings
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -43,11 +44,24 @@ def _tiny_model(seed: int = 0):
     return ZFNet(**{**TINY, "class_names": ["class0", FOLDER, XSS, "d", "e"]})
 
 
+# Files a real folder has that are no images: skipped, counted and named by every analysis.
+BAD = {"class0/empty.jpg": "zero-byte file", "class0/notes.jpg": "not an image",
+       "class0/zz_truncated.jpg": "truncated image"}
+
+
 def _data(root: Path) -> Path:
+    from PIL import Image
+
     make_image_folder(root, classes=2, per_class=6, size=80)
     os.rename(root / "class1", root / FOLDER)
     for i, f in enumerate(sorted((root / FOLDER).iterdir())):
         f.rename(f.with_name(f'x "{i}" <i>#?%.jpg'))
+    (root / "class0" / "empty.jpg").write_bytes(b"")
+    (root / "class0" / "notes.jpg").write_text("not a picture\n")
+    Image.fromarray(np.full((80, 90, 3), 120, np.uint8)).save(root / "class0" / "full.jpg", quality=90)
+    data = (root / "class0" / "full.jpg").read_bytes()
+    (root / "class0" / "full.jpg").unlink()
+    (root / "class0" / "zz_truncated.jpg").write_bytes(data[: len(data) // 2])
     return root
 
 
@@ -61,9 +75,13 @@ def built(tmp_path_factory):
     data = _data(tmp / "data")
     out = tmp / "out"
     _ablation_file(tmp / "ablation")
-    index = build_report(model, data, out, options=ReportOptions(**FAST, ablation=[tmp / "ablation"]),
-                         progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        index = build_report(model, data, out, options=ReportOptions(**FAST, ablation=[tmp / "ablation"]),
+                             progress=False)
     assert index == out / "index.html"
+    numpy_warnings = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    assert not numpy_warnings, numpy_warnings  # e.g. "Mean of empty slice"
     return model, data, out
 
 
@@ -153,6 +171,28 @@ def test_every_page_is_static_escaped_and_every_image_and_link_resolves(built):
     assert tuple(_parse(out / "index.html").ids) == SECTIONS
 
 
+def test_unreadable_files_are_skipped_counted_and_named_and_numbers_agree(built):
+    _, data, out = built
+    listed = sum(1 for p in data.rglob("*") if p.is_file())  # independent count of the folder
+    report = json.loads((out / "report.json").read_text())
+    images = report["images"]
+    assert images["listed"] == listed == 12 + len(BAD)
+    assert images["used"] == listed - len(BAD)
+    named = {Path(s["path"]).relative_to(data).as_posix(): s["reason"] for s in images["skipped"]}
+    assert named == BAD
+    index = (out / "index.html").read_text(encoding="utf-8")
+    summary = index[index.index('<section id="summary">'):index.index('<section id="fig3">')]
+    assert f"{listed - len(BAD)} of {listed} images used; {len(BAD)} skipped" in summary
+    for rel, reason in BAD.items():
+        assert html.escape(f"{rel} ({reason})") in summary
+    # Every number of the report counts the same images: accuracy and the scan.
+    acc = re.search(r"<th>mean per-class</th></tr></thead><tbody><tr><td class=\"num\">(\d+)</td>", summary)
+    assert acc and int(acc.group(1)) == listed - len(BAD)
+    from zfkeras.deconv import TopActivations
+
+    assert TopActivations.load(out / "top9" / "top9.json").n_images == listed - len(BAD)
+
+
 def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     _, _, out = built
     index = (out / "index.html").read_text(encoding="utf-8")
@@ -170,44 +210,63 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     assert "35 test images, 7 classes" in section and 'src="ablation/ablation.png"' in section
 
 
-def test_atlas_has_every_feature_map_linked_to_its_projections_and_patches(built):
+def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     model, _, out = built
-    from zfkeras.deconv import Deconvnet
+    from zfkeras.deconv import Deconvnet, TopActivations
+    from zfkeras.deconv.figures import compact_ranges
 
     deconv = Deconvnet(model)
+    top = TopActivations.load(out / "top9" / "top9.json")
     for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
         channels = deconv.output_shape(layer)[2]
+        values = np.asarray(top.layers[layer].values)
+        live = [c for c in range(channels) if values[c, 0] > 0]
+        dead = [c for c in range(channels) if not values[c, 0] > 0]
+        text = (out / "atlas" / f"{layer}.html").read_text(encoding="utf-8")
         p = _parse(out / "atlas" / f"{layer}.html")
-        pages = {l for l in p.links if re.fullmatch(rf"{layer}/ch\d{{4}}\.html", l)}
-        assert pages == {f"{layer}/ch{c:04d}.html" for c in range(channels)}
-        assert len([s for s in p.imgs if "_proj." in s]) == channels
-        assert len([s for s in p.imgs if "_patch." in s]) == channels
-        ch = _parse(out / "atlas" / layer / "ch0000.html")
-        assert {"ch0000_proj", "ch0000_patch"} == {Path(s).stem for s in ch.imgs}
+        cards = sorted(int(m) for m in re.findall(rf"{layer}/ch(\d{{4}})\.(?:png|webp)", " ".join(p.imgs)))
+        assert cards == live  # one card per map that fired, none for dead maps
+        assert len(list((out / "atlas" / layer).iterdir())) == len(live)  # no per-map pages, no blank tiles
+        if dead:
+            assert f"{len(dead)} of {channels} maps of {layer}: {compact_ranges(dead)}." in text
+        assert text.count("<summary>sources</summary>") == len(live)
+    assert not list((out / "atlas").rglob("*/*.html"))
 
 
-def test_tiles_are_the_saved_projections_and_patches(built):
-    """The atlas images are exactly the scan's projections and patches, tiled (an independent re-tiling)."""
+def test_card_images_are_the_saved_projections_and_patches(built):
+    """A card is the projection grid | 6 px | patch grid at native size (an independent re-tiling)."""
     from PIL import Image
 
     from zfkeras.deconv import TopActivations, top_projections
     from zfkeras.deconv.images import load_model_image
-    from zfkeras.report.html import channel_tiles
 
     model, _, out = built
     top = TopActivations.load(out / "top9" / "top9.json")
-    vis = top_projections(model, top, "conv2", lambda p: load_model_image(p, 64), [3])
-    tiles = vis.patches[0]  # (9, P, P, 3), P = 27 px for conv2 at 64 px
-    k, p = tiles.shape[:2]
-    grid = np.full((3 * p + 2, 3 * p + 2, 3), 255, np.uint8)
-    for n in range(k):
-        r, c = divmod(n, 3)
-        grid[r * (p + 1) : r * (p + 1) + p, c * (p + 1) : c * (p + 1) + p] = tiles[n]
-    factor = -(-96 // grid.shape[0])
-    expected = np.repeat(np.repeat(grid, factor, 0), factor, 1)
-    np.testing.assert_array_equal(channel_tiles(tiles), expected)
-    with Image.open(out / "atlas" / "conv2" / "ch0003_patch.png") as im:  # conv2 tiles are PNG: exact
-        np.testing.assert_array_equal(np.asarray(im), expected)
+
+    def grid(tiles):
+        k, p = tiles.shape[:2]
+        g = np.full((3 * p + 2, 3 * p + 2, 3), 255, np.uint8)
+        for n in range(k):
+            r, c = divmod(n, 3)
+            g[r * (p + 1) : r * (p + 1) + p, c * (p + 1) : c * (p + 1) + p] = tiles[n]
+        return g
+
+    for layer, ext, factor in (("conv1", "png", 7), ("conv2", "webp", 2)):  # P = 7 and 27 px at 64 px
+        live = [c for c in range(top.layers[layer].channels) if top.layers[layer].values[c, 0] > 0]
+        vis = top_projections(model, top, layer, lambda p: load_model_image(p, 64), [live[0]])
+        left, right = grid(vis.projections[0]), grid(vis.patches[0])
+        expected = np.concatenate([left, np.full((left.shape[0], 6, 3), 255, np.uint8), right], axis=1)
+        with Image.open(out / "atlas" / layer / f"ch{live[0]:04d}.{ext}") as im:
+            got = np.asarray(im.convert("RGB")).astype(np.int16)
+        assert got.shape == expected.shape
+        if ext == "png":  # exact
+            np.testing.assert_array_equal(got, expected)
+        else:  # lossy WebP: close on average
+            assert np.abs(got - expected).mean() < 12
+        # Displayed at the whole factor that makes each tile >= 48 px: width/height attributes.
+        page = (out / "atlas" / f"{layer}.html").read_text(encoding="utf-8")
+        tag = re.search(rf'<img src="{layer}/ch{live[0]:04d}\.{ext}" width="(\d+)" height="(\d+)"', page)
+        assert tag and (int(tag.group(1)), int(tag.group(2))) == (factor * expected.shape[1], factor * expected.shape[0])
 
 
 def test_second_run_reuses_and_new_weights_recompute(built, tmp_path):
@@ -332,6 +391,17 @@ function check() {
     broken: Array.prototype.filter.call(d.images, function (im) { return !(im.complete && im.naturalWidth > 0); })
       .map(function (im) { return im.getAttribute("src"); }),
     images: d.images.length,
+    sizes: Array.prototype.map.call(d.images, function (im) {
+      var r = im.getBoundingClientRect();
+      return {src: im.getAttribute("src"), w: r.width, h: r.height, nw: im.naturalWidth, nh: im.naturalHeight,
+              kind: im.closest("figure.fmap") ? "card" : (im.closest("figure.wide") ? "figure" : "other")};
+    }),
+    findings: Array.prototype.map.call(d.querySelectorAll("section[id] p.finding"), function (p) {
+      return {section: p.closest("section").id, text: p.textContent};
+    }),
+    fig5: Array.prototype.map.call(d.querySelectorAll("section#fig5 table tr"), function (tr) {
+      return Array.prototype.map.call(tr.children, function (td) { return td.textContent; });
+    }),
     sections: Array.prototype.map.call(d.querySelectorAll("section[id]"), function (s) { return s.id; }),
     text: needles.map(function (n) { return text.indexOf(n) >= 0; })
   });
@@ -381,6 +451,35 @@ def test_report_in_headless_chromium(built, tmp_path):
     assert tuple(index["sections"]) == SECTIONS
     assert index["text"] == [True, True]  # both hostile names shown as text
     assert sum(r["images"] for r in results) > 100
+    # No image is displayed smaller than its minimum size: every card tile >= 48 px (a card is two
+    # 3 x 3 grids, 1 px gaps, so a stored tile is (natural height - 2) / 3 px), every figure at
+    # >= half its natural width (and no image squashed).
+    cards = figures = 0
+    for r in results:
+        for im in r["sizes"]:
+            assert im["nw"] > 0 and im["w"] > 0, (r["page"], im)
+            scale = im["h"] / im["nh"]
+            assert im["w"] / im["nw"] == pytest.approx(scale, rel=0.02), (r["page"], im)  # aspect kept
+            if im["kind"] == "card":
+                cards += 1
+                assert (im["nh"] - 2) / 3 * scale >= 48 - 0.5, (r["page"], im)
+            elif im["kind"] == "figure":
+                figures += 1
+                assert scale >= 0.5, (r["page"], im)
+    assert cards > 50 and figures >= 4
+    # No caption contradicts its numbers: the Fig 5 "this model" sentence against the table beside it.
+    table = [row for row in index["fig5"] if row]
+    header, rows = table[0], table[1:]
+    lo, hi = header.index("distance norm1"), header.index("distance fc7")
+    (finding,) = [f["text"] for f in index["findings"] if f["section"] == "fig5"]
+    for row in rows:
+        a, b = float(row[lo]), float(row[hi])
+        verdict = "less than" if b < a else ("more than" if b > a else "as much as")
+        said = re.search(rf"{row[0]} by [^:]+: fc7 features change (less than|more than|as much as) norm1 "
+                         rf"\(distance ([\d.e+-]+) vs ([\d.e+-]+)\)", finding)
+        assert said, (row, finding)
+        assert said.group(1) == verdict, (row, finding)
+        assert float(said.group(2)) == pytest.approx(b, rel=0.01) and float(said.group(3)) == pytest.approx(a, rel=0.01)
 
     shot = tmp_path / "report.png"
     _browser(chrome, tmp_path / "profile2", "--window-size=1280,2400", f"--screenshot={shot}",

@@ -1,28 +1,45 @@
-"""zfkeras: Zeiler & Fergus (2013) ZFNet and its deconvnet in Keras 3."""
+"""zfkeras: Zeiler & Fergus (2013) ZFNet and its deconvnet in Keras 3.
+
+The public names below are imported on first use (PEP 562), so importing the
+package, or `python -m zfkeras --help`, does not import TensorFlow.
+"""
+
+import importlib
+import os
 
 __version__ = "0.1.0"
 
-from zfkeras.constraints import FilterRMS, clip_filter_rms, filter_rms
-from zfkeras.layers import (
-    LocalResponseNormalization,
-    MaxPoolingWithArgmax2D,
-    MaxUnpooling2D,
-    MeanSubtraction,
-)
-from zfkeras.models import PRESETS, ZFNet, feature_model
-from zfkeras.deconv import Deconvnet, with_switches
+# TensorFlow's C++ INFO/WARNING lines are noise for users of this package; set
+# before anything imports TensorFlow (the CLI also hides the import-time lines,
+# see `zfkeras.utils.tf_quiet`). A value the user set is kept.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-__all__ = [
-    "PRESETS",
-    "Deconvnet",
-    "FilterRMS",
-    "LocalResponseNormalization",
-    "MaxPoolingWithArgmax2D",
-    "MaxUnpooling2D",
-    "MeanSubtraction",
-    "ZFNet",
-    "clip_filter_rms",
-    "feature_model",
-    "filter_rms",
-    "with_switches",
-]
+_EXPORTS = {
+    "FilterRMS": "zfkeras.constraints",
+    "clip_filter_rms": "zfkeras.constraints",
+    "filter_rms": "zfkeras.constraints",
+    "LocalResponseNormalization": "zfkeras.layers",
+    "MaxPoolingWithArgmax2D": "zfkeras.layers",
+    "MaxUnpooling2D": "zfkeras.layers",
+    "MeanSubtraction": "zfkeras.layers",
+    "PRESETS": "zfkeras.models",
+    "ZFNet": "zfkeras.models",
+    "feature_model": "zfkeras.models",
+    "Deconvnet": "zfkeras.deconv",
+    "with_switches": "zfkeras.deconv",
+}
+
+__all__ = sorted(_EXPORTS, key=str.lower)
+
+
+def __getattr__(name: str):
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'zfkeras' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS))

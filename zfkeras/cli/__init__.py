@@ -12,7 +12,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 # One module per subcommand, each with `add_parser(subparsers)` that sets
-# `func`; heavy imports happen inside the command, so `--help` is fast.
+# `func`; heavy imports happen inside the command, so `--help` and argument
+# errors answer without importing TensorFlow (tests/test_cli.py checks it).
 COMMANDS = (
     "demo", "train", "evaluate", "predict", "visualize", "occlude", "correspondence",
     "invariance", "diagnose", "transfer", "ablate", "report", "summary",
@@ -34,6 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from zfkeras.utils.tf_quiet import import_tensorflow
+
+    import_tensorflow()  # before any command imports it: no start-up / CUDA notices
     try:
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as err:

@@ -6,8 +6,6 @@ import argparse
 import os
 from pathlib import Path
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
-
 
 def probe_paths(sources, count: int) -> list[str]:
     """Image files from files/folders (folders recursively, sorted), `count` evenly spaced.
@@ -17,41 +15,31 @@ def probe_paths(sources, count: int) -> list[str]:
     """
     import numpy as np
 
+    from zfkeras.data.files import image_files
+
     if count < 1:
         raise ValueError(f"--probe-count must be >= 1; got {count}")
-    found: list[str] = []
-    for src in sources:
-        path = Path(src)
-        if path.is_dir():
-            found += sorted(
-                str(p) for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            )
-        elif path.is_file():
-            found.append(str(path))
-        else:
-            raise FileNotFoundError(f"no image or folder at {src!r}")
-    if not found:
-        raise ValueError(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {list(sources)}")
+    found = image_files(sources)
     if len(found) <= count:
         return found
     return [found[i] for i in np.linspace(0, len(found) - 1, count).round().astype(int)]
 
 
-def load_probe(paths: list[str], image_size: int):
-    """`(N, S, S, 3)` float32 centre crops of the paper's test view; unreadable files skipped."""
+def load_probe(paths: list[str], image_size: int, skipped: list | None = None):
+    """`(N, S, S, 3)` float32 centre crops of the paper's test view; unreadable files skipped.
+
+    Skipped files are printed and, if `skipped` is given, appended as `{"path", "reason"}`.
+    """
     import numpy as np
 
     from zfkeras.data import center_crop, load_image, prepare
-    from zfkeras.data.decode import ImageDecodeError
+    from zfkeras.data.files import decode_each, skipped_summary
 
-    images = []
-    for p in paths:
-        try:
-            images.append(center_crop(prepare(load_image(p), image_size), image_size))
-        except ImageDecodeError as err:
-            print(f"{p}: skipped ({getattr(err, 'reason', err)})")
+    images, _, missed = decode_each(paths, lambda p: center_crop(prepare(load_image(p), image_size), image_size))
+    if skipped is not None:
+        skipped += [m for m in missed if m not in skipped]
     if not images:
-        raise ValueError("none of the probe images could be read")
+        raise ValueError(f"none of the probe images could be read ({skipped_summary(missed, len(paths))})")
     return np.stack(images).astype(np.float32)
 
 
@@ -79,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     out.mkdir(parents=True, exist_ok=True)
     paths = probe_paths(args.probe, args.probe_count) if args.probe else None
     probes: dict[int, object] = {}
+    skipped: list[dict] = []
     diags = []
     for path, name, hist in zip(models, names, histories):
         model = analysable(path, preprocess=args.preprocess, class_names=args.class_names,
@@ -87,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         if paths is not None:
             size = model.image_size
             if size not in probes:
-                probes[size] = load_probe(paths, size)
+                probes[size] = load_probe(paths, size, skipped)
             probe = probes[size]
         diags.append(
             diagnose(
@@ -103,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
         {
             "models": [str(m) for m in models],
             "histories": [str(h) if h else None for h in histories],
-            "probe_images": len(paths) if paths else 0,
+            "probe_images": len(paths) - len(skipped) if paths else 0,
+            "skipped": skipped,
             "diagnostics": [d.summary() for d in diags],
         },
     )

@@ -52,23 +52,22 @@ def run(args: argparse.Namespace) -> int:
         transform_image,
     )
     from zfkeras.data import load_image, prepare
-    from zfkeras.data.decode import ImageDecodeError
     from zfkeras.cli._model import load_view
+    from zfkeras.data.files import decode_each, image_files, skipped_summary
+    from zfkeras.report.build import nanmean_or_none
     from zfkeras.report.figures_dynamics import plot_invariance, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
 
     start = time.time()
     view = load_view(args)
     size = view.image_size
-    paths, bases = [], []
-    for path in args.images:
-        try:
-            bases.append(prepare(load_image(path), size))
-            paths.append(path)
-        except (ImageDecodeError, FileNotFoundError) as err:
-            print(f"{path}: skipped ({getattr(err, 'reason', err)})")
+    listed = image_files(args.images)
+    bases, paths, skipped = decode_each(listed, lambda p: prepare(load_image(p), size))
     if not paths:
-        raise ValueError("none of the images could be read")
+        raise ValueError(f"none of the {len(listed)} files could be read as an image "
+                         f"({skipped_summary(skipped, len(listed))})")
+    if skipped:
+        print(skipped_summary(skipped, len(listed)))
     labels, sources = _labels(args, view, paths, bases)
     steps = {"translation": args.translation_step, "scale": args.scale_step, "rotation": args.rotation_step}
     kinds = args.transforms or list(TRANSFORMS)
@@ -105,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
             "transforms": {k: v.tolist() for k, v in grid.items()},
             "distance": "||f(T x) - f(x)|| / ||f(x)|| (Euclidean, flattened)",
             "fill": "the raw RGB the network sees as zero (ZFNet: its mean image)",
+            "skipped": skipped,
         },
     )
     for kind, c in result.curves.items():
@@ -113,7 +113,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             amount = np.abs(c.values - (1.0 if kind == "scale" else 0.0))
         far = int(np.argmax(amount))
-        dist = ", ".join(f"{l} {np.nanmean(c.distances[l][:, far]):.3f}" for l in result.layers)
+        means = {l: nanmean_or_none(c.distances[l][:, far]) for l in result.layers}
+        dist = ", ".join(f"{l} {'-' if m is None else f'{m:.3f}'}" for l, m in means.items())
         print(f"{kind:<11} at {c.values[far]:g}: mean distance {dist}; mean p(true) "
               f"{np.mean(c.probabilities[:, far]):.3f} (original {np.mean(result.original_probabilities):.3f})")
     if "prediction" in sources:
@@ -132,7 +133,8 @@ def add_parser(sub) -> None:
     from zfkeras.cli._model import MODEL_HELP, add_model_options
 
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("images", nargs="+", help="image files (the class is read from the parent folder name)")
+    p.add_argument("images", nargs="+", help="image files or folders of images (the class is read from the "
+                   "parent folder name); unreadable files are skipped, counted and named")
     p.add_argument("--out", required=True, help="output folder (invariance.png, invariance_curves.csv)")
     p.add_argument("--label", action="append", metavar="CLASS",
                    help="true class name: once for all images or once per image (default: parent folder)")

@@ -22,8 +22,8 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
-    from zfkeras.data.decode import ImageDecodeError
-    from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
+    from zfkeras.data.files import decode_each, image_files, skipped_summary
+    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
 
@@ -37,25 +37,27 @@ def run(args: argparse.Namespace) -> int:
         resolve_class(args.target, engine.class_names)  # fail before any work
     size = engine.input_shape[0]
     out = Path(args.out)
-    images, paths = [], []
-    for path in args.images:
-        try:
-            images.append(np.ascontiguousarray(center_crop(prepare(load_image(path), size), size)))
-            paths.append(path)
-        except (ImageDecodeError, FileNotFoundError) as err:
-            print(f"{path}: skipped ({getattr(err, 'reason', err)})")
+    listed = image_files(args.images)
+    images, paths, skipped = decode_each(
+        listed, lambda p: np.ascontiguousarray(center_crop(prepare(load_image(p), size), size)))
     if not images:
-        raise ValueError("no readable images")
+        raise ValueError(f"none of the {len(listed)} files could be read as an image "
+                         f"({skipped_summary(skipped, len(listed))})")
+    if skipped:
+        print(skipped_summary(skipped, len(listed)))
     batch = np.stack(images).astype(np.float32)
     atomic_write_json(out / "config.json", {
         "model": str(args.model), "images": list(paths), "layer": engine.layer, "rule": args.rule,
         "patch": engine.patch, "stride": engine.stride, "positions": len(engine.offsets) ** 2,
         "class": args.target, "channel": args.channel, "top_k": args.top_k, "image_size": size,
+        "skipped": skipped,
     })
     for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
+        folder = Path(path).parent.name
+        target = args.target if args.target is not None else (folder if folder in engine.class_names else None)
         res = engine.run(
-            batch[k], target=args.target, channel=args.channel, others=others,
+            batch[k], target=target, channel=args.channel, others=others,
             top_k=args.top_k, progress=args.progress,
         )
         if res.other_indices is not None:  # index into args order, not the others array
@@ -67,8 +69,10 @@ def run(args: argparse.Namespace) -> int:
         fig = plot_occlusion(res, images[k], title=title)
         save_figure(fig, out / f"{stem}.png")
         low = float(res.probability.min())
+        note = misclassified_note(res)
         print(f"{path}: class {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "
-              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}")
+              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}"
+              + (f"; {note}" if note else ""))
     return 0
 
 
@@ -80,7 +84,9 @@ def add_parser(sub) -> None:
     from zfkeras.cli._model import MODEL_HELP, add_model_options
 
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files or folders of images (searched recursively); unreadable files are "
+                        "skipped, counted and named in config.json")
     p.add_argument("--out", required=True, help="output folder (PNG + NPZ per image, config.json)")
     p.add_argument("--patch", type=int, help="occluder side in px (default round(48*S/224): 48 at 224)")
     p.add_argument("--stride", type=int, help="occluder stride in px (default round(8*S/224): 8 at 224)")
@@ -88,7 +94,8 @@ def add_parser(sub) -> None:
                    help="layer of panels (b)/(c) (default: the last spatial layer, ZFNet's pool5)")
     p.add_argument("--channel", type=int, help="feature map of (b)/(c) (default: strongest on the image)")
     p.add_argument("--class", dest="target", metavar="NAME",
-                   help="class of panel (d): name or index (default: the top class of the image)")
+                   help="class of panel (d): name or index (default: the image's folder name when it is "
+                        "a class of the model, its true class; else the model's top class)")
     p.add_argument("--top-k", type=int, default=4,
                    help="other images' projections in (c): the k strongest (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="occluded images per batch")

@@ -63,7 +63,8 @@ def add_parser(sub) -> None:
     from zfkeras.cli._model import MODEL_HELP, add_model_options
 
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("data", help="image folder, one sub-folder per class")
+    p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images; "
+                   "unreadable files are skipped, counted and named in the report")
     p.add_argument("--out", required=True, help="report folder (index.html, atlas/, analysis results)")
     p.add_argument("--list", default=None, help="file of image paths relative to DATA (e.g. test.txt)")
     p.add_argument("--layers", nargs="+", default=None,

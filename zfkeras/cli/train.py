@@ -13,6 +13,17 @@ _FLAGS = {
 }
 
 
+class _Values:
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+# `zfkeras.training.REFERENCE_SMALL`'s values for the help text, written out so that
+# `--help` does not import TensorFlow (tests/test_cli.py checks they agree).
+SMALL_HELP = _Values(epochs=60, image_size=112, width=0.5, fc_units=256, augment="random",
+                     batch_size=64, learning_rate=5e-3, plateau_patience=4)
+
+
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
     """Model/recipe flags shared by `train` and `ablate`.
 
@@ -20,8 +31,7 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     (`REFERENCE_SMALL`), `--protocol paper` the paper's full recipe
     (`TrainConfig()`); any flag given overrides the protocol's value.
     """
-    from zfkeras.training.recipe import REFERENCE_SMALL as R
-
+    R = SMALL_HELP
     p.add_argument("--protocol", choices=["small", "paper"], default="small",
                    help="small: the reference small protocol (default); paper: 224 px, full width, Sec 3 recipe")
     p.add_argument("--epochs", type=int, help=f"(small: {R.epochs}; paper: 70)")
@@ -66,6 +76,15 @@ def config_from_args(args: argparse.Namespace, **overrides):
     return base.replace(**given, **overrides)
 
 
+def refuse_changed_settings(out, config) -> None:
+    """ValueError now if `out` holds a run with other settings (what resuming would refuse later)."""
+    from pathlib import Path
+
+    from zfkeras.training.callbacks import ResumableCheckpoint
+
+    ResumableCheckpoint(Path(out) / "checkpoint", Path(out) / "history.csv", None, config.to_dict()).load_state()
+
+
 def evolution_callback(data, config, args: argparse.Namespace):
     """Fig 4: `FeatureEvolution` on a fixed probe set of centre-cropped training images.
 
@@ -93,6 +112,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.training import load_training_data, train
 
     config = config_from_args(args)
+    refuse_changed_settings(args.out, config)  # before decoding any data
     start = time.time()
     data = load_training_data(
         args.data, config.image_size, list_file=args.list_file, val_list=args.val_list,

@@ -74,11 +74,13 @@ def run(args: argparse.Namespace) -> int:
     for layer in top.layers:
         n = top.layers[layer].channels
         count = n if args.channels == 0 else min(args.channels, n)
+        if args.channels > n:
+            print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         chans = np.arange(n) if count == n else np.sort(rng.choice(n, count, replace=False))
         visuals = top_projections(deconv, top, layer, image, chans, contrast=args.contrast,
                                   batch_size=args.batch_size)
         visuals.save(out / f"{layer}_top{args.top}.npz")
-        fig = plot_top_activations(visuals)
+        fig = plot_top_activations(visuals, n_images=top.n_images)
         fig.savefig(out / f"{layer}_top{args.top}.png")
         shown[layer] = [int(c) for c in chans]
         dead = [int(c) for c in top.layers[layer].dead]
@@ -100,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
     }
     (out / "config.json").write_text(json.dumps(config, indent=1))
     if not args.quiet:
-        print(f"scanned {top.n_images} images ({len(skipped)} skipped); wrote {out}")
+        print(f"scanned {top.n_images} images ({len(skipped)} skipped"
+              f"{': ' + ', '.join(f'{Path(p).name} ({r})' for p, r in skipped[:10]) if skipped else ''}); wrote {out}")
     return 0
 
 
@@ -113,7 +116,8 @@ def add_parser(sub) -> None:
     from zfkeras.cli._model import MODEL_HELP, add_model_options
 
     p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("data", help="folder of images (searched recursively unless --list)")
+    p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
+                   "(or the files named by --list); unreadable files are skipped and named in config.json")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--layers", default=None,
                    help="comma-separated layers to scan (default: every conv layer)")

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from zfkeras.data.decode import WHITE
+from zfkeras.data.files import IMAGE_EXTENSIONS
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -133,6 +134,7 @@ def list_image_folder(
     classes: Sequence[str] | None = None,
     *,
     exclude_classes: Sequence[str] = (),
+    flat: bool = False,
 ) -> ImageList:
     """List `root/<class>/<file>` candidates with integer labels.
 
@@ -144,6 +146,9 @@ def list_image_folder(
         classes: force this class list (e.g. the trained model's), so labels index it;
             a listed file of another class raises. Without it: the sorted classes present.
         exclude_classes: classes to drop silently (e.g. `["BACKGROUND_Google"]`).
+        flat: also accept a folder of images without class sub-folders (for analysis, where
+            classes are optional): its files are one unnamed class `""` (`class_names == [""]`,
+            or `classes` plus `""` when `classes` is given and lacks it).
 
     Returns:
         ImageList with absolute paths.
@@ -153,6 +158,15 @@ def list_image_folder(
             no files at all, or a class not in `classes`.
     """
     root = os.path.abspath(os.fspath(root))
+    if flat and list_file is None and _is_flat(root):
+        files = [f for f in _visible_files(root) if os.path.splitext(f)[1].lower() in IMAGE_EXTENSIONS]
+        if not files:
+            raise DataError(f"no image files ({', '.join(IMAGE_EXTENSIONS)}) in {root}")
+        names = list(classes) if classes is not None else []
+        if "" not in names:
+            names.append("")
+        return ImageList([os.path.join(root, f) for f in files],
+                         np.full(len(files), names.index(""), np.int32), names)
     class_dirs = _class_dirs(root)
     excluded = set(exclude_classes)
     if list_file is not None:
@@ -289,10 +303,20 @@ def _class_dirs(root: str) -> list[str]:
     dirs = sorted(p.name for p in visible if p.is_dir())
     if not dirs:
         raise DataError(
-            f"no class sub-folders in {root} (found {len(visible)} files at its top level): "
-            f"put images in one folder per class, {root}/<class>/<image>"
+            f"no class sub-folders in {root} (found {len(visible)} files at its top level): training "
+            f"and evaluation need one folder per class, {root}/<class>/<image> (the analysis "
+            f"commands visualize, occlude, invariance, diagnose and report also take a flat folder)"
         )
     return dirs
+
+
+def _is_flat(root: str) -> bool:
+    """A folder holding files but no (visible) sub-folders."""
+    path = Path(root)
+    if not path.is_dir():
+        return False
+    visible = [p for p in path.iterdir() if not p.name.startswith(".")]
+    return bool(visible) and not any(p.is_dir() for p in visible)
 
 
 def _visible_files(folder: str) -> list[str]:

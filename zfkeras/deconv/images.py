@@ -22,7 +22,7 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".
 
 
 def list_images(root: str | os.PathLike, list_file: str | os.PathLike | None = None) -> list[str]:
-    """Image paths under `root` (sorted, recursive), or those named in `list_file`.
+    """Image paths of `root/<class>/<file>` or of a flat folder of images, or those named in `list_file`.
 
     `list_file`: one path per line relative to `root` (first whitespace field;
     blank lines and `#` comments ignored), as Caltech-101's `train.txt`.
@@ -35,7 +35,7 @@ def list_images(root: str | os.PathLike, list_file: str | os.PathLike | None = N
     except ImportError:
         list_image_folder = None
     if list_image_folder is not None:
-        return [str(p) for p in list_image_folder(root, list_file).paths]
+        return [str(p) for p in list_image_folder(root, list_file, flat=True).paths]
     if list_file is not None:
         list_file = Path(list_file)
         if not list_file.exists():
@@ -104,7 +104,7 @@ def image_batches(
                 ids.append(p)
             except (ValueError, OSError) as err:
                 if skipped is not None:
-                    skipped.append((p, str(err)))
+                    skipped.append((p, getattr(err, "reason", None) or str(err)))
         shape = (0, image_size, image_size, 3)
         return ids, (np.stack(imgs) if imgs else np.zeros(shape, np.uint8))
 

@@ -45,10 +45,32 @@ def load_model(path: str | os.PathLike) -> keras.Model:
         raise FileNotFoundError(f"no model file at {str(path)!r}")
     if path.suffix != ".keras":
         raise ValueError(f"expected a .keras model file; got {str(path)!r}")
+    _check_keras_archive(path)
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
     except (ValueError, OSError, KeyError) as err:
         raise ValueError(f"could not load model {str(path)!r}: {err}") from err
+
+
+def _check_keras_archive(path: Path) -> None:
+    """ValueError unless `path` is a zip archive with a `config.json` (what a `.keras` file is)."""
+    import zipfile
+
+    if path.is_dir():
+        raise ValueError(f"{str(path)!r} is a folder, not a Keras model file")
+    size = path.stat().st_size
+    ok = zipfile.is_zipfile(path)
+    if ok:
+        try:
+            with zipfile.ZipFile(path) as z:
+                ok = "config.json" in z.namelist()
+        except (zipfile.BadZipFile, OSError):
+            ok = False
+    if not ok:
+        raise ValueError(
+            f"{str(path)!r} is not a Keras model file ({size:,} bytes that are not a .keras zip archive "
+            "with a config.json): give a file written by model.save(...) or zfkeras train"
+        )
 
 
 def export_saved_model(model: keras.Model, directory: str | os.PathLike) -> Path:

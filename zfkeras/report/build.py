@@ -49,6 +49,14 @@ from zfkeras.report.html import ChannelSource, FigureItem, ReportContent, render
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 from zfkeras.utils.naming import unique_stems
 
+
+def skipped_summary(skipped, total: int) -> str:
+    # `zfkeras.data.files.skipped_summary`, imported late: `zfkeras.data` imports TensorFlow and this
+    # module is imported to build the CLI's help.
+    from zfkeras.data.files import skipped_summary as summary
+
+    return summary(skipped, total)
+
 __all__ = ["ANALYSES", "ReportOptions", "build_report", "pick_evenly"]
 
 ANALYSES = ("evaluation", "top9", "occlusion", "invariance", "diagnostics", "correspondence")
@@ -216,6 +224,41 @@ class _Images:
         return self.cache[path]
 
 
+def _screen(paths: Sequence[str], images: _Images, progress: bool, log) -> tuple[list[str], list[dict]]:
+    """Decode every listed file once (filling the cache); `(readable paths, skipped)`."""
+    from tqdm.auto import tqdm
+
+    from zfkeras.data.files import decode_each
+
+    with tqdm(total=len(paths), desc="reading images", unit="img", disable=not progress, leave=False) as bar:
+        def load(p):
+            try:
+                return images(p)
+            finally:
+                bar.update(1)
+
+        _, kept, skipped = decode_each(paths, load, log=None)
+    if skipped:
+        log(f"[report] {skipped_summary(skipped, len(paths))}: "
+            + ", ".join(f"{Path(s['path']).name} ({s['reason']})" for s in skipped[:10])
+            + (f", ... (+{len(skipped) - 10}, all in report.json)" if len(skipped) > 10 else ""))
+    return kept, skipped
+
+
+def _display_name(path: str, root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+def _cached_batches(paths: Sequence[str], images: _Images, batch_size: int):
+    """`(ids, (B, S, S, 3) uint8)` batches of readable images, decoded at most once while cached."""
+    for i in range(0, len(paths), batch_size):
+        ids = list(paths[i : i + batch_size])
+        yield ids, np.stack([images(p) for p in ids])
+
+
 # ------------------------------------------------------------------- report
 def build_report(
     model,
@@ -273,9 +316,16 @@ def build_report(
     deconv = Deconvnet(view, rule=opts.rule)
     size = int(deconv.input_shape[0])
     digest = weights_digest(model)
-    paths = list_images(data, list_file)
-    if not paths:
+    listed = list_images(data, list_file)
+    if not listed:
         raise ValueError(f"no images in {str(data)!r}")
+    images = _Images(size)
+    # One policy for files that do not decode: skip, count and name them (here once, so
+    # every analysis and every number below sees the same images).
+    paths, skipped = _screen(listed, images, progress, log)
+    if not paths:
+        raise ValueError(f"none of the {len(listed)} files in {str(data)!r} could be read as an image "
+                         f"({skipped_summary(skipped, len(listed))})")
     root = data.resolve()
     names, labels = {}, {}
     for p in paths:
@@ -287,7 +337,6 @@ def build_report(
         except ValueError:
             names[p], labels[p] = rp.name, rp.parent.name
     class_names = list(view.class_names)
-    images = _Images(size)
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
     skip = set(opts.skip)
     runs: list[tuple[str, str, float]] = []
@@ -313,29 +362,40 @@ def build_report(
     present = sorted(set(labels.values()) - {""})
     content.data_rows = [
         ("images", str(data.resolve()) + (f" (list {list_file})" if list_file else "")),
-        ("count", str(len(paths))),
-        ("class folders", _name_list(present)),
+        ("count", skipped_summary(skipped, len(listed))),
+        ("class folders", _name_list(present) if present else "none (a flat folder: one unnamed class)"),
     ]
+    if skipped:
+        content.data_rows.append(("skipped files", "; ".join(
+            f"{_display_name(s['path'], root)} ({s['reason']})" for s in skipped)))
+    content.skipped = skipped
     content.architecture = _architecture(model, deconv)
-    mpath = str(model_path) if model_path else "MODEL.keras"
+    # Short commands with placeholders (MODEL.keras, DATA, OUT): a reader copies them to another
+    # machine, where this machine's absolute paths (a virtual environment, a package folder) mean nothing.
     content.commands = {
-        "fig2": f"zfkeras visualize {mpath} {data} --out VIS, then zfkeras report ... --top9-dir VIS",
-        "fig4": (f"zfkeras train DATA --out RUN --evolution --tensorboard (it writes RUN/feature_evolution.png; "
-                 f"TensorBoard: tensorboard --logdir RUN/logs), then zfkeras report RUN/model.keras {data} "
-                 "--out DIR (the run folder is found beside the model, or give --evolution-dir RUN)"),
-        "fig5": f"zfkeras report {mpath} {data} --out DIR --invariance 2",
-        "fig6": f"zfkeras report {mpath} {data} --out DIR (or zfkeras diagnose {mpath} --probe {data} --out D)",
-        "fig7": f"zfkeras report {mpath} {data} --out DIR --occlude 3",
-        "table1": f"zfkeras correspondence {mpath} example --out FILE.json",
-        "transfer": f"zfkeras report {mpath} {data} --out DIR --transfer (or zfkeras transfer {mpath} DATA --out T)",
-        "table3": (f"zfkeras ablate DATA --out ABL (bash benchmarks/ablation_caltech.sh for both variants on "
-                   f"Caltech-101), then zfkeras report {mpath} {data} --out DIR --ablation ABL"),
+        "fig2": "zfkeras visualize MODEL.keras DATA --out VIS, then zfkeras report MODEL.keras DATA --out OUT --top9-dir VIS",
+        "fig4": ("zfkeras train DATA --out RUN --evolution, then zfkeras report RUN/model.keras DATA --out OUT "
+                 "(the run folder is found beside the model)"),
+        "fig5": "zfkeras report MODEL.keras DATA --out OUT --invariance 2",
+        "fig6": "zfkeras diagnose MODEL.keras --probe DATA --out DIAG",
+        "fig7": "zfkeras report MODEL.keras DATA --out OUT --occlude 3",
+        "table1": "zfkeras correspondence MODEL.keras example --out table1.json",
+        "transfer": "zfkeras report MODEL.keras DATA --out OUT --transfer",
+        "table3": "zfkeras ablate DATA --out ABL, then zfkeras report MODEL.keras DATA --out OUT --ablation ABL",
     }
+
+    cache: dict = {}
+
+    def predicted() -> dict[str, str]:
+        """Top-1 class name per image (computed once, when an analysis first needs it)."""
+        if "top1" not in cache:
+            cache["top1"] = _top1(model, paths, images, class_names, opts.batch_size)
+        return cache["top1"]
 
     # 1. accuracy
     if evaluation is None and "evaluation" not in skip and class_names and present and set(present) <= set(class_names):
         def do_eval():
-            content.evaluation = _evaluate(model, paths, labels, class_names, size, opts.batch_size, progress, log)
+            content.evaluation = _evaluate(model, paths, labels, class_names, images, opts.batch_size, progress, log)
             return "computed"
 
         timed("accuracy", do_eval)
@@ -352,11 +412,11 @@ def build_report(
     # 3. occlusion
     if "occlusion" not in skip and (opts.occlude or opts.occlusion_dir):
         timed("occlusion (Fig 7)", lambda: _occlusion(model, paths, labels, images, out, opts, digest,
-                                                      content, progress, log))
+                                                      content, progress, log, predicted))
     # 4. invariance
     if "invariance" not in skip and (opts.invariance or opts.invariance_dir):
         timed("invariance (Fig 5)", lambda: _invariance(model, paths, labels, names, out, opts, digest,
-                                                        content, progress, log))
+                                                        content, progress, log, predicted))
     # 5. diagnostics
     if "diagnostics" not in skip:
         timed("layer-1 diagnostics (Fig 6)", lambda: _diagnostics(model, model_path, paths, images, out, opts,
@@ -380,6 +440,7 @@ def build_report(
         "model": model_desc, "data": str(data), "list": str(list_file) if list_file else None,
         "model_digest": digest, "options": _jsonable(dataclasses.asdict(opts)),
         "analyses": [{"name": n, "source": s, "seconds": round(t, 1)} for n, s, t in runs],
+        "images": {"listed": len(listed), "used": len(paths), "skipped": skipped},
     })
     return index
 
@@ -435,9 +496,37 @@ def _architecture(model, deconv) -> list[dict]:
     return rows
 
 
+# ------------------------------------------------------------ image picks
+def _top1(model, paths, images, class_names, batch_size) -> dict[str, str]:
+    out = {}
+    for ids, batch in _cached_batches(paths, images, batch_size):
+        probs = np.asarray(model.predict_on_batch(batch.astype(np.float32)))
+        for p, k in zip(ids, probs.argmax(1)):
+            out[p] = class_names[int(k)] if int(k) < len(class_names) else str(int(k))
+    return out
+
+
+def pick_images(paths: Sequence[str], labels: dict, predicted: dict, count: int,
+                offset: float = 0.5) -> tuple[list[str], str]:
+    """`count` images for a figure, and a sentence saying how they were chosen.
+
+    Images the model classifies correctly (folder name == top-1 class), spread evenly
+    over the sorted list (`pick_evenly`, so from across the classes); when fewer than
+    `count` are correct, or the classes are unknown, evenly spaced images of all.
+    """
+    correct = [p for p in paths if labels.get(p) and predicted.get(p) == labels[p]]
+    if count and len(correct) >= count:
+        chosen = [correct[i] for i in pick_evenly(len(correct), count, offset)]
+        return chosen, (f"Images: {len(chosen)} of the {len(correct)} images (of {len(paths)}) the model "
+                        "classifies correctly, spread evenly over them in class order.")
+    chosen = [paths[i] for i in pick_evenly(len(paths), count, offset)]
+    why = ("the images have no class the model knows" if not correct and not any(labels.get(p) for p in paths)
+           else f"only {len(correct)} of {len(paths)} images are classified correctly")
+    return chosen, f"Images: {len(chosen)} evenly spaced over all {len(paths)} images ({why})."
+
+
 # ----------------------------------------------------------------- accuracy
-def _evaluate(model, paths, labels, class_names, size, batch_size, progress, log) -> dict:
-    from zfkeras.deconv.images import image_batches
+def _evaluate(model, paths, labels, class_names, images, batch_size, progress, log) -> dict:
     from zfkeras.metrics import mean_per_class_accuracy
 
     log(f"[report] accuracy on {len(paths)} images")
@@ -446,7 +535,7 @@ def _evaluate(model, paths, labels, class_names, size, batch_size, progress, log
     from tqdm.auto import tqdm
 
     with tqdm(total=len(paths), desc="accuracy", unit="img", disable=not progress, leave=False) as bar:
-        for ids, batch in image_batches(paths, size, batch_size):
+        for ids, batch in _cached_batches(paths, images, batch_size):
             if len(ids):
                 probs.append(model.predict_on_batch(batch.astype(np.float32)))
                 truth += [index[labels[i]] for i in ids]
@@ -549,7 +638,6 @@ def _subset_visuals(v, channels: np.ndarray):
 
 
 def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
-    from zfkeras.deconv.images import image_batches
     from zfkeras.deconv.scan import default_layers, scan_top_activations
     from zfkeras.deconv.visuals import LayerVisuals, top_projections
 
@@ -573,7 +661,7 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
         log(f"[report] top-{opts.top} scan of {len(paths)} images, layers {', '.join(layers)}")
         _drop_stale_checkpoint(own / "scan_checkpoint.npz", deconv, layers, opts.top)
         top = scan_top_activations(
-            deconv, image_batches(paths, deconv.input_shape[0], opts.batch_size), layers=layers, k=opts.top,
+            deconv, _cached_batches(paths, images, opts.batch_size), layers=layers, k=opts.top,
             checkpoint=own / "scan_checkpoint.npz", progress=progress, total=len(paths),
         )
         top.save(own / "top9.json")
@@ -584,6 +672,10 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
     for layer in layers:
         n = top.layers[layer].channels
         want = _channels_for(n, opts.channels, rng)
+        if opts.channels > n:
+            note = f"{layer}: {opts.channels} feature maps asked (--channels), it has {n}; showing all {n}."
+            log(f"[report] {note}")
+            content.notes.setdefault("fig2", []).append(note)
         have = None
         saved = scan_folder / f"{layer}_top{opts.top}.npz" if scan_folder is not None else None
         if saved is not None and saved.exists():  # projections made from this very scan
@@ -608,15 +700,16 @@ def _top9(deconv, paths, images, out, opts, content, progress, log) -> str:
 
 
 # ---------------------------------------------------------------- occlusion
-def _occlusion(model, paths, labels, images, out, opts, digest, content, progress, log) -> str:
+def _occlusion(model, paths, labels, images, out, opts, digest, content, progress, log, predicted) -> str:
     from zfkeras.models.adapter import analysable
     from zfkeras.analysis.occlusion import OcclusionSensitivity
     from zfkeras.report.figures_occlusion import plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open
 
     own = out / "occlusion"
-    picks = pick_evenly(len(paths), opts.occlude)
-    chosen = [paths[i] for i in picks]
+    chosen, how = pick_images(paths, labels, predicted(), opts.occlude, 0.5)
+    content.notes.setdefault("fig7", []).append(how)
+    picks = [paths.index(p) for p in chosen]
     view = analysable(model)
     params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": view.default_layer,
               "rule": opts.rule}
@@ -652,32 +745,30 @@ def _occlusion(model, paths, labels, images, out, opts, digest, content, progres
             continue
         rel = _bring(png, out, f"occlusion/{stem}.png")
         shown = f"{labels[path]}/{Path(path).name}" if labels.get(path) else Path(path).name
-        row = {"image": shown, "class": "?", "p": None, "p_min": None, "top_when_hidden": "?", "map": "?"}
+        row = {"image": shown, "class": "?", "top1": "?", "p": None, "p_min": None, "top_when_hidden": "?",
+               "map": "?"}
         if npz.exists():
             with np.load(npz, allow_pickle=False) as z:
                 cls = [str(c) for c in z["class_names"]]
                 prob = z["probability"]
                 where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                 row.update({
+                    "top1": cls[int(np.argmax(z["base_probabilities"]))],
                     "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
                     "p_min": float(prob.min()), "top_when_hidden": cls[int(z["top_class"][where])],
                     "map": f"{z['layer']} {int(z['channel'])}",
                 })
+        wrong = row["top1"] not in ("?", row["class"])
         content.occlusion.append(FigureItem(
-            rel, f"{shown} (class of panel d: {row['class']}): panels (a)-(e) as in paper Fig 7.", title=shown))
+            rel, f"{shown} (class of panel d: {row['class']}"
+                 + (f"; the model misclassifies it as {row['top1']}" if wrong else "")
+                 + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.",
+            title=shown))
         content.occlusion_rows.append(row)
     return source
 
 
-def _last_conv(model) -> str:
-    import keras
-
-    convs = [l.name for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-    return convs[-1]
-
-
-# --------------------------------------------------------------- invariance
-def _invariance(model, paths, labels, names, out, opts, digest, content, progress, log) -> str:
+def _invariance(model, paths, labels, names, out, opts, digest, content, progress, log, predicted) -> str:
     from zfkeras.models.adapter import analysable
     from zfkeras.analysis.invariance import DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image
     from zfkeras.data import load_image, prepare
@@ -686,8 +777,8 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
 
     own = out / "invariance"
     steps = {"translation": 10.0, "scale": 0.1, "rotation": 10.0, **(opts.invariance_steps or {})}
-    picks = pick_evenly(len(paths), opts.invariance, 0.3)
-    chosen = [paths[i] for i in picks]
+    chosen, how = pick_images(paths, labels, predicted(), opts.invariance, 0.3)
+    content.notes.setdefault("fig5", []).append(how)
     params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
     folder, source = _reusable(opts.invariance_dir, own, "invariance.png", digest, params, "images")
     if folder is None:
@@ -735,6 +826,45 @@ def _invariance(model, paths, labels, names, out, opts, digest, content, progres
     return source
 
 
+def invariance_findings(rows: Sequence[dict]) -> list[str]:
+    """What the model shows in `invariance_summary` rows, one sentence per transform, from the numbers.
+
+    Compares the lowest and the highest feature layer at the largest transformation (the paper:
+    the top layer changes much less than layer 1) and p(true class) against the original
+    (the paper: stable under translation and scaling, not rotation).
+    """
+    unit = {"translation": " px", "scale": "x", "rotation": " deg"}
+    out = []
+    for r in rows:
+        keys = [k for k in r if k.startswith("distance_")]
+        at = f"{r['transform']} by {r['value']:g}{unit.get(r['transform'], '')}"
+        parts = []
+        if len(keys) >= 2:
+            lo, hi = keys[0], keys[-1]
+            a, b = r[lo], r[hi]
+            if a is not None and b is not None:
+                if b < a:
+                    verdict = "less than"
+                elif b > a:
+                    verdict = "more than"
+                else:
+                    verdict = "as much as"
+                parts.append(f"{hi[len('distance_'):]} features change {verdict} {lo[len('distance_'):]} "
+                             f"(distance {b:.3g} vs {a:.3g})")
+        if r.get("p_true") is not None and r.get("p_original") is not None:
+            parts.append(f"p(true class) {r['p_original']:.3g} -> {r['p_true']:.3g}")
+        if parts:
+            out.append(f"{at}: " + "; ".join(parts) + ".")
+    return out
+
+
+def nanmean_or_none(values) -> float | None:
+    """Mean of the finite values, None when there is none (no "Mean of empty slice" warning)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
 def invariance_summary(rows: Sequence[dict]) -> list[dict]:
     """Per transform, the mean over images at the largest transformation (CSV rows of `zfkeras invariance`).
 
@@ -754,7 +884,7 @@ def invariance_summary(rows: Sequence[dict]) -> list[dict]:
         row = {"transform": kind, "value": far}
         for key in sub[0]:
             if key.startswith("distance_"):
-                row[key] = float(np.nanmean([float(r[key]) for r in at]))
+                row[key] = nanmean_or_none([float(r[key]) for r in at])
         row["p_true"] = float(np.mean([float(r["p_true"]) for r in at]))
         row["p_original"] = float(np.mean([float(r["p_true"]) for r in ident])) if ident else None
         out.append(row)
@@ -893,7 +1023,9 @@ def _transfer(model, data, list_file, out, opts, digest, content, progress, log)
                          class_names=image_list.class_names, seed=opts.seed, progress=progress)[opts.transfer_per_class]
     content.transfer = {"data": str(data), "classes": list(image_list.class_names), "seed": opts.seed,
                         **result.to_dict()}
-    seen = set(getattr(model, "class_names", None) or []) & set(image_list.class_names)
+    from zfkeras.models.adapter import analysable
+
+    seen = set(analysable(model).class_names) & set(image_list.class_names)
     if seen:
         content.notes.setdefault("transfer", []).append(
             f"The model was trained on {len(seen)} of these {len(image_list.class_names)} classes: the numbers "

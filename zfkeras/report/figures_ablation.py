@@ -50,8 +50,9 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     """Horizontal bars, one panel per variant: our change in top-1 error (blue) beside the paper's (orange).
 
     Positive = the change made the network worse. A missing orange bar: the
-    paper did not make that change to that variant. A grey hatched bar: that
-    network did not train (`AblationRow.collapsed`), so its bar is no cost.
+    paper did not make that change to that variant. A network that did not train
+    (`AblationRow.collapsed`) gets a grey note instead of a bar, and does not set the scale:
+    its number is a failed optimization, not the change's cost.
     """
     if isinstance(results, AblationResult):
         results = [results]
@@ -63,9 +64,14 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     heights = [len(bars[v]) for v in variants]
     fig = Figure(figsize=(9, 1.2 + 0.55 * sum(heights) + 0.6 * len(variants)))
     axes = fig.subplots(len(variants), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
-    values = [v for v in bars.values() for _, o, p in v for v in (o, p) if v is not None]
+    # The scale is that of the networks that trained (and the paper's): a collapsed network's
+    # "change" is a failed optimization, drawn apart as a note, not a bar that sets the scale.
+    values = [x for v in bars.values() for label, o, p in v
+              for x in ((p,) if label.endswith(FAILED) else (o, p)) if x is not None]
     lo, hi = min(0.0, *values), max(0.0, *values)
     pad = 0.2 * (hi - lo or 1.0)
+    if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
+        hi = max(hi, lo + 0.45 * (hi - lo + 2 * pad))  # room for the "did not train" note right of 0
     evaluated = {res.evaluated_on for res in results}
     ours_label = f"ours ({'/'.join(sorted(evaluated))} top-1, Caltech-101)"
     for ax, variant in zip(axes, variants):
@@ -74,13 +80,16 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
         ours = [o for _, o, _ in items]
         paper = [np.nan if p is None else p for _, _, p in items]
         failed = [label.endswith(FAILED) for label, _, _ in items]
-        ax.barh(y - 0.2, ours, height=0.4, color=[FAILED_COLOR if f else OURS_COLOR for f in failed])
-        for patch, f in zip(ax.patches, failed):
-            if f:
-                patch.set_hatch("//")
+        trained = [np.nan if f else o for o, f in zip(ours, failed)]
+        ax.barh(y - 0.2, trained, height=0.4, color=OURS_COLOR)
         ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR)
-        for yi, o, p in zip(y, ours, paper):
-            ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
+        for yi, o, p, f in zip(y, ours, paper, failed):
+            if f:
+                ax.text(0, yi - 0.2, f" did not train: no cost measured ({o:+.1f}, not to scale)", va="center",
+                        ha="left", fontsize=7.5, color="#555", style="italic",
+                        bbox=dict(facecolor="#eeeeee", edgecolor="#aaaaaa", boxstyle="round,pad=0.25"))
+            else:
+                ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
             if np.isnan(p):
                 ax.text(0, yi + 0.2, " not in the paper", va="center", ha="left", fontsize=7, color="#777")
             else:
@@ -95,7 +104,7 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
 
     handles = [Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper (val top-1, ImageNet)")]
     if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
-        handles.append(Patch(facecolor=FAILED_COLOR, hatch="//", label="ours, did not train (no cost measured)"))
+        handles.append(Patch(facecolor="#eeeeee", edgecolor="#aaaaaa", label="ours, did not train: a note, no bar"))
     axes[-1].legend(handles=handles, loc="lower right", fontsize=8)
     axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
     fig.tight_layout()

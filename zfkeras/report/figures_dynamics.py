@@ -11,6 +11,7 @@ white), so dead filters are flat grey.
 from __future__ import annotations
 
 import math
+import textwrap
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -118,21 +119,57 @@ def _diag_title(d: Diagnostics) -> str:
     return "\n".join([", ".join(parts[:2]), ", ".join(parts[2:])])
 
 
-def plot_layer2_features(diagnostics: Sequence[Diagnostics], panel_inches: float = 4.0) -> Figure:
-    """Layer-2 projections (strongest activation per channel over the probe set) side by side (Fig 6 d, e)."""
+def layer2_blank(d: Diagnostics) -> np.ndarray:
+    """`(K,)` bool: layer-2 channels whose projection is blank (the channel never fired on the probe).
+
+    `Diagnostics.layer2_aliasing` is NaN exactly for those (no positive activation to project).
+    """
+    if d.layer2_aliasing is None:
+        return np.zeros(len(d.layer2_patches), bool)
+    return np.isnan(np.asarray(d.layer2_aliasing, np.float64))
+
+
+def plot_layer2_features(diagnostics: Sequence[Diagnostics], panel_inches: float = 4.0,
+                         min_tile: int = 48) -> Figure:
+    """Layer-2 projections (strongest activation per channel over the probe set) side by side (Fig 6 d, e).
+
+    Channels that never fired on the probe images have a blank projection: they are not drawn
+    but listed under their panel with the reason. Tiles are shown at >= `min_tile` px.
+    """
+    from zfkeras.deconv.figures import compact_ranges, tile_factor
+
     have = [d for d in diagnostics if d.layer2_patches is not None]
     if not have:
         raise ValueError("no layer-2 projections: run `diagnose` with probe images")
-    mosaics = [tile(d.layer2_patches, pad=2) for d in have]
+    mosaics, notes = [], []
+    for d in have:
+        blank = layer2_blank(d)
+        live = np.asarray(d.layer2_patches)[~blank]
+        if len(live):
+            f = tile_factor(live.shape[1], min_tile)
+            live = np.repeat(np.repeat(live, f, axis=1), f, axis=2)
+            mosaics.append(tile(live, pad=2))
+        else:
+            mosaics.append(np.ones((8, 8, 3), np.float32))
+        chans = np.asarray(d.layer2_channels if d.layer2_channels is not None else np.arange(len(blank)))
+        notes.append(
+            f"not shown: {int(blank.sum())} of {len(blank)} channels never fired on the probe images "
+            f"(blank projection): {compact_ranges(chans[blank])}" if blank.any() else "")
     aspect = max(m.shape[0] / m.shape[1] for m in mosaics)
-    fig = Figure(figsize=(panel_inches * len(have), panel_inches * aspect + 0.7), layout="constrained")
+    fig = Figure(figsize=(panel_inches * len(have), panel_inches * aspect + 1.2), layout="constrained")
     axes = fig.subplots(1, len(have), squeeze=False)[0]
-    for ax, d, mosaic in zip(axes, have, mosaics):
+    for ax, d, mosaic, note in zip(axes, have, mosaics, notes):
         ax.imshow(mosaic, interpolation="nearest")
         alias = d.summary()["layer2_aliasing"]
         extra = f", aliasing {100 * alias:.0f}%" if alias is not None else ""
-        ax.set_title(f"{d.name}: {d.layer2} ({len(d.layer2_patches)} channels){extra}", fontsize=9)
-        ax.axis("off")
+        shown = int((~layer2_blank(d)).sum())
+        ax.set_title(f"{d.name}: {d.layer2} ({shown} of {len(d.layer2_patches)} channels){extra}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        if note:
+            ax.set_xlabel(textwrap.fill(note, int(panel_inches * 12)), fontsize=8, color="#444")
     fig.suptitle("layer-2 features (deconv projections)")
     return fig
 

@@ -5,7 +5,9 @@ One row of five panels, as in the paper:
 class probability most; (b) total activation of the chosen feature map per
 occluder position; (c) that map's deconv projection for this image (black
 frame, cropped to the activation's receptive field) beside the same map's
-projections from other images; (d) probability of the class; (e) the most
+projections from other images; (d) the probability of the class as its change
+from the unoccluded image, on the map's own range (a colour bar; a fixed 0..1
+scale is one flat colour when the model is sure either way); (e) the most
 probable class per position, with a legend. Maps are upsampled from the
 occluder centres to the image (`OcclusionResult.upsampled`).
 """
@@ -23,7 +25,7 @@ from zfkeras.analysis.occlusion import OcclusionResult
 from zfkeras.deconv.display import cut_patch, to_display
 from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
 
-__all__ = ["occlusion_montage", "plot_occlusion", "save_figure"]
+__all__ = ["misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change", "save_figure"]
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
@@ -140,12 +142,17 @@ def plot_occlusion(
         k = 0 if result.other_projections is None else min(len(result.other_projections), max_others)
         ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=9)
 
-    # (d) probability of the class.
+    # (d) probability of the class, as the change from the unoccluded image on its own range:
+    # on a fixed 0..1 scale a class the model is sure of (or rules out) is one flat colour.
     ax = axes[3]
-    im = ax.imshow(result.upsampled("probability"), cmap="jet", vmin=0, vmax=1, extent=extent)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    base = float(result.base_probabilities[result.target])
-    ax.set_title(f"(d) p({names[result.target]})\n(unoccluded {base:.3f})", fontsize=9)
+    base, delta, lim = probability_change(result)
+    im = ax.imshow(result.upsampled("probability") - base, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=extent)
+    bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    bar.set_label(f"p - {base:.3f} (unoccluded)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    low, high = float(result.probability.min()), float(result.probability.max())
+    ax.set_title(f"(d) p({names[result.target]}): change when occluded\n"
+                 f"unoccluded {base:.3f}; occluded {low:.3f} to {high:.3f}", fontsize=9)
 
     # (e) most probable class, legend by area.
     ax = axes[4]
@@ -167,13 +174,33 @@ def plot_occlusion(
     for ax in axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(
-        title or f"Occlusion sensitivity: class {names[result.target]!r}, "
-        f"layer {result.layer} map {result.channel}",
-        fontsize=11,
-    )
-    fig.subplots_adjust(left=0.01, right=0.99, top=0.80, bottom=0.16, wspace=0.25)
+    head = title or (f"Occlusion sensitivity: class {names[result.target]!r}, "
+                     f"layer {result.layer} map {result.channel}")
+    note = misclassified_note(result)
+    fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=11, color="black")
+    fig.subplots_adjust(left=0.01, right=0.97, top=0.74 if note else 0.80, bottom=0.16, wspace=0.3)
     return fig
+
+
+def probability_change(result: OcclusionResult) -> tuple[float, np.ndarray, float]:
+    """`(p unoccluded, p - p unoccluded per position, colour limit)` of panel (d).
+
+    The colour scale is symmetric around 0 and spans the largest change (at least 0.001),
+    so the map uses its own range whatever the unoccluded probability.
+    """
+    base = float(result.base_probabilities[result.target])
+    delta = np.asarray(result.probability, np.float64) - base
+    return base, delta, max(float(np.abs(delta).max()), 1e-3)
+
+
+def misclassified_note(result: OcclusionResult) -> str:
+    """A sentence when the model's top class on the unoccluded image is not the class of panel (d)."""
+    top = int(np.argmax(result.base_probabilities))
+    if top == int(result.target):
+        return ""
+    names = result.class_names
+    return (f"The model misclassifies this image: its top class is {names[top]!r} "
+            f"(p {float(result.base_probabilities[top]):.3f}), not {names[result.target]!r}.")
 
 
 def _palette(n: int) -> list:

@@ -7,10 +7,15 @@ hand) and writes
 - `OUT/index.html`: a section per paper figure / table (Figs 1-7, Tables 1, 3, 4/7)
   with captions saying what to look for; a section that was not run says how
   to run it;
-- `OUT/atlas/<layer>.html`: every feature map of the layer (the "atlas"),
-  each linking to `OUT/atlas/<layer>/chNNNN.html`, its top-k deconvnet
-  projections, the image patches that drove them and where they came from;
-- `OUT/atlas/<layer>/chNNNN_proj.png`, `chNNNN_patch.(png|jpg)`: the tiles.
+- `OUT/atlas/<layer>.html`: every feature map of the layer that fired (the "atlas"):
+  one card per map (its top-k deconvnet projections beside the image patches that
+  drove them, and a "sources" list of images and positions); the maps that never
+  fired are listed in one line, with no card;
+- `OUT/atlas/<layer>/chNNNN.(png|webp)`: one card image per map, shared by the atlas and
+  the index. Tiles up to 48 px are stored at native size and displayed upscaled by a
+  whole factor (nearest neighbour), larger ones are stored at 48 px: every tile is
+  displayed at >= 48 px. Tiles up to 16 px are PNG, larger ones WebP (quality 80), so
+  the demo's report stays small (BENCHMARKS.md).
 
 The pages are plain HTML + inline CSS: no script, no network, image paths
 relative to the page (so the folder can be moved, zipped or served as is).
@@ -78,8 +83,8 @@ LOOK_FOR: dict[str, str] = {
         "each feature map, (ii) greater invariance at higher layers (the 9 patches differ more in "
         "appearance while the projections keep the same part), (iii) exaggeration of discriminative "
         "parts such as eyes, wheels or faces. Layer 1-2 maps respond to edges, colours and "
-        "textures; layers 4-5 to object parts. Click a feature map for its 9 sources; the "
-        "per-layer atlas shows every feature map."
+        "textures; layers 4-5 to object parts. Click a feature map to open it in the per-layer "
+        "atlas, which shows every feature map that fired and, under \u201csources\u201d, its images."
     ),
     "fig4": (
         "Rows: fixed feature maps of conv1..conv5; columns: training epochs. Lower layers settle "
@@ -89,9 +94,9 @@ LOOK_FOR: dict[str, str] = {
     "fig5": (
         "Per transform (rows): example images, the relative distance between the feature vectors "
         "of the original and the transformed image at layer 1 and layer 7, and the probability of "
-        "the true class. Small transformations change layer 1 a lot but layer 7 much less; "
-        "translation and scaling leave the output fairly stable, rotation does not (except near "
-        "symmetric angles)."
+        "the true class. In the paper, small transformations change layer 1 a lot but layer 7 much "
+        "less, and translation and scaling leave the output fairly stable while rotation does not "
+        "(except near symmetric angles). What this model shows is stated under the figure, from its numbers."
     ),
     "fig6": (
         "Layer-1 filters (each scaled by its own largest weight; grey = 0). Look for distinct, "
@@ -102,15 +107,17 @@ LOOK_FOR: dict[str, str] = {
     "fig7": (
         "A grey square (the model's mean image) slides over the image. (b) total activation of the "
         "strongest layer-5 feature map per occluder position, (c) that map's projection (framed) "
-        "beside the same map in other images, (d) the probability of the class, (e) the most "
-        "probable class. If the model localizes the object, the probability drops (blue in d) "
-        "when the object itself is covered, not the background."
+        "beside the same map in other images, (d) how much the probability of the class changes "
+        "when that position is covered (its own colour range; blue: it drops), (e) the most "
+        "probable class. In the paper the probability drops when the object itself is covered, "
+        "not the background: the model localizes the object."
     ),
     "table1": (
         "The same part (eyes, nose) is masked in several face images; Delta is the mean normalized "
         "Hamming distance between the signs of the feature changes across image pairs. Lower than "
         "the random-box baseline means the model changes its representation consistently for "
-        "that part: an implicit correspondence, clearer at layer 5 than at layer 7."
+        "that part: an implicit correspondence. In the paper every part is below the random baseline, "
+        "more clearly at layer 5 than at layer 7. What this model shows is stated under the table."
     ),
     "table3": (
         "Each row is the same network with one change (layers removed, layers resized), trained with "
@@ -122,8 +129,9 @@ LOOK_FOR: dict[str, str] = {
     ),
     "transfer": (
         "A logistic regression on frozen features of each layer, scored by mean per-class accuracy "
-        "(mean +- std over random splits). Accuracy should rise with depth: higher layers carry "
-        "more class-specific, more transferable features."
+        "(mean +- std over random splits). In the paper accuracy rises with depth: higher layers "
+        "carry more class-specific, more transferable features. What this model shows is stated "
+        "under the table."
     ),
 }
 
@@ -139,6 +147,7 @@ section{background:#fff;border:1px solid #ddd;border-radius:6px;padding:.4em 1.2
 h2{font-size:1.2em;border-bottom:1px solid #eee;padding-bottom:.2em}
 h3{font-size:1.05em;margin:.9em 0 .3em}
 p.look{background:#eef6ff;border-left:4px solid #3a7bd5;padding:.4em .8em;font-size:.93em}
+p.finding{background:#f2f8ee;border-left:4px solid #4a9a3a;padding:.4em .8em;font-size:.93em}
 p.missing{background:#fff6e5;border-left:4px solid #e0a030;padding:.4em .8em;font-size:.93em}
 code,pre{background:#f3f3f3;padding:.1em .3em;border-radius:3px;font-size:.9em}
 pre{padding:.5em;overflow-x:auto}
@@ -152,10 +161,10 @@ figcaption{font-size:.85em;color:#555}
 .maps{display:flex;flex-wrap:wrap;gap:10px}
 .fmap{border:1px solid #ddd;border-radius:4px;padding:4px;background:#fff;margin:0}
 .fmap a{text-decoration:none;color:inherit}
-.fmap img{height:110px;width:auto;image-rendering:pixelated;margin-right:3px;vertical-align:top}
-.fmap.dead{opacity:.55}
+.fmap img{image-rendering:pixelated;vertical-align:top;max-width:none}
 .fmap figcaption{text-align:center}
-.big img{height:300px;width:auto;image-rendering:pixelated;margin-right:12px;border:1px solid #ddd}
+.fmap details{font-size:.8em;max-width:420px}
+p.dead{font-size:.9em;color:#555}
 .pager a{margin-right:1em}
 footer{color:#777;font-size:.8em;padding:1em 1.5em}
 """
@@ -234,6 +243,8 @@ class ReportContent:
         commands: `{section anchor: command line}` to (re)run that analysis.
         notes: `{section anchor: [plain-text notes]}` (reused results, caveats).
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
+        skipped: files of DATA that could not be decoded, `[{"path", "reason"}]` (left out of
+            every analysis; named in `data_rows`).
     """
 
     title: str = "zfkeras report"
@@ -259,22 +270,59 @@ class ReportContent:
     commands: dict[str, str] = dataclasses.field(default_factory=dict)
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
+    skipped: list[dict] = dataclasses.field(default_factory=list)
 
 
 # ------------------------------------------------------------------- tiles
+MIN_TILE = 48  # px: the smallest side a projection / patch tile is displayed at
+MAX_TILE = 48  # px: larger receptive fields are stored downscaled to this tile side
+
+
 def channel_tiles(tiles: np.ndarray, min_side: int = 96) -> np.ndarray:
     """`(k, P, P, 3)` uint8 tiles -> one square-ish grid (1 px white gaps), upscaled.
 
     Upscaled by the smallest integer factor (nearest neighbour) that makes the
-    grid at least `min_side` px, so 7 px layer-1 tiles stay crisp in any viewer.
+    grid at least `min_side` px (`min_side=0`: native size).
     """
     from zfkeras.report.figures_dynamics import tile
 
     grid = tile(np.asarray(tiles, np.uint8), pad=1, fill=255)
-    factor = max(1, math.ceil(min_side / max(grid.shape[:2])))
+    factor = max(1, math.ceil(min_side / max(grid.shape[:2]))) if min_side else 1
     if factor > 1:
         grid = np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
     return grid
+
+
+def card_layout(tile_side: int) -> tuple[int, int]:
+    """`(stored tile side, display factor)` of a layer's tiles in the report.
+
+    Tiles up to `MAX_TILE` px are stored at native size and displayed upscaled by the
+    whole factor `ceil(MIN_TILE / P)` (nearest neighbour, CSS `image-rendering: pixelated`);
+    larger ones are stored downscaled to `MAX_TILE` px and displayed 1:1. Either way every
+    tile is displayed at >= `MIN_TILE` px, and a layer's file stays small.
+    """
+    p = int(tile_side)
+    if p > MAX_TILE:
+        return MAX_TILE, 1
+    return p, max(1, math.ceil(MIN_TILE / p))
+
+
+def channel_card(visuals, i: int) -> tuple[np.ndarray, int]:
+    """The stored image of feature map row `i`: projection grid | 6 px white | patch grid, and its display factor."""
+    p = visuals.projections.shape[2]
+    side, factor = card_layout(p)
+    proj, patch = np.asarray(visuals.projections[i], np.uint8), np.asarray(visuals.patches[i], np.uint8)
+    if side != p:
+        proj, patch = _resize_tiles(proj, side), _resize_tiles(patch, side)
+    left, right = channel_tiles(proj, 0), channel_tiles(patch, 0)
+    gap = np.full((left.shape[0], 6, 3), 255, np.uint8)
+    return np.concatenate([left, gap, right], axis=1), factor
+
+
+def _resize_tiles(tiles: np.ndarray, side: int) -> np.ndarray:
+    from PIL import Image
+
+    return np.stack([np.asarray(Image.fromarray(t).resize((side, side), Image.Resampling.LANCZOS)) for t in tiles])
 
 
 def _encode(image: np.ndarray, fmt: str) -> bytes:
@@ -282,14 +330,25 @@ def _encode(image: np.ndarray, fmt: str) -> bytes:
 
     buf = io.BytesIO()
     if fmt == "jpg":
-        Image.fromarray(image).save(buf, format="JPEG", quality=90, subsampling=0)
+        Image.fromarray(image).save(buf, format="JPEG", quality=88, subsampling=0)
+    elif fmt == "webp":
+        Image.fromarray(image).save(buf, format="WEBP", quality=80, method=4)
     else:
-        Image.fromarray(image).save(buf, format="PNG", optimize=False, compress_level=6)
+        Image.fromarray(image).save(buf, format="PNG", optimize=True)
     return buf.getvalue()
 
 
-def _channel_file(layer: str, channel: int, what: str, ext: str) -> str:
-    return f"atlas/{_safe(layer)}/ch{int(channel):04d}_{what}.{ext}"
+PNG_TILE = 16  # px: tiles up to this side are stored as PNG (exact, tiny), larger ones as WebP
+
+
+def _card_ext(visuals) -> str:
+    """PNG for small tiles (exact; a 7 px conv1 card is ~1 KB), lossy WebP (quality 80) for the rest:
+    noisy projections do not compress losslessly, and WebP is half the size of JPEG at this quality."""
+    return "png" if visuals.projections.shape[2] <= PNG_TILE else "webp"
+
+
+def _channel_file(layer: str, channel: int, ext: str) -> str:
+    return f"atlas/{_safe(layer)}/ch{int(channel):04d}.{ext}"
 
 
 def _safe(name: str) -> str:
@@ -370,69 +429,46 @@ def _pct(v) -> str:
 
 
 # ------------------------------------------------------------ feature maps
-def _fmap_card(layer: str, visuals, i: int, atlas: str, ext: str) -> str:
-    """One feature map: its projection grid and patch grid, linking to its channel page.
+def _card_size(visuals) -> tuple[int, int]:
+    """Displayed `(width, height)` px of a layer's card image (all of a layer's cards are alike)."""
+    k = visuals.projections.shape[1]
+    side, factor = card_layout(visuals.projections.shape[2])
+    g = math.ceil(math.sqrt(k))
+    rows = math.ceil(k / g)
+    h = rows * side + (rows - 1)
+    w = 2 * (g * side + (g - 1)) + 6
+    return w * factor, h * factor
 
-    `atlas`: the path from the page to the report's `atlas/` folder ("atlas/" or "").
-    """
+
+def _fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "") -> str:
+    """One live feature map: its card image (projections | patches), a caption, optional details."""
     c = int(visuals.channels[i])
-    base = f"{atlas}{_safe(layer)}/ch{c:04d}"
-    dead = bool(visuals.dead[i])
+    w, h = _card_size(visuals)
     label = f"{layer} map {c}"
-    cap = f"map {c}: dead" if dead else f"map {c} · max {_fmt(float(visuals.values[i, 0]))}"
-    return (
-        f'<figure class="fmap{" dead" if dead else ""}" id="ch{c}"><a href="{url(base + ".html")}">'
-        f'<img src="{url(f"{base}_proj.{ext}")}" alt="{esc(label)}: top-{visuals.values.shape[1]} {visuals.rule} projections">'
-        f'<img src="{url(f"{base}_patch.{ext}")}" alt="{esc(label)}: image patches"></a>'
-        f"<figcaption>{esc(cap)}</figcaption></figure>"
-    )
-
-
-def _patch_ext(visuals) -> str:
-    """Tile format of a layer: PNG for small receptive fields (<= 48 px, crisp when
-    upscaled), JPEG (quality 90, no chroma subsampling) above: a fifth of the size."""
-    return "jpg" if visuals.patches.shape[2] > 48 else "png"
-
-
-def _write_channel_images(out: Path, visuals, i: int) -> None:
-    ext = _patch_ext(visuals)
-    c = int(visuals.channels[i])
-    atomic_write_bytes(out / _channel_file(visuals.layer, c, "proj", ext),
-                       _encode(channel_tiles(visuals.projections[i]), ext))
-    atomic_write_bytes(out / _channel_file(visuals.layer, c, "patch", ext),
-                       _encode(channel_tiles(visuals.patches[i]), ext))
-
-
-def _channel_page(content: ReportContent, visuals, i: int, n_images: int) -> str:
-    layer = visuals.layer
-    c = int(visuals.channels[i])
-    ext = _patch_ext(visuals)
-    chans = [int(x) for x in visuals.channels]
-    prev_c = chans[i - 1] if i > 0 else None
-    next_c = chans[i + 1] if i + 1 < len(chans) else None
-    pager = ['<p class="pager">']
-    pager.append(f'<a href="{url(f"../{_safe(layer)}.html", f"ch{c}")}">&larr; atlas of {esc(layer)}</a>')
-    if prev_c is not None:
-        pager.append(f'<a href="{url(f"ch{prev_c:04d}.html")}">previous: map {prev_c}</a>')
-    if next_c is not None:
-        pager.append(f'<a href="{url(f"ch{next_c:04d}.html")}">next: map {next_c}</a>')
-    pager.append("</p>")
     k = visuals.values.shape[1]
-    dead = bool(visuals.dead[i])
-    head = (
-        f"<p>Feature map {c} of {esc(layer)}: its {k} strongest activations over {n_images} images "
-        "(one per image), strongest first in reading order. Left: deconvnet projections "
-        "(receptive-field crop, grey = 0); right: the image patches under the same receptive fields.</p>"
+    fired = int(np.sum(np.asarray(visuals.values[i]) > 0))
+    cap = f"map {c} · max {_fmt(float(visuals.values[i, 0]))}" + (f" · fired on {fired} of {k}" if fired < k else "")
+    return (
+        f'<figure class="fmap" id="ch{c}"><a href="{url(href, f"ch{c}")}">'
+        f'<img src="{url(src)}" width="{w}" height="{h}" alt="{esc(label)}: top-{k} {esc(visuals.rule)} projections '
+        f'(left) and image patches (right)"></a>'
+        f"<figcaption>{esc(cap)}</figcaption>{details}</figure>"
     )
-    if dead:
-        head += '<p class="missing">This feature map never fired (max activation &lt;= 0) on these images.</p>'
-    grids = (
-        f'<div class="big"><img src="{url(f"ch{c:04d}_proj.{ext}")}" alt="{esc(layer)} map {c}: projections">'
-        f'<img src="{url(f"ch{c:04d}_patch.{ext}")}" alt="{esc(layer)} map {c}: image patches"></div>'
-    )
+
+
+def _dead_line(layer: str, dead_channels: Sequence[int], total: int, n_images: int) -> str:
+    from zfkeras.deconv.figures import compact_ranges
+
+    if not len(dead_channels):
+        return ""
+    return (f'<p class="dead">Dead on these {n_images} images (never fired; no card): '
+            f"{len(dead_channels)} of {total} maps of {esc(layer)}: {esc(compact_ranges(dead_channels))}.</p>")
+
+
+def _sources_table(content: ReportContent, visuals, i: int) -> str:
     rows = []
     src = content.sources
-    for j in range(k):
+    for j in range(visuals.values.shape[1]):
         value = float(visuals.values[i, j])
         if not value > 0:
             continue
@@ -441,32 +477,38 @@ def _channel_page(content: ReportContent, visuals, i: int, n_images: int) -> str
         label = src.label(image_id) if src else ""
         r, col = (int(v) for v in visuals.positions[i, j])
         rows.append((j + 1, _fmt(value), f"({r}, {col})", label, name))
-    table = (
-        _table(["rank", "activation", "position (row, col)", "class", "image"], rows,
-               [True, True, False, False, False])
-        if rows else ""
-    )
-    body = "".join(pager) + head + grids + table
-    nav = [("index.html", "report"), (f"atlas/{_safe(layer)}.html", f"atlas {layer}")]
-    return _page(f"{layer}, feature map {c}", body, depth=2, nav=nav)
+    if not rows:
+        return ""
+    return ("<details><summary>sources</summary>"
+            + _table(["rank", "activation", "position", "class", "image"], rows, [True, True, False, False, False])
+            + "</details>")
 
 
-def _atlas_page(content: ReportContent, visuals, total_channels: int, n_images: int) -> str:
+def _atlas_page(content: ReportContent, visuals, total_channels: int, n_images: int,
+                dead_channels: Sequence[int]) -> str:
     layer = visuals.layer
-    ext = _patch_ext(visuals)
+    live = [i for i in range(len(visuals.channels)) if not visuals.dead[i]]
     n = len(visuals.channels)
-    dead = int(np.sum(visuals.dead))
     shown = (
         f"all {n} feature maps" if n == total_channels
         else f"{n} of {total_channels} feature maps (a seeded random subset; `--channels 0` shows all)"
     )
+    side, factor = card_layout(visuals.projections.shape[2])
     intro = (
-        f"<p>{esc(layer)}: {esc(shown)}, {dead} of them dead on these {n_images} images. Each card: "
-        "the deconvnet projections of the feature map's strongest activations (left) and the image "
-        "patches that caused them (right). Click a card for its sources.</p>"
-        f'<p class="look">{esc(LOOK_FOR["fig2"])}</p>'
+        f"<p>{esc(layer)}: {esc(shown)}; {len(live)} fired on these {n_images} images. Each card: the "
+        f"{esc(visuals.rule)} projections of the feature map's strongest activations, strongest first (left; each scaled to its "
+        "own largest |value|, grey = 0), and the image patches under the same receptive fields (right). "
+        f"Receptive field {visuals.projections.shape[2]} px, tiles shown at {side * factor} px. "
+        "Open \u201csources\u201d for the images and positions.</p>"
+        + _dead_line(layer, dead_channels, total_channels, n_images)
+        + f'<p class="look">{esc(LOOK_FOR["fig2"])}</p>'
     )
-    cards = "".join(_fmap_card(layer, visuals, i, atlas="", ext=ext) for i in range(n))
+    ext = _card_ext(visuals)
+    cards = "".join(
+        _fmap_card(layer, visuals, i, href="", src=_channel_file(layer, int(visuals.channels[i]), ext)[len("atlas/"):],
+                   details=_sources_table(content, visuals, i))
+        for i in live
+    )
     nav = [("index.html", "report")] + [
         (f"atlas/{_safe(l)}.html", f"atlas {l}") for l in content.visuals
     ]
@@ -513,7 +555,7 @@ def _preview(c: ReportContent, layer: str, visuals, count: int = 8) -> list[int]
     want = c.preview_channels.get(layer)
     index = {int(ch): i for i, ch in enumerate(visuals.channels)}
     if want is not None:
-        return [index[ch] for ch in want if ch in index]
+        return [index[ch] for ch in want if ch in index and not visuals.dead[index[ch]]]
     full = [i for i in range(len(visuals.channels)) if visuals.values[i, -1] > 0]
     pool = full if len(full) >= count else [i for i in range(len(visuals.channels)) if not visuals.dead[i]]
     if len(pool) <= count:
@@ -530,14 +572,19 @@ def _top9_section(c: ReportContent) -> str:
     for layer, visuals in c.visuals.items():
         total = c.top_k.layers[layer].channels if c.top_k is not None and layer in c.top_k.layers else len(visuals.channels)
         dead = int(np.sum(c.top_k.layers[layer].values[:, 0] <= 0)) if c.top_k is not None and layer in c.top_k.layers else int(np.sum(visuals.dead))
-        ext = _patch_ext(visuals)
-        cards = "".join(_fmap_card(layer, visuals, i, atlas="atlas/", ext=ext) for i in _preview(c, layer, visuals))
+        ext = _card_ext(visuals)
+        atlas = f"atlas/{_safe(layer)}.html"
+        cards = "".join(
+            _fmap_card(layer, visuals, i, href=atlas, src=_channel_file(layer, int(visuals.channels[i]), ext))
+            for i in _preview(c, layer, visuals))
         parts.append(
             f'<h3 id="fig2-{esc(_safe(layer))}">{esc(layer)}</h3>'
             f"<p>{len(visuals.channels)} of {total} feature maps projected, {dead} dead on these "
-            f"{n_images} images. <a href=\"{url('atlas/' + _safe(layer) + '.html')}\">"
+            f"{n_images} images. <a href=\"{url(atlas)}\">"
             f"Atlas: every projected feature map of {esc(layer)} &rarr;</a></p>"
-            f'<div class="maps">{cards}</div>'
+            + (_dead_line(layer, [int(x) for x in np.flatnonzero(np.asarray(c.top_k.layers[layer].values)[:, 0] <= 0)],
+                          total, n_images) if c.top_k is not None and layer in c.top_k.layers else "")
+            + f'<div class="maps">{cards}</div>'
         )
     return _section("fig2", "".join(parts) + _notes(c, "fig2"))
 
@@ -558,6 +605,12 @@ def _invariance_section(c: ReportContent) -> str:
                  _fmt(r["p_true"]), _fmt(r["p_original"])) for r in c.invariance_rows]
         extra = ("<p>Mean over the images, at the largest transformation of each kind:</p>"
                  + _table(header, rows, [False] + [True] * (len(header) - 1)))
+        from zfkeras.report.build import invariance_findings
+
+        found = invariance_findings(c.invariance_rows)
+        if found:
+            extra += ('<p class="finding"><b>This model</b> (same numbers): '
+                      + " ".join(esc(f) for f in found) + "</p>")
     return _figures_section("fig5", c.invariance, c, extra, "The invariance analysis was not run.")
 
 
@@ -571,11 +624,12 @@ def _diagnostics_section(c: ReportContent) -> str:
 def _occlusion_section(c: ReportContent) -> str:
     extra = ""
     if c.occlusion_rows:
-        rows = [(r["image"], r["class"], _fmt(r["p"]), _fmt(r["p_min"]), r["top_when_hidden"], r["map"])
-                for r in c.occlusion_rows]
+        rows = [(r["image"], r["class"], r.get("top1", "?"), _fmt(r["p"]), _fmt(r["p_min"]), r["top_when_hidden"],
+                 r["map"]) for r in c.occlusion_rows]
         extra = "<h3>Summary</h3>" + _table(
-            ["image", "class (d)", "p unoccluded", "lowest p occluded", "top class at that position", "feature map (b, c)"],
-            rows, [False, False, True, True, False, False])
+            ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
+             "top class at that position", "feature map (b, c)"],
+            rows, [False, False, False, True, True, False, False])
     return _figures_section("fig7", c.occlusion, c, extra, "Occlusion was not run.")
 
 
@@ -600,7 +654,36 @@ def _correspondence_section(c: ReportContent) -> str:
     info = (f"<p>{esc(d.get('n_images', '?'))} images of {esc(d.get('class') or 'one class')}, "
             f"{len(d.get('seeds', []))} random-baseline seeds. Normalization: {esc(d.get('normalization', ''))}. "
             "The paper used 5 dog images; the example here uses Caltech-101 faces.</p>")
-    return _section("table1", info + _table(header, rows, [False] + [True] * (len(header) - 1)) + _notes(c, "table1"))
+    found = correspondence_findings(d)
+    finding = ('<p class="finding"><b>This model</b> (same numbers): ' + " ".join(esc(f) for f in found) + "</p>"
+               if found else "")
+    return _section("table1", info + _table(header, rows, [False] + [True] * (len(header) - 1)) + finding
+                    + _notes(c, "table1"))
+
+
+def correspondence_findings(d: dict) -> list[str]:
+    """Per layer, which parts lie below the random baseline (mean Delta), from `to_dict()` numbers."""
+    rows = d.get("rows", {})
+    rand = rows.get("random")
+    if not rand:
+        return []
+    out = []
+    for layer in d.get("layers", []):
+        if layer not in rand:
+            continue
+        base = rand[layer]["mean"]
+        parts = [(p, v[layer]["mean"]) for p, v in rows.items() if p != "random" and layer in v]
+        below = [p for p, m in parts if m < base]
+        if not parts:
+            continue
+        if len(below) == len(parts):
+            what = f"every part ({len(parts)}) is below the random baseline {base:.3f}"
+        elif not below:
+            what = f"no part is below the random baseline {base:.3f}: no correspondence shown"
+        else:
+            what = f"{len(below)} of {len(parts)} parts ({', '.join(below)}) are below the random baseline {base:.3f}"
+        out.append(f"{layer}: {what}.")
+    return out
 
 
 def _transfer_section(c: ReportContent) -> str:
@@ -616,7 +699,16 @@ def _transfer_section(c: ReportContent) -> str:
             "mean per-class accuracy in %.</p>")
     table = _table(["features from layer", "dims", f"{d['per_class']}/class (%)", "fit (s)"], rows,
                    [False, True, True, True])
-    return _section("transfer", info + table + _notes(c, "transfer"))
+    means = [(layer, r["mean"]) for layer, r in d["layers"].items()]
+    finding = ""
+    if len(means) >= 2:
+        rising = all(b[1] >= a[1] for a, b in zip(means, means[1:]))
+        best = max(means, key=lambda m: m[1])
+        finding = ('<p class="finding"><b>This model</b> (same numbers): accuracy '
+                   + ("rises with depth" if rising else "does not rise with depth at every layer")
+                   + f"; best {esc(best[0])} ({100 * best[1]:.1f} %), {esc(means[0][0])} "
+                     f"{100 * means[0][1]:.1f} %, {esc(means[-1][0])} {100 * means[-1][1]:.1f} %.</p>")
+    return _section("transfer", info + table + finding + _notes(c, "transfer"))
 
 
 def _ablation_section(c: ReportContent) -> str:
@@ -698,19 +790,25 @@ def render_report(out: str | os.PathLike, content: ReportContent, *, progress: b
     n_images = int(getattr(content.top_k, "n_images", 0))
     from tqdm.auto import tqdm
 
-    total = sum(len(v.channels) for v in content.visuals.values())
+    total = sum(int(np.sum(~np.asarray(v.dead, bool))) for v in content.visuals.values())
     with tqdm(total=total, desc="report pages", unit="map", disable=not progress) as bar:
         for layer, visuals in content.visuals.items():
+            ext = _card_ext(visuals)
             for i in range(len(visuals.channels)):
-                c = int(visuals.channels[i])
-                _write_channel_images(out, visuals, i)
-                atomic_write_text(out / "atlas" / _safe(layer) / f"ch{c:04d}.html",
-                                  _channel_page(content, visuals, i, n_images))
+                if visuals.dead[i]:
+                    continue  # listed on the page, no card
+                image, _ = channel_card(visuals, i)
+                atomic_write_bytes(out / _channel_file(layer, int(visuals.channels[i]), ext), _encode(image, ext))
                 bar.update(1)
-            total_ch = (content.top_k.layers[layer].channels
-                        if content.top_k is not None and layer in content.top_k.layers else len(visuals.channels))
+            if content.top_k is not None and layer in content.top_k.layers:
+                scan = content.top_k.layers[layer]
+                total_ch = scan.channels
+                dead = [int(c) for c in np.flatnonzero(np.asarray(scan.values)[:, 0] <= 0)]
+            else:
+                total_ch = len(visuals.channels)
+                dead = [int(c) for c, d in zip(visuals.channels, visuals.dead) if d]
             atomic_write_text(out / "atlas" / f"{_safe(layer)}.html",
-                              _atlas_page(content, visuals, total_ch, n_images))
+                              _atlas_page(content, visuals, total_ch, n_images, dead))
     index = out / "index.html"
     atomic_write_text(index, _index(content))
     return index

@@ -22,6 +22,7 @@ from zfkeras.models.io import save_model
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint
 from zfkeras.training.recipe import TrainConfig, build_model, compile_model
 from zfkeras.utils.io import atomic_write_json
+from zfkeras.utils.progress import fit_verbosity
 
 logger = logging.getLogger(__name__)
 
@@ -206,9 +207,9 @@ def train(
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(out / "logs")))
     callbacks.append(checkpoint)  # last: it records what the others added to the logs
     if initial_epoch < config.epochs:
-        model.fit(
-            train_ds, validation_data=val_ds, epochs=config.epochs,
-            initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose,
+        model.fit(  # shuffle=False: the tf.data pipeline shuffles (Keras ignores it for datasets, with a warning)
+            train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
+            initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
         )
         if checkpoint.diverged:
             raise RuntimeError(

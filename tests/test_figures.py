@@ -1,0 +1,251 @@
+"""Figures a person can read: minimum tile size, every text inside the canvas, no overlaps.
+
+Checked with the renderer's own text extents (Agg), on hand-made inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+
+def _visuals(channels=6, k=9, side=7, dead=(1, 4), seed=0):
+    from zfkeras.deconv.visuals import LayerVisuals
+
+    rng = np.random.default_rng(seed)
+    values = np.sort(rng.uniform(1, 400, (channels, k)), axis=1)[:, ::-1].copy()
+    for d in dead:
+        values[d] = 0.0
+    values[0, 3:] = 0.0  # map 0 fired on 3 images only
+    tiles = rng.integers(0, 255, (channels, k, side, side, 3)).astype(np.uint8)
+    return LayerVisuals(
+        layer="conv1", channels=np.arange(10, 10 + channels), values=values,
+        ids=np.full((channels, k), "img.jpg"), positions=np.zeros((channels, k, 2), np.int64),
+        projections=tiles, patches=tiles[:, :, ::-1], dead=np.isin(np.arange(channels), dead),
+    )
+
+
+def _texts_inside(fig):
+    """(text, bbox) of every visible, non-empty text artist, after drawing."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    hidden = set()  # tick labels of ticks outside the view limits exist but are not drawn
+    for ax in fig.axes:
+        for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            lo, hi = min(lo, hi), max(lo, hi)
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:
+                    hidden.update({id(tick.label1), id(tick.label2)})
+    out = []
+    for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
+        if t.get_visible() and t.get_text().strip() and id(t) not in hidden:
+            out.append((t.get_text(), t.get_window_extent(renderer)))
+    return out, fig.bbox
+
+
+def assert_all_text_inside(fig, tol: float = 0.5):
+    texts, box = _texts_inside(fig)
+    assert texts
+    for text, bb in texts:
+        assert bb.x0 >= box.x0 - tol and bb.y0 >= box.y0 - tol, (text, bb, box)
+        assert bb.x1 <= box.x1 + tol and bb.y1 <= box.y1 + tol, (text, bb, box)
+    return texts
+
+
+@pytest.mark.parametrize("side, channels, ncols", [(7, 6, 4), (27, 5, 4), (3, 1, 4), (7, 12, 6)])
+def test_fig2_tiles_have_a_minimum_size_and_every_text_is_inside(side, channels, ncols):
+    from zfkeras.deconv.figures import MIN_TILE, compact_ranges, plot_top_activations
+
+    vis = _visuals(channels=channels, side=side, dead=[d for d in (1, 4) if d < channels])
+    fig = plot_top_activations(vis, ncols=ncols, n_images=50)
+    texts = assert_all_text_inside(fig)
+    (ax,) = fig.axes
+    (image,) = ax.get_images()
+    mosaic = image.get_array()
+    factor = -(-MIN_TILE // side)  # ceil: the smallest whole factor reaching 48 px
+    assert side * factor >= MIN_TILE
+    # The mosaic is drawn 1:1 (each tile factor * side screen px) ...
+    extent = ax.get_window_extent()
+    assert extent.width == pytest.approx(mosaic.shape[1], abs=1) and extent.height == pytest.approx(mosaic.shape[0], abs=1)
+    # ... and holds each tile upscaled by `factor`: the first projection tile of the first live map.
+    live = [i for i in range(channels) if not vis.dead[i]]
+    first = np.repeat(np.repeat(vis.projections[live[0], 0], factor, 0), factor, 1)
+    labels = [(t, bb) for t, bb in texts if t.startswith("map ")]
+    assert len(labels) == len(live)  # dead maps get no cell
+    # Find the first tile under the first label.
+    ys, xs = np.nonzero((np.asarray(mosaic)[..., :3] != 255).any(-1))
+    y0, x0 = ys.min(), xs.min()
+    np.testing.assert_array_equal(np.asarray(mosaic)[y0 : y0 + side * factor, x0 : x0 + side * factor], first)
+    # Labels do not overlap each other.
+    for a in range(len(labels)):
+        for b in range(a + 1, len(labels)):
+            assert not labels[a][1].overlaps(labels[b][1]), (labels[a][0], labels[b][0])
+    dead = [int(c) for c, d in zip(vis.channels, vis.dead) if d]
+    caption = " ".join(t for t, _ in texts if "scaled on its own" in t).replace("\n", " ")
+    assert "grey = 0" in caption and f"shown x{factor}" in caption
+    if dead:
+        assert f"{len(dead)} of {channels} maps: {compact_ranges(dead)}" in caption
+
+
+def test_a_map_that_fired_on_few_images_says_so():
+    from zfkeras.deconv.figures import plot_top_activations
+
+    texts = assert_all_text_inside(plot_top_activations(_visuals()))
+    assert any(t.startswith("map 10 ") and "fired on 3 images" in t for t, _ in texts)
+
+
+def test_all_dead_layer_is_a_readable_note_not_blank_tiles():
+    from zfkeras.deconv.figures import plot_top_activations
+
+    vis = _visuals(channels=3, dead=(0, 1, 2))
+    texts = assert_all_text_inside(plot_top_activations(vis, n_images=7))
+    assert any("Dead on these 7 images (never fired, not drawn): 3 of 3 maps: 10-12." in t.replace("\n", " ")
+               for t, _ in texts)
+
+
+@pytest.mark.parametrize("values, expected", [
+    ([], ""), ([5], "5"), ([1, 2, 3, 7, 9, 10], "1-3, 7, 9-10"), ([3, 1, 2, 2], "1-3"), ([0, 2, 4], "0, 2, 4"),
+])
+def test_compact_ranges(values, expected):
+    from zfkeras.deconv.figures import compact_ranges
+
+    assert compact_ranges(values) == expected
+
+
+# ----------------------------------------------------------------- Fig 7 panel (d)
+def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
+    from zfkeras.analysis.occlusion import OcclusionResult
+
+    n = probability.shape[0]
+    size = 32
+    return OcclusionResult(
+        offsets=np.linspace(0, size - 8, n).round().astype(int), patch=8, stride=4, layer="pool5", channel=3,
+        activation=np.arange(n * n, dtype=np.float32).reshape(n, n), base_activation=10.0, target=target,
+        probability=probability.astype(np.float32), top_class=np.zeros((n, n), np.int64),
+        top_probability=np.full((n, n), 0.9, np.float32), base_probabilities=np.asarray(base, np.float32),
+        class_names=list(names), fill=np.full((size, size, 3), 120, np.float32),
+    )
+
+
+def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
+    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, probability_change
+
+    # p(cat) near 1 everywhere: on a fixed 0..1 scale one flat colour.
+    prob = np.full((5, 5), 0.995)
+    prob[2, 2] = 0.97
+    res = _occlusion_result(prob, [0.996, 0.003, 0.001])
+    base, delta, lim = probability_change(res)
+    assert base == pytest.approx(0.996) and lim == pytest.approx(0.026, abs=1e-6)
+    np.testing.assert_allclose(delta, prob - np.float32(0.996), atol=1e-6)
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
+    (im,) = panel.get_images()
+    assert im.get_clim() == pytest.approx((-lim, lim))  # symmetric around "no change", the map's own range
+    assert "unoccluded 0.996; occluded 0.970 to 0.995" in panel.get_title()
+    bars = [a for a in fig.axes if a.get_ylabel().startswith("p - 0.996")]
+    assert len(bars) == 1  # its colour bar, labelled
+    assert misclassified_note(res) == ""
+    assert_all_text_inside(fig)
+
+    wrong = _occlusion_result(np.full((5, 5), 0.1), [0.1, 0.85, 0.05])  # true class cat, model says dog
+    note = misclassified_note(wrong)
+    assert note == "The model misclassifies this image: its top class is 'dog' (p 0.850), not 'cat'."
+    assert note in plot_occlusion(wrong, np.zeros((32, 32, 3), np.uint8))._suptitle.get_text()
+
+
+# ----------------------------------------------------------------- Table 3
+def test_ablation_collapsed_rows_do_not_set_the_scale_and_are_drawn_apart():
+    from zfkeras.report.figures_ablation import plot_ablation
+    from zfkeras.training.ablation import AblationResult, AblationRow
+
+    common = dict(variant="alexnet", train_top1_error=10.0, test_top5_error=30.0, parameters=1, seconds=1.0, epochs=1)
+    rows = [
+        AblationRow(preset="alexnet", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, 256),
+                    test_top1_error=40.0, **common),
+        AblationRow(preset="fc_half", conv_channels=(96, 256, 384, 384, 256), fc_units=(128, 128),
+                    test_top1_error=43.5, top_prediction_share=0.1, **common),
+        AblationRow(preset="no_fc7", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, None),
+                    test_top1_error=95.0, top_prediction_share=0.9, **common),
+    ]
+    assert rows[2].collapsed and not rows[1].collapsed
+    fig = plot_ablation(AblationResult(rows, {}, "test", {}))
+    ax = fig.axes[0]
+    widths = [round(p.get_width(), 3) for p in ax.patches if np.isfinite(p.get_width())]
+    assert 55.0 not in widths  # the collapsed row's +55 is not a bar
+    assert 3.5 in widths  # the trained change is
+    lo, hi = ax.get_xlim()
+    assert hi < 55.0  # ... and does not set the scale
+    texts = assert_all_text_inside(fig)
+    assert any("did not train: no cost measured (+55.0, not to scale)" in t for t, _ in texts)
+
+
+# ------------------------------------------------------------- Fig 6 layer 2
+def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
+    from zfkeras.analysis.diagnostics import Diagnostics
+    from zfkeras.report.figures_dynamics import layer2_blank, plot_layer2_features
+
+    rng = np.random.default_rng(0)
+    d = Diagnostics.__new__(Diagnostics)
+    d.__dict__.update(dict(
+        name="m", layer2="conv2", layer2_channels=np.array([4, 7, 9, 12]),
+        layer2_aliasing=np.array([0.1, np.nan, 0.3, np.nan]),
+        layer2_patches=rng.uniform(0, 1, (4, 13, 13, 3)).astype(np.float32),
+    ))
+    d.summary = lambda: {"layer2_aliasing": 0.2}
+    np.testing.assert_array_equal(layer2_blank(d), [False, True, False, True])
+    fig = plot_layer2_features([d])
+    texts = assert_all_text_inside(fig)
+    ax = fig.axes[0]
+    assert "(2 of 4 channels)" in ax.get_title()
+    assert "2 of 4 channels never fired on the probe images (blank projection): 7, 12" in ax.get_xlabel().replace("\n", " ")
+    (im,) = ax.get_images()
+    assert im.get_array().shape[:2] == (4 * 13, 2 * 4 * 13 + 2)  # one row of 2 tiles, each 13 px x 4 (>= 48 px)
+
+
+# ----------------------------------------------------------------- captions from numbers
+def test_invariance_findings_state_what_the_numbers_show():
+    from zfkeras.report.build import invariance_findings
+
+    rows = [
+        {"transform": "translation", "value": -60.0, "distance_norm1": 0.9, "distance_fc7": 1.2, "p_true": 0.4,
+         "p_original": 0.8},
+        {"transform": "scale", "value": 1.8, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.7,
+         "p_original": 0.8},
+    ]
+    assert invariance_findings(rows) == [
+        "translation by -60 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); p(true class) 0.8 -> 0.4.",
+        "scale by 1.8x: fc7 features change less than norm1 (distance 0.2 vs 0.5); p(true class) 0.8 -> 0.7.",
+    ]
+
+
+def test_correspondence_findings_compare_each_part_with_the_random_baseline():
+    from zfkeras.report.html import correspondence_findings
+
+    d = {"layers": ["pool5", "fc7"], "rows": {
+        "eyes": {"pool5": {"mean": 0.20}, "fc7": {"mean": 0.30}},
+        "nose": {"pool5": {"mean": 0.22}, "fc7": {"mean": 0.21}},
+        "random": {"pool5": {"mean": 0.25}, "fc7": {"mean": 0.22}},
+    }}
+    assert correspondence_findings(d) == [
+        "pool5: every part (2) is below the random baseline 0.250.",
+        "fc7: 1 of 2 parts (nose) are below the random baseline 0.220.",
+    ]
+
+
+def test_report_picks_correctly_classified_images_and_says_how():
+    from zfkeras.report.build import pick_images
+
+    paths = [f"{c}/{i}.jpg" for c in "abc" for i in range(4)]
+    labels = {p: p[0] for p in paths}
+    predicted = {p: (p[0] if i % 2 == 0 else "x") for i, p in enumerate(paths)}  # half correct
+    chosen, how = pick_images(paths, labels, predicted, 3)
+    correct = [p for p in paths if predicted[p] == labels[p]]
+    assert all(p in correct for p in chosen) and len(set(p[0] for p in chosen)) == 3
+    assert how == "Images: 3 of the 6 images (of 12) the model classifies correctly, spread evenly over them in class order."
+    chosen, how = pick_images(paths, labels, predicted, 8)
+    assert len(chosen) == 8 and "only 6 of 12 images are classified correctly" in how
+    chosen, how = pick_images(paths, {p: "" for p in paths}, predicted, 2)
+    assert "no class the model knows" in how
