@@ -187,17 +187,24 @@ def test_occluder_is_the_mean_image(hand):
     np.testing.assert_allclose(res.probability, [[1 / 3]], rtol=1e-6)
 
 
-def test_fill_required_without_mean_layer():
+def test_fill_is_what_the_network_sees_as_zero():
+    """No mean layer: mid-grey 127.5; Caffe preprocessing: the ImageNet mean (RGB); explicit fill wins."""
     inp = keras.Input((8, 8, 3))
     out = keras.layers.Dense(2, activation="softmax", name="predictions")(
         keras.layers.Flatten()(keras.layers.Conv2D(2, 3, name="conv")(inp))
     )
     model = keras.Model(inp, out)
-    with pytest.raises(ValueError, match="no MeanSubtraction layer"):
-        OcclusionSensitivity(model, "conv")
+    np.testing.assert_array_equal(OcclusionSensitivity(model, "conv").fill, np.full((8, 8, 3), 127.5))
+    caffe = OcclusionSensitivity(model, "conv", preprocess="caffe")
+    np.testing.assert_allclose(caffe.fill[3, 4], [123.68, 116.779, 103.939], rtol=1e-6)
+    # the occluded pixels reach the network as exactly zero after its preprocessing
+    from zfkeras.layers import InputPreprocessing
+
+    zero = keras.ops.convert_to_numpy(InputPreprocessing("caffe")(caffe.fill[None].astype("float32")))
+    np.testing.assert_allclose(zero, 0, atol=1e-4)
     engine = OcclusionSensitivity(model, "conv", fill=0.0, patch=4, stride=4)
     res = engine.run(np.ones((8, 8, 3)), project=False)
-    assert res.probability.shape == (2, 2)
+    assert res.probability.shape == (2, 2) and not engine.fill.any()
 
 
 def test_hand_model_projection(hand):
