@@ -4,8 +4,8 @@ For every channel of conv1..conv5 of a model, the top-9 activations over N image
 projected with each rule ("deconvnet", "guided", "gradient"), and
 `zfkeras.deconv.visuals.specificity` measures how much more each projection lines up with
 its own image patch (edge strength) than with the other 8 patches of the same channel.
-Prints, per layer and rule, the mean specificity over channels (and the share of channels
-above 0), and the projection time of each rule.
+Prints, per layer and rule, the mean match of a projection with its own patch, the mean
+specificity over channels (and the share of channels above 0), and the projection time.
 
     python benchmarks/rule_specificity.py [--model saved_models/zfnet_caltech101_small.keras]
         [--data ../shared/data/caltech101/101_ObjectCategories --list ../shared/data/caltech101/test.txt]
@@ -30,7 +30,7 @@ from zfkeras.deconv import Deconvnet  # noqa: E402
 from zfkeras.deconv.images import image_batches, list_images, load_model_image  # noqa: E402
 from zfkeras.deconv.rules import RULES  # noqa: E402
 from zfkeras.deconv.scan import default_layers, scan_top_activations  # noqa: E402
-from zfkeras.deconv.visuals import specificity, top_projections  # noqa: E402
+from zfkeras.deconv.visuals import match, specificity, top_projections  # noqa: E402
 from zfkeras.models.adapter import analysable  # noqa: E402
 
 CALTECH = ROOT.parent / "shared" / "data" / "caltech101"
@@ -63,7 +63,8 @@ def main() -> None:
         return cache[path]
 
     print(f"model {args.model} ({size} px), {top.n_images} images, scan {scan_s:.1f} s")
-    print(f"{'layer':<8}{'rule':<11}{'channels':>9}{'mean spec.':>12}{'share > 0':>11}{'seconds':>9}")
+    print(f"{'layer':<8}{'rule':<11}{'channels':>9}{'own match':>11}{'mean spec.':>12}{'share > 0':>11}"
+          f"{'seconds':>9}")
     for layer in layers:
         n = top.layers[layer].channels
         chans = np.arange(n) if args.channels == 0 else np.arange(min(n, args.channels))
@@ -74,7 +75,10 @@ def main() -> None:
             seconds = time.perf_counter() - start
             spec = specificity(vis)
             ok = spec[~np.isnan(spec)]
-            print(f"{layer:<8}{rule:<11}{len(ok):>9}{ok.mean():>12.3f}{(ok > 0).mean():>11.2f}{seconds:>9.1f}")
+            own = np.mean([match(vis.projections[c, j], vis.patches[c, j])
+                           for c in range(len(chans)) for j in np.flatnonzero(vis.values[c] > 0)])
+            print(f"{layer:<8}{rule:<11}{len(ok):>9}{own:>11.3f}{ok.mean():>12.3f}{(ok > 0).mean():>11.2f}"
+                  f"{seconds:>9.1f}")
 
 
 if __name__ == "__main__":
