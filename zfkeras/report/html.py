@@ -77,7 +77,8 @@ LOOK_FOR: dict[str, str] = {
         "which is why its projections and patches below are larger."
     ),
     "fig2": (
-        "For each feature map: left, the deconvnet projections of its 9 strongest activations over "
+        "For each feature map: left, the projections (with the backward rule named under Model: the "
+        "paper's deconvnet by default) of its 9 strongest activations over "
         "the images (not samples from the model: reconstructed patterns that caused the activation); "
         "right, the image patches under their receptive fields. Look for (i) strong grouping within "
         "each feature map, (ii) greater invariance at higher layers (the 9 patches differ more in "
