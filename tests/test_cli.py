@@ -288,3 +288,15 @@ def test_train_into_a_file_has_no_colour_codes_and_no_shuffle_warning(tmp_path):
     assert "shuffle=True" not in both
     epoch_lines = [l for l in proc.stdout.splitlines() if re.match(r"^\d+/\d+ - \d+s - ", l)]
     assert len(epoch_lines) == 2, proc.stdout  # one plain line per epoch
+
+
+def test_gitignore_covers_the_demo_default_output_folder():
+    import argparse
+
+    from zfkeras.cli import demo
+
+    parser = argparse.ArgumentParser()
+    demo.add_parser(parser.add_subparsers(dest="command"))
+    default = parser.parse_args(["demo"]).out
+    lines = {l.strip().rstrip("/") for l in (REPO / ".gitignore").read_text().splitlines()}
+    assert default.rstrip("/") in lines

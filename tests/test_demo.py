@@ -147,7 +147,19 @@ def test_installed_demo_runs_from_any_folder(tmp_path):
         assert Path(result[key]).resolve().is_relative_to(target.resolve()), result[key]
     index = work / "zfkeras-demo" / "report" / "index.html"
     assert result["report"] == str(index.resolve()) and index.is_file()
-    assert len(list((index.parent / "atlas").glob("*/ch*.html"))) == 5  # one feature map per conv layer
+    # One feature map per conv layer: a card when it fired on the images, else only the dead-map line.
+    import re
+
+    pages = sorted((index.parent / "atlas").glob("conv*.html"))
+    assert [p.stem for p in pages] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    fired = 0
+    for page in pages:
+        said = re.search(r"1 of \d+ feature maps \(a seeded random subset; `--channels 0` shows all\); (\d) fired",
+                         page.read_text(encoding="utf-8"))
+        assert said, page
+        fired += int(said.group(1))
+        assert len(list((index.parent / "atlas" / page.stem).glob("ch*.*"))) == int(said.group(1))
+    assert fired >= 3
 
 
 def test_demo_train_trains_and_evaluates_on_the_rest(tmp_path, capsys):

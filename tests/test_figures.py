@@ -180,6 +180,13 @@ def test_ablation_collapsed_rows_do_not_set_the_scale_and_are_drawn_apart():
     assert hi < 55.0  # ... and does not set the scale
     texts = assert_all_text_inside(fig)
     assert any("did not train: no cost measured (+55.0, not to scale)" in t for t, _ in texts)
+    # Every change collapsed and none in the paper: still a figure of notes, no error.
+    only = [rows[0], AblationRow(preset="no_fc7", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, None),
+                                 test_top1_error=95.0, top_prediction_share=0.9,
+                                 **{**common, "variant": "zf"}), ]
+    only[0] = AblationRow(preset="zfnet", conv_channels=(96, 256, 384, 384, 256), fc_units=(256, 256),
+                          test_top1_error=40.0, **{**common, "variant": "zf"})
+    assert_all_text_inside(plot_ablation(AblationResult(only, {}, "test", {})))
 
 
 # ------------------------------------------------------------- Fig 6 layer 2

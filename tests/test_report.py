@@ -193,6 +193,22 @@ def test_unreadable_files_are_skipped_counted_and_named_and_numbers_agree(built)
     assert TopActivations.load(out / "top9" / "top9.json").n_images == listed - len(BAD)
 
 
+def test_placeholders_show_short_relative_commands(built):
+    """Sections not run (Fig 4 and Tables 4/7 here) say how to run them in a short, portable command."""
+    _, data, out = built
+    index = (out / "index.html").read_text(encoding="utf-8")
+    for anchor in ("fig4", "transfer"):
+        section = index[index.index(f'<section id="{anchor}">'):]
+        section = section[:section.index("</section>")]
+        commands = re.findall(r"<code>(.*?)</code>", section)
+        assert commands, anchor
+        for cmd in commands:
+            cmd = html.unescape(cmd)
+            assert cmd.startswith("zfkeras ") and len(cmd) < 140, cmd
+            assert "/" not in cmd.replace("RUN/model.keras", ""), cmd  # no absolute or machine paths
+            assert str(data) not in cmd and "venv" not in cmd
+
+
 def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     _, _, out = built
     index = (out / "index.html").read_text(encoding="utf-8")

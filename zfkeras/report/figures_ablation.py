@@ -68,7 +68,7 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
     # "change" is a failed optimization, drawn apart as a note, not a bar that sets the scale.
     values = [x for v in bars.values() for label, o, p in v
               for x in ((p,) if label.endswith(FAILED) else (o, p)) if x is not None]
-    lo, hi = min(0.0, *values), max(0.0, *values)
+    lo, hi = min([0.0, *values]), max([0.0, *values])  # no values: every change collapsed, no paper row
     pad = 0.2 * (hi - lo or 1.0)
     if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
         hi = max(hi, lo + 0.45 * (hi - lo + 2 * pad))  # room for the "did not train" note right of 0
@@ -95,7 +95,7 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> Figure:
             else:
                 ax.text(p, yi + 0.2, f" {p:+.1f} ", va="center", ha="left" if p >= 0 else "right", fontsize=8)
         ax.set_yticks(y, [textwrap.fill(label, 34) for label, _, _ in items], fontsize=9)
-        ax.invert_yaxis()
+        ax.set_ylim(len(items) - 0.5, -0.5)  # top row first, every row in view (bars may all be notes)
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(_TITLES.get(variant, variant), fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
