@@ -147,3 +147,15 @@ def test_weights_file_round_trip(tmp_path):
     x = _rgb(1, 32)
     ref = model(x / 127.5 - 1.0)
     np.testing.assert_allclose(view.model(x), ref, rtol=1e-4, atol=1e-6)
+
+
+def test_views_are_shared_not_replayed(tiny_model):
+    """Each analysis calls `analysable(model)`: the graph is traced once per settings."""
+    a = analysable(tiny_model)
+    assert analysable(tiny_model) is a and analysable(a.model) is a
+    nodes = len(tiny_model.get_layer("conv1")._inbound_nodes)
+    for _ in range(3):
+        analysable(tiny_model)
+    assert len(tiny_model.get_layer("conv1")._inbound_nodes) == nodes
+    named = analysable(tiny_model, class_names=[f"c{i}" for i in range(5)])
+    assert named is not a and named.class_names[0] == "c0" and a.class_names[0] != "c0"

@@ -328,4 +328,15 @@ def analysable(
             from zfkeras.models.io import load_model
 
             model = load_model(spec)
-    return AnalysableModel(model, preprocess=preprocess, class_names=class_names)
+    # One view per (model, preprocessing, class names): analyses that each take the model
+    # share it instead of replaying the graph again (the layers are the model's own, so a
+    # cached view never goes stale).
+    key = (preprocess if preprocess is None or isinstance(preprocess, str) else id(preprocess),
+           None if class_names is None else tuple(class_names))
+    cache = getattr(model, "_zfkeras_views", None)
+    if cache is None:
+        cache = {}
+        object.__setattr__(model, "_zfkeras_views", cache)
+    if key not in cache:
+        cache[key] = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
+    return cache[key]
