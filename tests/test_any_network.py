@@ -234,3 +234,29 @@ def test_report_smoke(view, tmp_path):
     html = index.read_text()
     assert view.default_layer in html and "guided" in html
     assert (tmp_path / "report" / "occlusion").is_dir()
+
+
+def test_cli_predict_keras_application_with_class_names(tmp_path, capsys):
+    """`zfkeras predict keras.applications.MobileNetV2 --weights FILE --class-names FILE`: the
+    printed top-5 are the model's own top-5 on the preprocessed crop, by name."""
+    from PIL import Image
+
+    from zfkeras import cli
+    from zfkeras.data import load_image, prepare
+    from zfkeras.training.evaluate import predict_prepared
+
+    keras.utils.set_random_seed(0)
+    model, _ = application("MobileNetV2", "none", SIZE)
+    weights = tmp_path / "m.weights.h5"
+    model.save_weights(weights)
+    names = tmp_path / "names.txt"
+    names.write_text("\n".join(f"name_{i}" for i in range(1000)))
+    img = tmp_path / "x.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (50, 60, 3), np.uint8)).save(img)
+    argv = ["predict", "keras.applications.MobileNetV2", str(img), "--weights", str(weights),
+            "--image-size", str(SIZE), "--class-names", str(names)]
+    assert cli.main(argv) == 0
+    printed = [l.split()[-1] for l in capsys.readouterr().out.splitlines()[1:6]]
+    base = prepare(load_image(img), SIZE)[None]
+    probs = predict_prepared(keras.Sequential([keras.Input((SIZE, SIZE, 3)), keras.layers.Rescaling(1 / 127.5, -1.0), model]), base)[0]
+    assert printed == [f"name_{i}" for i in np.argsort(-probs)[:5]]
