@@ -8,7 +8,7 @@ with the switches, a ReLU (rectification), and the transposed filters of the con
 the trained kernels at call time: training the forward model changes the mirror; a saved
 mirror (`.keras`) carries those weights and reloads on its own.
 
-The math is the deconvnet's own full-map step (`deconvnet._back_full`), so the mirror's
+The math is the deconvnet's own full-map step (`deconvnet.back_full`), so the mirror's
 output equals `Deconvnet.project(..., crop=False)` for the same selection (tested). The
 fast batched, receptive-field-cropped route stays the default of every analysis; the
 mirror is for reading and exporting the structure (`mirror.summary()`). It implements
@@ -28,7 +28,8 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.deconv.chain import Step
-from zfkeras.deconv.deconvnet import Deconvnet, _back_full
+from zfkeras.deconv.deconvnet import Deconvnet
+from zfkeras.deconv.ops import back_full
 from zfkeras.deconv.rules import select
 from zfkeras.layers import MaxUnpooling2D
 
@@ -62,7 +63,7 @@ class MirrorStep(keras.layers.Layer):
         self.built = True
 
     def call(self, inputs):
-        return _back_full(self._step, inputs, None, inputs.dtype)
+        return back_full(self._step, inputs, None, inputs.dtype)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], *self._step.input_shape)
@@ -109,7 +110,7 @@ def mirror_model(deconv: Deconvnet, layer: str) -> keras.Model:
         if step.kind == "pool":
             sw = keras.Input(shape=step.output_shape, dtype="int64", name=f"{step.name}_switches")
             inputs[f"{step.name}_switches"] = sw
-            x = MaxUnpooling2D(step.input_shape[:2], name=f"{step.name}_unpool")([x, sw])
+            x = MaxUnpooling2D(step.input_shape[:2], name=f"{step.name}unpool")([x, sw])
         elif step.kind in ("conv", "pad", "affine", "avgpool"):
             x = MirrorStep(step.layer, _step_dict(step), name=f"{step.name}_mirror")(x)
         # relu (rectified above), norm, mean subtraction, dropout: identity going down

@@ -24,7 +24,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.deconv.deconvnet import Deconvnet, _forward_step, compile_graph
+from zfkeras.deconv.deconvnet import Deconvnet
+from zfkeras.deconv.ops import compile_graph, forward_step
 from zfkeras.deconv.topk import TopK, empty_topk, merge_topk
 from zfkeras.utils.io import atomic_savez, atomic_write_text
 
@@ -266,7 +267,7 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
         def maps(x):
             out = {}
             for i, step in enumerate(deconv.steps[: last + 1]):
-                x, _ = _forward_step(step, x, deconv.dtype, switches=False)
+                x, _ = forward_step(step, x, deconv.dtype, switches=False)
                 if i in wanted:
                     out[wanted[i]] = x
             return out
