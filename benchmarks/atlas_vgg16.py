@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.deconv.images import image_batches, list_images, load_model_image  # noqa: E402
+from zfkeras.data.images import image_batches, list_images, load_model_image  # noqa: E402
 from zfkeras.deconv.rules import RULES, GradientRoute  # noqa: E402
 from zfkeras.deconv.scan import scan_top_activations  # noqa: E402
 from zfkeras.deconv.visuals import top_projections  # noqa: E402

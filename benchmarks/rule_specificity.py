@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.deconv.images import image_batches, list_images, load_model_image  # noqa: E402
+from zfkeras.data.images import image_batches, list_images, load_model_image  # noqa: E402
 from zfkeras.deconv.rules import RULES  # noqa: E402
 from zfkeras.deconv.scan import default_layers, scan_top_activations  # noqa: E402
 from zfkeras.deconv.visuals import match, specificity, top_projections  # noqa: E402

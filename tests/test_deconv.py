@@ -382,7 +382,7 @@ def test_scan_keeps_nine_distinct_images(zf_lrn, scan_data):
                 assert lt.ids[c, j] == ids[i]
                 flat = np.argmax(act[i, ..., c])  # first strongest position
                 assert (lt.rows[c, j], lt.cols[c, j]) == np.unravel_index(flat, act.shape[1:3])
-        dead = [c for c in range(lt.channels) if not act[..., c].max() > 0]
+        dead = [not act[..., c].max() > 0 for c in range(lt.channels)]  # a mask, as LayerVisuals.dead
         np.testing.assert_array_equal(lt.dead, dead)
 
 

@@ -254,7 +254,7 @@ def test_card_images_are_the_saved_projections_and_patches(built):
     from PIL import Image
 
     from zfkeras.deconv import TopActivations, top_projections
-    from zfkeras.deconv.images import load_model_image
+    from zfkeras.data.images import load_model_image
 
     model, _, out = built
     top = TopActivations.load(out / "top9" / "top9.json")

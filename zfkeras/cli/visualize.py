@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.deconv import Deconvnet
     from zfkeras.deconv.figures import plot_top_activations
-    from zfkeras.deconv.images import image_batches, list_images, load_model_image
+    from zfkeras.data.images import image_batches, list_images, load_model_image
     from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
     from zfkeras.deconv.visuals import top_projections
 
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         fig = plot_top_activations(visuals, n_images=top.n_images)
         fig.savefig(out / f"{layer}_top{args.top}.png")
         shown[layer] = [int(c) for c in chans]
-        dead = [int(c) for c in top.layers[layer].dead]
+        dead = [int(c) for c in np.flatnonzero(top.layers[layer].dead)]
         if not args.quiet:
             print(f"{layer}: {n} channels, {len(dead)} dead{': ' + str(dead) if dead else ''}")
 

@@ -234,7 +234,7 @@ def load_tfds(
     import tensorflow as tf
     import tensorflow_datasets as tfds
 
-    from zfkeras.data.pipeline import to_rgb_uint8
+    from zfkeras.data.tensors import to_rgb_uint8  # TensorFlow only when TFDS is used
 
     where = os.fspath(data_dir) if data_dir is not None else "the default TFDS data_dir"
     try:

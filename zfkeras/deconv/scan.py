@@ -55,9 +55,9 @@ class LayerTop:
 
     @property
     def dead(self) -> np.ndarray:
-        """Channels that never fire: max activation <= 0 over the whole dataset."""
-        best = self.values[:, 0]
-        return np.flatnonzero(~(best > 0))
+        """`(C,)` bool mask: the channel never fired (max activation <= 0 over the whole
+        dataset). The same meaning as `LayerVisuals.dead` and `Diagnostics.dead`."""
+        return ~(self.values[:, 0] > 0)
 
 
 @dataclasses.dataclass
@@ -94,7 +94,7 @@ class TopActivations:
                 )
             out["layers"][name] = {
                 "channels": lt.channels,
-                "dead": [int(c) for c in lt.dead],
+                "dead": [int(c) for c in np.flatnonzero(lt.dead)],
                 "top": top,
             }
         return out

@@ -210,7 +210,7 @@ class _Images:
     """Model inputs by path (decoded once, bounded cache)."""
 
     def __init__(self, size: int, limit: int = 1024):
-        from zfkeras.deconv.images import load_model_image
+        from zfkeras.data.images import load_model_image
 
         self._load = load_model_image
         self.size, self.limit = size, limit
@@ -295,7 +295,7 @@ def build_report(
         The path of `OUT/index.html`.
     """
     from zfkeras.deconv import Deconvnet
-    from zfkeras.deconv.images import list_images
+    from zfkeras.data.images import list_images
     from zfkeras.models.adapter import APPLICATIONS_PREFIX, analysable
 
     opts = options or ReportOptions()

@@ -1,8 +1,7 @@
-"""Image files -> model inputs for the scan and the figures (the dataset-facing part).
+"""Image files -> model inputs for the analyses: listing, decoding, batches (all the file I/O).
 
-Uses `zfkeras.data` (listing, decoding, the paper's preprocessing) when it is
-available and falls back to a minimal PIL path otherwise. Everything else in
-`zfkeras.deconv` only sees `(ids, images)` batches, so any source plugs in.
+The deconvnet, the scan and the figures (`zfkeras.deconv`) only see `(ids, images)`
+batches and arrays, so any source plugs in; this module makes them from files.
 
 The model input for an image is the paper's test view: shorter side resized
 to `base_size(S) = round(256 * S / 224)`, the centre square, then its centre
@@ -18,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+from zfkeras.data.files import IMAGE_EXTENSIONS
 
 
 def list_images(root: str | os.PathLike, list_file: str | os.PathLike | None = None) -> list[str]:
@@ -56,32 +55,10 @@ def load_model_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
 
     Raises ValueError (or `zfkeras.data.decode.ImageDecodeError`) if it cannot be decoded.
     """
-    try:
-        from zfkeras.data.decode import load_image
-        from zfkeras.data.preprocess import center_crop, prepare
-    except ImportError:
-        return _load_with_pil(path, image_size)
+    from zfkeras.data.decode import load_image
+    from zfkeras.data.preprocess import center_crop, prepare
+
     return np.ascontiguousarray(center_crop(prepare(load_image(path), image_size), image_size))
-
-
-def _load_with_pil(path, image_size: int) -> np.ndarray:
-    from PIL import Image
-
-    try:
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-            base = int(256 * image_size / 224 + 0.5)
-            w, h = img.size
-            scale = base / min(w, h)
-            img = img.resize((max(base, round(w * scale)), max(base, round(h * scale))),
-                             Image.Resampling.BILINEAR)
-            w, h = img.size
-            left, top = (w - image_size) // 2, (h - image_size) // 2
-            # centre of the centre base square == centre of the image
-            img = img.crop((left, top, left + image_size, top + image_size))
-            return np.asarray(img, dtype=np.uint8)
-    except OSError as err:
-        raise ValueError(f"{path}: cannot decode image ({err})") from None
 
 
 def image_batches(
