@@ -208,7 +208,6 @@ def test_cli_report_and_visualize_on_keras_applications(tmp_path):
     assert top["n_images"] == 6
 
     bn = _bn_net()
-    from zfkeras.models.io import save_model
 
     path = tmp_path / "bn.keras"
     bn.save(path)
