@@ -8,8 +8,11 @@ from typing import Any
 import keras
 
 from zfkeras.models import ZFNet
+from zfkeras.models.zfnet import INPUT_STD
+from zfkeras.training.schedules import LayerwiseSGD
 
 AUGMENTS = ("paper10", "random")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +41,9 @@ class TrainConfig:
     plateau_factor: float = 0.1
     min_learning_rate: float = 1e-5
     seed: int = 0
+    conv1_lr_scale: float = 1.0
+    warmup_epochs: float = 0.0
+    class_weight: str = "none"
 
     def __post_init__(self):
         if self.augment not in AUGMENTS:
@@ -47,12 +53,22 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be >= 1; got {getattr(self, name)!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}")
+        if not self.conv1_lr_scale > 0:
+            raise ValueError(f"`conv1_lr_scale` must be > 0; got {self.conv1_lr_scale!r}")
+        if not self.warmup_epochs >= 0:
+            raise ValueError(f"`warmup_epochs` must be >= 0; got {self.warmup_epochs!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"`class_weight` must be one of {CLASS_WEIGHTS}; got {self.class_weight!r}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def warmup_steps(self, num_train: int) -> int:
+        """Optimizer steps of the lr warm-up for `num_train` training images an epoch."""
+        return max(0, round(self.warmup_epochs * -(-int(num_train) // self.batch_size)))
 
     def model_kwargs(self) -> dict:
         """Arguments for `ZFNet.from_preset` (without classes)."""
@@ -87,6 +103,8 @@ REFERENCE_SMALL = TrainConfig(
     batch_size=64,
     augment="random",
     plateau_patience=4,
+    conv1_lr_scale=1.0 / INPUT_STD**2,
+    class_weight="balanced",
 )
 
 
@@ -96,9 +114,10 @@ def build_model(config: TrainConfig, classes: int, class_names=None) -> ZFNet:
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """SGD with momentum, cross-entropy, top-1 and top-5 accuracy."""
+    """SGD with momentum (conv1's lr times `conv1_lr_scale`), cross-entropy, top-1 and top-5 accuracy."""
+    multipliers = {"conv1": config.conv1_lr_scale} if config.conv1_lr_scale != 1.0 else {}
     model.compile(
-        optimizer=keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
+        optimizer=LayerwiseSGD(multipliers, learning_rate=config.learning_rate, momentum=config.momentum),
         loss="sparse_categorical_crossentropy",
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="acc"),
