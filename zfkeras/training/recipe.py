@@ -22,6 +22,11 @@ class TrainConfig:
     Defaults are the paper's: 224 px, full width, SGD lr 1e-2 with momentum
     0.9, batch 128, dropout 0.5, N(0, 1e-2) init, filter-RMS radius 0.1, the
     10 fixed sub-crops, lr / 10 when the validation loss plateaus, 70 epochs.
+
+    Beyond the paper (off at the defaults): `conv1_lr_scale` multiplies
+    conv1's lr (`LayerwiseSGD`), `warmup_epochs` ramps the lr up linearly
+    (`LinearWarmup`), `class_weight="balanced"` weighs every class the same
+    in the loss (`balanced_class_weights`).
     """
 
     image_size: int = 224
@@ -93,6 +98,14 @@ class TrainConfig:
 # flips (more variety than 10 fixed crops on ~5,500 images), batch 64, and
 # lr 5e-3: at 1e-2 this narrow He-initialised net diverged (NaN) within its
 # first epoch on Caltech-101.
+# Stable (issue 17): conv1 sees raw pixels (spread INPUT_STD ~64), so with
+# its He weights scaled down by 64 and its gradient scaled up by 64 its
+# first SGD step was 0.5x its weight norm, ~2000x the other layers' (measured,
+# benchmarks/ablation_dead_units.py); it killed most conv2-5 ReLUs in the
+# first epochs. conv1's lr is therefore divided by 64^2: exactly the SGD
+# steps of unit-scale inputs, with the model (raw 0..255 in, 0.1 RMS radius)
+# unchanged. Classes are weighted to count equally in the loss, for the
+# paper's Caltech measure (mean per-class accuracy).
 REFERENCE_SMALL = TrainConfig(
     learning_rate=5e-3,
     image_size=112,
