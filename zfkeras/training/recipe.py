@@ -138,12 +138,3 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
         ],
     )
     return model
-
-
-# The reference small protocol with a smaller step, for the embedded subset (140 training images
-# of 10 classes): batch 16 (9 steps an epoch) and lr 1e-3. With the reference lr 5e-3 on so few
-# images the ReLUs of ZFNet and of most Table 3 presets die within a few dozen steps and the net
-# never leaves the one-class plateau (measured: 30 epochs at lr 5e-3 and batch 16, ZFNet gave one
-# class to 94 % of the subset's test images; 15 epochs at batch 64: 86 %); with these settings it reaches 55 % test top-1 (chance: 10 %). Used by
-# `zfkeras demo --train` and notebook 05.
-EMBEDDED_SMALL = REFERENCE_SMALL.replace(batch_size=16, learning_rate=1e-3, epochs=30)
