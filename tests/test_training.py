@@ -195,6 +195,15 @@ def test_cli_train_evaluate_predict(image_folder, tmp_path, capsys):
     pred = model.predict(np.stack([center_crop(im, 64) for im in images]).astype("float32"), verbose=0).argmax(1)
     assert result["top1"] == pytest.approx(float(np.mean(pred == labels)))
     assert (tmp_path / "ev" / "confusion.csv").exists()
+    # --dead-units: the share per ReLU layer, as dead_unit_shares gives it on the same centre crops.
+    from zfkeras.analysis.diagnostics import dead_unit_shares
+
+    assert main(["evaluate", str(out / "model.keras"), str(image_folder), "--dead-units", "--out", str(tmp_path / "ev2")]) == 0
+    dead = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dead_units"]
+    crops = np.stack([center_crop(im, 64) for im in images]).astype("float32")
+    assert dead == pytest.approx(dead_unit_shares(model, crops))
+    assert list(dead) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    assert json.loads((tmp_path / "ev2" / "evaluation.json").read_text())["dead_units"] == dead
     img = next((image_folder / "class1").iterdir())
     assert main(["predict", str(out / "model.keras"), str(img)]) == 0
     printed = capsys.readouterr().out
