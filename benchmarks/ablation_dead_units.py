@@ -12,8 +12,8 @@ augmentation; the reference small protocol otherwise) under several recipes, and
 Recipes (comma-separated `--recipes`), all at `--lr` (default: the reference 5e-3):
   plain    constant lr from the first step (the old reference recipe)
   warmup   linear warm-up over the first epoch (`zfkeras.training.schedules.LinearWarmup`)
-  conv1    conv1's lr divided by INPUT_STD^2 = 64^2 (`LayerwiseSGD`): the SGD dynamics of
-           unit-scale inputs, with the model (raw 0..255 input, 0.1 RMS radius) unchanged
+  conv1    conv1's lr divided by INPUT_STD^2 = 64^2 (`LayerwiseSGD`): for its kernel the SGD
+           steps of unit-scale inputs, with the model (raw 0..255 input, 0.1 RMS radius) unchanged
   both     conv1 and warmup
 
     python benchmarks/ablation_dead_units.py --cache-dir /work/cache

@@ -42,8 +42,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float,
                    help=f"linear lr warm-up over this many epochs (small: {R.warmup_epochs:g}; paper: 0)")
     p.add_argument("--conv1-lr-scale", type=float,
-                   help=f"conv1's lr multiplier (small: 1/64^2 = {R.conv1_lr_scale:g}, the SGD steps of "
-                        "unit-scale inputs; paper: 1)")
+                   help=f"conv1's lr multiplier (small: 1/64^2 = {R.conv1_lr_scale:g}, for its kernel "
+                        "the SGD steps of unit-scale inputs; paper: 1)")
     p.add_argument("--class-weight", choices=["none", "balanced"],
                    help=f"balanced: every class weighs the same in the loss (small: {R.class_weight}; paper: none)")
 

@@ -102,9 +102,9 @@ class TrainConfig:
 # its He weights scaled down by 64 and its gradient scaled up by 64 its
 # first SGD step was 0.5x its weight norm, ~2000x the other layers' (measured,
 # benchmarks/ablation_dead_units.py); it killed most conv2-5 ReLUs in the
-# first epochs. conv1's lr is therefore divided by 64^2: exactly the SGD
-# steps of unit-scale inputs, with the model (raw 0..255 in, 0.1 RMS radius)
-# unchanged. Classes are weighted to count equally in the loss, for the
+# first epochs. conv1's lr is therefore divided by 64^2: for its kernel
+# exactly the SGD steps of unit-scale inputs (its bias, 0 at the start,
+# hardly moves), with the model (raw 0..255 in, 0.1 RMS radius) unchanged. Classes are weighted to count equally in the loss, for the
 # paper's Caltech measure (mean per-class accuracy).
 REFERENCE_SMALL = TrainConfig(
     learning_rate=5e-3,
