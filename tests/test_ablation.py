@@ -243,6 +243,20 @@ def test_format_table_layout_and_paper_numbers():
     assert "Val top-1" in format_table(AblationResult(rows, config, "validation", data))
 
 
+@pytest.mark.parametrize("changes, expected", [
+    ({}, "lr 0.005, he init"),  # an old row (no such keys) or the paper's settings: nothing added
+    ({"conv1_lr_scale": 1 / 4096, "class_weight": "balanced"},
+     "lr 0.005, conv1 lr x 0.000244, balanced class weights, he init"),
+    ({"warmup_epochs": 0.5}, "lr 0.005, 0.5-epoch lr warm-up, he init"),
+])
+def test_format_table_names_the_recipe_beyond_the_paper(changes, expected):
+    config = {k: v for k, v in TINY.replace(learning_rate=5e-3, init="he").to_dict().items()
+              if k not in ("conv1_lr_scale", "warmup_epochs", "class_weight")}
+    rows = [_row("zfnet", "zf")]
+    data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
+    assert expected in format_table(AblationResult(rows, {**config, **changes}, "test", data))
+
+
 def test_format_table_marks_a_collapsed_network():
     rows = [_row("zfnet", "alexnet", test_mean_per_class_error=50.0, top_prediction_share=0.2),
             _row("no_conv3_conv4", "alexnet", conv_channels=(48, 128, None, None, 128),

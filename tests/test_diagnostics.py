@@ -208,3 +208,28 @@ def test_cli_diagnose(tiny_model, tmp_path, capsys):
     assert data["diagnostics"][1].get("clipped_last") is None  # no history beside other.keras
     # Bad input: a one-line error, exit 2.
     assert run_cli(["diagnose", str(other), "--out", str(out), "--history", "a.csv", "--history", "b.csv"]) == 2
+
+
+def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
+    from zfkeras.analysis.diagnostics import dead_unit_shares, relu_layer_names
+    from zfkeras.models import feature_model
+
+    names = relu_layer_names(tiny_model)
+    assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    conv5, fc6 = tiny_model.get_layer("conv5"), tiny_model.get_layer("fc6")
+    conv5.kernel.assign(np.zeros(conv5.kernel.shape, "float32"))
+    bias = np.ones(conv5.bias.shape, "float32")
+    bias[:3] = -1.0  # 3 maps always negative before the ReLU: dead; the rest always 1: alive
+    conv5.bias.assign(bias)
+    fc6.kernel.assign(np.zeros(fc6.kernel.shape, "float32"))
+    fc6.bias.assign(-np.ones(fc6.bias.shape, "float32"))  # every fc6 unit dead
+    images = rng.uniform(0, 255, (5, 64, 64, 3)).astype("float32")
+    shares = dead_unit_shares(tiny_model, images, batch_size=2)
+    assert list(shares) == names
+    assert shares["conv5"] == pytest.approx(3 / conv5.filters)
+    assert shares["fc6"] == 1.0
+    outs = feature_model(tiny_model, names).predict(images, verbose=0)
+    for name in names:  # NumPy reference: a unit is dead when it is 0 everywhere on every image
+        act = np.asarray(outs[name])
+        ref = np.mean(act.reshape(-1, act.shape[-1]).max(axis=0) <= 0)
+        assert shares[name] == pytest.approx(ref), name

@@ -22,10 +22,13 @@ from zfkeras.training import (
     FilterRMSMonitor,
     PlateauLR,
     TrainConfig,
+    build_model,
     clipped_fractions,
+    compile_model,
     load_training_data,
     train,
 )
+from zfkeras.training.schedules import LayerwiseSGD, LinearWarmup, balanced_class_weights, warmup_factor
 
 TINY_TRAIN = dict(image_size=64, width=1 / 16, fc_units=32, init="he", batch_size=8, augment="random")
 
@@ -192,6 +195,15 @@ def test_cli_train_evaluate_predict(image_folder, tmp_path, capsys):
     pred = model.predict(np.stack([center_crop(im, 64) for im in images]).astype("float32"), verbose=0).argmax(1)
     assert result["top1"] == pytest.approx(float(np.mean(pred == labels)))
     assert (tmp_path / "ev" / "confusion.csv").exists()
+    # --dead-units: the share per ReLU layer, as dead_unit_shares gives it on the same centre crops.
+    from zfkeras.analysis.diagnostics import dead_unit_shares
+
+    assert main(["evaluate", str(out / "model.keras"), str(image_folder), "--dead-units", "--out", str(tmp_path / "ev2")]) == 0
+    dead = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["dead_units"]
+    crops = np.stack([center_crop(im, 64) for im in images]).astype("float32")
+    assert dead == pytest.approx(dead_unit_shares(model, crops))
+    assert list(dead) == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
+    assert json.loads((tmp_path / "ev2" / "evaluation.json").read_text())["dead_units"] == dead
     img = next((image_folder / "class1").iterdir())
     assert main(["predict", str(out / "model.keras"), str(img)]) == 0
     printed = capsys.readouterr().out
@@ -316,3 +328,115 @@ def test_cli_protocols_and_overrides():
     mixed = config_from_args(parse(["train", "d", "--out", "o", "--protocol", "paper", "--epochs", "3",
                                     "--no-rms-clip", "--lr", "0.02"]))
     assert (mixed.epochs, mixed.rms_radius, mixed.learning_rate, mixed.image_size) == (3, None, 0.02, 224)
+
+
+# ------------------------------------------------- stable recipe (issue 17)
+@pytest.mark.parametrize(
+    "step, warmup, expected",
+    [(0, 4, 0.25), (1, 4, 0.5), (3, 4, 1.0), (9, 4, 1.0), (0, 1, 1.0), (0, 0, 1.0), (5, 0, 1.0), (2, 10, 0.3)],
+)
+def test_warmup_factor_hand_computed(step, warmup, expected):
+    assert warmup_factor(step, warmup) == pytest.approx(expected)
+
+
+def test_warmup_factor_rejects_negative():
+    with pytest.raises(ValueError, match="warmup_steps"):
+        warmup_factor(0, -1)
+    with pytest.raises(ValueError, match="step"):
+        warmup_factor(-1, 3)
+
+
+class _LrRecorder(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.lrs = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.lrs.append(float(np.asarray(self.model.optimizer.learning_rate)))
+
+
+def test_linear_warmup_ramps_then_leaves_the_lr_alone():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    model.compile(keras.optimizers.SGD(0.1), "sparse_categorical_crossentropy")
+    x, y = np.ones((12, 3), "float32"), np.zeros(12, "int32")
+    rec = _LrRecorder()
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[LinearWarmup(0.1, 4), rec])  # 6 steps
+    np.testing.assert_allclose(rec.lrs, [0.025, 0.05, 0.075, 0.1, 0.1, 0.1], rtol=1e-6)
+    # After the ramp another schedule owns the lr: warm-up does not reset it.
+    model.optimizer.learning_rate.assign(0.01)
+    rec2 = _LrRecorder()
+    model.fit(x, y, batch_size=2, epochs=1, verbose=0, callbacks=[LinearWarmup(0.1, 4), rec2])
+    np.testing.assert_allclose(rec2.lrs, [0.01] * 6, rtol=1e-6)
+
+
+def test_layerwise_sgd_scales_one_layers_step():
+    """One momentum-SGD step against the hand update w - lr * m * g (momentum slot starts at 0)."""
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, name="a"), keras.layers.Dense(2, name="b")]
+    )
+    x = np.random.default_rng(0).normal(size=(5, 3)).astype("float32")
+    y = np.random.default_rng(1).normal(size=(5, 2)).astype("float32")
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean((model(x) - y) ** 2)
+    grads = tape.gradient(loss, model.trainable_variables)
+    before = [v.numpy().copy() for v in model.trainable_variables]
+    opt = LayerwiseSGD({"a": 0.25}, learning_rate=0.1, momentum=0.9)
+    opt.apply_gradients(zip(grads, model.trainable_variables))
+    for v, g, w0 in zip(model.trainable_variables, grads, before):
+        factor = 0.25 if v.path.startswith("a/") else 1.0
+        np.testing.assert_allclose(v.numpy(), w0 - 0.1 * factor * g.numpy(), rtol=1e-5, atol=1e-7)
+    assert LayerwiseSGD.from_config(opt.get_config()).lr_multipliers == {"a": 0.25}
+
+
+def test_balanced_class_weights_against_numpy_reference():
+    labels = np.array([0, 0, 0, 1, 3, 3])  # class 2 absent
+    w = balanced_class_weights(labels, 4)
+    # N / (classes present * n_c): 6 / (3 * 3), 6 / (3 * 1), absent, 6 / (3 * 2)
+    assert w == pytest.approx({0: 2 / 3, 1: 2.0, 2: 0.0, 3: 1.0})
+    per_sample = np.array([w[c] for c in labels])
+    assert per_sample.mean() == pytest.approx(1.0)  # the loss scale of unweighted training
+    # Every class contributes the same total weight.
+    totals = np.bincount(labels, weights=per_sample, minlength=4)
+    np.testing.assert_allclose(totals[[0, 1, 3]], 2.0)
+    with pytest.raises(ValueError, match="labels"):
+        balanced_class_weights([0, 5], 4)
+
+
+def test_reference_recipe_values_and_cli_flags():
+    from zfkeras.cli import build_parser
+    from zfkeras.cli.train import config_from_args
+    from zfkeras.models.zfnet import INPUT_STD
+    from zfkeras.training import REFERENCE_SMALL
+
+    assert REFERENCE_SMALL.conv1_lr_scale == pytest.approx(1 / INPUT_STD**2)
+    assert REFERENCE_SMALL.class_weight == "balanced"
+    paper = TrainConfig()
+    assert (paper.conv1_lr_scale, paper.warmup_epochs, paper.class_weight) == (1.0, 0.0, "none")
+    parse = build_parser().parse_args
+    cfg = config_from_args(parse(["train", "d", "--out", "o", "--warmup-epochs", "0.5", "--conv1-lr-scale", "1",
+                                  "--class-weight", "none"]))
+    assert (cfg.warmup_epochs, cfg.conv1_lr_scale, cfg.class_weight) == (0.5, 1.0, "none")
+    assert TrainConfig(batch_size=8, warmup_epochs=1.5).warmup_steps(18) == 4  # 3 steps an epoch
+    with pytest.raises(ValueError, match="class_weight"):
+        TrainConfig(class_weight="inverse")
+    model = build_model(REFERENCE_SMALL.replace(image_size=64, width=1 / 16, fc_units=32), 3)
+    opt = compile_model(model, REFERENCE_SMALL).optimizer
+    assert opt.lr_multipliers == {"conv1": pytest.approx(1 / 4096)}
+
+
+def test_resume_mid_warmup_continues_the_ramp(image_folder, tmp_path):
+    """Killed after epoch 1 of a 2-epoch warm-up, the resumed run ends epochs at the same lrs."""
+    data = load_training_data(str(image_folder), 64, val_fraction=0.25, progress=False)  # 18: 3 steps of 8
+    cfg = dict(TINY_TRAIN, learning_rate=0.02, warmup_epochs=2, class_weight="balanced")
+    train(data, tmp_path / "r", TrainConfig(epochs=1, **cfg), verbose=0)
+    train(data, tmp_path / "r", TrainConfig(epochs=3, **cfg), verbose=0)
+    train(data, tmp_path / "u", TrainConfig(epochs=3, **cfg), verbose=0)
+    resumed = [float(r["learning_rate"]) for r in csv.DictReader(open(tmp_path / "r" / "history.csv"))]
+    whole = [float(r["learning_rate"]) for r in csv.DictReader(open(tmp_path / "u" / "history.csv"))]
+    # 6 warm-up steps; epoch 1 ends after step index 2 (factor 3/6), epoch 2 after index 5 (factor 1).
+    np.testing.assert_allclose(resumed, [0.01, 0.02, 0.02], rtol=1e-6)
+    np.testing.assert_allclose(whole, resumed, rtol=1e-6)

@@ -55,9 +55,9 @@ def run(args: argparse.Namespace) -> int:
     start = time.time()
     root = embedded_root()
     if args.train:
-        from zfkeras.training import EMBEDDED_SMALL, load_training_data, train
+        from zfkeras.training import REFERENCE_SMALL, load_training_data, train
 
-        config = EMBEDDED_SMALL.replace(epochs=args.epochs, seed=args.seed)  # a smaller step for 140 images
+        config = REFERENCE_SMALL.replace(epochs=args.epochs, seed=args.seed)  # the reference recipe, as is
         print(f"[demo] training a small ZFNet on {root} (train.txt), {config.epochs} epochs")
         data = load_training_data(str(root), config.image_size, list_file=str(embedded_list("train.txt")),
                                   val_fraction=0.15, seed=config.seed)

@@ -34,19 +34,30 @@ def run(args: argparse.Namespace) -> int:
         if report.skipped:
             print(f"skipped {len(report.skipped)} unreadable files")
         result = evaluate_prepared(model, images, labels, ten_crop=args.ten_crop, batch_size=args.batch_size)
+    summary = result.summary()
+    if args.dead_units:
+        if source.kind == "tfds":
+            raise ValueError("--dead-units needs an image folder (the images are held in memory)")
+        from zfkeras.analysis.diagnostics import dead_unit_shares
+        from zfkeras.data import center_crop
+
+        crops = np.stack([center_crop(im, view.image_size) for im in images])
+        summary["dead_units"] = dead_unit_shares(model, crops, batch_size=args.batch_size)
+        print("dead units (never active on these images): " + ", ".join(
+            f"{name} {100 * share:.1f} %" for name, share in summary["dead_units"].items()))
     print(f"images: {result.n}  top-1: {result.top1:.4f}  top-5: {result.top5:.4f}  "
           f"mean per-class: {result.mean_per_class:.4f}" + ("  (10-crop)" if args.ten_crop else ""))
     if args.out:
         out = Path(args.out)
         if report is not None:
             report.write_json(out / "data_report.json")
-        atomic_write_json(out / "evaluation.json", result.summary())
+        atomic_write_json(out / "evaluation.json", summary)
         rows = ["true\\predicted," + ",".join(view.class_names)]
         rows += [name + "," + ",".join(str(int(v)) for v in row) for name, row in zip(view.class_names, result.confusion)]
         atomic_write_text(out / "confusion.csv", "\n".join(rows) + "\n")
         with atomic_open(out / "confusion.npy") as f:
             np.save(f, result.confusion)
-    print(json.dumps(result.summary()))
+    print(json.dumps(summary))
     return 0
 
 
@@ -64,5 +75,7 @@ def add_parser(sub) -> None:
     p.add_argument("--cache-dir", help="decoded-image cache (folders)")
     p.add_argument("--data-dir", help="TFDS data folder for tfds: sources")
     p.add_argument("--out", help="also write evaluation.json and the confusion matrix here")
+    p.add_argument("--dead-units", action="store_true",
+                   help="also the share of units per ReLU layer never active on these images (centre crops)")
     add_model_options(p)
     p.set_defaults(func=run)

@@ -10,6 +10,7 @@ _FLAGS = {
     "epochs": "epochs", "image_size": "image_size", "width": "width", "fc_units": "fc_units",
     "augment": "augment", "batch_size": "batch_size", "lr": "learning_rate", "momentum": "momentum",
     "init": "init", "variant": "variant", "patience": "plateau_patience", "seed": "seed",
+    "warmup_epochs": "warmup_epochs", "conv1_lr_scale": "conv1_lr_scale", "class_weight": "class_weight",
 }
 
 
@@ -48,6 +49,13 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-rms-clip", action="store_true", help="turn filter-RMS renormalization off")
     p.add_argument("--patience", type=int, help=f"epochs of plateau before lr / 10 (small: {R.plateau_patience}; paper: 3)")
     p.add_argument("--seed", type=int, help="(0)")
+    p.add_argument("--warmup-epochs", type=float,
+                   help=f"linear lr warm-up over this many epochs (small: {R.warmup_epochs:g}; paper: 0)")
+    p.add_argument("--conv1-lr-scale", type=float,
+                   help=f"conv1's lr multiplier (small: 1/64^2 = {R.conv1_lr_scale:g}, for its kernel "
+                        "the SGD steps of unit-scale inputs; paper: 1)")
+    p.add_argument("--class-weight", choices=["none", "balanced"],
+                   help=f"balanced: every class weighs the same in the loss (small: {R.class_weight}; paper: none)")
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:

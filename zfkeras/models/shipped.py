@@ -6,8 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 SHIPPED_MODEL = "zfnet_caltech101_small.keras"
-# Table 3 on Caltech-101 with the shipped model's recipe (`benchmarks/ablation_caltech.sh`): the
-# `ablation.json` of its two `zfkeras ablate` runs, shown by `zfkeras demo` (12 trainings: not re-run there).
+# Table 3 on Caltech-101 (`benchmarks/ablation_caltech.sh`, issue 10, the recipe before issue 17's
+# conv1 fix): the `ablation.json` of its two `zfkeras ablate` runs, shown by `zfkeras demo`
+# (12 trainings: not re-run there).
 SHIPPED_ABLATIONS = ("ablation_caltech101_alexnet.json", "ablation_caltech101_zf.json")
 
 

@@ -2,11 +2,10 @@
 
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint, clipped_fractions
 from zfkeras.training.evaluate import EvalResult, evaluate_prepared, evaluate_tfds, predict_prepared
-from zfkeras.training.recipe import EMBEDDED_SMALL, REFERENCE_SMALL, TrainConfig, build_model, compile_model
+from zfkeras.training.recipe import REFERENCE_SMALL, TrainConfig, build_model, compile_model
 from zfkeras.training.run import TrainingData, load_training_data, train
 
 __all__ = [
-    "EMBEDDED_SMALL",
     "REFERENCE_SMALL",
     "EvalResult",
     "FilterRMSMonitor",

@@ -354,6 +354,18 @@ def _fmt_delta(v: float | None) -> str:
     return "–" if v is None else f"{v:+.1f}"
 
 
+def _recipe_extras(config: dict) -> str:
+    """", conv1 lr x 0.000244, balanced class weights" for the recipe settings beyond the paper's (if any)."""
+    parts = []
+    if config.get("conv1_lr_scale", 1.0) != 1.0:
+        parts.append(f"conv1 lr x {config['conv1_lr_scale']:.3g}")
+    if config.get("warmup_epochs", 0):
+        parts.append(f"{config['warmup_epochs']:g}-epoch lr warm-up")
+    if config.get("class_weight", "none") != "none":
+        parts.append(f"{config['class_weight']} class weights")
+    return "".join(f", {p}" for p in parts)
+
+
 def format_table(result: AblationResult) -> str:
     """Markdown table in the layout of the paper's Table 3, paper numbers beside ours.
 
@@ -368,8 +380,8 @@ def format_table(result: AblationResult) -> str:
         f"Error % (centre crop). Ours: {d['classes']} classes, {d['train']:,} training images, "
         f"{d['evaluated']:,} {result.evaluated_on} images; {c['epochs']} epochs at {c['image_size']} px, "
         f"width {c['width']:g}, fc units {c['fc_units'] if c['fc_units'] is not None else 'by width'}, "
-        f"batch {c['batch_size']}, lr {c['learning_rate']:g}, {c['init']} init, {c['augment']} crops, "
-        f"seed {c['seed']}. Paper: ImageNet 2012 (1.3 M images, 1000 classes), full width, 224 px, "
+        f"batch {c['batch_size']}, lr {c['learning_rate']:g}{_recipe_extras(c)}, {c['init']} init, "
+        f"{c['augment']} crops, seed {c['seed']}. Paper: ImageNet 2012 (1.3 M images, 1000 classes), full width, 224 px, "
         "70 epochs, layers 3-5: 384, 384, 256 maps, 6, 7: 4096 units; its columns are ImageNet "
         "validation errors.",
         "",

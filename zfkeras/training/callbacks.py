@@ -110,6 +110,11 @@ class ResumableCheckpoint(keras.callbacks.Callback):
             return None
         state = json.loads(self.state_path.read_text())
         saved = state.get("config", {})
+        # A run saved before a TrainConfig field existed used that field's default.
+        from zfkeras.training.recipe import TrainConfig
+
+        defaults = TrainConfig().to_dict()
+        saved = {**{k: defaults[k] for k in self.config if k in defaults and k not in saved}, **saved}
         # Everything but the epoch budget must match (training longer is fine).
         diff = sorted(
             k for k in set(saved) | set(self.config) if k != "epochs" and saved.get(k) != self.config.get(k)

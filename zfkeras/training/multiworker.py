@@ -24,6 +24,7 @@ from zfkeras.data import pipeline
 from zfkeras.models.io import save_model
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint
 from zfkeras.training.recipe import TrainConfig, build_model, compile_model
+from zfkeras.training.schedules import warmup_factor
 
 
 def task_index() -> tuple[str, int]:
@@ -38,7 +39,7 @@ def is_chief() -> bool:
 
 def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:
     """Train with `strategy` (a MultiWorkerMirroredStrategy) and a custom step."""
-    from zfkeras.training.run import training_datasets
+    from zfkeras.training.run import class_weights, training_datasets
 
     out = Path(out) if is_chief() else Path(out) / f"worker-{task_index()[1]}"
     out.mkdir(parents=True, exist_ok=True)
@@ -68,11 +69,17 @@ def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distrib
         optimizer = model.optimizer
         optimizer.build(model.trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(reduction=None)
+    weights = class_weights(data, config)
+    weight_table = tf.constant(
+        [weights[c] for c in range(len(data.class_names))] if weights else [1.0] * len(data.class_names), tf.float32
+    )
+    warmup_steps = config.warmup_steps(steps * config.batch_size)
 
     def replica_step(x, y):
         with tf.GradientTape() as tape:
             probs = model(x, training=True)
-            loss = tf.nn.compute_average_loss(loss_fn(y, probs), global_batch_size=config.batch_size)
+            per_example = loss_fn(y, probs) * tf.gather(weight_table, y)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=config.batch_size)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probs, -1, output_type=tf.int32), y), tf.float32))
@@ -103,6 +110,9 @@ def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distrib
         bar = keras.utils.Progbar(steps)
         total_loss, total_correct = 0.0, 0.0
         for step in range(steps):
+            done = int(optimizer.iterations.numpy())
+            if done <= warmup_steps and warmup_steps > 0:
+                optimizer.learning_rate.assign(config.learning_rate * warmup_factor(done, warmup_steps))
             loss, correct = train_step(*next(iterator))
             total_loss += float(loss)
             total_correct += float(correct)

@@ -8,8 +8,11 @@ from typing import Any
 import keras
 
 from zfkeras.models import ZFNet
+from zfkeras.models.zfnet import INPUT_STD
+from zfkeras.training.schedules import LayerwiseSGD
 
 AUGMENTS = ("paper10", "random")
+CLASS_WEIGHTS = ("none", "balanced")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,6 +22,11 @@ class TrainConfig:
     Defaults are the paper's: 224 px, full width, SGD lr 1e-2 with momentum
     0.9, batch 128, dropout 0.5, N(0, 1e-2) init, filter-RMS radius 0.1, the
     10 fixed sub-crops, lr / 10 when the validation loss plateaus, 70 epochs.
+
+    Beyond the paper (off at the defaults): `conv1_lr_scale` multiplies
+    conv1's lr (`LayerwiseSGD`), `warmup_epochs` ramps the lr up linearly
+    (`LinearWarmup`), `class_weight="balanced"` weighs every class the same
+    in the loss (`balanced_class_weights`).
     """
 
     image_size: int = 224
@@ -38,6 +46,9 @@ class TrainConfig:
     plateau_factor: float = 0.1
     min_learning_rate: float = 1e-5
     seed: int = 0
+    conv1_lr_scale: float = 1.0
+    warmup_epochs: float = 0.0
+    class_weight: str = "none"
 
     def __post_init__(self):
         if self.augment not in AUGMENTS:
@@ -47,12 +58,22 @@ class TrainConfig:
                 raise ValueError(f"`{name}` must be >= 1; got {getattr(self, name)!r}")
         if not self.learning_rate > 0:
             raise ValueError(f"`learning_rate` must be > 0; got {self.learning_rate!r}")
+        if not self.conv1_lr_scale > 0:
+            raise ValueError(f"`conv1_lr_scale` must be > 0; got {self.conv1_lr_scale!r}")
+        if not self.warmup_epochs >= 0:
+            raise ValueError(f"`warmup_epochs` must be >= 0; got {self.warmup_epochs!r}")
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ValueError(f"`class_weight` must be one of {CLASS_WEIGHTS}; got {self.class_weight!r}")
 
     def replace(self, **changes: Any) -> "TrainConfig":
         return dataclasses.replace(self, **changes)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def warmup_steps(self, num_train: int) -> int:
+        """Optimizer steps of the lr warm-up for `num_train` training images an epoch."""
+        return max(0, round(self.warmup_epochs * -(-int(num_train) // self.batch_size)))
 
     def model_kwargs(self) -> dict:
         """Arguments for `ZFNet.from_preset` (without classes)."""
@@ -77,6 +98,14 @@ class TrainConfig:
 # flips (more variety than 10 fixed crops on ~5,500 images), batch 64, and
 # lr 5e-3: at 1e-2 this narrow He-initialised net diverged (NaN) within its
 # first epoch on Caltech-101.
+# Stable (issue 17): conv1 sees raw pixels (spread INPUT_STD ~64), so with
+# its He weights scaled down by 64 and its gradient scaled up by 64 its
+# first SGD step was 0.5x its weight norm, ~2000x the other layers' (measured,
+# benchmarks/ablation_dead_units.py); it killed most conv2-5 ReLUs in the
+# first epochs. conv1's lr is therefore divided by 64^2: for its kernel
+# exactly the SGD steps of unit-scale inputs (its bias, 0 at the start,
+# hardly moves), with the model (raw 0..255 in, 0.1 RMS radius) unchanged. Classes are weighted to count equally in the loss, for the
+# paper's Caltech measure (mean per-class accuracy).
 REFERENCE_SMALL = TrainConfig(
     learning_rate=5e-3,
     image_size=112,
@@ -87,6 +116,8 @@ REFERENCE_SMALL = TrainConfig(
     batch_size=64,
     augment="random",
     plateau_patience=4,
+    conv1_lr_scale=1.0 / INPUT_STD**2,
+    class_weight="balanced",
 )
 
 
@@ -96,9 +127,10 @@ def build_model(config: TrainConfig, classes: int, class_names=None) -> ZFNet:
 
 
 def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
-    """SGD with momentum, cross-entropy, top-1 and top-5 accuracy."""
+    """SGD with momentum (conv1's lr times `conv1_lr_scale`), cross-entropy, top-1 and top-5 accuracy."""
+    multipliers = {"conv1": config.conv1_lr_scale} if config.conv1_lr_scale != 1.0 else {}
     model.compile(
-        optimizer=keras.optimizers.SGD(config.learning_rate, momentum=config.momentum),
+        optimizer=LayerwiseSGD(multipliers, learning_rate=config.learning_rate, momentum=config.momentum),
         loss="sparse_categorical_crossentropy",
         metrics=[
             keras.metrics.SparseCategoricalAccuracy(name="acc"),
@@ -106,12 +138,3 @@ def compile_model(model: keras.Model, config: TrainConfig) -> keras.Model:
         ],
     )
     return model
-
-
-# The reference small protocol with a smaller step, for the embedded subset (140 training images
-# of 10 classes): batch 16 (9 steps an epoch) and lr 1e-3. With the reference lr 5e-3 on so few
-# images the ReLUs of ZFNet and of most Table 3 presets die within a few dozen steps and the net
-# never leaves the one-class plateau (measured: 30 epochs at lr 5e-3 and batch 16, ZFNet gave one
-# class to 94 % of the subset's test images; 15 epochs at batch 64: 86 %); with these settings it reaches 55 % test top-1 (chance: 10 %). Used by
-# `zfkeras demo --train` and notebook 05.
-EMBEDDED_SMALL = REFERENCE_SMALL.replace(batch_size=16, learning_rate=1e-3, epochs=30)

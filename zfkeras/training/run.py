@@ -21,6 +21,7 @@ from zfkeras.distribute import get_strategy, is_multi_worker
 from zfkeras.models.io import save_model
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint
 from zfkeras.training.recipe import TrainConfig, build_model, compile_model
+from zfkeras.training.schedules import LinearWarmup, balanced_class_weights
 from zfkeras.utils.io import atomic_write_json
 from zfkeras.utils.progress import fit_verbosity
 
@@ -152,6 +153,15 @@ def training_datasets(data: TrainingData, config: TrainConfig):
     return train_ds, val_ds, preprocess.compute_mean_image(chunks, size)
 
 
+def class_weights(data: TrainingData, config: TrainConfig) -> dict[int, float] | None:
+    """The `fit` class weights of `config.class_weight` ("balanced": every class weighs the same)."""
+    if config.class_weight == "none":
+        return None
+    if data.streaming:
+        raise ValueError("class_weight='balanced' needs the training labels in memory (an image folder)")
+    return balanced_class_weights(data.train_labels, len(data.class_names))
+
+
 def train(
     data: TrainingData,
     out_dir: str | os.PathLike,
@@ -199,6 +209,7 @@ def train(
         print(f"resuming from epoch {initial_epoch} of {config.epochs} ({out / 'checkpoint'})")
     callbacks: list[keras.callbacks.Callback] = [
         keras.callbacks.TerminateOnNaN(),
+        LinearWarmup(config.learning_rate, config.warmup_steps(data.num_train)),
         FilterRMSMonitor(),
         plateau,
         *extra_callbacks,
@@ -210,6 +221,7 @@ def train(
         model.fit(  # shuffle=False: the tf.data pipeline shuffles (Keras ignores it for datasets, with a warning)
             train_ds, validation_data=val_ds, epochs=config.epochs, shuffle=False,
             initial_epoch=initial_epoch, callbacks=callbacks, verbose=fit_verbosity(verbose),
+            class_weight=class_weights(data, config),
         )
         if checkpoint.diverged:
             raise RuntimeError(
