@@ -22,7 +22,8 @@ class _Values:
 # `zfkeras.training.REFERENCE_SMALL`'s values for the help text, written out so that
 # `--help` does not import TensorFlow (tests/test_cli.py checks they agree).
 SMALL_HELP = _Values(epochs=60, image_size=112, width=0.5, fc_units=256, augment="random",
-                     batch_size=64, learning_rate=5e-3, plateau_patience=4)
+                     batch_size=64, learning_rate=5e-3, plateau_patience=4, warmup_epochs=0.0,
+                     conv1_lr_scale=1.0 / 64**2, class_weight="balanced")
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
