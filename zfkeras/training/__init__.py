@@ -3,7 +3,8 @@
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint, clipped_fractions
 from zfkeras.training.evaluate import EvalResult, evaluate_prepared, evaluate_tfds, predict_prepared
 from zfkeras.training.recipe import REFERENCE_SMALL, TrainConfig, build_model, compile_model
-from zfkeras.training.run import TrainingData, load_training_data, train
+from zfkeras.training.data import TrainingData, load_training_data
+from zfkeras.training.run import train
 
 __all__ = [
     "REFERENCE_SMALL",

@@ -48,7 +48,8 @@ import numpy as np
 from zfkeras.models.zfnet import PRESETS
 from zfkeras.training.evaluate import evaluate_prepared
 from zfkeras.training.recipe import TrainConfig
-from zfkeras.training.run import TrainingData, train
+from zfkeras.training.data import TrainingData
+from zfkeras.training.run import train
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
 __all__ = [

@@ -23,6 +23,7 @@ import tensorflow as tf
 from zfkeras.data import pipeline
 from zfkeras.models.io import save_model
 from zfkeras.training.callbacks import FilterRMSMonitor, PlateauLR, ResumableCheckpoint
+from zfkeras.training.data import class_weights, training_datasets
 from zfkeras.training.recipe import TrainConfig, build_model, compile_model
 from zfkeras.training.schedules import warmup_factor
 
@@ -39,8 +40,6 @@ def is_chief() -> bool:
 
 def train_multiworker(data, out: Path, config: TrainConfig, strategy: tf.distribute.Strategy) -> keras.Model:
     """Train with `strategy` (a MultiWorkerMirroredStrategy) and a custom step."""
-    from zfkeras.training.run import class_weights, training_datasets
-
     out = Path(out) if is_chief() else Path(out) / f"worker-{task_index()[1]}"
     out.mkdir(parents=True, exist_ok=True)
     _, val_ds, mean = training_datasets(data, config)
