@@ -32,7 +32,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.data.images import image_batches, list_images, load_model_image  # noqa: E402
+from zfkeras.data.images import ImageCache, image_batches, list_images  # noqa: E402
 from zfkeras.deconv.rules import RULES, GradientRoute  # noqa: E402
 from zfkeras.deconv.scan import scan_top_activations  # noqa: E402
 from zfkeras.deconv.visuals import top_projections  # noqa: E402
@@ -64,12 +64,7 @@ def main() -> None:
     top = scan_top_activations(deconv, image_batches(paths, size, args.batch_size), layers=layers,
                                progress=False, total=len(paths))
     scan_s = time.perf_counter() - start
-    cache: dict = {}
-
-    def image(path: str) -> np.ndarray:
-        if path not in cache:
-            cache[path] = load_model_image(path, size)
-        return cache[path]
+    image = ImageCache(size, limit=1 << 30)
 
     print(f"VGG16 {size} px (weights: {args.weights}), {top.n_images} images, layers {layers}")
     print(f"top-9 scan: {scan_s:.1f} s ({top.n_images / scan_s:.1f} img/s)")

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.data.images import image_batches, list_images, load_model_image  # noqa: E402
+from zfkeras.data.images import ImageCache, image_batches, list_images  # noqa: E402
 from zfkeras.deconv.rules import RULES  # noqa: E402
 from zfkeras.deconv.scan import default_layers, scan_top_activations  # noqa: E402
 from zfkeras.deconv.visuals import match, specificity, top_projections  # noqa: E402
@@ -55,12 +55,7 @@ def main() -> None:
     top = scan_top_activations(deconv, image_batches(paths, size, args.batch_size), layers=layers,
                                progress=False, total=len(paths))
     scan_s = time.perf_counter() - start
-    cache: dict = {}
-
-    def image(path: str) -> np.ndarray:
-        if path not in cache:
-            cache[path] = load_model_image(path, size)
-        return cache[path]
+    image = ImageCache(size, limit=1 << 30)
 
     print(f"model {args.model} ({size} px), {top.n_images} images, scan {scan_s:.1f} s")
     print(f"{'layer':<8}{'rule':<11}{'channels':>9}{'own match':>11}{'mean spec.':>12}{'share > 0':>11}"

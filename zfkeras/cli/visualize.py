@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.deconv import Deconvnet
     from zfkeras.deconv.figures import plot_top_activations
-    from zfkeras.data.images import image_batches, list_images, load_model_image
+    from zfkeras.data.images import ImageCache, image_batches, list_images
     from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
     from zfkeras.deconv.visuals import top_projections
 
@@ -61,14 +61,7 @@ def run(args: argparse.Namespace) -> int:
     top = TopActivations.load(out / "top9.json")  # figures read what was saved
 
     rng = np.random.default_rng(args.seed)
-    cache: dict = {}
-
-    def image(path: str):
-        if path not in cache:
-            if len(cache) > 512:
-                cache.clear()
-            cache[path] = load_model_image(path, size)
-        return cache[path]
+    image = ImageCache(size, limit=512)
 
     shown = {}
     for layer in top.layers:

@@ -61,6 +61,24 @@ def load_model_image(path: str | os.PathLike, image_size: int) -> np.ndarray:
     return np.ascontiguousarray(center_crop(prepare(load_image(path), image_size), image_size))
 
 
+class ImageCache:
+    """Model inputs by path, decoded once (bounded: cleared when `limit` images are held).
+
+    `cache(path)` -> `(S, S, 3)` uint8, as `load_model_image(path, size)`.
+    """
+
+    def __init__(self, size: int, limit: int = 1024):
+        self.size, self.limit = int(size), int(limit)
+        self.cache: dict[str, np.ndarray] = {}
+
+    def __call__(self, path: str) -> np.ndarray:
+        if path not in self.cache:
+            if len(self.cache) >= self.limit:
+                self.cache.clear()
+            self.cache[path] = load_model_image(path, self.size)
+        return self.cache[path]
+
+
 def image_batches(
     paths: Sequence[str],
     image_size: int,

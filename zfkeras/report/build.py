@@ -41,13 +41,16 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
 from zfkeras.report.html import ChannelSource, FigureItem, ReportContent, render_report
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 from zfkeras.utils.naming import unique_stems
+
+if TYPE_CHECKING:  # `zfkeras.data` imports TensorFlow; this module builds the CLI help
+    from zfkeras.data.images import ImageCache
 
 
 def skipped_summary(skipped, total: int) -> str:
@@ -206,25 +209,7 @@ def _bring(src: Path, out: Path, rel: str) -> str:
 
 
 
-class _Images:
-    """Model inputs by path (decoded once, bounded cache)."""
-
-    def __init__(self, size: int, limit: int = 1024):
-        from zfkeras.data.images import load_model_image
-
-        self._load = load_model_image
-        self.size, self.limit = size, limit
-        self.cache: dict[str, np.ndarray] = {}
-
-    def __call__(self, path: str) -> np.ndarray:
-        if path not in self.cache:
-            if len(self.cache) >= self.limit:
-                self.cache.clear()
-            self.cache[path] = self._load(path, self.size)
-        return self.cache[path]
-
-
-def _screen(paths: Sequence[str], images: _Images, progress: bool, log) -> tuple[list[str], list[dict]]:
+def _screen(paths: Sequence[str], images: ImageCache, progress: bool, log) -> tuple[list[str], list[dict]]:
     """Decode every listed file once (filling the cache); `(readable paths, skipped)`."""
     from tqdm.auto import tqdm
 
@@ -252,7 +237,7 @@ def _display_name(path: str, root: Path) -> str:
         return Path(path).name
 
 
-def _cached_batches(paths: Sequence[str], images: _Images, batch_size: int):
+def _cached_batches(paths: Sequence[str], images: ImageCache, batch_size: int):
     """`(ids, (B, S, S, 3) uint8)` batches of readable images, decoded at most once while cached."""
     for i in range(0, len(paths), batch_size):
         ids = list(paths[i : i + batch_size])
@@ -295,7 +280,7 @@ def build_report(
         The path of `OUT/index.html`.
     """
     from zfkeras.deconv import Deconvnet
-    from zfkeras.data.images import list_images
+    from zfkeras.data.images import ImageCache, list_images
     from zfkeras.models.adapter import APPLICATIONS_PREFIX, analysable
 
     opts = options or ReportOptions()
@@ -319,7 +304,7 @@ def build_report(
     listed = list_images(data, list_file)
     if not listed:
         raise ValueError(f"no images in {str(data)!r}")
-    images = _Images(size)
+    images = ImageCache(size)
     # One policy for files that do not decode: skip, count and name them (here once, so
     # every analysis and every number below sees the same images).
     paths, skipped = _screen(listed, images, progress, log)
