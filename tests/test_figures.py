@@ -131,7 +131,7 @@ def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
 
 
 def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
-    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, probability_change
+    from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, probability_change
 
     # p(cat) near 1 everywhere: on a fixed 0..1 scale one flat colour.
     prob = np.full((5, 5), 0.995)
@@ -214,7 +214,7 @@ def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
 
 # ----------------------------------------------------------------- captions from numbers
 def test_invariance_findings_state_what_the_numbers_show():
-    from zfkeras.report.build import invariance_findings
+    from zfkeras.report.figures.fig5_invariance import invariance_findings
 
     rows = [
         {"transform": "translation", "value": -60.0, "distance_norm1": 0.9, "distance_fc7": 1.2, "p_true": 0.4,
@@ -229,7 +229,7 @@ def test_invariance_findings_state_what_the_numbers_show():
 
 
 def test_correspondence_findings_compare_each_part_with_the_random_baseline():
-    from zfkeras.report.html import correspondence_findings
+    from zfkeras.report.figures.table1_correspondence import correspondence_findings
 
     d = {"layers": ["pool5", "fc7"], "rows": {
         "eyes": {"pool5": {"mean": 0.20}, "fc7": {"mean": 0.30}},

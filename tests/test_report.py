@@ -359,7 +359,7 @@ def test_pick_evenly(n, count, offset, expected):
 
 
 def test_invariance_summary_takes_the_farthest_value_and_the_identity():
-    from zfkeras.report.build import invariance_summary
+    from zfkeras.report.figures.fig5_invariance import invariance_summary
 
     rows = []
     for img, (d, p) in enumerate([((0.2, 0.0, 0.4), (0.5, 0.9, 0.1)), ((0.4, 0.0, 0.2), (0.3, 0.7, 0.5))]):
@@ -375,7 +375,7 @@ def test_invariance_summary_takes_the_farthest_value_and_the_identity():
 
 
 def test_esc_and_url_make_names_inert():
-    from zfkeras.report.html import esc, url
+    from zfkeras.report.markup import esc, url
 
     assert esc(XSS) == "&lt;script&gt;alert(1)&lt;/script&gt;"
     assert esc('a"b\'c') == "a&quot;b&#x27;c"

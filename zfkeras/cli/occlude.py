@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.data.files import decode_each, image_files, skipped_summary
-    from zfkeras.report.figures_occlusion import misclassified_note, plot_occlusion, save_figure
+    from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
 

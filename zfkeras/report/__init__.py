@@ -1,6 +1,9 @@
-"""Figures and reports: plotting only (matplotlib `Figure`, no pyplot state, Agg-safe).
+"""The HTML report and the paper's figures: one module per figure in `zfkeras.report.figures`.
 
-Each `figures_<analysis>.py` module draws the results of one `zfkeras.analysis` module.
-Import the module you need (e.g. `zfkeras.report.figures_occlusion`); nothing is imported
-here so `import zfkeras.report` stays light.
+- `registry`: the figures in page order (the report and `zfkeras report`'s options iterate it);
+- `figure`: the `Figure` unit (options, compute-or-reuse, section), `ReportContext`, `Option`;
+- `build`: `build_report` and `ReportOptions`; `html`: `render_report`; `markup`: HTML pieces;
+- `figures_*`: plots of analyses shown outside the report's own figures (ablation, rules, dynamics).
+
+Nothing is imported here, so `import zfkeras.report` stays light (no TensorFlow, no matplotlib).
 """

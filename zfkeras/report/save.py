@@ -5,12 +5,15 @@ from __future__ import annotations
 import io
 import os
 
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from zfkeras.utils.io import atomic_write_bytes
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def save_figure(fig: Figure, path: str | os.PathLike, dpi: int | None = None, tight: bool = True) -> None:
+
+def save_figure(fig: "Figure", path: str | os.PathLike, dpi: int | None = None, tight: bool = True) -> None:
     """Write `fig` as PNG (or the format of the suffix) atomically."""
     buf = io.BytesIO()
     fmt = os.path.splitext(str(path))[1].lstrip(".") or "png"

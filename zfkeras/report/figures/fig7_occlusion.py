@@ -1,6 +1,10 @@
-"""Fig 7 style figures from an `OcclusionResult` (plotting only; see `zfkeras.analysis.occlusion`).
+"""Fig 7: occlusion sensitivity. The report's figure (`Occlusion`) and its plot (`plot_occlusion`).
 
-One row of five panels, as in the paper:
+The analysis is `zfkeras.analysis.occlusion.OcclusionSensitivity`; results are saved per
+image as `OUT/occlusion/<image>.npz` (`OcclusionResult.to_arrays()` + the image) and
+`<image>.png`, with `config.json`, the same files `zfkeras occlude --out` writes.
+
+The plot: one row of five panels, as in the paper:
 (a) the input with the occluder (the model's mean image) where it lowers the
 class probability most; (b) total activation of the chosen feature map per
 occluder position; (c) that map's deconv projection for this image (black
@@ -14,18 +18,25 @@ occluder centres to the image (`OcclusionResult.upsampled`).
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.colors import ListedColormap
-from matplotlib.figure import Figure
-from matplotlib.patches import Patch, Rectangle
 
-from zfkeras.analysis.occlusion import OcclusionResult
-from zfkeras.deconv.display import cut_patch, to_display
+from zfkeras.report import markup
+from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
+from zfkeras.utils.naming import unique_stems
 
-__all__ = ["misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change", "save_figure"]
+if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
+    import matplotlib.figure
+
+    from zfkeras.analysis.occlusion import OcclusionResult
+
+__all__ = ["Occlusion", "misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change",
+           "save_figure"]
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
@@ -43,6 +54,8 @@ def occlusion_montage(
     a grid with `ceil(sqrt(k))` columns to its right. None when the result has
     no projection.
     """
+    from zfkeras.deconv.display import cut_patch, to_display
+
     if result.projection is None:
         return None
     grey = 0.5
@@ -86,7 +99,7 @@ def plot_occlusion(
     contrast: float = 1.0,
     max_others: int = 8,
     dpi: int = 100,
-) -> Figure:
+) -> "matplotlib.figure.Figure":
     """The five Fig 7 panels for one image.
 
     Args:
@@ -99,12 +112,16 @@ def plot_occlusion(
     Returns:
         a `matplotlib.figure.Figure` (save with `save_figure`).
     """
+    from matplotlib.colors import ListedColormap
+    from matplotlib.figure import Figure as MplFigure
+    from matplotlib.patches import Patch, Rectangle
+
     image = np.asarray(image)
     size = result.image_size
     if image.shape[:2] != (size, size):
         raise ValueError(f"`image` must be the {size}x{size} model input of the result; got {image.shape}")
     names = result.class_names
-    fig = Figure(figsize=(17.5, 4.4), dpi=dpi)
+    fig = MplFigure(figsize=(17.5, 4.4), dpi=dpi)
     axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2, 1]})
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
 
@@ -210,3 +227,116 @@ def _palette(n: int) -> list:
     return [base(k % base.N) for k in range(max(n, 1))]
 
 
+
+
+# ------------------------------------------------------------------ the report's figure
+class Occlusion(Figure):
+    """Fig 7 in the report: a few correctly classified images, occluded over a grid."""
+
+    name = "occlusion"
+    anchor = "fig7"
+    title = "Fig 7: occlusion sensitivity"
+    step = "occlusion (Fig 7)"
+    look_for = (
+        "A grey square (the model's mean image) slides over the image. (b) total activation of the "
+        "strongest layer-5 feature map per occluder position, (c) that map's projection (framed) "
+        "beside the same map in other images, (d) how much the probability of the class changes "
+        "when that position is covered (its own colour range; blue: it drops), (e) the most "
+        "probable class. In the paper the probability drops when the object itself is covered, "
+        "not the background: the model localizes the object."
+    )
+    command = "zfkeras report MODEL.keras DATA --out OUT --occlude 3"
+    not_run = "Occlusion was not run."
+    options = (
+        Option("occlude", 3, "images for occlusion, Fig 7 (0: none)", minimum=0),
+        Option("occlusion_dir", None, "reuse a `zfkeras occlude --out` folder", metavar="DIR"),
+    )
+
+    def wanted(self, ctx: ReportContext) -> bool:
+        return bool(ctx.options.occlude or ctx.options.occlusion_dir)
+
+    def compute(self, ctx: ReportContext):
+        opts, own = ctx.options, ctx.folder(self.name)
+        chosen = ctx.pick(opts.occlude, 0.5, self.anchor)
+        view = ctx.view
+        params = {"images": [str(Path(p).resolve()) for p in chosen], "layer": view.default_layer,
+                  "rule": opts.rule}
+        folder, source = ctx.reusable(opts.occlusion_dir, own, "config.json", params, "images")
+        if folder is None:
+            self._run(ctx, chosen, own)
+            ctx.mark_done(own, params)
+            folder = own
+        return self._load(ctx, folder), source
+
+    def _run(self, ctx: ReportContext, chosen: list[str], own: Path) -> None:
+        from zfkeras.analysis.occlusion import OcclusionSensitivity
+        from zfkeras.report.figure import pick_evenly
+        from zfkeras.utils.io import atomic_open, atomic_write_json
+
+        opts, names = ctx.options, ctx.view.class_names
+        engine = OcclusionSensitivity(ctx.view, batch_size=opts.batch_size, rule=opts.rule)
+        picks = {ctx.paths.index(p) for p in chosen}
+        others_idx = [i for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
+        others = np.stack([ctx.images(ctx.paths[i]) for i in others_idx]).astype(np.float32) if others_idx else None
+        ctx.log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
+        for path, stem in zip(chosen, unique_stems(chosen)):
+            img = ctx.images(path)
+            target = ctx.labels[path] if ctx.labels[path] in names else None
+            res = engine.run(img, target=target, others=others, top_k=4 if others is not None else None,
+                             progress=ctx.progress)
+            with atomic_open(own / f"{stem}.npz") as f:
+                np.savez_compressed(f, image=img, **res.to_arrays())
+            title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+            save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
+        atomic_write_json(own / "config.json", {
+            "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
+            "stride": engine.stride, "positions": len(engine.offsets) ** 2, "class": None, "channel": None,
+            "top_k": 4, "image_size": engine.input_shape[0],
+        })
+
+    def _load(self, ctx: ReportContext, folder: Path) -> list[dict]:
+        """One row per saved image: its figure (inside OUT) and the numbers of its summary line."""
+        done = json.loads((folder / "config.json").read_text()).get("images", [])
+        rows = []
+        for path, stem in zip(done, unique_stems(done)):
+            png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
+            if not png.exists():
+                continue
+            label = ctx.labels.get(path)
+            row = {"figure": ctx.bring(png, f"{self.name}/{stem}.png"),
+                   "image": f"{label}/{Path(path).name}" if label else Path(path).name,
+                   "class": "?", "top1": "?", "p": None, "p_min": None, "top_when_hidden": "?", "map": "?"}
+            if npz.exists():
+                with np.load(npz, allow_pickle=False) as z:
+                    cls = [str(c) for c in z["class_names"]]
+                    prob = z["probability"]
+                    where = np.unravel_index(int(np.argmin(prob)), prob.shape)
+                    row.update({
+                        "top1": cls[int(np.argmax(z["base_probabilities"]))],
+                        "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
+                        "p_min": float(prob.min()), "top_when_hidden": cls[int(z["top_class"][where])],
+                        "map": f"{z['layer']} {int(z['channel'])}",
+                    })
+            rows.append(row)
+        return rows
+
+    def files(self, rows: list[dict]) -> list[str]:
+        return [r["figure"] for r in rows]
+
+    def section(self, rows: list[dict], ctx: ReportContext) -> str:
+        if not rows:
+            return markup.missing(self.not_run, self.command)
+        parts = []
+        for r in rows:
+            wrong = r["top1"] not in ("?", r["class"])
+            caption = (f"{r['image']} (class of panel d: {r['class']}"
+                       + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
+                       + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
+            parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
+        table = [(r["image"], r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
+                  r["top_when_hidden"], r["map"]) for r in rows]
+        parts.append("<h3>Summary</h3>" + markup.table(
+            ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
+             "top class at that position", "feature map (b, c)"],
+            table, [False, False, False, True, True, False, False]))
+        return "".join(parts)

@@ -1,0 +1,297 @@
+"""One paper figure as one unit: its options, its compute-or-reuse step, its result and its section.
+
+A `Figure` subclass (one module in `zfkeras.report.figures`, one line in
+`zfkeras.report.registry.FIGURES`) says
+
+- `name`, `anchor`, `title`, `look_for`, `command`: its key (`--skip NAME`,
+  `OUT/NAME/`), its place in the page, its heading, what a reader should look
+  for, and the command that makes it alone;
+- `options`: its `Option`s, which become `ReportOptions` attributes and
+  `zfkeras report` flags (one definition for both);
+- `compute(ctx) -> (result, source)`: run the analysis on `ctx.view` (the
+  `AnalysableModel`) or reuse a saved result, writing into `ctx.folder(name)`;
+- `section(result, ctx) -> html`: its part of `index.html` (captions and
+  findings computed from the result's numbers); `pages(...)` for extra pages.
+
+`ReportContext` is what every figure gets: the model view, the screened images
+with their labels, the output folder, the options, progress and log, and the
+reuse bookkeeping (`reusable`, `mark_done`, `bring`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Callable, ClassVar, Sequence
+
+import numpy as np
+
+from zfkeras.report import markup
+from zfkeras.utils.io import atomic_write_json
+
+__all__ = ["Figure", "Option", "ReportContext", "pick_evenly", "pick_images", "weights_digest"]
+
+META = "report_meta.json"
+
+
+# ------------------------------------------------------------------ options
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """One setting of a figure: a `ReportOptions` attribute and a `zfkeras report` flag.
+
+    Attributes:
+        name: attribute name (`ReportOptions.<name>`), e.g. "occlude".
+        default: value when not given; its type is the flag's type (bool: a switch,
+            tuple: a repeatable flag, None: a string such as a folder).
+        help: the flag's help (plain text; "(default ...)" is added).
+        flag: the CLI flag without dashes (default: `name` with "_" -> "-").
+        minimum: smallest valid value of a number (checked by `ReportOptions.check`).
+        choices: valid values, if they are few.
+        metavar: the flag's placeholder in `--help`.
+        nargs: for a tuple default, "+" takes several values after one flag (`--layers a b`);
+            without it the flag repeats (`--ablation A --ablation B`).
+    """
+
+    name: str
+    default: Any
+    help: str
+    flag: str | None = None
+    minimum: float | None = None
+    choices: tuple | None = None
+    metavar: str | None = None
+    nargs: str | None = None
+
+    @property
+    def cli(self) -> str:
+        return "--" + (self.flag or self.name.replace("_", "-"))
+
+    def add_to(self, parser) -> None:
+        """Add this option to an argparse parser (dest = `name`)."""
+        kw: dict = {"dest": self.name, "help": self.help}
+        if isinstance(self.default, bool):
+            kw.update(action="store_true")
+        elif isinstance(self.default, (tuple, list)):
+            kw.update(action="extend" if self.nargs else "append", default=None, metavar=self.metavar or "VALUE")
+            if self.nargs:
+                kw["nargs"] = self.nargs
+        else:
+            kw.update(default=self.default)
+            if self.default is not None:
+                kw["type"] = type(self.default)
+                kw["help"] += f" (default {self.default})"
+            if self.metavar:
+                kw["metavar"] = self.metavar
+        if self.choices:
+            kw["choices"] = self.choices
+        parser.add_argument(self.cli, **kw)
+
+    def check(self, value) -> None:
+        """ValueError naming the option when `value` is out of range."""
+        if self.minimum is not None and value is not None and value < self.minimum:
+            raise ValueError(f"{self.name} must be >= {self.minimum:g}; got {value}")
+        if self.choices and value is not None and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+
+
+# ------------------------------------------------------------------ figures
+class Figure:
+    """Base of a report figure; subclasses set the class attributes and `compute`/`section`."""
+
+    name: ClassVar[str]
+    anchor: ClassVar[str]
+    title: ClassVar[str]
+    step: ClassVar[str] = ""
+    look_for: ClassVar[str] = ""
+    command: ClassVar[str | None] = None
+    not_run: ClassVar[str] = "Not run."
+    options: ClassVar[tuple[Option, ...]] = ()
+
+    def wanted(self, ctx: "ReportContext") -> bool:
+        """Whether to run `compute` with these options (besides `--skip NAME`)."""
+        return True
+
+    def compute(self, ctx: "ReportContext") -> tuple[Any, str]:
+        """`(result, source)`: the figure's result (None: nothing to show) and where it came from."""
+        raise NotImplementedError
+
+    def section(self, result: Any, ctx: "ReportContext") -> str:
+        """The HTML inside this figure's section of `index.html` (result is not None)."""
+        raise NotImplementedError
+
+    def files(self, result: Any) -> list[str]:
+        """Files (relative to the report folder) the section links to; checked before writing."""
+        return []
+
+    def pages(self, result: Any, ctx: "ReportContext") -> None:
+        """Extra pages of this figure (the atlas of Fig 2); written before `index.html`."""
+
+    def render(self, result: Any, ctx: "ReportContext") -> str:
+        """The whole `<section>`: heading, what to look for, the section or how to run it, notes."""
+        look = f'<p class="look">What to look for: {markup.esc(self.look_for)}</p>' if self.look_for else ""
+        inner = (self.section(result, ctx) if result is not None
+                 else markup.missing(self.not_run, self.command))
+        notes = "".join(markup.note(n) for n in ctx.notes.get(self.anchor, []))
+        return (f'<section id="{markup.esc(self.anchor)}"><h2>{markup.esc(self.title)}</h2>{look}'
+                f"{inner}{notes}</section>\n")
+
+
+# ------------------------------------------------------------------ context
+@dataclasses.dataclass
+class ReportContext:
+    """What every figure's `compute` and `section` get (built once by `build_report`).
+
+    Attributes:
+        view: the `AnalysableModel` (its `.model`, preprocessing, class names, layers).
+        out: the report folder.
+        options: the `ReportOptions`.
+        paths: the readable images of DATA (sorted; files that did not decode are left out).
+        labels, names: per path, its class folder ("" for a flat folder) and its name relative to DATA.
+        images: `ImageCache` of `paths` at the model's input size (raw RGB uint8).
+        digest: SHA-1 of the model's weights (`weights_digest`).
+        model_path: the model's file, or None (its folder is searched for a training run).
+        data, list_file: DATA and its list file, as given.
+        progress, log: progress bars on/off, where step lines go.
+        notes: `{anchor: [plain-text notes]}` shown under each section.
+    """
+
+    view: Any
+    out: Path
+    options: Any
+    paths: list[str]
+    labels: dict[str, str]
+    names: dict[str, str]
+    images: Any
+    digest: str
+    model_path: Path | None = None
+    data: Path | None = None
+    list_file: str | os.PathLike | None = None
+    progress: bool = True
+    log: Callable[[str], None] = print
+    notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    _cache: dict = dataclasses.field(default_factory=dict, repr=False)
+
+    @property
+    def model(self):
+        return self.view.model
+
+    @property
+    def deconv(self):
+        """The `Deconvnet` of the view with the report's backward rule (built once)."""
+        if "deconv" not in self._cache:
+            from zfkeras.deconv import Deconvnet
+
+            self._cache["deconv"] = Deconvnet(self.view, rule=self.options.rule)
+        return self._cache["deconv"]
+
+    def note(self, anchor: str, text: str) -> None:
+        self.notes.setdefault(anchor, []).append(text)
+
+    def folder(self, name: str) -> Path:
+        """`OUT/<name>`: where a figure writes its results."""
+        return self.out / name
+
+    def batches(self, paths: Sequence[str] | None = None, batch_size: int | None = None):
+        """`(ids, (B, S, S, 3) uint8)` batches of readable images, decoded at most once while cached."""
+        paths = self.paths if paths is None else list(paths)
+        b = batch_size or self.options.batch_size
+        for i in range(0, len(paths), b):
+            ids = list(paths[i : i + b])
+            yield ids, np.stack([self.images(p) for p in ids])
+
+    def predicted(self) -> dict[str, str]:
+        """Top-1 class name per image (computed once, when a figure first needs it)."""
+        if "top1" not in self._cache:
+            names = list(self.view.class_names)
+            top1 = {}
+            for ids, batch in self.batches():
+                probs = np.asarray(self.model.predict_on_batch(batch.astype(np.float32)))
+                for p, k in zip(ids, probs.argmax(1)):
+                    top1[p] = names[int(k)] if int(k) < len(names) else str(int(k))
+            self._cache["top1"] = top1
+        return self._cache["top1"]
+
+    def pick(self, count: int, offset: float, anchor: str) -> list[str]:
+        """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
+        chosen, how = pick_images(self.paths, self.labels, self.predicted(), count, offset)
+        self.note(anchor, how)
+        return chosen
+
+    # reuse bookkeeping: OUT/<name>/report_meta.json = weights digest + parameters
+    def is_current(self, folder: Path, params: dict) -> bool:
+        """Whether `folder` was computed by the report for these weights and `params`."""
+        try:
+            meta = json.loads((Path(folder) / META).read_text())
+        except (OSError, ValueError):
+            return False
+        return meta.get("model_digest") == self.digest and meta.get("params") == params
+
+    def mark_done(self, folder: Path, params: dict) -> None:
+        atomic_write_json(Path(folder) / META, {"model_digest": self.digest, "params": params})
+
+    def reusable(self, external, own: Path, marker: str, params: dict, what: str) -> tuple[Path | None, str]:
+        """Where a figure's results already are: `external` (the user's folder) if it has `marker`,
+        else `own` if it was computed for this model and these `params`; `(None, "computed")` otherwise."""
+        if external and (Path(external) / marker).exists():
+            return Path(external), f"reused {external}"
+        if self.is_current(own, params) and (own / marker).exists():
+            return own, f"reused (same model and {what})"
+        return None, "computed"
+
+    def bring(self, src: Path, rel: str) -> str:
+        """`src` as a path relative to OUT, copying it to `OUT/rel` when it is outside OUT."""
+        try:
+            return Path(src).resolve().relative_to(self.out.resolve()).as_posix()
+        except ValueError:
+            pass
+        dest = self.out / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp")
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+        return Path(rel).as_posix()
+
+
+# ------------------------------------------------------------------ helpers
+def weights_digest(model) -> str:
+    """SHA-1 of every weight of the model (order, shapes and values)."""
+    digest = hashlib.sha1()
+    for v in model.weights:
+        a = np.ascontiguousarray(np.asarray(v))
+        digest.update(str(a.shape).encode())
+        digest.update(a.tobytes())
+    return digest.hexdigest()
+
+
+def pick_evenly(n: int, count: int, offset: float = 0.5) -> list[int]:
+    """`count` distinct indices spread evenly over `range(n)` (deterministic).
+
+    Index `floor((i + offset) * n / count)` for i = 0..count-1 (all of them when
+    `count >= n`), so a class-sorted list contributes from across its classes.
+    `pick_evenly(10, 2) == [2, 7]`; `pick_evenly(10, 3, 0) == [0, 3, 6]`.
+    """
+    if count >= n:
+        return list(range(n))
+    return sorted({min(n - 1, int((i + offset) * n / count)) for i in range(count)})
+
+
+def pick_images(paths: Sequence[str], labels: dict, predicted: dict, count: int,
+                offset: float = 0.5) -> tuple[list[str], str]:
+    """`count` images for a figure, and a sentence saying how they were chosen.
+
+    Images the model classifies correctly (folder name == top-1 class), spread evenly
+    over the sorted list (`pick_evenly`, so from across the classes); when fewer than
+    `count` are correct, or the classes are unknown, evenly spaced images of all.
+    """
+    correct = [p for p in paths if labels.get(p) and predicted.get(p) == labels[p]]
+    if count and len(correct) >= count:
+        chosen = [correct[i] for i in pick_evenly(len(correct), count, offset)]
+        return chosen, (f"Images: {len(chosen)} of the {len(correct)} images (of {len(paths)}) the model "
+                        "classifies correctly, spread evenly over them in class order.")
+    chosen = [paths[i] for i in pick_evenly(len(paths), count, offset)]
+    why = ("the images have no class the model knows" if not correct and not any(labels.get(p) for p in paths)
+           else f"only {len(correct)} of {len(paths)} images are classified correctly")
+    return chosen, f"Images: {len(chosen)} evenly spaced over all {len(paths)} images ({why})."

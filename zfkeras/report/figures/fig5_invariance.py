@@ -1,0 +1,184 @@
+"""Fig 5: invariance to translation, scale and rotation. The report's figure and its summary numbers.
+
+The analysis is `zfkeras.analysis.invariance.invariance_curves`; results are saved as
+`OUT/invariance/invariance_curves.csv` (one row per image, transform and value),
+`invariance.png` and `invariance_config.json`, the files `zfkeras invariance --out` writes.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from zfkeras.report import markup
+from zfkeras.report.figure import Figure, Option, ReportContext
+
+__all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none"]
+
+CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
+           "the lowest and the highest feature layer; probability of the true class.")
+
+
+class Invariance(Figure):
+    """Fig 5 in the report: the curves of a few correctly classified images and their summary."""
+
+    name = "invariance"
+    anchor = "fig5"
+    title = "Fig 5: invariance to translation, scale and rotation"
+    step = "invariance (Fig 5)"
+    look_for = (
+        "Per transform (rows): example images, the relative distance between the feature vectors "
+        "of the original and the transformed image at the lowest and the highest feature layer (layer 1 "
+        "and layer 7 in the paper), and the probability of the true class. In the paper, small "
+        "transformations change layer 1 a lot but layer 7 much less, and translation and scaling leave "
+        "the output fairly stable while rotation does not (except near symmetric angles). What this "
+        "model shows is stated under the figure, from its numbers."
+    )
+    command = "zfkeras report MODEL.keras DATA --out OUT --invariance 2"
+    not_run = "The invariance analysis was not run."
+    options = (
+        Option("invariance", 2, "images for invariance, Fig 5 (0: none)", minimum=0),
+        Option("invariance_dir", None, "reuse a `zfkeras invariance --out` folder", metavar="DIR"),
+    )
+    steps = {"translation": 10.0, "scale": 0.1, "rotation": 10.0}
+
+    def wanted(self, ctx: ReportContext) -> bool:
+        return bool(ctx.options.invariance or ctx.options.invariance_dir)
+
+    def compute(self, ctx: ReportContext):
+        opts, own = ctx.options, ctx.folder(self.name)
+        steps = {**self.steps, **(getattr(opts, "invariance_steps", None) or {})}
+        chosen = ctx.pick(opts.invariance, 0.3, self.anchor)
+        params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
+        folder, source = ctx.reusable(opts.invariance_dir, own, "invariance.png", params, "images")
+        if folder is None:
+            self._run(ctx, chosen, steps, own)
+            ctx.mark_done(own, params)
+            folder = own
+        rows = []
+        if (folder / "invariance_curves.csv").exists():
+            with open(folder / "invariance_curves.csv", newline="") as f:
+                rows = invariance_summary(list(csv.DictReader(f)))
+        return {"figure": ctx.bring(folder / "invariance.png", "invariance/invariance.png"), "rows": rows}, source
+
+    def _run(self, ctx: ReportContext, chosen: list[str], steps: dict, own: Path) -> None:
+        from zfkeras.analysis.invariance import (
+            DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image)
+        from zfkeras.data import load_image, prepare
+        from zfkeras.report.figures_dynamics import plot_invariance, save_figure
+        from zfkeras.utils.io import atomic_open, atomic_write_json
+
+        view = ctx.view
+        layers = list(view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer)))
+        size = int(view.input_shape[0])
+        bases = [prepare(load_image(p), size) for p in chosen]
+        class_names = list(view.class_names)
+        y = [class_names.index(ctx.labels[p]) for p in chosen] if all(ctx.labels[p] in class_names for p in chosen) else None
+        grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
+        ctx.log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
+        result = invariance_curves(view, np.stack(bases), y, grid, layers=layers, batch_size=ctx.options.batch_size,
+                                   progress=ctx.progress)
+        rows = result.rows(image_names=[ctx.names[p] for p in chosen])
+        with atomic_open(own / "invariance_curves.csv", "w") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        fill = model_fill(view)
+        examples = {}
+        for kind, values in grid.items():
+            pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
+            examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
+                              .clip(0, 255).astype(np.uint8))
+        cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
+        legend = [f"{Path(p).name} ({cls[l]})" for p, l in zip(chosen, result.labels)]
+        save_figure(plot_invariance(result, examples, legend), own / "invariance.png")
+        atomic_write_json(own / "invariance_config.json", {
+            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels],
+            "layers": list(result.layers), "transforms": {k: v.tolist() for k, v in grid.items()},
+        })
+
+    def files(self, result: dict) -> list[str]:
+        return [result["figure"]]
+
+    def section(self, result: dict, ctx: ReportContext) -> str:
+        html = markup.figure(markup.FigureItem(result["figure"], CAPTION))
+        rows = result["rows"]
+        if rows:
+            layers = [k[len("distance_"):] for k in rows[0] if k.startswith("distance_")]
+            header = ["transform", "at", *[f"distance {l}" for l in layers], "p(true)", "p(true) original"]
+            body = [(r["transform"], markup.fmt(r["value"]), *[markup.fmt(r[f"distance_{l}"]) for l in layers],
+                     markup.fmt(r["p_true"]), markup.fmt(r["p_original"])) for r in rows]
+            html += ("<p>Mean over the images, at the largest transformation of each kind:</p>"
+                     + markup.table(header, body, [False] + [True] * (len(header) - 1))
+                     + markup.finding(invariance_findings(rows)))
+        return html
+
+
+def invariance_findings(rows: Sequence[dict]) -> list[str]:
+    """What the model shows in `invariance_summary` rows, one sentence per transform, from the numbers.
+
+    Compares the lowest and the highest feature layer at the largest transformation (the paper:
+    the top layer changes much less than layer 1) and p(true class) against the original
+    (the paper: stable under translation and scaling, not rotation).
+    """
+    unit = {"translation": " px", "scale": "x", "rotation": " deg"}
+    out = []
+    for r in rows:
+        keys = [k for k in r if k.startswith("distance_")]
+        at = f"{r['transform']} by {r['value']:g}{unit.get(r['transform'], '')}"
+        parts = []
+        if len(keys) >= 2:
+            lo, hi = keys[0], keys[-1]
+            a, b = r[lo], r[hi]
+            if a is not None and b is not None:
+                if b < a:
+                    verdict = "less than"
+                elif b > a:
+                    verdict = "more than"
+                else:
+                    verdict = "as much as"
+                parts.append(f"{hi[len('distance_'):]} features change {verdict} {lo[len('distance_'):]} "
+                             f"(distance {b:.3g} vs {a:.3g})")
+        if r.get("p_true") is not None and r.get("p_original") is not None:
+            parts.append(f"p(true class) {r['p_original']:.3g} -> {r['p_true']:.3g}")
+        if parts:
+            out.append(f"{at}: " + "; ".join(parts) + ".")
+    return out
+
+
+def nanmean_or_none(values) -> float | None:
+    """Mean of the finite values, None when there is none (no "Mean of empty slice" warning)."""
+    a = np.asarray(values, dtype=np.float64).ravel()
+    a = a[np.isfinite(a)]
+    return float(a.mean()) if a.size else None
+
+
+def invariance_summary(rows: Sequence[dict]) -> list[dict]:
+    """Per transform, the mean over images at the largest transformation (CSV rows of `zfkeras invariance`).
+
+    Returns rows `{"transform", "value", "distance_<layer>"..., "p_true", "p_original"}`;
+    `p_original` is the mean p(true) at the identity (0 px, scale 1, 0 degrees).
+    """
+    identity = {"translation": 0.0, "scale": 1.0, "rotation": 0.0}
+    out = []
+    kinds = list(dict.fromkeys(r["transform"] for r in rows))
+    for kind in kinds:
+        sub = [r for r in rows if r["transform"] == kind]
+        values = np.array(sorted({float(r["value"]) for r in sub}))
+        amount = np.minimum(values % 360, 360 - values % 360) if kind == "rotation" else np.abs(values - identity.get(kind, 0.0))
+        far = float(values[int(np.argmax(amount))])
+        at = [r for r in sub if float(r["value"]) == far]
+        ident = [r for r in sub if abs(float(r["value"]) - identity.get(kind, 0.0)) < 1e-9]
+        row = {"transform": kind, "value": far}
+        for key in sub[0]:
+            if key.startswith("distance_"):
+                row[key] = nanmean_or_none([float(r[key]) for r in at])
+        row["p_true"] = float(np.mean([float(r["p_true"]) for r in at]))
+        row["p_original"] = float(np.mean([float(r["p_true"]) for r in ident])) if ident else None
+        out.append(row)
+    return out
+
+
