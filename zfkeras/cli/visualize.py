@@ -20,6 +20,9 @@ import argparse
 import json
 from pathlib import Path
 
+from zfkeras.report.build import GENERAL_OPTIONS
+from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
+
 
 def run(args: argparse.Namespace) -> int:
     import numpy as np
@@ -30,14 +33,11 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
     from zfkeras.deconv.visuals import top_projections
 
-    if args.top < 1:
-        raise ValueError(f"--top must be >= 1; got {args.top}")
-    if args.channels < 0:
-        raise ValueError(f"--channels must be >= 0 (0: all); got {args.channels}")
+    TopActivationsFigure.check_options(args, "top", "channels")
     from zfkeras.cli._model import load_view
 
     deconv = Deconvnet(load_view(args), rule=args.rule)
-    layers = [l for l in args.layers.split(",") if l] if args.layers else default_layers(deconv)
+    layers = [n for v in args.layers or () for n in v.split(",") if n] or default_layers(deconv)
     for layer in layers:
         deconv.output_shape(layer)  # one-line ValueError listing the valid layers
     paths = list_images(args.data, args.list)
@@ -112,17 +112,13 @@ def add_parser(sub) -> None:
     p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
                    "(or the files named by --list); unreadable files are skipped and named in config.json")
     p.add_argument("--out", required=True, help="output folder")
-    p.add_argument("--layers", default=None,
-                   help="comma-separated layers to scan (default: every conv layer)")
-    p.add_argument("--channels", type=int, default=16,
-                   help="feature maps per layer in the figures, a seeded random subset "
-                        "(0: all; default 16); top9.json always has every channel")
-    p.add_argument("--top", type=int, default=9, help="activations kept per channel (default 9)")
+    # The options it shares with the report's Figs 1-2 (same flags, meaning and checks).
+    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", channels=16)
+    for o in GENERAL_OPTIONS:
+        if o.name in ("batch_size", "seed"):
+            o.add_to(p)
     p.add_argument("--list", default=None, help="file of image paths relative to DATA")
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
-    p.add_argument("--contrast", type=float, default=1.0, help="display contrast (default 1)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the channel subset")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_model_options(p, rule=True)
     p.set_defaults(func=run)

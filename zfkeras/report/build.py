@@ -151,8 +151,9 @@ def build_report(
 
     opts = options or ReportOptions()
     opts.check()
-    figures = [f for f in registry.figures() if f.name not in set(opts.skip)]
-    for f in figures:  # bad given results (e.g. an --ablation folder) fail before any analysis runs
+    figures = registry.figures()
+    run = [f for f in figures if f.name not in set(opts.skip)]
+    for f in run:  # bad given results (e.g. an --ablation folder) fail before any analysis runs
         if hasattr(f, "check"):
             f.check(opts)
     out = Path(out)
@@ -212,7 +213,7 @@ def build_report(
         content.evaluation = dict(evaluation)
         content.provenance.append(("accuracy", "given", 0.0))
 
-    for f in figures:
+    for f in run:
         if not f.wanted(ctx):
             continue
         start = time.time()

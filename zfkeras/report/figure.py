@@ -69,8 +69,11 @@ class Option:
     def cli(self) -> str:
         return "--" + (self.flag or self.name.replace("_", "-"))
 
-    def add_to(self, parser) -> None:
-        """Add this option to an argparse parser (dest = `name`)."""
+    def add_to(self, parser, **overrides) -> None:
+        """Add this option to an argparse parser (dest = `name`); `overrides` replace fields, e.g. `default=16`
+        for a command whose own default differs from the report's."""
+        if overrides:
+            return dataclasses.replace(self, **overrides).add_to(parser)
         kw: dict = {"dest": self.name, "help": self.help}
         if isinstance(self.default, bool):
             kw.update(action="store_true")
@@ -109,6 +112,27 @@ class Figure:
     command: ClassVar[str | None] = None
     not_run: ClassVar[str] = "Not run."
     options: ClassVar[tuple[Option, ...]] = ()
+
+    @classmethod
+    def add_options(cls, parser, *names: str, **defaults) -> None:
+        """Add the named options of this figure to a command's parser (the command shares their
+        meaning, flag and checks with the report); `defaults` = `{name: the command's own default}`."""
+        by_name = {o.name: o for o in cls.options}
+        for name in names:
+            if name not in by_name:
+                raise KeyError(f"{cls.__name__} has no option {name!r}; it has {', '.join(by_name)}")
+            o = by_name[name]
+            o.add_to(parser, **({"default": defaults[name]} if name in defaults else {}))
+
+    @classmethod
+    def check_options(cls, args, *names: str) -> None:
+        """`Option.check` of the named options on parsed `args` (a ValueError naming the flag)."""
+        for o in cls.options:
+            if o.name in names:
+                try:
+                    o.check(getattr(args, o.name))
+                except ValueError as err:
+                    raise ValueError(f"{o.cli}: {err}") from None
 
     def wanted(self, ctx: "ReportContext") -> bool:
         """Whether to run `compute` with these options (besides `--skip NAME`)."""
