@@ -29,6 +29,13 @@ such and diagnosed at its last good epoch.
     python benchmarks/fig6_experiment.py --out runs/fig6_e15 --epochs 15 --cache-dir /work/cache  # BENCHMARKS.md
     python benchmarks/fig6_experiment.py --out runs/fig6a_paper --runs zf zf_noclip --init paper --lr 0.01 --epochs 5
     python benchmarks/fig6_experiment.py --quick --out /tmp/fig6-quick   # tiny smoke run, ~1-2 min
+
+With seeds, from the Table 3 runs of `benchmarks/ablation_caltech.sh` (the same trainings: its
+`zfnet` presets are the `zf` and `alexnet` runs here), so no network is trained twice:
+
+    python benchmarks/fig6_experiment.py --out runs/fig6-s1 --seed 1 --epochs 30 --runs zf alexnet \
+        --reuse zf=runs/ablation-v2/seed1/zf/zfnet --reuse alexnet=runs/ablation-v2/seed1/alexnet/zfnet \
+        --no-evolution --cache-dir /work/cache
 """
 
 from __future__ import annotations
@@ -123,6 +130,8 @@ def main(argv=None) -> int:
     p.add_argument("--epochs", type=int, help="training budget (default: the reference protocol's)")
     p.add_argument("--init", choices=["paper", "he"], help="weight init (default: the reference protocol's, he)")
     p.add_argument("--lr", type=float, help="learning rate (default: the reference protocol's)")
+    p.add_argument("--seed", type=int, help="seed of weights, validation split and shuffles (default: the "
+                   "reference protocol's, 0)")
     p.add_argument("--runs", nargs="+", choices=RUNS, default=list(RUNS))
     p.add_argument("--reuse", action="append", default=[], metavar="RUN=DIR",
                    help="train/resume RUN in an existing folder, e.g. zf=/work/runs/reference")
@@ -144,7 +153,8 @@ def main(argv=None) -> int:
     if args.quick:
         base = base.replace(image_size=64, width=1 / 16, fc_units=32, epochs=2, batch_size=16)
         train_list, test_list = quick_lists(root, out)
-    overrides = {k: v for k, v in (("epochs", args.epochs), ("init", args.init), ("learning_rate", args.lr)) if v}
+    overrides = {k: v for k, v in (("epochs", args.epochs), ("init", args.init), ("learning_rate", args.lr),
+                                   ("seed", args.seed)) if v is not None}
     base = base.replace(**overrides)
     reuse = {}
     for item in args.reuse:
