@@ -46,7 +46,7 @@ from zfkeras.analysis.transforms import (
     resolve_transforms,
     transform_image,
 )
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.adapter import AnalysableModel
 from zfkeras.models.features import feature_model
 
 __all__ = [
@@ -287,15 +287,15 @@ class Invariance(Analysis):
 def invariance_curves(
     model: keras.Model | AnalysableModel,
     images: np.ndarray,
-    labels: Sequence[int] | None = None,
-    transforms: Mapping[str, Sequence[float]] | Sequence[str] | None = None,
+    labels: Sequence[int | str] | None = None,
+    transforms: Mapping[str, Sequence[float] | None] | Sequence[str] | None = None,
     *,
     layers: Sequence[str] | None = None,
     output: str | None = None,
     batch_size: int = 32,
     progress: bool = True,
 ) -> InvarianceResult:
-    """Feature distances and true-class probability under translation, scale and rotation.
+    """Shortcut for `Invariance(model, transforms, ...).run(images, labels, progress=...)`.
 
     Args:
         model: any Keras classifier or its `AnalysableModel` (images are raw RGB
@@ -303,7 +303,7 @@ def invariance_curves(
         images: `(N, B, B, 3)` base-size images (`zfkeras.data.prepare`,
             `load_prepared`), `B >= S`; larger margins bring more real content
             into translated / rotated views.
-        labels: `(N,)` true class indices; None uses each original image's
+        labels: `(N,)` true classes (indices or names); None uses each original image's
             top-1 prediction (then the curve is "probability of the initial
             prediction").
         transforms: None for all three over the paper's ranges, a list of
@@ -317,83 +317,5 @@ def invariance_curves(
     Returns:
         `InvarianceResult` (see the module doc for the definitions).
     """
-    images = np.asarray(images)
-    if images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"images must be (N, H, W, 3) base-size images; got shape {images.shape}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int; got {batch_size!r}")
-    view = analysable(model)
-    size = int(view.input_shape[0])
-    if images.shape[1] < size or images.shape[2] < size:
-        raise ValueError(f"images {images.shape[1]}x{images.shape[2]} are smaller than the model input {size}")
-    grid = resolve_transforms(transforms)
-    if layers is None:
-        layers = view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer))
-    output = view.output_layer if output is None else output
-    layers = tuple(layers)
-    if not layers:
-        raise ValueError("give at least one feature layer")
-    fm = feature_model(view, list(dict.fromkeys(layers + (output,))))
-    fill = view.neutral_pixel()
-    n = len(images)
-
-    def run(batch: list[np.ndarray]) -> dict[str, np.ndarray]:
-        out = fm.predict_on_batch(np.stack(batch).astype(np.float32))
-        return {k: np.asarray(out[k]) for k in layers + (output,)}
-
-    # Originals: the plain centre crop (the identity transforms must match it).
-    top, left = (images.shape[1] - size) // 2, (images.shape[2] - size) // 2
-    crops = [images[i, top : top + size, left : left + size].astype(np.float32) for i in range(n)]
-    orig: dict[str, list[np.ndarray]] = {k: [] for k in layers + (output,)}
-    for s in range(0, n, batch_size):
-        for k, v in run(crops[s : s + batch_size]).items():
-            orig[k].append(v)
-    original = {k: np.concatenate(v) for k, v in orig.items()}
-    probs0 = original[output]
-    if probs0.ndim != 2:
-        raise ValueError(f"output layer {output!r} must give (N, classes); got {probs0.shape}")
-    if labels is None:
-        label_arr = probs0.argmax(axis=1).astype(np.int64)
-    else:
-        label_arr = np.asarray(labels, dtype=np.int64).reshape(-1)
-        if len(label_arr) != n:
-            raise ValueError(f"{len(label_arr)} labels for {n} images")
-        bad = label_arr[(label_arr < 0) | (label_arr >= probs0.shape[1])]
-        if len(bad):
-            raise ValueError(f"label {int(bad[0])} out of range: valid 0..{probs0.shape[1] - 1}")
-
-    jobs = [(kind, t, i) for kind, values in grid.items() for i in range(n) for t in range(len(values))]
-    shapes = {kind: (n, len(v)) for kind, v in grid.items()}
-    raw = {kind: {l: np.zeros(shapes[kind]) for l in layers} for kind in grid}
-    rel = {kind: {l: np.zeros(shapes[kind]) for l in layers} for kind in grid}
-    prob = {kind: np.zeros(shapes[kind]) for kind in grid}
-    pred = {kind: np.zeros(shapes[kind], np.int64) for kind in grid}
-    with tqdm(total=len(jobs), desc="invariance", unit="img", disable=not progress, leave=False) as bar:
-        for s in range(0, len(jobs), batch_size):
-            chunk = jobs[s : s + batch_size]
-            batch = [transform_image(images[i], kind, grid[kind][t], size, fill) for kind, t, i in chunk]
-            feats = run(batch)
-            idx = np.array([i for _, _, i in chunk])
-            for layer in layers:
-                r, d = relative_distance(original[layer][idx], feats[layer])
-                for j, (kind, t, i) in enumerate(chunk):
-                    rel[kind][layer][i, t], raw[kind][layer][i, t] = r[j], d[j]
-            p = feats[output]
-            for j, (kind, t, i) in enumerate(chunk):
-                prob[kind][i, t] = p[j, label_arr[i]]
-                pred[kind][i, t] = int(p[j].argmax())
-            bar.update(len(chunk))
-
-    curves = {
-        kind: TransformCurves(kind, np.asarray(values, np.float64), rel[kind], raw[kind], prob[kind], pred[kind])
-        for kind, values in grid.items()
-    }
-    names = view.class_names
-    return InvarianceResult(
-        curves=curves,
-        layers=layers,
-        labels=label_arr,
-        original_probabilities=probs0[np.arange(n), label_arr].astype(np.float64),
-        image_size=size,
-        class_names=list(names) if names else None,
-    )
+    engine = Invariance(model, transforms, layers=layers, output=output, batch_size=batch_size)
+    return engine.run(images, labels, progress=progress)
