@@ -301,7 +301,7 @@ class LayerDiagnostics(Analysis):
 
 
 def diagnose(
-    model: keras.Model,
+    model: keras.Model | AnalysableModel | str,
     probe_images=None,
     *,
     name: str | None = None,
@@ -317,89 +317,17 @@ def diagnose(
     contrast: float = 1.0,
     progress: bool = True,
 ) -> Diagnostics:
-    """All diagnostics of one model (module doc); the probe-set ones only with `probe_images`.
+    """Shortcut for `LayerDiagnostics(model, ...).run(probe_images, progress=...)`.
 
-    Args:
-        model: a trained model (or its `AnalysableModel`) with conv layers
-            `layer` and `layer2` (default: its first two conv layers, ZFNet's
-            conv1 and conv2).
-        probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), e.g.
-            centre crops of validation images; None skips "never active" and
-            the layer-2 projections.
-        name: label (default: the model's name).
-        history: a `history.csv` path or a `ClippedHistory`.
-        layer2_channels: how many layer-2 channels to project (seeded random
-            subset, all if larger than the layer) or explicit channel indices.
-        rms_tol, band_edges, fft_size: see `dead_by_rms`, `band_shares`.
-        batch_size: probe images per forward pass / pairs per deconv pass.
-        contrast: display contrast of the layer-2 patches.
-        progress: tqdm bar over probe batches.
+    The options are `LayerDiagnostics`'s; `probe_images` `(N, S, S, 3)` raw RGB model inputs
+    (None skips "never active" and the layer-2 projections); `progress`: tqdm bar.
     """
-    from zfkeras.models.adapter import analysable
-
-    view = analysable(model)
-    model = view.model
-    convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
-    if len(convs) < 2 and (layer is None or layer2 is None):
-        raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
-    layer = convs[0] if layer is None else layer
-    layer2 = convs[1] if layer2 is None else layer2
-    if layer not in view.layers:
-        raise ValueError(f"unknown layer {layer!r}; conv layers: {convs}")
-    conv = view.layers[layer].layer
-    if not isinstance(conv, keras.layers.Conv2D):
-        raise ValueError(f"{layer!r} is not a Conv2D layer")
-    kernel = np.asarray(conv.kernel, np.float32)
-    stride = int(conv.strides[0])
-    dead_rms = dead_by_rms(kernel, rms_tol)
-    clipped = read_clipped_history(history) if isinstance(history, (str, os.PathLike)) else history
-    diag = Diagnostics(
-        name=name or model.name,
-        layer=layer,
-        kernel_size=(int(kernel.shape[0]), int(kernel.shape[1])),
-        stride=stride,
-        filters=int(kernel.shape[3]),
-        dead_rms=dead_rms,
-        inactive=None,
-        bands=band_shares(kernel, band_edges, fft_size),
-        band_edges=tuple(float(e) for e in band_edges),
-        conv1_aliasing=stride_aliasing(kernel, stride, fft_size),
-        top_filter_share=largest_filter_share(kernel),
-        kernel=kernel,
-        clipped=clipped,
+    engine = LayerDiagnostics(
+        model, name=name, history=history, layer=layer, layer2=layer2, layer2_channels=layer2_channels,
+        rms_tol=rms_tol, band_edges=band_edges, fft_size=fft_size, batch_size=batch_size, seed=seed,
+        contrast=contrast,
     )
-    if probe_images is None:
-        return diag
-
-    from zfkeras.analysis._probe import (
-        channel_argmax,
-        check_probe,
-        choose_channels,
-        receptive_patches,
-        strongest_projections,
-    )
-    from zfkeras.deconv import Deconvnet
-
-    images = check_probe(probe_images, model)
-    fm = feature_model(view, [layer, layer2])
-    n_batches = math.ceil(len(images) / batch_size)
-    with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
-        best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)
-    diag.inactive = ~(best[layer][0] > 0)
-    c2 = len(best[layer2][0])
-    if isinstance(layer2_channels, (int, np.integer)) and not isinstance(layer2_channels, bool):
-        chans = choose_channels({layer2: c2}, int(layer2_channels), seed)[layer2]
-    else:
-        chans = choose_channels({layer2: c2}, {layer2: layer2_channels}, seed)[layer2]
-    deconv = Deconvnet(view)
-    proj = strongest_projections(deconv, images, layer2, chans, best[layer2][1], batch_size)
-    alias = image_aliasing(proj.images, stride)
-    alias[~(proj.activations > 0)] = np.nan
-    diag.layer2 = layer2
-    diag.layer2_channels = chans
-    diag.layer2_aliasing = alias
-    diag.layer2_patches = receptive_patches(deconv, layer2, proj, contrast)
-    return diag
+    return engine.run(probe_images, progress=progress)
 
 
 # ------------------------------------------------------------------ table
