@@ -158,6 +158,7 @@ class Correspondence(Analysis):
         check_int("batch_size", batch_size, 1)
         self.batch_size = batch_size
         self.fill = resolve_fill(view, fill)
+        self._fn = None  # the traced feature pass, built on the first run
 
     def run(
         self, parts: PartsSet | str | os.PathLike | None = None, *, progress: bool = False
@@ -199,7 +200,7 @@ class Correspondence(Analysis):
                 box = parts.parts[p]
                 sizes = np.stack([box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], axis=1)
                 batches.append(occlude_boxes(images, random_boxes(parts.objects, sizes, rng), self.fill))
-        feats = _features(self.view, np.concatenate(batches), layers, self.batch_size, progress)
+        feats = self._features(np.concatenate(batches), progress)
 
         result_parts: dict[str, dict[str, tuple[float, float]]] = {p: {} for p in names}
         random_stats, random_seeds = {}, {}
@@ -218,10 +219,33 @@ class Correspondence(Analysis):
             random_stats[layer] = (float(np.mean(per_seed)), float(np.std(per_seed)))
         return CorrespondenceResult(layers, result_parts, random_stats, random_seeds, list(seed_list), n, parts.name)
 
+    def _features(self, images: np.ndarray, progress: bool) -> dict[str, np.ndarray]:
+        """`{layer: (M, D)}` flattened features of `images` `(M, S, S, C)`, in batches."""
+        import tensorflow as tf
+
+        if self._fn is None:
+            outs = [self.view.layers[name].output for name in self.layers]
+            probe = keras.Model(self.view.model.inputs[0], outs, name=f"{self.view.model.name}_correspondence")
+
+            @tf.function
+            def fn(x):
+                res = probe(x, training=False)
+                res = res if isinstance(res, (list, tuple)) else [res]
+                return [tf.reshape(r, [tf.shape(r)[0], -1]) for r in res]
+
+            self._fn = fn
+        bs = self.batch_size
+        chunks = progress_bar(range(0, len(images), bs), progress, "correspondence", "batch")
+        parts: list[list[np.ndarray]] = [[] for _ in self.layers]
+        for s in chunks:
+            for k, r in enumerate(self._fn(tf.constant(images[s : s + bs]))):
+                parts[k].append(r.numpy())
+        return {name: np.concatenate(p) for name, p in zip(self.layers, parts)}
+
 
 def correspondence(
-    model: keras.Model,
-    parts: PartsSet,
+    model: keras.Model | AnalysableModel | str,
+    parts: PartsSet | str | os.PathLike | None = None,
     *,
     layers: Sequence[str] | None = None,
     seeds: int | Sequence[int] = 10,
@@ -229,102 +253,9 @@ def correspondence(
     batch_size: int = 32,
     progress: bool = False,
 ) -> CorrespondenceResult:
-    """Delta per part and layer, and the random-region baseline (paper Table 1).
-
-    Args:
-        model: any Keras CNN or its `AnalysableModel` (images: raw RGB).
-        parts: a `PartsSet` (`load_parts`); prepared to the model's input size
-            unless its images already have it.
-        layers: layers whose (flattened) outputs are the feature vectors
-            (default ZFNet's pool5, fc7; else the last spatial and top feature layer).
-        seeds: number of random-baseline seeds (0..n-1) or the seeds themselves.
-        fill: "mean" (the model's mean image) or a value / `(S, S, C)` array.
-        batch_size: images per forward pass.
-        progress: tqdm bar over the batches.
-
-    Returns:
-        `CorrespondenceResult`. All occluded images (parts and every seed's
-        random boxes) go through one multi-output feature model in batches.
-    """
-    from zfkeras.models.adapter import analysable
-
-    view = analysable(model)
-    model = view.model
-    size = int(view.input_shape[0])
-    if layers is None:
-        layers = view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer))
-    layers = tuple(layers)
-    valid = view.feature_layer_names
-    bad = [l for l in layers if l not in valid]
-    if not layers or bad:
-        raise ValueError(f"unknown layer(s) {bad or list(layers)}; valid layers: {', '.join(valid)}")
-    seed_list = list(range(seeds)) if isinstance(seeds, (int, np.integer)) else [int(s) for s in seeds]
-    if not seed_list:
-        raise ValueError("`seeds` must be a positive number or a non-empty list of seeds")
-    if len(parts) < 2:
-        raise ValueError(f"correspondence needs at least 2 images; got {len(parts)}")
-    if any(img.shape[:2] != (size, size) for img in parts.images):
-        parts = parts.prepared(size)
-    images = np.stack(parts.images).astype(np.float32)
-    fill_img = view.neutral_pixel() if isinstance(fill, str) and fill == "mean" else np.broadcast_to(
-        np.asarray(fill, np.float32), images.shape[1:]
-    )
-    n = len(images)
-    names = list(parts.parts)
-
-    batches = [images]  # originals, then each part, then each seed x part
-    for p in names:
-        batches.append(occlude_boxes(images, parts.parts[p], fill_img))
-    for seed in seed_list:
-        rng = np.random.default_rng(seed)
-        for p in names:
-            box = parts.parts[p]
-            sizes = np.stack([box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]], axis=1)
-            batches.append(occlude_boxes(images, random_boxes(parts.objects, sizes, rng), fill_img))
-    feats = _features(view, np.concatenate(batches), layers, batch_size, progress)
-
-    result_parts: dict[str, dict[str, tuple[float, float]]] = {p: {} for p in names}
-    random_stats, random_seeds = {}, {}
-    for layer in layers:
-        f = feats[layer].reshape(len(batches), n, -1)
-        base = f[0]
-        off = ~np.eye(n, dtype=bool)
-        for k, p in enumerate(names):
-            dist = pairwise_sign_distance(base - f[1 + k])[off]
-            result_parts[p][layer] = (float(dist.mean()), float(dist.std()))
-        per_seed = []
-        for s in range(len(seed_list)):
-            start = 1 + len(names) + s * len(names)
-            per_seed.append(float(np.mean([delta(base - f[start + k]) for k in range(len(names))])))
-        random_seeds[layer] = per_seed
-        random_stats[layer] = (float(np.mean(per_seed)), float(np.std(per_seed)))
-    return CorrespondenceResult(
-        layers, result_parts, random_stats, random_seeds, seed_list, n, parts.name
-    )
-
-
-def _features(view, images, layers, batch_size, progress) -> dict[str, np.ndarray]:
-    import tensorflow as tf
-
-    outs = [view.layers[name].output for name in layers]
-    probe = keras.Model(view.model.inputs[0], outs, name=f"{view.model.name}_correspondence")
-
-    @tf.function
-    def fn(x):
-        res = probe(x, training=False)
-        res = res if isinstance(res, (list, tuple)) else [res]
-        return [tf.reshape(r, [tf.shape(r)[0], -1]) for r in res]
-
-    chunks = range(0, len(images), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        chunks = tqdm(chunks, desc="correspondence", unit="batch")
-    parts: list[list[np.ndarray]] = [[] for _ in layers]
-    for s in chunks:
-        for k, r in enumerate(fn(tf.constant(images[s : s + batch_size]))):
-            parts[k].append(r.numpy())
-    return {name: np.concatenate(p) for name, p in zip(layers, parts)}
+    """Shortcut for `Correspondence(model, layers=..., seeds=..., ...).run(parts, progress=...)`."""
+    engine = Correspondence(model, layers=layers, seeds=seeds, fill=fill, batch_size=batch_size)
+    return engine.run(parts, progress=progress)
 
 
 # ------------------------------------------------------------------ the table
