@@ -188,17 +188,13 @@ class OcclusionSensitivity(Analysis):
             unoccluded image (position `(H, W)`, outside the image), then
             positions in row-major order.
         """
-        image = self._check_image(image)
+        image = self._check_images(image, "image", batch=None)
         h, w, _ = self.input_shape
         grid = np.stack(np.meshgrid(self.offsets, self.offsets, indexing="ij"), -1).reshape(-1, 2)
         positions = np.concatenate([[[h, w]], grid]).astype(np.int32)
         fn = self._graph()
         img_t, fill_t = tf.constant(image), tf.constant(self.fill)
-        chunks = range(0, len(positions), self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            chunks = tqdm(chunks, desc="occlusion", unit="chunk")
+        chunks = progress_bar(range(0, len(positions), self.batch_size), progress, "occlusion", "chunk")
         probs, sums, maxes = [], [], []
         for s in chunks:
             p, a, m = fn(img_t, fill_t, tf.constant(positions[s : s + self.batch_size]))
@@ -258,7 +254,7 @@ class OcclusionSensitivity(Analysis):
             )
         chosen = resolve_targets(targets, len(batch), self.class_names)
         if others is not None:
-            others = self._check_others(others)
+            others = self._check_images(others, "others", single=False, batch="K")
         if top_k is not None:
             check_int("top_k", top_k, 1)
         if single:
@@ -314,7 +310,6 @@ class OcclusionSensitivity(Analysis):
         result.projection_window = self._windows(deconv, out.positions[:, 0])[0]
         if others is None:
             return
-        others = self._check_others(others)
         index = np.arange(len(others))
         if top_k is not None:
             acts = deconv.activations(others, self.layer, batch_size=self.batch_size)[..., result.channel]
@@ -332,31 +327,16 @@ class OcclusionSensitivity(Analysis):
     def _windows(self, deconv, positions) -> np.ndarray:
         return np.asarray([deconv.window(self.layer, int(r), int(c)) for r, c in positions], np.int64)
 
-    def _check_image(self, image) -> np.ndarray:
-        arr = np.asarray(image, dtype=np.float32)
-        if arr.shape != self.input_shape:
-            raise ValueError(
-                f"`image` must have shape {self.input_shape} (one image at the model input size); "
-                f"got {arr.shape}"
-            )
-        return arr
-
-    def _check_images(self, images) -> np.ndarray:
-        arr = np.asarray(images, dtype=np.float32)
-        if arr.shape != self.input_shape and (arr.ndim != 4 or arr.shape[1:] != self.input_shape):
-            shape = ", ".join(map(str, self.input_shape))
-            raise ValueError(
-                f"`images` must have shape {self.input_shape} (one image at the model input size) "
-                f"or (N, {shape}) (a batch); got {arr.shape}"
-            )
-        return arr
-
-    def _check_others(self, others) -> np.ndarray:
-        arr = np.asarray(others, dtype=np.float32)
-        if arr.ndim != 4 or tuple(arr.shape[1:]) != self.input_shape:
-            shape = ", ".join(map(str, self.input_shape))
-            raise ValueError(f"`others` must have shape (K, {shape}); got {arr.shape}")
-        return arr
+    def _check_images(self, x, name: str = "images", single: bool = True, batch: str | None = "N") -> np.ndarray:
+        """`x` as float32: one `(H, W, C)` image (if `single`) or a `(batch, H, W, C)` stack."""
+        arr = np.asarray(x, dtype=np.float32)
+        if (single and arr.shape == self.input_shape) or (
+            batch and arr.ndim == 4 and arr.shape[1:] == self.input_shape
+        ):
+            return arr
+        forms = [f"{self.input_shape} (one image at the model input size)"] if single else []
+        forms += [f"({batch}, {', '.join(map(str, self.input_shape))})"] if batch else []
+        raise ValueError(f"`{name}` must have shape {' or '.join(forms)}; got {arr.shape}")
 
 
 def _ends_in_logits(model: keras.Model) -> bool:
