@@ -10,6 +10,7 @@ import pytest
 
 from zfkeras.analysis.correspondence import (
     PUBLISHED_TABLE1,
+    Correspondence,
     PartsSet,
     correspondence,
     delta,
@@ -150,6 +151,23 @@ def test_correspondence_bad_layer(rng, tiny_model):
         correspondence(tiny_model, parts, layers=["pool7"])
     with pytest.raises(ValueError, match="seeds"):
         correspondence(tiny_model, parts, seeds=[])
+
+
+def test_object_equals_the_function(rng, tiny_model):
+    """`Correspondence(...).run(parts)` == `correspondence(model, parts, ...)`, options off their defaults."""
+    mean = rng.integers(0, 256, (S, S, 3)).astype(np.float32)
+    parts = _parts_set(rng)
+    model = identity_model(mean)
+    options = dict(layers=["feat", "predictions"], seeds=[2, 9, 4], fill=50.0, batch_size=3)
+    old = correspondence(model, parts, **options)
+    new = Correspondence(model, **options).run(parts)
+    assert new.to_dict() == old.to_dict() and new.to_dict()["seeds"] == [2, 9, 4]
+    # the default parts set is the shipped example (read from its file, as a path, or given)
+    shipped = Correspondence(tiny_model, seeds=2)
+    assert shipped.run().to_dict() == shipped.run(EXAMPLE).to_dict() == correspondence(
+        tiny_model, load_parts(EXAMPLE), seeds=2).to_dict()
+    with pytest.raises(ValueError, match="must be a PartsSet, a parts file or None"):
+        shipped.run(parts.images)
 
 
 def test_format_table_layout():

@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from zfkeras.analysis.diagnostics import (
+    LayerDiagnostics,
     band_shares,
     dead_by_rms,
     diagnose,
@@ -173,6 +174,38 @@ def test_diagnose_tiny_model(tiny_model, rng):
     table = diagnostics_table([diag, diagnose(tiny_model, name="no probe")], extra={"test top-1": [0.5, 0.25]})
     assert "tiny" in table and "no probe" in table and "50.0%" in table
     assert "never active on probe" in table
+
+
+def assert_same_diagnostics(a, b):
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray) or isinstance(y, np.ndarray):
+            np.testing.assert_array_equal(x, y, err_msg=f.name)
+        elif f.name == "clipped" and x is not None:
+            np.testing.assert_array_equal(x.epochs, y.epochs)
+            assert x.fractions.keys() == y.fractions.keys() == {"conv1"}
+            np.testing.assert_array_equal(x.fractions["conv1"], y.fractions["conv1"])
+        else:
+            assert x == y, f.name
+
+
+def test_object_equals_the_function(tiny_model, rng, tmp_path):
+    """`LayerDiagnostics(...).run` == `diagnose(...)`, every option away from its default."""
+    _hand_set_conv1(tiny_model)
+    probe = rng.uniform(0, 255, (5, 64, 64, 3)).astype("float32")
+    (tmp_path / "history.csv").write_text("epoch,rms_clipped_conv1\n1,0.5\n2,0.25\n")
+    options = dict(name="x", history=tmp_path / "history.csv", layer="conv2", layer2="conv3",
+                   layer2_channels=[1, 3], rms_tol=0.2, band_edges=(0.5,), fft_size=32, batch_size=2,
+                   seed=5, contrast=2.0)
+    old = diagnose(tiny_model, probe, progress=False, **options)
+    new = LayerDiagnostics(tiny_model, **options).run(probe)
+    assert new.layer == "conv2" and new.layer2_channels.tolist() == [1, 3] and new.bands.shape[1] == 2
+    assert_same_diagnostics(new, old)
+    assert_same_diagnostics(LayerDiagnostics(tiny_model).run(), diagnose(tiny_model))  # no probe images
+    with pytest.raises(ValueError, match="unknown layer 'conv9'"):
+        LayerDiagnostics(tiny_model, layer="conv9")
 
 
 # ------------------------------------------------------------------ CLI

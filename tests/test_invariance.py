@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from zfkeras.analysis.invariance import (
+    Invariance,
     default_values,
     invariance_curves,
     model_fill,
@@ -142,6 +143,53 @@ def test_bad_input(tiny_model, kwargs, message):
 def test_images_smaller_than_the_input(tiny_model):
     with pytest.raises(ValueError, match="smaller than the model input"):
         invariance_curves(tiny_model, np.zeros((1, 32, 32, 3), np.uint8), progress=False)
+
+
+# ------------------------------------------------------------ one call shape
+def assert_same_result(a, b):
+    assert a.layers == b.layers and list(a.curves) == list(b.curves) and a.class_names == b.class_names
+    np.testing.assert_array_equal(a.labels, b.labels)
+    np.testing.assert_array_equal(a.original_probabilities, b.original_probabilities)
+    for kind in a.curves:
+        x, y = a.curves[kind], b.curves[kind]
+        np.testing.assert_array_equal(x.values, y.values)
+        np.testing.assert_array_equal(x.probabilities, y.probabilities)
+        np.testing.assert_array_equal(x.predictions, y.predictions)
+        for layer in a.layers:
+            np.testing.assert_array_equal(x.distances[layer], y.distances[layer])
+            np.testing.assert_array_equal(x.raw_distances[layer], y.raw_distances[layer])
+
+
+def test_object_equals_the_function(tiny_model, rng):
+    """`Invariance(...).run` == `invariance_curves(...)` with every option away from its default."""
+    images = rng.integers(0, 256, (2, B, B, 3), dtype=np.uint8)
+    grid = {"rotation": [0, 45], "translation": [-20.0, 0.0]}
+    old = invariance_curves(tiny_model, images, [4, 1], grid, layers=["conv2", "fc6"], output="predictions",
+                            batch_size=3, progress=False)
+    new = Invariance(tiny_model, grid, layers=["conv2", "fc6"], output="predictions", batch_size=3).run(
+        images, [4, 1]
+    )
+    assert new.layers == ("conv2", "fc6") and new.labels.tolist() == [4, 1]
+    assert_same_result(new, old)
+
+
+def test_targets_by_name_equal_targets_by_index(tiny_model, rng):
+    from zfkeras.models.adapter import analysable
+
+    view = analysable(tiny_model, class_names=["ant", "bee", "cat", "dog", "eel"])
+    images = rng.integers(0, 256, (2, B, B, 3), dtype=np.uint8)
+    engine = Invariance(view, {"scale": [1.0, 1.5]}, batch_size=4)
+    by_name = engine.run(images, ["eel", "bee"])
+    assert_same_result(by_name, engine.run(images, [4, 1]))
+    assert by_name.labels.tolist() == [4, 1]
+    assert engine.run(images, "cat").labels.tolist() == [2, 2]  # one target for all images
+    top = engine.run(images)  # None: each image's top class
+    assert top.labels.tolist() == [int(p.argmax()) for p in view.model.predict(
+        images[:, TOP : TOP + S, TOP : TOP + S].astype("float32"), verbose=0)]
+    mixed = engine.run(images, [None, "bee"])
+    assert mixed.labels.tolist() == [top.labels[0], 1]
+    with pytest.raises(ValueError, match="unknown class 'yak'; valid classes: ant, bee, cat, dog, eel"):
+        engine.run(images, ["yak", "bee"])
 
 
 # ----------------------------------------------------------------------- CLI

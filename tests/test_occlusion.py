@@ -351,3 +351,61 @@ def test_cli_occlude(tiny_model, tmp_path, image_folder, capsys):
         assert data["other_projections"].shape == (1, 64, 64, 3)
     assert _cli([str(model_path), imgs[0], "--out", str(out), "--layer", "conv9"]) == 2
     assert "valid layers" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------- one call shape: batches and targets
+def test_batch_equals_per_image(tiny_model, rng):
+    """`run` on (N, H, W, C) == `run` on each image alone: maps, targets, channels and projections."""
+    images = rng.uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    others = rng.uniform(0, 255, (4, 64, 64, 3)).astype(np.float32)
+    engine = OcclusionSensitivity(tiny_model, patch=16, stride=16, batch_size=6)
+    batch = engine.run(images, [2, None, 4], others=others, top_k=2)
+    assert isinstance(batch, list) and len(batch) == 3
+    for image, target, res in zip(images, [2, None, 4], batch):
+        alone = occlusion_sensitivity(tiny_model, image, patch=16, stride=16, target=target, others=others, top_k=2)
+        one, other = res.to_arrays(), alone.to_arrays()
+        assert one.keys() == other.keys()
+        for key in one:
+            np.testing.assert_array_equal(one[key], other[key], err_msg=key)
+    assert [r.target for r in batch][::2] == [2, 4]
+    assert batch[1].target == int(np.argmax(batch[1].base_probabilities))
+    # one target for the whole batch
+    assert [r.target for r in engine.run(images, 1, project=False)] == [1, 1, 1]
+    assert engine.run(images[:0], project=False) == []
+
+
+def test_targets_by_name_equal_targets_by_index(hand):
+    from zfkeras.models.adapter import analysable
+
+    model, image, _ = hand
+    view = analysable(model, class_names=["bright", "dark", "neither"])
+    engine = OcclusionSensitivity(view, "feat", patch=4, stride=4)
+    by_name = engine.run(np.stack([image, image[::-1]]), ["neither", "dark"], project=False)
+    by_index = engine.run(np.stack([image, image[::-1]]), [2, 1], project=False)
+    for a, b in zip(by_name, by_index):
+        assert a.target == b.target
+        np.testing.assert_array_equal(a.probability, b.probability)
+    assert [r.target for r in by_name] == [2, 1]
+    single = engine.run(image, "dark", project=False)
+    assert single.target == 1 and engine.run(image, target="dark", project=False).target == 1
+    np.testing.assert_array_equal(single.probability, engine.run(image, 1, project=False).probability)
+
+
+@pytest.mark.parametrize(
+    "images_shape, kwargs, match",
+    [
+        ((12, 12, 3), dict(targets="zebra"), "unknown class 'zebra'; valid classes: bright, dark, neither"),
+        ((2, 12, 12, 3), dict(targets=["dark"]), "1 targets for 2 images"),
+        ((2, 12, 12, 3), dict(targets=[0, 7]), r"valid 0\.\.2"),
+        ((12, 12, 3), dict(targets=0, target=1), "not both"),
+        ((2, 12, 12), dict(), r"or \(N, 12, 12, 3\)"),
+        ((12, 12, 3), dict(others=np.zeros((2, 5, 5, 3))), r"`others` must have shape \(K, 12, 12, 3\)"),
+    ],
+)
+def test_bad_targets_and_images(hand, images_shape, kwargs, match):
+    from zfkeras.models.adapter import analysable
+
+    model, _, _ = hand
+    engine = OcclusionSensitivity(analysable(model, class_names=["bright", "dark", "neither"]), "feat", patch=4, stride=4)
+    with pytest.raises(ValueError, match=match):
+        engine.run(np.zeros(images_shape), project=False, **kwargs)

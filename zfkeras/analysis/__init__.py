@@ -1,11 +1,17 @@
 """Analyses of a trained model (paper Sec 4): each module computes arrays and small results.
 
-Plotting lives in `zfkeras.report`. Modules: `occlusion` (Fig 7), `correspondence` (Table 1),
-`evolution` (Fig 4), `invariance` (Fig 5), `diagnostics` (Fig 6).
+One call shape (`base.Analysis`): an object built from the model and its settings, one verb
+`run(images, targets=None, *, progress=False)` returning a small result object:
+`OcclusionSensitivity` (Fig 7), `Invariance` (Fig 5), `LayerDiagnostics` (Fig 6),
+`Correspondence` (Table 1, `run(parts)`); `FeatureEvolution` (Fig 4) is a training callback.
+The functions `occlusion_sensitivity`, `invariance_curves`, `diagnose`, `correspondence` are
+one-call shortcuts. Plotting lives in `zfkeras.report`.
 """
 
+from zfkeras.analysis.base import Analysis
 from zfkeras.analysis.correspondence import (
     PUBLISHED_TABLE1,
+    Correspondence,
     CorrespondenceResult,
     PartsSet,
     correspondence,
@@ -15,6 +21,7 @@ from zfkeras.analysis.correspondence import (
 from zfkeras.analysis.diagnostics import (
     ClippedHistory,
     Diagnostics,
+    LayerDiagnostics,
     band_shares,
     dead_by_rms,
     diagnose,
@@ -26,6 +33,7 @@ from zfkeras.analysis.diagnostics import (
 )
 from zfkeras.analysis.evolution import EvolutionSnapshot, FeatureEvolution, evolution_grid
 from zfkeras.analysis.invariance import (
+    Invariance,
     InvarianceResult,
     TransformCurves,
     invariance_curves,
@@ -39,8 +47,10 @@ from zfkeras.analysis.occlusion import (
 )
 
 __all__ = [
+    "Analysis",
     # correspondence
     "PUBLISHED_TABLE1",
+    "Correspondence",
     "CorrespondenceResult",
     "PartsSet",
     "correspondence",
@@ -54,6 +64,7 @@ __all__ = [
     # diagnostics
     "ClippedHistory",
     "Diagnostics",
+    "LayerDiagnostics",
     "band_shares",
     "dead_by_rms",
     "diagnose",
@@ -67,6 +78,7 @@ __all__ = [
     "FeatureEvolution",
     "evolution_grid",
     # invariance
+    "Invariance",
     "InvarianceResult",
     "TransformCurves",
     "invariance_curves",

@@ -44,27 +44,45 @@ dominate". This module turns those observations into numbers. Definitions:
 - **Clipped fraction** (`read_clipped_history`): the per-epoch fraction of
   filters at the filter-RMS radius, read from a training run's `history.csv`
   columns `rms_clipped_<layer>` (written by `FilterRMSMonitor`).
+
+Modules: the pure measures in `filter_measures`, never-active units in `dead_units`,
+the training history in `clipped_history`; here the summary (`Diagnostics`), the
+analysis (`LayerDiagnostics(model).run(probe_images)`, shortcut `diagnose`) and the table.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import math
 import os
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import keras
 import numpy as np
 from tqdm.auto import tqdm
 
+from zfkeras.analysis.base import Analysis
+from zfkeras.analysis.clipped_history import ClippedHistory, read_clipped_history
+from zfkeras.analysis.dead_units import dead_unit_shares, max_activations, relu_layer_names
+from zfkeras.analysis.filter_measures import (
+    BAND_EDGES,
+    FFT_SIZE,
+    band_shares,
+    dead_by_rms,
+    filter_norms,
+    image_aliasing,
+    largest_filter_share,
+    stride_aliasing,
+)
 from zfkeras.models import feature_model
+from zfkeras.models.adapter import AnalysableModel
 
 __all__ = [
     "BAND_EDGES",
+    "FFT_SIZE",
     "ClippedHistory",
     "Diagnostics",
+    "LayerDiagnostics",
     "band_shares",
     "dead_by_rms",
     "dead_unit_shares",
@@ -75,204 +93,9 @@ __all__ = [
     "largest_filter_share",
     "max_activations",
     "read_clipped_history",
+    "relu_layer_names",
     "stride_aliasing",
 ]
-
-BAND_EDGES = (1 / 3, 2 / 3)  # in units of the pixel Nyquist frequency
-FFT_SIZE = 64
-
-
-# ---------------------------------------------------------------- kernels
-def _check_kernel(kernel) -> np.ndarray:
-    k = np.asarray(kernel, np.float64)
-    if k.ndim != 4:
-        raise ValueError(f"kernel must be (kh, kw, in, out); got shape {k.shape}")
-    return k
-
-
-def filter_norms(kernel) -> np.ndarray:
-    """L2 norm of each filter of a `(kh, kw, in, out)` kernel: `(out,)`."""
-    k = _check_kernel(kernel)
-    return np.sqrt(np.sum(k**2, axis=(0, 1, 2)))
-
-
-def largest_filter_share(kernel) -> float:
-    """Largest filter L2 norm / sum of all filter norms (1/C when equal; NaN if all zero)."""
-    norms = filter_norms(kernel)
-    total = norms.sum()
-    return float(norms.max() / total) if total > 0 else float("nan")
-
-
-def dead_by_rms(kernel, rms_tol: float = 0.01) -> np.ndarray:
-    """`(out,)` bool: filters whose RMS is <= `rms_tol` x the layer's largest filter RMS.
-
-    An all-zero layer is all dead.
-    """
-    if not rms_tol >= 0:
-        raise ValueError(f"rms_tol must be >= 0; got {rms_tol!r}")
-    k = _check_kernel(kernel)
-    rms = np.sqrt(np.mean(k**2, axis=(0, 1, 2)))
-    return rms <= rms_tol * rms.max()
-
-
-# --------------------------------------------------------------- spectra
-def _power(planes: np.ndarray, size: int) -> np.ndarray:
-    """`(M, h, w, c)` -> power spectra `(M, size, size)` summed over c (zero padded)."""
-    if planes.shape[1] > size or planes.shape[2] > size:
-        raise ValueError(f"FFT size {size} is smaller than the {planes.shape[1]}x{planes.shape[2]} input")
-    spec = np.fft.fft2(planes, s=(size, size), axes=(1, 2))
-    return np.sum(np.abs(spec) ** 2, axis=-1)
-
-
-def _freqs(size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(fy, fx) grids `(size, size)` in cycles/px, in `np.fft.fft2` order."""
-    f = np.fft.fftfreq(size)  # [-0.5, 0.5)
-    return np.meshgrid(f, f, indexing="ij")
-
-
-def _shares(power: np.ndarray, masks: Sequence[np.ndarray]) -> np.ndarray:
-    total = power.sum(axis=(1, 2))
-    out = np.stack([(power * m).sum(axis=(1, 2)) for m in masks], axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total[:, None] > 0, out / np.where(total > 0, total, 1.0)[:, None], np.nan)
-
-
-def _filters(kernel) -> np.ndarray:
-    return np.transpose(_check_kernel(kernel), (3, 0, 1, 2))  # (out, kh, kw, in)
-
-
-def band_shares(kernel, edges: Sequence[float] = BAND_EDGES, size: int = FFT_SIZE) -> np.ndarray:
-    """Share of each filter's power per radial frequency band (see module doc).
-
-    Args:
-        kernel: `(kh, kw, in, out)`.
-        edges: increasing band edges in units of the Nyquist frequency.
-        size: FFT grid (zero padding), >= kh, kw.
-
-    Returns:
-        `(out, len(edges) + 1)` shares summing to 1 per filter; NaN rows for
-        all-zero filters.
-    """
-    edges = [float(e) for e in edges]
-    if any(b <= a for a, b in zip(edges, edges[1:])) or any(e <= 0 for e in edges):
-        raise ValueError(f"band edges must be positive and increasing; got {edges}")
-    fy, fx = _freqs(size)
-    rho = np.sqrt(fx**2 + fy**2) / 0.5
-    bounds = [0.0, *edges, np.inf]
-    masks = [(rho >= lo) & (rho < hi) for lo, hi in zip(bounds, bounds[1:])]
-    return _shares(_power(_filters(kernel), size), masks)
-
-
-def _outside_baseband(size: int, stride: int) -> np.ndarray:
-    if isinstance(stride, bool) or not isinstance(stride, (int, np.integer)) or stride < 1:
-        raise ValueError(f"stride must be a positive int; got {stride!r}")
-    fy, fx = _freqs(size)
-    limit = 1.0 / (2 * stride) + 1e-12
-    return (np.abs(fx) > limit) | (np.abs(fy) > limit)
-
-
-def stride_aliasing(kernel, stride: int, size: int = FFT_SIZE) -> np.ndarray:
-    """`(out,)` share of each filter's power at `max(|fx|, |fy|) > 1 / (2 stride)`; NaN if zero."""
-    return _shares(_power(_filters(kernel), size), [_outside_baseband(size, stride)])[:, 0]
-
-
-def image_aliasing(images, stride: int) -> np.ndarray:
-    """`(N,)` share of each image's power above the stride-`stride` Nyquist frequency.
-
-    Args:
-        images: `(N, H, W, C)` (e.g. deconv projections); FFT at `max(H, W)`.
-    """
-    x = np.asarray(images, np.float64)
-    if x.ndim != 4:
-        raise ValueError(f"images must be (N, H, W, C); got shape {x.shape}")
-    size = max(x.shape[1], x.shape[2])
-    return _shares(_power(x, size), [_outside_baseband(size, stride)])[:, 0]
-
-
-# ---------------------------------------------------------- activations
-def max_activations(
-    model: keras.Model, images, layer: str = "conv1", batch_size: int = 32
-) -> np.ndarray:
-    """`(C,)` each channel's largest output of `layer` over `images` (all positions)."""
-    from zfkeras.analysis._probe import channel_argmax, check_probe
-
-    images = check_probe(images, model)
-    fm = feature_model(model, [layer])
-    return channel_argmax(fm, images, [layer], batch_size)[layer][0]
-
-
-def relu_layer_names(model: keras.Model) -> list[str]:
-    """The rectified outputs of a model, in order: conv and dense layers with a fused ReLU
-    (ZFNet's conv1..conv5, fc6, fc7) and ReLU layers (a Conv-BN-ReLU net's), any Keras CNN."""
-    from zfkeras.models.adapter import analysable
-
-    view = analysable(model)
-    features = set(view.feature_layer_names)
-
-    def rectified(info) -> bool:
-        act = getattr(getattr(info.layer, "activation", None), "__name__", "")
-        return info.kind == "relu" or (info.kind in ("conv", "dense") and act in ("relu", "relu6"))
-
-    return [n for n, i in view.layers.items() if n in features and rectified(i)]
-
-
-def dead_unit_shares(
-    model: keras.Model, images, layers: Sequence[str] | None = None, batch_size: int = 32
-) -> dict[str, float]:
-    """Per layer, the share of units (feature maps / FC units) never active on `images`.
-
-    A unit is dead on a set of images when its post-ReLU output is 0 at every position of every
-    image (its largest output <= 0). `layers` defaults to every ReLU layer (`relu_layer_names`).
-    Images: model inputs `(N, S, S, 3)`, raw 0..255. Returns `{layer: share in [0, 1]}`.
-    """
-    from zfkeras.analysis._probe import channel_argmax, check_probe
-
-    images = check_probe(images, model)
-    names = list(layers) if layers is not None else relu_layer_names(model)
-    best = channel_argmax(feature_model(model, names), images, names, batch_size)
-    return {name: float(np.mean(best[name][0] <= 0)) for name in names}
-
-
-# ---------------------------------------------------------------- history
-@dataclasses.dataclass(frozen=True)
-class ClippedHistory:
-    """Per-epoch fraction of filters at the RMS radius, per conv layer.
-
-    Attributes:
-        epochs: `(E,)` 1-based epoch numbers.
-        fractions: `{layer: (E,)}` (NaN where an epoch has no value).
-    """
-
-    epochs: np.ndarray
-    fractions: dict[str, np.ndarray]
-
-
-def read_clipped_history(path: str | os.PathLike) -> ClippedHistory:
-    """Read the `rms_clipped_<layer>` columns of a training run's `history.csv`.
-
-    Raises FileNotFoundError for a missing file, ValueError when it has no such column.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no history file at {str(path)!r}")
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    prefix = "rms_clipped_"
-    columns = [c for c in (rows[0].keys() if rows else []) if c and c.startswith(prefix)]
-    if not columns:
-        raise ValueError(
-            f"{str(path)!r} has no {prefix}<layer> columns (written by FilterRMSMonitor during training)"
-        )
-
-    def num(v) -> float:
-        try:
-            return float(v)
-        except (TypeError, ValueError):
-            return float("nan")
-
-    epochs = np.array([int(num(r.get("epoch")) if r.get("epoch") else i + 1) for i, r in enumerate(rows)])
-    fractions = {c[len(prefix):]: np.array([num(r.get(c)) for r in rows]) for c in columns}
-    return ClippedHistory(epochs, fractions)
 
 
 # ------------------------------------------------------------- the summary
@@ -354,8 +177,131 @@ def _band_names(n: int) -> list[str]:
     return ["low", "mid", "high"] if n == 3 else [f"band{i}" for i in range(n)]
 
 
+class LayerDiagnostics(Analysis):
+    """The layer-1/2 diagnostics of one model (paper Sec 4.1, Fig 6); see the module doc.
+
+    Args:
+        model: a trained model, a `.keras` path or its `AnalysableModel`, with conv layers
+            `layer` and `layer2` (default: its first two conv layers, ZFNet's conv1 and conv2).
+        name: label in tables and figures (default: the model's name).
+        history: a training run's `history.csv` path or a `ClippedHistory`.
+        layer2_channels: how many layer-2 channels to project (seeded random
+            subset, all if larger than the layer) or explicit channel indices.
+        rms_tol, band_edges, fft_size: see `dead_by_rms`, `band_shares`.
+        batch_size: probe images per forward pass / pairs per deconv pass.
+        seed: seed of the layer-2 channel subset.
+        contrast: display contrast of the layer-2 patches.
+        preprocess: the model's input convention, if it does not take raw RGB.
+
+    Example:
+    >>> diag = LayerDiagnostics(model, layer2_channels=16).run(probe_images)
+    >>> diag.summary()["dead_fraction"], diag.layer2_patches.shape     # (16, P, P, 3)
+    """
+
+    def __init__(
+        self,
+        model: keras.Model | AnalysableModel | str,
+        *,
+        name: str | None = None,
+        history: str | os.PathLike | ClippedHistory | None = None,
+        layer: str | None = None,
+        layer2: str | None = None,
+        layer2_channels: int | Sequence[int] = 32,
+        rms_tol: float = 0.01,
+        band_edges: Sequence[float] = BAND_EDGES,
+        fft_size: int = FFT_SIZE,
+        batch_size: int = 32,
+        seed: int = 0,
+        contrast: float = 1.0,
+        preprocess: str | None = None,
+    ):
+        super().__init__(model, preprocess)
+        view = self.view
+        convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
+        if len(convs) < 2 and (layer is None or layer2 is None):
+            raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
+        self.layer = convs[0] if layer is None else layer
+        self.layer2 = convs[1] if layer2 is None else layer2
+        if self.layer not in view.layers:
+            raise ValueError(f"unknown layer {self.layer!r}; conv layers: {convs}")
+        if not isinstance(view.layers[self.layer].layer, keras.layers.Conv2D):
+            raise ValueError(f"{self.layer!r} is not a Conv2D layer")
+        self.name = name or view.model.name
+        self.history = history
+        self.layer2_channels = layer2_channels
+        self.rms_tol, self.band_edges, self.fft_size = rms_tol, band_edges, fft_size
+        self.batch_size, self.seed, self.contrast = batch_size, seed, contrast
+
+    def run(self, probe_images=None, *, progress: bool = False) -> Diagnostics:
+        """All diagnostics; the probe-set ones ("never active", layer-2 aliasing) only with images.
+
+        Args:
+            probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), e.g. centre crops of
+                validation images; None skips "never active" and the layer-2 projections.
+            progress: tqdm bar over probe batches.
+
+        Returns:
+            `Diagnostics` (see `Diagnostics.summary` for its numbers).
+        """
+        view, layer, layer2 = self.view, self.layer, self.layer2
+        conv = view.layers[layer].layer
+        kernel = np.asarray(conv.kernel, np.float32)
+        stride = int(conv.strides[0])
+        history = self.history
+        clipped = read_clipped_history(history) if isinstance(history, (str, os.PathLike)) else history
+        diag = Diagnostics(
+            name=self.name,
+            layer=layer,
+            kernel_size=(int(kernel.shape[0]), int(kernel.shape[1])),
+            stride=stride,
+            filters=int(kernel.shape[3]),
+            dead_rms=dead_by_rms(kernel, self.rms_tol),
+            inactive=None,
+            bands=band_shares(kernel, self.band_edges, self.fft_size),
+            band_edges=tuple(float(e) for e in self.band_edges),
+            conv1_aliasing=stride_aliasing(kernel, stride, self.fft_size),
+            top_filter_share=largest_filter_share(kernel),
+            kernel=kernel,
+            clipped=clipped,
+        )
+        if probe_images is None:
+            return diag
+
+        from zfkeras.analysis._probe import (
+            channel_argmax,
+            check_probe,
+            choose_channels,
+            receptive_patches,
+            strongest_projections,
+        )
+        from zfkeras.deconv import Deconvnet
+
+        images = check_probe(probe_images, view.model)
+        batch_size = self.batch_size
+        fm = feature_model(view, [layer, layer2])
+        n_batches = math.ceil(len(images) / batch_size)
+        with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
+            best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)
+        diag.inactive = ~(best[layer][0] > 0)
+        c2 = len(best[layer2][0])
+        wanted = self.layer2_channels
+        if isinstance(wanted, (int, np.integer)) and not isinstance(wanted, bool):
+            chans = choose_channels({layer2: c2}, int(wanted), self.seed)[layer2]
+        else:
+            chans = choose_channels({layer2: c2}, {layer2: wanted}, self.seed)[layer2]
+        deconv = Deconvnet(view)
+        proj = strongest_projections(deconv, images, layer2, chans, best[layer2][1], batch_size)
+        alias = image_aliasing(proj.images, stride)
+        alias[~(proj.activations > 0)] = np.nan
+        diag.layer2 = layer2
+        diag.layer2_channels = chans
+        diag.layer2_aliasing = alias
+        diag.layer2_patches = receptive_patches(deconv, layer2, proj, self.contrast)
+        return diag
+
+
 def diagnose(
-    model: keras.Model,
+    model: keras.Model | AnalysableModel | str,
     probe_images=None,
     *,
     name: str | None = None,
@@ -371,89 +317,17 @@ def diagnose(
     contrast: float = 1.0,
     progress: bool = True,
 ) -> Diagnostics:
-    """All diagnostics of one model (module doc); the probe-set ones only with `probe_images`.
+    """Shortcut for `LayerDiagnostics(model, ...).run(probe_images, progress=...)`.
 
-    Args:
-        model: a trained model (or its `AnalysableModel`) with conv layers
-            `layer` and `layer2` (default: its first two conv layers, ZFNet's
-            conv1 and conv2).
-        probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), e.g.
-            centre crops of validation images; None skips "never active" and
-            the layer-2 projections.
-        name: label (default: the model's name).
-        history: a `history.csv` path or a `ClippedHistory`.
-        layer2_channels: how many layer-2 channels to project (seeded random
-            subset, all if larger than the layer) or explicit channel indices.
-        rms_tol, band_edges, fft_size: see `dead_by_rms`, `band_shares`.
-        batch_size: probe images per forward pass / pairs per deconv pass.
-        contrast: display contrast of the layer-2 patches.
-        progress: tqdm bar over probe batches.
+    The options are `LayerDiagnostics`'s; `probe_images` `(N, S, S, 3)` raw RGB model inputs
+    (None skips "never active" and the layer-2 projections); `progress`: tqdm bar.
     """
-    from zfkeras.models.adapter import analysable
-
-    view = analysable(model)
-    model = view.model
-    convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
-    if len(convs) < 2 and (layer is None or layer2 is None):
-        raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
-    layer = convs[0] if layer is None else layer
-    layer2 = convs[1] if layer2 is None else layer2
-    if layer not in view.layers:
-        raise ValueError(f"unknown layer {layer!r}; conv layers: {convs}")
-    conv = view.layers[layer].layer
-    if not isinstance(conv, keras.layers.Conv2D):
-        raise ValueError(f"{layer!r} is not a Conv2D layer")
-    kernel = np.asarray(conv.kernel, np.float32)
-    stride = int(conv.strides[0])
-    dead_rms = dead_by_rms(kernel, rms_tol)
-    clipped = read_clipped_history(history) if isinstance(history, (str, os.PathLike)) else history
-    diag = Diagnostics(
-        name=name or model.name,
-        layer=layer,
-        kernel_size=(int(kernel.shape[0]), int(kernel.shape[1])),
-        stride=stride,
-        filters=int(kernel.shape[3]),
-        dead_rms=dead_rms,
-        inactive=None,
-        bands=band_shares(kernel, band_edges, fft_size),
-        band_edges=tuple(float(e) for e in band_edges),
-        conv1_aliasing=stride_aliasing(kernel, stride, fft_size),
-        top_filter_share=largest_filter_share(kernel),
-        kernel=kernel,
-        clipped=clipped,
+    engine = LayerDiagnostics(
+        model, name=name, history=history, layer=layer, layer2=layer2, layer2_channels=layer2_channels,
+        rms_tol=rms_tol, band_edges=band_edges, fft_size=fft_size, batch_size=batch_size, seed=seed,
+        contrast=contrast,
     )
-    if probe_images is None:
-        return diag
-
-    from zfkeras.analysis._probe import (
-        channel_argmax,
-        check_probe,
-        choose_channels,
-        receptive_patches,
-        strongest_projections,
-    )
-    from zfkeras.deconv import Deconvnet
-
-    images = check_probe(probe_images, model)
-    fm = feature_model(view, [layer, layer2])
-    n_batches = math.ceil(len(images) / batch_size)
-    with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
-        best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)
-    diag.inactive = ~(best[layer][0] > 0)
-    c2 = len(best[layer2][0])
-    if isinstance(layer2_channels, (int, np.integer)) and not isinstance(layer2_channels, bool):
-        chans = choose_channels({layer2: c2}, int(layer2_channels), seed)[layer2]
-    else:
-        chans = choose_channels({layer2: c2}, {layer2: layer2_channels}, seed)[layer2]
-    deconv = Deconvnet(view)
-    proj = strongest_projections(deconv, images, layer2, chans, best[layer2][1], batch_size)
-    alias = image_aliasing(proj.images, stride)
-    alias[~(proj.activations > 0)] = np.nan
-    diag.layer2 = layer2
-    diag.layer2_channels = chans
-    diag.layer2_aliasing = alias
-    diag.layer2_patches = receptive_patches(deconv, layer2, proj, contrast)
-    return diag
+    return engine.run(probe_images, progress=progress)
 
 
 # ------------------------------------------------------------------ table

@@ -22,15 +22,7 @@ own. `fill=` takes any other value, in raw RGB.
 Any Keras CNN works (see `zfkeras.models.adapter`): images are always raw
 RGB 0..255; the network's own preprocessing is part of the analysed model.
 
-**Occluder grid.** Square of side `patch`, top-left offsets
-`0, stride, 2*stride, ...` along each axis while the square fits, plus a last
-offset `size - patch` when the stride does not land on it (so the bottom and
-right edges are covered too). The same offsets are used for rows and columns;
-maps are `(n, n)` with `n = len(occluder_offsets(...))`.
-
-**Defaults scale with the input size S**: `patch = round(48 * S / 224)`,
-`stride = max(1, round(8 * S / 224))`, i.e. 48/8 px at 224 (a 23 x 23 grid),
-24/4 px at 112 (also 23 x 23). See `default_patch_stride`.
+**Occluder grid** and its size-scaled defaults: `zfkeras.analysis.occluders`.
 
 **Speed.** All positions run as batched inference through ONE multi-output
 model (probabilities + the layer's activations, reduced in-graph to per-channel
@@ -38,20 +30,30 @@ sums and maxima), in chunks of `batch_size` occluded images that are built
 inside the same `tf.function` from the image, the fill and the offsets. The
 unoccluded image rides along in the first chunk.
 
-Display: `upsample_map` interpolates a map from the occluder centres to every
-pixel (bilinear, or nearest for label maps).
+**One or many images.** `run(image)` gives one `OcclusionResult`; `run(images)` with
+`(N, H, W, C)` gives a list of them, equal to running each image alone. `targets` are
+class indices or names, one for all images or one per image (`zfkeras.analysis.base`).
 """
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Sequence
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.analysis.base import (
+    Analysis,
+    check_int,
+    neutral_fill,
+    progress_bar,
+    resolve_class,
+    resolve_fill,
+    resolve_targets,
+)
+from zfkeras.analysis.occluders import default_patch_stride, occlude, occluder_offsets, upsample_map
+from zfkeras.analysis.occlusion_result import OcclusionResult
+from zfkeras.models.adapter import AnalysableModel
 
 __all__ = [
     "OcclusionResult",
@@ -65,207 +67,11 @@ __all__ = [
     "upsample_map",
 ]
 
-# Paper-scale defaults at 224 px; other sizes scale linearly (see module doc).
-_PATCH_224 = 48
-_STRIDE_224 = 8
-
-
-# ------------------------------------------------------------------ pure parts
-def default_patch_stride(image_size: int) -> tuple[int, int]:
-    """Default `(patch, stride)` for an `image_size` px input: 48/8 at 224, scaled linearly.
-
-    `patch = max(1, round(48 * S / 224))`, `stride = max(1, round(8 * S / 224))`:
-    (48, 8) at 224, (24, 4) at 112, (14, 2) at 64.
-    """
-    _check_int("image_size", image_size, 1)
-    patch = max(1, int(_PATCH_224 * image_size / 224 + 0.5))
-    stride = max(1, int(_STRIDE_224 * image_size / 224 + 0.5))
-    return patch, stride
-
-
-def occluder_offsets(size: int, patch: int, stride: int) -> np.ndarray:
-    """Top-left offsets `(n,)` of the occluder along one axis of a `size` px image.
-
-    `0, stride, 2 * stride, ...` while `offset + patch <= size`, then
-    `size - patch` if the last one did not reach it (edge coverage).
-
-    Example: `occluder_offsets(10, 4, 4)` -> `[0, 4, 6]`.
-    """
-    _check_int("size", size, 1)
-    _check_int("patch", patch, 1)
-    _check_int("stride", stride, 1)
-    if patch > size:
-        raise ValueError(f"`patch` ({patch}) must not exceed the image size ({size})")
-    offsets = list(range(0, size - patch + 1, stride))
-    if offsets[-1] != size - patch:
-        offsets.append(size - patch)
-    return np.asarray(offsets, dtype=np.int64)
-
-
-def occlude(image: np.ndarray, fill: np.ndarray, positions, patch: int) -> np.ndarray:
-    """NumPy reference: one copy of `image` per position with `fill` under the square.
-
-    Args:
-        image: `(H, W, C)` model input.
-        fill: `(H, W, C)` (or broadcastable) occluder values, e.g. `mean_fill(model)`.
-        positions: `(N, 2)` int (top, left) of each square.
-        patch: side of the square.
-
-    Returns:
-        float32 `(N, H, W, C)`.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    fill = np.broadcast_to(np.asarray(fill, dtype=np.float32), image.shape)
-    positions = np.asarray(positions, dtype=np.int64).reshape(-1, 2)
-    out = np.repeat(image[None], len(positions), axis=0)
-    for k, (top, left) in enumerate(positions):
-        out[k, top : top + patch, left : left + patch] = fill[top : top + patch, left : left + patch]
-    return out
-
-
-def upsample_map(values, offsets, patch: int, image_size: int, method: str = "linear") -> np.ndarray:
-    """A `(n, n)` occlusion map at every pixel of the `(S, S)` image, for display.
-
-    Each map cell sits at its occluder's centre `offset + (patch - 1) / 2`;
-    pixels between centres are interpolated bilinearly ("linear") or take the
-    nearest centre ("nearest", for label maps); pixels beyond the outermost
-    centres take the edge value.
-
-    Returns:
-        `(S, S)` float64 for "linear", `values`' dtype for "nearest".
-    """
-    if method not in ("linear", "nearest"):
-        raise ValueError(f"`method` must be 'linear' or 'nearest'; got {method!r}")
-    values = np.asarray(values)
-    offsets = np.asarray(offsets)
-    n = len(offsets)
-    if values.shape != (n, n):
-        raise ValueError(f"`values` must have shape ({n}, {n}) for {n} offsets; got {values.shape}")
-    centres = offsets + (patch - 1) / 2.0
-    frac = np.interp(np.arange(image_size, dtype=np.float64), centres, np.arange(n, dtype=np.float64))
-    if method == "nearest":
-        idx = np.floor(frac + 0.5).astype(np.int64)
-        return values[idx][:, idx]
-    lo = np.floor(frac).astype(np.int64)
-    hi = np.minimum(lo + 1, n - 1)
-    w = frac - lo
-    v = values.astype(np.float64)
-    rows = (1 - w)[:, None] * v[lo] + w[:, None] * v[hi]  # (S, n)
-    return (1 - w)[None, :] * rows[:, lo] + w[None, :] * rows[:, hi]
-
-
-def mean_fill(model: keras.Model | AnalysableModel) -> np.ndarray:
-    """The occluder values `(H, W, C)` float32: the raw RGB the network sees as zero.
-
-    ZFNet's mean image (its `MeanSubtraction` layer), so an occluded pixel is
-    exactly zero after the model's own mean subtraction; for other models
-    `AnalysableModel.neutral_pixel` (the preprocessing's mean, else 127.5).
-    """
-    return analysable(model).neutral_pixel()
-
-
-def resolve_class(target, class_names: Sequence[str]) -> int:
-    """Class index from an index or a class name; ValueError naming the valid choices."""
-    n = len(class_names)
-    if isinstance(target, (int, np.integer)) and not isinstance(target, bool):
-        if not 0 <= int(target) < n:
-            raise ValueError(f"class index {int(target)} out of range: valid 0..{n - 1}")
-        return int(target)
-    if isinstance(target, str):
-        if target in class_names:
-            return list(class_names).index(target)
-        if target.isdigit() and int(target) < n:
-            return int(target)
-        shown = ", ".join(class_names[:20]) + (", ..." if n > 20 else "")
-        raise ValueError(f"unknown class {target!r}; valid classes: {shown}")
-    raise ValueError(f"class must be an index or a class name; got {target!r}")
-
-
-def _check_int(name: str, value, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"`{name}` must be an int >= {minimum}; got {value!r}")
-
-
-# ------------------------------------------------------------------ the result
-@dataclasses.dataclass
-class OcclusionResult:
-    """All Fig 7 panels of one image.
-
-    Attributes:
-        offsets: `(n,)` occluder top-left offsets along each axis; position
-            `[i, j]` of every map is the square at `(offsets[i], offsets[j])`.
-        patch, stride: occluder side and stride (px).
-        layer, channel: the feature map of (b) and (c).
-        activation: `(n, n)` (b) total activation of that map per position.
-        base_activation: its total on the unoccluded image.
-        target: class index of (d); `class_names[target]` its name.
-        probability: `(n, n)` (d) probability of `target` per position.
-        top_class: `(n, n)` int (e) most probable class per position.
-        top_probability: `(n, n)` probability of that class.
-        base_probabilities: `(classes,)` on the unoccluded image.
-        class_names: names of the model's classes.
-        projection: `(H, W, C)` (c) deconv projection of the map's strongest
-            activation on the unoccluded image, or None (layer not projectable).
-        projection_position: `(2,)` (row, col) of that activation in the map.
-        projection_window: `(4,)` its receptive field (top, left, bottom, right)
-            in input pixels (exclusive ends; may extend past the image).
-        other_projections: `(K, H, W, C)` projections of the same map from other
-            images (strongest activation of each), or None.
-        other_indices: `(K,)` indices of those images in the array given.
-        other_windows: `(K, 4)` receptive fields of those activations.
-        fill: `(H, W, C)` the occluder values (the model's mean image).
-    """
-
-    offsets: np.ndarray
-    patch: int
-    stride: int
-    layer: str
-    channel: int
-    activation: np.ndarray
-    base_activation: float
-    target: int
-    probability: np.ndarray
-    top_class: np.ndarray
-    top_probability: np.ndarray
-    base_probabilities: np.ndarray
-    class_names: list[str]
-    fill: np.ndarray
-    projection: np.ndarray | None = None
-    projection_position: np.ndarray | None = None
-    projection_window: np.ndarray | None = None
-    other_projections: np.ndarray | None = None
-    other_indices: np.ndarray | None = None
-    other_windows: np.ndarray | None = None
-
-    @property
-    def image_size(self) -> int:
-        return int(self.fill.shape[0])
-
-    @property
-    def positions(self) -> np.ndarray:
-        """`(n, n, 2)` (top, left) of the occluder for every map cell."""
-        r, c = np.meshgrid(self.offsets, self.offsets, indexing="ij")
-        return np.stack([r, c], axis=-1)
-
-    def upsampled(self, name: str) -> np.ndarray:
-        """`(S, S)` display version of map `name` (activation, probability, top_class, ...)."""
-        values = getattr(self, name)
-        method = "nearest" if name == "top_class" else "linear"
-        return upsample_map(values, self.offsets, self.patch, self.image_size, method)
-
-    def to_arrays(self) -> dict[str, np.ndarray]:
-        """Everything as NumPy arrays (for `np.savez`); None fields are left out."""
-        out = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                continue
-            out[f.name] = np.asarray(value)
-        return out
+mean_fill = neutral_fill  # the occluder values: the raw RGB the network sees as zero
 
 
 # ------------------------------------------------------------------ the engine
-class OcclusionSensitivity:
+class OcclusionSensitivity(Analysis):
     """Occlusion maps of a classifier (paper Sec 4.2, Fig 7), one model for all positions.
 
     Args:
@@ -288,8 +94,9 @@ class OcclusionSensitivity:
 
     Example:
     >>> occ = OcclusionSensitivity(model, "pool5")
-    >>> res = occ.run(image, target="dalmatian", others=dataset_images, top_k=4)
+    >>> res = occ.run(image, "dalmatian", others=dataset_images, top_k=4)
     >>> res.probability.shape            # (23, 23) at 224 px
+    >>> [r.target for r in occ.run(images, ["dalmatian", None])]   # a batch: one result each
     """
 
     def __init__(
@@ -304,7 +111,7 @@ class OcclusionSensitivity:
         rule: str = "deconvnet",
         preprocess: str | None = None,
     ):
-        self.view = analysable(model, preprocess=preprocess)
+        super().__init__(model, preprocess)
         shape = self.view.input_shape
         if shape[0] != shape[1]:
             raise ValueError(f"the model needs a square (S, S, C) input; got {shape}")
@@ -321,9 +128,9 @@ class OcclusionSensitivity:
         self.patch = d_patch if patch is None else patch
         self.stride = d_stride if stride is None else stride
         self.offsets = occluder_offsets(size, self.patch, self.stride)
-        _check_int("batch_size", batch_size, 1)
+        check_int("batch_size", batch_size, 1)
         self.batch_size = batch_size
-        self.fill = self._resolve_fill(fill)
+        self.fill = resolve_fill(self.view, fill)
         act = self.view.layers[layer].output
         if len(act.shape) not in (2, 4):
             raise ValueError(f"layer {layer!r} must output (B, C) or (B, H, W, C); got {act.shape}")
@@ -338,19 +145,6 @@ class OcclusionSensitivity:
         self._deconv = None
         self.classes = int(probs.shape[-1])
         self.class_names = list(self.view.class_names) or [str(i) for i in range(self.classes)]
-
-    def _resolve_fill(self, fill) -> np.ndarray:
-        if isinstance(fill, str):
-            if fill != "mean":
-                raise ValueError(f"`fill` must be 'mean', a number or an (H, W, C) array; got {fill!r}")
-            return self.view.neutral_pixel()
-        arr = np.asarray(fill, dtype=np.float32)
-        try:
-            return np.broadcast_to(arr, self.input_shape).copy()
-        except ValueError:
-            raise ValueError(
-                f"`fill` of shape {arr.shape} does not fit the model input {self.input_shape}"
-            ) from None
 
     # ----------------------------------------------------------- batched pass
     def _graph(self):
@@ -394,17 +188,13 @@ class OcclusionSensitivity:
             unoccluded image (position `(H, W)`, outside the image), then
             positions in row-major order.
         """
-        image = self._check_image(image)
+        image = self._check_images(image, "image", batch=None)
         h, w, _ = self.input_shape
         grid = np.stack(np.meshgrid(self.offsets, self.offsets, indexing="ij"), -1).reshape(-1, 2)
         positions = np.concatenate([[[h, w]], grid]).astype(np.int32)
         fn = self._graph()
         img_t, fill_t = tf.constant(image), tf.constant(self.fill)
-        chunks = range(0, len(positions), self.batch_size)
-        if progress:
-            from tqdm.auto import tqdm
-
-            chunks = tqdm(chunks, desc="occlusion", unit="chunk")
+        chunks = progress_bar(range(0, len(positions), self.batch_size), progress, "occlusion", "chunk")
         probs, sums, maxes = [], [], []
         for s in chunks:
             p, a, m = fn(img_t, fill_t, tf.constant(positions[s : s + self.batch_size]))
@@ -416,7 +206,8 @@ class OcclusionSensitivity:
     # ------------------------------------------------------------------- run
     def run(
         self,
-        image,
+        images,
+        targets=None,
         *,
         target=None,
         channel: int | None = None,
@@ -424,27 +215,36 @@ class OcclusionSensitivity:
         others=None,
         top_k: int | None = None,
         progress: bool = False,
-    ) -> OcclusionResult:
-        """All Fig 7 maps for one image.
+    ) -> OcclusionResult | list[OcclusionResult]:
+        """All Fig 7 maps for one image, or for each image of a batch.
 
         Args:
-            image: `(H, W, C)` model input (raw RGB 0..255 for ZFNet).
-            target: class of (d): index or name; None = the top class of the
-                unoccluded image.
+            images: one `(H, W, C)` model input (raw RGB 0..255) or a batch
+                `(N, H, W, C)`.
+            targets: class of (d): index or name, one for all images or one per
+                image; None = the top class of each unoccluded image.
+            target: the same as `targets` (the keyword of earlier versions).
             channel: feature map of (b)/(c); None = the map with the strongest
-                single activation on the unoccluded image.
+                single activation on each unoccluded image.
             project: compute (c) with `zfkeras.deconv.Deconvnet` (skipped,
                 leaving None, when the layer is not in the deconv chain, e.g. fc7).
             others: optional `(K, H, W, C)` other images whose projections of
                 the same map go beside (c).
             top_k: keep only the `top_k` of `others` with the strongest
                 activation of the map (the paper's "top activations"); None = all.
-            progress: tqdm bar over the chunks.
+            progress: tqdm bar over the chunks (one image) or the images (a batch).
 
         Returns:
-            `OcclusionResult`.
+            One `OcclusionResult` for one image; a list of `N` for a batch (each
+            equal to running that image alone).
         """
-        image = self._check_image(image)
+        if target is not None:
+            if targets is not None:
+                raise ValueError("give the class as `targets` or `target`, not both")
+            targets = target
+        batch = self._check_images(images)
+        single = batch.ndim == 3
+        batch = batch[None] if single else batch
         n_ch = self.channels
         if channel is not None and (
             isinstance(channel, bool) or not isinstance(channel, (int, np.integer)) or not 0 <= channel < n_ch
@@ -452,7 +252,17 @@ class OcclusionSensitivity:
             raise ValueError(
                 f"channel {channel!r} out of range for layer {self.layer!r}: valid 0..{n_ch - 1}"
             )
-        chosen = None if target is None else resolve_class(target, self.class_names)
+        chosen = resolve_targets(targets, len(batch), self.class_names)
+        if others is not None:
+            others = self._check_images(others, "others", single=False, batch="K")
+        if top_k is not None:
+            check_int("top_k", top_k, 1)
+        if single:
+            return self._run_one(batch[0], chosen[0], channel, project, others, top_k, progress)
+        items = progress_bar(range(len(batch)), progress, "occlusion", "image")
+        return [self._run_one(batch[i], chosen[i], channel, project, others, top_k, False) for i in items]
+
+    def _run_one(self, image, chosen, channel, project, others, top_k, progress) -> OcclusionResult:
         probs, sums, maxes, _ = self.scan(image, progress=progress)
         n = len(self.offsets)
         channel = int(np.argmax(maxes[0])) if channel is None else int(channel)
@@ -500,13 +310,8 @@ class OcclusionSensitivity:
         result.projection_window = self._windows(deconv, out.positions[:, 0])[0]
         if others is None:
             return
-        others = np.asarray(others, dtype=np.float32)
-        if others.ndim != 4 or tuple(others.shape[1:]) != self.input_shape:
-            shape = ", ".join(map(str, self.input_shape))
-            raise ValueError(f"`others` must have shape (K, {shape}); got {others.shape}")
         index = np.arange(len(others))
         if top_k is not None:
-            _check_int("top_k", top_k, 1)
             acts = deconv.activations(others, self.layer, batch_size=self.batch_size)[..., result.channel]
             strongest = acts.reshape(len(others), -1).max(axis=1)
             index = np.argsort(-strongest, kind="stable")[:top_k]
@@ -522,14 +327,16 @@ class OcclusionSensitivity:
     def _windows(self, deconv, positions) -> np.ndarray:
         return np.asarray([deconv.window(self.layer, int(r), int(c)) for r, c in positions], np.int64)
 
-    def _check_image(self, image) -> np.ndarray:
-        arr = np.asarray(image, dtype=np.float32)
-        if arr.shape != self.input_shape:
-            raise ValueError(
-                f"`image` must have shape {self.input_shape} (one image at the model input size); "
-                f"got {arr.shape}"
-            )
-        return arr
+    def _check_images(self, x, name: str = "images", single: bool = True, batch: str | None = "N") -> np.ndarray:
+        """`x` as float32: one `(H, W, C)` image (if `single`) or a `(batch, H, W, C)` stack."""
+        arr = np.asarray(x, dtype=np.float32)
+        if (single and arr.shape == self.input_shape) or (
+            batch and arr.ndim == 4 and arr.shape[1:] == self.input_shape
+        ):
+            return arr
+        forms = [f"{self.input_shape} (one image at the model input size)"] if single else []
+        forms += [f"({batch}, {', '.join(map(str, self.input_shape))})"] if batch else []
+        raise ValueError(f"`{name}` must have shape {' or '.join(forms)}; got {arr.shape}")
 
 
 def _ends_in_logits(model: keras.Model) -> bool:
@@ -558,11 +365,11 @@ def occlusion_sensitivity(
     progress: bool = False,
     rule: str = "deconvnet",
     preprocess: str | None = None,
-) -> OcclusionResult:
-    """One-call form of `OcclusionSensitivity(model, layer, ...).run(image, ...)`.
+) -> OcclusionResult | list[OcclusionResult]:
+    """Shortcut for `OcclusionSensitivity(model, layer, ...).run(image, target, ...)`.
 
-    For many images build one `OcclusionSensitivity` and call `run` per image
-    (the batched graph is traced once).
+    `image` may be a batch `(N, H, W, C)` (a list of results). To analyse images in
+    several calls, keep one `OcclusionSensitivity` (its batched graph is traced once).
     """
     engine = OcclusionSensitivity(
         model, layer, patch=patch, stride=stride, fill=fill, batch_size=batch_size, rule=rule,
