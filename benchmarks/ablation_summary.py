@@ -15,7 +15,7 @@ import shutil
 import statistics
 from pathlib import Path
 
-from zfkeras.report.figures_ablation import plot_ablation, save_figure
+from zfkeras.report.figures.table3_ablation import plot_ablation, save_figure
 from zfkeras.training.ablation import AblationResult, baseline_deltas, load_ablation
 
 

@@ -55,7 +55,7 @@ import numpy as np
 from zfkeras.analysis.diagnostics import diagnose, diagnostics_table, read_clipped_history
 from zfkeras.analysis.evolution import PAPER_EPOCHS, FeatureEvolution
 from zfkeras.data import center_crop, list_image_folder, load_prepared
-from zfkeras.report.figures_dynamics import (
+from zfkeras.report.figures.fig6_diagnostics import (
     plot_clipped_history,
     plot_filter_grids,
     plot_layer2_features,

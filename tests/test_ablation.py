@@ -268,7 +268,7 @@ def test_format_table_marks_a_collapsed_network():
     (marked,) = [ln for ln in lines if "did not train" in ln and ln.startswith("| ")]
     assert "(`no_conv3_conv4`) **(did not train\\*)**" in marked and "| 99.0 |" in marked
     assert lines[-1].startswith("\\* `no_conv3_conv4` (alexnet) gave one class to 91 % of the test images")
-    from zfkeras.report.figures_ablation import ablation_bars
+    from zfkeras.report.figures.table3_ablation import ablation_bars
 
     assert ablation_bars(rows) == {"alexnet": [("removed layers 3, 4 (did not train)", 0.0, pytest.approx(4.9))]}
 
@@ -323,7 +323,7 @@ def test_load_ablation_round_trip_and_errors(tmp_path):
 
 
 def test_plot_ablation_bars_are_the_deltas():
-    from zfkeras.report.figures_ablation import ablation_bars, plot_ablation
+    from zfkeras.report.figures.table3_ablation import ablation_bars, plot_ablation
 
     result = _result()
     bars = ablation_bars(result.rows)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from zfkeras.analysis.evolution import EvolutionSnapshot, FeatureEvolution, evolution_grid
 from zfkeras.deconv import Deconvnet
-from zfkeras.report.figures_dynamics import plot_feature_evolution
+from zfkeras.report.figures.fig4_evolution import plot_feature_evolution
 
 LAYERS = ("conv1", "conv3", "conv5")
 

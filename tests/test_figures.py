@@ -158,7 +158,7 @@ def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
 
 # ----------------------------------------------------------------- Table 3
 def test_ablation_collapsed_rows_do_not_set_the_scale_and_are_drawn_apart():
-    from zfkeras.report.figures_ablation import plot_ablation
+    from zfkeras.report.figures.table3_ablation import plot_ablation
     from zfkeras.training.ablation import AblationResult, AblationRow
 
     common = dict(variant="alexnet", train_top1_error=10.0, test_top5_error=30.0, parameters=1, seconds=1.0, epochs=1)
@@ -192,7 +192,7 @@ def test_ablation_collapsed_rows_do_not_set_the_scale_and_are_drawn_apart():
 # ------------------------------------------------------------- Fig 6 layer 2
 def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
     from zfkeras.analysis.diagnostics import Diagnostics
-    from zfkeras.report.figures_dynamics import layer2_blank, plot_layer2_features
+    from zfkeras.report.figures.fig6_diagnostics import layer2_blank, plot_layer2_features
 
     rng = np.random.default_rng(0)
     d = Diagnostics.__new__(Diagnostics)

@@ -34,7 +34,7 @@ def run(args: argparse.Namespace) -> int:
         test_data = (images, labels)
     result = run_ablation(data, args.out, presets, config, test_data=test_data)
     written = f"{args.out}/ablation.md and {args.out}/ablation.json"
-    from zfkeras.report.figures_ablation import plot_ablation, save_figure
+    from zfkeras.report.figures.table3_ablation import plot_ablation, save_figure
 
     try:
         save_figure(plot_ablation(result), Path(args.out) / "ablation.png", dpi=110)

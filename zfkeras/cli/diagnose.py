@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
     from zfkeras.models.adapter import analysable
-    from zfkeras.report.figures_dynamics import (
+    from zfkeras.report.figures.fig6_diagnostics import (
         plot_clipped_history,
         plot_filter_grids,
         plot_layer2_features,

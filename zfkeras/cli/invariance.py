@@ -54,8 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.data import load_image, prepare
     from zfkeras.cli._model import load_view
     from zfkeras.data.files import decode_each, image_files, skipped_summary
-    from zfkeras.report.figures.fig5_invariance import nanmean_or_none
-    from zfkeras.report.figures_dynamics import plot_invariance, save_figure
+    from zfkeras.report.figures.fig5_invariance import nanmean_or_none, plot_invariance, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
 
     start = time.time()

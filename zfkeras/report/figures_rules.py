@@ -7,13 +7,14 @@ normalized on its own (grey = 0, `display.to_display`) and cropped to the same f
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-from matplotlib.figure import Figure
 
-from zfkeras.deconv.display import cut_patch, to_display
-from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
+from zfkeras.report.plotting import save_figure
+
+if TYPE_CHECKING:  # matplotlib is imported when the figure is drawn
+    import matplotlib.figure
 
 __all__ = ["plot_rule_comparison", "save_figure"]
 
@@ -26,7 +27,7 @@ def plot_rule_comparison(
     *,
     contrast: float = 1.0,
     panel: float = 2.0,
-) -> Figure:
+) -> "matplotlib.figure.Figure":
     """Rows of (patch, rule 1, rule 2, ...) for several units of one image.
 
     Args:
@@ -37,6 +38,10 @@ def plot_rule_comparison(
         contrast: display contrast.
         panel: inches per panel (panels are upscaled, nearest neighbour, by matplotlib).
     """
+    from matplotlib.figure import Figure
+
+    from zfkeras.deconv.display import cut_patch, to_display
+
     rules = list(projections)
     units = len(labels)
     fig = Figure(figsize=(panel * (1 + len(rules)), panel * units + 0.4), layout="constrained")

@@ -47,7 +47,7 @@ def channel_tiles(tiles: np.ndarray, min_side: int = 96) -> np.ndarray:
     Upscaled by the smallest integer factor (nearest neighbour) that makes the
     grid at least `min_side` px (`min_side=0`: native size).
     """
-    from zfkeras.report.figures_dynamics import tile
+    from zfkeras.report.plotting import tile
 
     grid = tile(np.asarray(tiles, np.uint8), pad=1, fill=255)
     factor = max(1, math.ceil(min_side / max(grid.shape[:2]))) if min_side else 1

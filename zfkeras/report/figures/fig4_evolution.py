@@ -3,17 +3,24 @@
 It never runs here: `zfkeras train --evolution` records it during training
 (`zfkeras.analysis.evolution.FeatureEvolution` writes `feature_evolution.png` and
 `.npz` into the run folder). The report shows the run found beside the model or
-given with `--evolution-dir`.
+given with `--evolution-dir`. `plot_feature_evolution` draws a recorded
+`EvolutionSnapshot` with row and column labels (for notebooks).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
 
-__all__ = ["Evolution"]
+if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
+    import matplotlib.figure
+
+    from zfkeras.analysis.evolution import EvolutionSnapshot
+
+__all__ = ["Evolution", "plot_feature_evolution"]
 
 CAPTION = ("Strongest projection of fixed feature maps (rows, conv1 at the top) at epochs 1, 2, 5, 10, "
            "20, 30, 40, 64 (columns; white = not reached).")
@@ -57,3 +64,25 @@ class Evolution(Figure):
 
     def section(self, item: markup.FigureItem, ctx: ReportContext) -> str:
         return markup.figure(item)
+
+
+def plot_feature_evolution(snapshot: EvolutionSnapshot, cell_inches: float = 0.6) -> "matplotlib.figure.Figure":
+    """The evolution grid with row (layer:channel) and column (epoch) labels."""
+    from matplotlib.figure import Figure as MplFigure
+
+    r, e = snapshot.cells.shape[:2]
+    fig = MplFigure(figsize=(1.2 + cell_inches * e, 0.6 + cell_inches * r))
+    axes = fig.subplots(r, e, squeeze=False)
+    labels = snapshot.row_labels()
+    for i in range(r):
+        for j in range(e):
+            ax = axes[i, j]
+            ax.imshow(snapshot.cells[i, j], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"ep {int(snapshot.epochs[j])}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel(labels[i], fontsize=7, rotation=0, ha="right", va="center")
+    fig.subplots_adjust(wspace=0.05, hspace=0.05)
+    return fig

@@ -1,22 +1,30 @@
-"""Fig 5: invariance to translation, scale and rotation. The report's figure and its summary numbers.
+"""Fig 5: invariance to translation, scale and rotation. The report's figure, its summary numbers and plot.
 
 The analysis is `zfkeras.analysis.invariance.invariance_curves`; results are saved as
 `OUT/invariance/invariance_curves.csv` (one row per image, transform and value),
-`invariance.png` and `invariance_config.json`, the files `zfkeras invariance --out` writes.
+`invariance.png` (`plot_invariance`) and `invariance_config.json`, the files
+`zfkeras invariance --out` writes.
 """
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
+from zfkeras.report.plotting import save_figure, tile
 
-__all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none"]
+if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
+    import matplotlib.figure
+
+    from zfkeras.analysis.invariance import InvarianceResult
+
+__all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
+           "save_figure"]
 
 CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
            "the lowest and the highest feature layer; probability of the true class.")
@@ -68,7 +76,6 @@ class Invariance(Figure):
         from zfkeras.analysis.invariance import (
             DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image)
         from zfkeras.data import load_image, prepare
-        from zfkeras.report.figures_dynamics import plot_invariance, save_figure
         from zfkeras.utils.io import atomic_open, atomic_write_json
 
         view = ctx.view
@@ -182,3 +189,65 @@ def invariance_summary(rows: Sequence[dict]) -> list[dict]:
     return out
 
 
+# ------------------------------------------------------------------ plot
+_LAYER_TITLES = {"norm1": "layer 1 (norm1)", "fc7": "layer 7 (fc7)"}
+_TRANSFORM_TITLES = {
+    "translation": "vertical translation (px at 224)",
+    "scale": "scale factor",
+    "rotation": "rotation (degrees)",
+}
+
+
+def plot_invariance(
+    result: InvarianceResult,
+    examples: Mapping[str, tuple[Sequence[float], np.ndarray]] | None = None,
+    image_names: Sequence[str] | None = None,
+) -> "matplotlib.figure.Figure":
+    """Fig 5: one row per transform; columns: examples, distance per layer, p(true class).
+
+    Args:
+        result: from `invariance_curves`.
+        examples: optional `{kind: (values, (k, S, S, 3) images)}` shown as a
+            strip in the first column (e.g. `transform_image` of image 0).
+        image_names: legend labels, one per image.
+    """
+    from matplotlib.figure import Figure as MplFigure
+
+    from zfkeras.analysis.invariance import UNITS
+
+    kinds = list(result.curves)
+    n_img = len(result.labels)
+    names = list(image_names) if image_names is not None else [f"image {i}" for i in range(n_img)]
+    ncols = len(result.layers) + 1 + (1 if examples else 0)
+    fig = MplFigure(figsize=(3.4 * ncols, 2.8 * len(kinds)))
+    axes = fig.subplots(len(kinds), ncols, squeeze=False)
+    colors = [f"C{i % 10}" for i in range(n_img)]
+    for row, kind in enumerate(kinds):
+        c = result.curves[kind]
+        col = 0
+        if examples:
+            ax = axes[row, 0]
+            if kind in examples:
+                vals, imgs = examples[kind]
+                ax.imshow(tile(np.asarray(imgs, np.uint8), ncols=len(imgs), pad=2, fill=255))
+                ax.set_title(", ".join(f"{v:g}" for v in vals), fontsize=7)
+            ax.axis("off")
+            col = 1
+        for layer in result.layers:
+            ax = axes[row, col]
+            for i in range(n_img):
+                ax.plot(c.values, c.distances[layer][i], color=colors[i], marker=".", label=names[i])
+            ax.set_title(_LAYER_TITLES.get(layer, layer), fontsize=9)
+            ax.set_ylabel("||f(Tx) - f(x)|| / ||f(x)||", fontsize=8)
+            col += 1
+        ax = axes[row, col]
+        for i in range(n_img):
+            ax.plot(c.values, c.probabilities[i], color=colors[i], marker=".", label=names[i])
+        ax.set_ylim(0, 1)
+        ax.set_title("p(true class)", fontsize=9)
+        for a in axes[row, (1 if examples else 0):]:
+            a.set_xlabel(_TRANSFORM_TITLES.get(kind, f"{kind} ({UNITS.get(kind, '')})"), fontsize=8)
+            a.grid(alpha=0.3)
+    axes[0, -1].legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig

@@ -1,23 +1,35 @@
-"""Fig 6: layer-1 filters, layer-2 features and the architecture diagnostics, in the report.
+"""Fig 6: layer-1 filters, layer-2 features and the architecture diagnostics: report section and plots.
 
 The analysis is `zfkeras.analysis.diagnostics.diagnose`; results are saved as
 `OUT/diagnostics/diagnostics.json` (`Diagnostics.summary()`), `diagnostics.txt` and the
 figures `filters_layer1.png`, `layer2_features.png`, `clipped_fraction.png`, the files
-`zfkeras diagnose --out` writes.
+`zfkeras diagnose --out` writes. The plots (`plot_filter_grids`, `plot_layer2_features`,
+`plot_clipped_history`) show filters with the display normalization of
+`zfkeras.deconv.display` (each filter scaled by its own largest |weight|: 0 = grey,
+extremes black / white), so dead filters are flat grey.
 """
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext, pick_evenly
+from zfkeras.report.plotting import MIN_TILE, compact_ranges, save_figure, tile, tile_factor, upscale
 
-__all__ = ["Diagnostics", "diagnostics_rows"]
+if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
+    import matplotlib.figure
+
+    from zfkeras.analysis.diagnostics import ClippedHistory
+    from zfkeras.analysis.diagnostics import Diagnostics as Diagnosis  # `Diagnostics` here is the report figure
+
+__all__ = ["Diagnostics", "diagnostics_rows", "filter_mosaic", "layer2_blank", "plot_clipped_history",
+           "plot_filter_grids", "plot_layer2_features", "save_figure"]
 
 CAPTIONS = {
     "filters_layer1.png": "Layer-1 filters (Fig 6 c; a and b are other models).",
@@ -68,8 +80,6 @@ class Diagnostics(Figure):
 
     def _run(self, ctx: ReportContext, picks: list[int], own: Path) -> None:
         from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
-        from zfkeras.report.figures_dynamics import (
-            plot_clipped_history, plot_filter_grids, plot_layer2_features, save_figure)
         from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
         opts, model, model_path = ctx.options, ctx.model, ctx.model_path
@@ -131,3 +141,136 @@ def diagnostics_rows(summaries: Sequence[dict]) -> list[tuple[str, str]]:
     return rows
 
 
+# ------------------------------------------------------------------ plots
+def filter_mosaic(kernel: np.ndarray, ncols: int | None = None, pad: int = 1) -> np.ndarray:
+    """Layer-1 filters `(kh, kw, 3, C)` as one display image in [0, 1] (see module doc)."""
+    from zfkeras.deconv.display import to_display
+
+    k = np.asarray(kernel, np.float32)
+    if k.ndim != 4:
+        raise ValueError(f"kernel must be (kh, kw, in, out); got shape {k.shape}")
+    filters = np.transpose(k, (3, 0, 1, 2))
+    if filters.shape[-1] not in (1, 3):
+        filters = filters[..., :1]
+    disp = to_display(filters)
+    if disp.shape[-1] == 1:
+        disp = np.repeat(disp, 3, axis=-1)
+    return tile(disp, ncols, pad)
+
+
+def plot_filter_grids(
+    diagnostics: Sequence[Diagnosis] | None = None,
+    *,
+    kernels: Sequence[np.ndarray] | None = None,
+    titles: Sequence[str] | None = None,
+    panel_inches: float = 4.0,
+) -> "matplotlib.figure.Figure":
+    """Layer-1 filters of several models side by side (Fig 6 a-c).
+
+    Give `diagnostics` (titles show kernel, dead %, band shares) or raw
+    `kernels` `(kh, kw, 3, C)` with `titles`.
+    """
+    from matplotlib.figure import Figure as MplFigure
+
+    if diagnostics is not None:
+        kernels = [d.kernel for d in diagnostics]
+        titles = titles or [_diag_title(d) for d in diagnostics]
+    if not kernels:
+        raise ValueError("give diagnostics or kernels")
+    titles = list(titles) if titles else [f"model {i + 1}" for i in range(len(kernels))]
+    mosaics = [filter_mosaic(k) for k in kernels]
+    aspect = max(m.shape[0] / m.shape[1] for m in mosaics)
+    fig = MplFigure(figsize=(panel_inches * len(kernels), panel_inches * aspect + 0.9), layout="constrained")
+    axes = fig.subplots(1, len(kernels), squeeze=False)[0]
+    for ax, mosaic, title in zip(axes, mosaics, titles):
+        ax.imshow(mosaic, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.suptitle("layer-1 filters")
+    return fig
+
+
+def _diag_title(d: Diagnosis) -> str:
+    s = d.summary()
+    parts = [f"{d.name}: {s['kernel']}", f"dead {100 * s['dead_fraction']:.0f}%"]
+    if s.get("energy_high") is not None:
+        parts.append(
+            f"low/mid/high {100 * s['energy_low']:.0f}/{100 * s['energy_mid']:.0f}/{100 * s['energy_high']:.0f}%"
+        )
+    parts.append(f"top filter {100 * s['top_filter_share']:.1f}%")
+    return "\n".join([", ".join(parts[:2]), ", ".join(parts[2:])])
+
+
+def layer2_blank(d: Diagnosis) -> np.ndarray:
+    """`(K,)` bool: layer-2 channels whose projection is blank (the channel never fired on the probe).
+
+    `Diagnostics.layer2_aliasing` is NaN exactly for those (no positive activation to project).
+    """
+    if d.layer2_aliasing is None:
+        return np.zeros(len(d.layer2_patches), bool)
+    return np.isnan(np.asarray(d.layer2_aliasing, np.float64))
+
+
+def plot_layer2_features(diagnostics: Sequence[Diagnosis], panel_inches: float = 4.0,
+                         min_tile: int = MIN_TILE) -> "matplotlib.figure.Figure":
+    """Layer-2 projections (strongest activation per channel over the probe set) side by side (Fig 6 d, e).
+
+    Channels that never fired on the probe images have a blank projection: they are not drawn
+    but listed under their panel with the reason. Tiles are shown at >= `min_tile` px.
+    """
+    from matplotlib.figure import Figure as MplFigure
+
+    have = [d for d in diagnostics if d.layer2_patches is not None]
+    if not have:
+        raise ValueError("no layer-2 projections: run `diagnose` with probe images")
+    mosaics, notes = [], []
+    for d in have:
+        blank = layer2_blank(d)
+        live = np.asarray(d.layer2_patches)[~blank]
+        if len(live):
+            mosaics.append(tile(upscale(live, tile_factor(live.shape[1], min_tile)), pad=2))
+        else:
+            mosaics.append(np.ones((8, 8, 3), np.float32))
+        chans = np.asarray(d.layer2_channels if d.layer2_channels is not None else np.arange(len(blank)))
+        notes.append(
+            f"not shown: {int(blank.sum())} of {len(blank)} channels never fired on the probe images "
+            f"(blank projection): {compact_ranges(chans[blank])}" if blank.any() else "")
+    aspect = max(m.shape[0] / m.shape[1] for m in mosaics)
+    fig = MplFigure(figsize=(panel_inches * len(have), panel_inches * aspect + 1.2), layout="constrained")
+    axes = fig.subplots(1, len(have), squeeze=False)[0]
+    for ax, d, mosaic, note in zip(axes, have, mosaics, notes):
+        ax.imshow(mosaic, interpolation="nearest")
+        alias = d.summary()["layer2_aliasing"]
+        extra = f", aliasing {100 * alias:.0f}%" if alias is not None else ""
+        shown = int((~layer2_blank(d)).sum())
+        ax.set_title(f"{d.name}: {d.layer2} ({shown} of {len(d.layer2_patches)} channels){extra}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        for side in ax.spines.values():
+            side.set_visible(False)
+        if note:
+            ax.set_xlabel(textwrap.fill(note, int(panel_inches * 12)), fontsize=8, color="#444")
+    fig.suptitle("layer-2 features (deconv projections)")
+    return fig
+
+
+def plot_clipped_history(
+    histories: Mapping[str, ClippedHistory], layers: Sequence[str] = ("conv1",)
+) -> "matplotlib.figure.Figure":
+    """Per-epoch fraction of filters at the RMS radius, one line per (run, layer)."""
+    from matplotlib.figure import Figure as MplFigure
+
+    if not histories:
+        raise ValueError("no histories given")
+    fig = MplFigure(figsize=(6, 3.5), layout="constrained")
+    ax = fig.subplots()
+    for name, hist in histories.items():
+        for layer in layers:
+            if layer in hist.fractions:
+                ax.plot(hist.epochs, 100 * hist.fractions[layer], marker=".", label=f"{name} {layer}")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("filters clipped to the RMS radius (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return fig

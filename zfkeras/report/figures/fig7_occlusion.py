@@ -27,7 +27,7 @@ import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
-from zfkeras.report.save import save_figure  # noqa: F401 (re-exported)
+from zfkeras.report.plotting import save_figure  # noqa: F401 (re-exported)
 from zfkeras.utils.naming import unique_stems
 
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
