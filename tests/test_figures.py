@@ -57,7 +57,7 @@ def assert_all_text_inside(fig, tol: float = 0.5):
 
 @pytest.mark.parametrize("side, channels, ncols", [(7, 6, 4), (27, 5, 4), (3, 1, 4), (7, 12, 6)])
 def test_fig2_tiles_have_a_minimum_size_and_every_text_is_inside(side, channels, ncols):
-    from zfkeras.deconv.figures import MIN_TILE, compact_ranges, plot_top_activations
+    from zfkeras.report.figures.atlas import MIN_TILE, compact_ranges, plot_top_activations
 
     vis = _visuals(channels=channels, side=side, dead=[d for d in (1, 4) if d < channels])
     fig = plot_top_activations(vis, ncols=ncols, n_images=50)
@@ -91,14 +91,14 @@ def test_fig2_tiles_have_a_minimum_size_and_every_text_is_inside(side, channels,
 
 
 def test_a_map_that_fired_on_few_images_says_so():
-    from zfkeras.deconv.figures import plot_top_activations
+    from zfkeras.report.figures.fig2_top9 import plot_top_activations
 
     texts = assert_all_text_inside(plot_top_activations(_visuals()))
     assert any(t.startswith("map 10 ") and "fired on 3 images" in t for t, _ in texts)
 
 
 def test_all_dead_layer_is_a_readable_note_not_blank_tiles():
-    from zfkeras.deconv.figures import plot_top_activations
+    from zfkeras.report.figures.fig2_top9 import plot_top_activations
 
     vis = _visuals(channels=3, dead=(0, 1, 2))
     texts = assert_all_text_inside(plot_top_activations(vis, n_images=7))
@@ -110,7 +110,7 @@ def test_all_dead_layer_is_a_readable_note_not_blank_tiles():
     ([], ""), ([5], "5"), ([1, 2, 3, 7, 9, 10], "1-3, 7, 9-10"), ([3, 1, 2, 2], "1-3"), ([0, 2, 4], "0, 2, 4"),
 ])
 def test_compact_ranges(values, expected):
-    from zfkeras.deconv.figures import compact_ranges
+    from zfkeras.report.plotting import compact_ranges
 
     assert compact_ranges(values) == expected
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from zfkeras.report.plotting import compact_ranges, tile, tile_factor, upscale
+from zfkeras.report.figures.atlas import card_image
 
 
 def test_tile_places_images_row_major_with_fill_between_and_in_unused_cells():
@@ -42,3 +43,14 @@ def test_compact_ranges_joins_runs():
     assert compact_ranges([10, 9, 1, 2, 3, 7, 3]) == "1-3, 7, 9-10"
     assert compact_ranges([]) == ""
 
+
+def test_card_image_is_projections_gap_patches():
+    proj = np.zeros((4, 1, 1, 3), np.uint8)  # 4 tiles -> 2x2 grid
+    patch = np.full((4, 1, 1, 3), 7, np.uint8)
+    card = card_image(proj, patch, factor=2, pad=1, gap=3)
+    # each grid: 2 tiles of 2 px + 1 px pad = 5 px; card = 5 + 3 + 5
+    assert card.shape == (5, 13, 3)
+    np.testing.assert_array_equal(card[:, 5:8], 255)  # the gap
+    np.testing.assert_array_equal(card[0:2, 0:2], 0)  # first projection, upscaled x2
+    np.testing.assert_array_equal(card[2, 0:5], 255)  # pad row between grid rows
+    np.testing.assert_array_equal(card[3:5, 11:13], 7)  # last patch

@@ -229,7 +229,7 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
 def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     model, _, out = built
     from zfkeras.deconv import Deconvnet, TopActivations
-    from zfkeras.deconv.figures import compact_ranges
+    from zfkeras.report.plotting import compact_ranges
 
     deconv = Deconvnet(model)
     top = TopActivations.load(out / "top9" / "top9.json")

@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from zfkeras.deconv import Deconvnet
-    from zfkeras.deconv.figures import plot_top_activations
+    from zfkeras.report.figures.fig2_top9 import plot_top_activations
     from zfkeras.data.images import ImageCache, image_batches, list_images
     from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
     from zfkeras.deconv.visuals import top_projections

@@ -9,8 +9,8 @@ Computing and plotting are separate; results are small objects that save and loa
 - `scan_top_activations(model, batches, layers=None, k=9, checkpoint=None)` ->
   `TopActivations` (JSON + npz); `merge_topk` is its pure NumPy merge.
 - `top_projections(model, top, layer, images, channels=None)` -> `LayerVisuals`
-  (npz); `zfkeras.deconv.figures.plot_top_activations(visuals)` draws Fig 2
-  (imported on demand: it needs matplotlib).
+  (npz); `zfkeras.report.figures.fig2_top9.plot_top_activations(visuals)` draws Fig 2
+  (plotting lives with the figure in `zfkeras.report.figures`).
 - `to_display` (the one display normalization), `cut_patch` (receptive-field patches).
 - `rules`: the backward rules ("deconvnet", "guided", "gradient") and the general
   autodiff route for residual networks (`GradientRoute`).

@@ -1,10 +1,19 @@
-"""The atlas of Fig 2: one card image per feature map, and one page per layer with every live map.
+"""The pictures of Fig 2: the report's atlas and the one-figure panel per layer.
 
-A card is the map's top-k projections (left) beside the image patches under the
-same receptive fields (right). Tiles up to 48 px are stored at native size and
-displayed upscaled by a whole factor (nearest neighbour), larger ones are stored
-at 48 px: every tile is displayed at >= 48 px. Tiles up to 16 px are PNG, larger
-ones WebP (quality 80), so the demo's report stays small (BENCHMARKS.md).
+A card is a feature map's top-k projections (left) beside the image patches under the
+same receptive fields (right), strongest first in row-major order (`card_image`).
+
+The atlas (HTML report): one card image per feature map, and one page per layer with
+every live map. Tiles up to 48 px are stored at native size and displayed upscaled by
+a whole factor (nearest neighbour), larger ones are stored at 48 px: every tile is
+displayed at >= 48 px. Tiles up to 16 px are PNG, larger ones WebP (quality 80), so
+the demo's report stays small (BENCHMARKS.md).
+
+The panel (`plot_top_activations`, matplotlib, for notebooks and `zfkeras visualize`):
+the cards of one layer's live maps in one figure, every tile upscaled to >= `MIN_TILE`
+px. Dead maps (never fired on the images) get no blank card: they are listed, compactly,
+under the figure. The title, every label and the caption saying how projections are
+normalized lie inside the canvas (tested with the renderer's text extents).
 """
 
 from __future__ import annotations
@@ -13,14 +22,22 @@ import dataclasses
 import io
 import math
 import os
-from typing import Mapping, Sequence
+import textwrap
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
 from zfkeras.report.markup import esc, fmt, page, safe, table, url
+from zfkeras.report.plotting import MIN_TILE, compact_ranges, tile, tile_factor, upscale
 
-__all__ = ["ChannelSource", "atlas_page", "card_ext", "card_layout", "channel_card", "channel_file", "channel_tiles",
-           "dead_line", "encode", "fmap_card"]
+if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
+    import matplotlib.figure
+
+    from zfkeras.deconv.visuals import LayerVisuals
+
+__all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "card_ext", "card_image", "card_layout", "channel_card",
+           "channel_file", "compact_ranges", "dead_line", "encode", "fmap_card", "layer_mosaic",
+           "plot_top_activations", "tile_factor"]
 
 
 @dataclasses.dataclass
@@ -37,23 +54,19 @@ class ChannelSource:
         return self.labels.get(image_id, "")
 
 
-MIN_TILE = 48  # px: the smallest side a projection / patch tile is displayed at
 MAX_TILE = 48  # px: larger receptive fields are stored downscaled to this tile side
+_WHITE = 255
 
 
-def channel_tiles(tiles: np.ndarray, min_side: int = 96) -> np.ndarray:
-    """`(k, P, P, 3)` uint8 tiles -> one square-ish grid (1 px white gaps), upscaled.
+def card_image(projections: np.ndarray, patches: np.ndarray, factor: int = 1, pad: int = 1,
+               gap: int = 6) -> np.ndarray:
+    """`(k, P, P, 3)` projections and patches -> one uint8 card: projection grid | `gap` px white | patch grid.
 
-    Upscaled by the smallest integer factor (nearest neighbour) that makes the
-    grid at least `min_side` px (`min_side=0`: native size).
+    Each grid is square-ish (`tile`), tiles upscaled by the whole `factor`, `pad` px white between them.
     """
-    from zfkeras.report.plotting import tile
-
-    grid = tile(np.asarray(tiles, np.uint8), pad=1, fill=255)
-    factor = max(1, math.ceil(min_side / max(grid.shape[:2]))) if min_side else 1
-    if factor > 1:
-        grid = np.repeat(np.repeat(grid, factor, axis=0), factor, axis=1)
-    return grid
+    left, right = (tile(upscale(np.asarray(t, np.uint8), factor), pad=pad, fill=_WHITE)
+                   for t in (projections, patches))
+    return np.concatenate([left, np.full((left.shape[0], gap, 3), _WHITE, np.uint8), right], axis=1)
 
 
 def card_layout(tile_side: int) -> tuple[int, int]:
@@ -67,19 +80,17 @@ def card_layout(tile_side: int) -> tuple[int, int]:
     p = int(tile_side)
     if p > MAX_TILE:
         return MAX_TILE, 1
-    return p, max(1, math.ceil(MIN_TILE / p))
+    return p, tile_factor(p, MIN_TILE)
 
 
-def channel_card(visuals, i: int) -> tuple[np.ndarray, int]:
-    """The stored image of feature map row `i`: projection grid | 6 px white | patch grid, and its display factor."""
+def channel_card(visuals: LayerVisuals, i: int) -> tuple[np.ndarray, int]:
+    """The stored image of feature map row `i` (`card_image` at `card_layout` size), and its display factor."""
     p = visuals.projections.shape[2]
     side, factor = card_layout(p)
     proj, patch = np.asarray(visuals.projections[i], np.uint8), np.asarray(visuals.patches[i], np.uint8)
     if side != p:
         proj, patch = _resize_tiles(proj, side), _resize_tiles(patch, side)
-    left, right = channel_tiles(proj, 0), channel_tiles(patch, 0)
-    gap = np.full((left.shape[0], 6, 3), 255, np.uint8)
-    return np.concatenate([left, gap, right], axis=1), factor
+    return card_image(proj, patch), factor
 
 
 def _resize_tiles(tiles: np.ndarray, side: int) -> np.ndarray:
@@ -142,8 +153,6 @@ def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "
 
 
 def dead_line(layer: str, dead_channels: Sequence[int], total: int, n_images: int) -> str:
-    from zfkeras.deconv.figures import compact_ranges
-
     if not len(dead_channels):
         return ""
     return (f'<p class="dead">Dead on these {n_images} images (never fired; no card): '
@@ -199,3 +208,105 @@ def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Seque
         (f"atlas/{safe(l)}.html", f"atlas {l}") for l in layers
     ]
     return page(f"Atlas of {layer}", intro + f'<div class="maps">{cards}</div>', depth=1, nav=nav)
+
+
+# ------------------------------------------------------------------ the panel of one layer
+_CELL_GAP = 14  # px between the projection grid and the patch grid / cells
+_LABEL = 20  # px above each cell for its label
+_FONT_PX = {8: 11, 9: 12.5, 10: 14}  # approx. line height in px at 100 dpi
+
+
+def layer_mosaic(
+    visuals: LayerVisuals, ncols: int = 4, min_tile: int = MIN_TILE, rows: np.ndarray | None = None
+) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """The cards of `rows` (default: every channel) as one uint8 image, and each card's (x, y) top-left px.
+
+    Tiles are upscaled by `tile_factor(P, min_tile)`; a `_LABEL` px strip above each card is left
+    white for its label.
+    """
+    rows = np.arange(len(visuals.channels)) if rows is None else np.asarray(rows, np.int64)
+    if not len(rows):
+        raise ValueError(f"no channels to plot for layer {visuals.layer!r}")
+    factor = tile_factor(visuals.projections.shape[2], min_tile)
+    cells = [card_image(visuals.projections[i], visuals.patches[i], factor, pad=2, gap=_CELL_GAP) for i in rows]
+    ch, cw = cells[0].shape[:2]
+    ncols = max(1, min(ncols, len(cells)))
+    nrows = math.ceil(len(cells) / ncols)
+    mosaic = np.full((nrows * (ch + _LABEL + _CELL_GAP), ncols * (cw + 2 * _CELL_GAP), 3), _WHITE, np.uint8)
+    origins = []
+    for n, cell in enumerate(cells):
+        r, c = divmod(n, ncols)
+        y, x = r * (ch + _LABEL + _CELL_GAP) + _LABEL, c * (cw + 2 * _CELL_GAP) + _CELL_GAP
+        mosaic[y : y + ch, x : x + cw] = cell
+        origins.append((x, y))
+    return mosaic, origins
+
+
+def _wrap(text: str, width_px: float, font_px: float) -> list[str]:
+    chars = max(20, int(width_px / (0.56 * font_px)))  # a conservative average glyph width
+    return [line for para in text.split("\n") for line in (textwrap.wrap(para, chars) or [""])]
+
+
+def plot_top_activations(
+    visuals: LayerVisuals, ncols: int = 4, title: str | None = None, dpi: int = 100,
+    min_tile: int = MIN_TILE, n_images: int | None = None,
+) -> "matplotlib.figure.Figure":
+    """Fig 2 panel for one layer: per live feature map, k projections beside k image patches.
+
+    Args:
+        visuals: from `top_projections`.
+        ncols: cards per row.
+        title: figure title (default: layer, k, what left and right are).
+        dpi: the figure is at the mosaic's native resolution at this dpi.
+        min_tile: smallest displayed tile side in px (nearest-neighbour upscaling).
+        n_images: images scanned (said in the dead-map line when given).
+
+    Returns:
+        a `matplotlib.figure.Figure` (save with `save_figure`; in a notebook it displays as is).
+    """
+    from matplotlib.figure import Figure as MplFigure
+
+    dead = np.asarray(visuals.dead, bool)
+    live = np.flatnonzero(~dead)
+    k = visuals.projections.shape[1]
+    side = visuals.projections.shape[2]
+    factor = tile_factor(side, min_tile)
+    if len(live):
+        mosaic, origins = layer_mosaic(visuals, ncols, min_tile, rows=live)
+    else:
+        mosaic, origins = np.full((40, 600, 3), _WHITE, np.uint8), []
+    h, w = mosaic.shape[:2]
+    w_fig = max(w, 480)
+    title = title or (
+        f"{visuals.layer}: top {k} activations per feature map "
+        f"(left: {visuals.rule} projections, right: image patches)"
+    )
+    caption = (
+        f"Each projection is scaled on its own: grey = 0, black/white = its largest |value|"
+        f"{'' if visuals.contrast == 1 else f' / contrast {visuals.contrast:g}'}. "
+        f"Tiles: the {side} px receptive field, shown x{factor} (nearest neighbour)."
+    )
+    if dead.any():
+        on = f" on these {n_images} images" if n_images else ""
+        caption += (f"\nDead{on} (never fired, not drawn): {int(dead.sum())} of {len(dead)} maps: "
+                    f"{compact_ranges(np.asarray(visuals.channels)[dead])}.")
+    pad = 8
+    title_lines = _wrap(title, w_fig - 2 * pad, _FONT_PX[10])
+    cap_lines = _wrap(caption, w_fig - 2 * pad, _FONT_PX[8])
+    head = int(pad + len(title_lines) * _FONT_PX[10] * 1.25 + pad)
+    foot = int(pad + len(cap_lines) * _FONT_PX[8] * 1.3 + pad)
+    H = h + head + foot
+    fig = MplFigure(figsize=(w_fig / dpi, H / dpi), dpi=dpi)
+    ax = fig.add_axes((0, foot / H, w / w_fig, h / H))
+    ax.imshow(mosaic, interpolation="nearest")
+    ax.set_axis_off()
+    for n, (x, y) in zip(live, origins):
+        c = int(visuals.channels[n])
+        fired = int(np.sum(np.asarray(visuals.values[n]) > 0))
+        few = f"   (fired on {fired} image{'s' if fired > 1 else ''}; grey: none)" if fired < k else ""
+        ax.text(x, y - 5, f"map {c}   max {float(visuals.values[n, 0]):.3g}{few}", fontsize=8,
+                va="bottom", ha="left", color="black")
+    fig.text(pad / w_fig, 1 - pad / H, "\n".join(title_lines), fontsize=10, va="top", ha="left")
+    fig.text(pad / w_fig, (foot - pad) / H, "\n".join(cap_lines), fontsize=8, va="top", ha="left",
+             color="#333333", linespacing=1.3)
+    return fig

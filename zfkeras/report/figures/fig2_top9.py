@@ -4,7 +4,8 @@ The analysis is `zfkeras.deconv.scan_top_activations` (one pass over DATA, keepi
 the k strongest activations per map) and `zfkeras.deconv.top_projections` (their
 projections with the report's backward rule). Results: `OUT/top9/top9.json` (+ a
 resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
-`zfkeras visualize --out` writes; the atlas pages are written by `atlas.py`.
+`zfkeras visualize --out` writes. The pictures are drawn by `atlas.py`: the atlas pages and
+`plot_top_activations` (one matplotlib figure per layer, re-exported here).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ import numpy as np
 
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
-    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, encode, fmap_card)
+    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, encode, fmap_card,
+    plot_top_activations)
+from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["TopActivationsFigure", "TopNine"]
+__all__ = ["TopActivationsFigure", "TopNine", "plot_top_activations", "save_figure"]
 
 LOOK_FOR = (
     "For each feature map: left, the projections (with the backward rule named under Model: the "
