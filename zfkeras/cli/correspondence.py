@@ -14,7 +14,7 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from zfkeras.analysis.correspondence import correspondence, format_table, load_parts
+    from zfkeras.analysis.correspondence import Correspondence, format_table, load_parts
     from zfkeras.cli._model import load_view
     from zfkeras.utils.io import atomic_write_json
 
@@ -26,10 +26,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--seeds must be >= 1; got {args.seeds}")
     view = load_view(args)
     parts = load_parts(parts_path)
-    result = correspondence(
-        view, parts, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
-        batch_size=args.batch_size, progress=args.progress,
-    )
+    result = Correspondence(view, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
+                            batch_size=args.batch_size).run(parts, progress=args.progress)
     summary = result.to_dict()
     summary["model"] = str(args.model)
     summary["parts_file"] = str(parts_path)

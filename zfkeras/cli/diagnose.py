@@ -46,7 +46,7 @@ def load_probe(paths: list[str], image_size: int, skipped: list | None = None):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
+    from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
     from zfkeras.models.adapter import analysable
     from zfkeras.report.figures.fig6_diagnostics import (
         plot_clipped_history,
@@ -79,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
                 probes[size] = load_probe(paths, size, skipped)
             probe = probes[size]
         diags.append(
-            diagnose(
-                model, probe, name=name, history=hist, layer2_channels=args.layer2_channels,
-                batch_size=args.batch_size, seed=args.seed, progress=not args.quiet,
-            )
+            LayerDiagnostics(
+                model, name=name, history=hist, layer2_channels=args.layer2_channels,
+                batch_size=args.batch_size, seed=args.seed,
+            ).run(probe, progress=not args.quiet)
         )
     table = diagnostics_table(diags)
     print(table)

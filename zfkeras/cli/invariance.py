@@ -44,13 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from zfkeras.analysis.invariance import (
-        TRANSFORMS,
-        default_values,
-        invariance_curves,
-        model_fill,
-        transform_image,
-    )
+    from zfkeras.analysis.invariance import TRANSFORMS, Invariance, default_values, model_fill, transform_image
     from zfkeras.data import load_image, prepare
     from zfkeras.cli._model import load_view
     from zfkeras.data.files import decode_each, image_files, skipped_summary
@@ -72,9 +66,8 @@ def run(args: argparse.Namespace) -> int:
     kinds = args.transforms or list(TRANSFORMS)
     grid = {k: default_values(k, steps[k]) for k in kinds}
     images = np.stack(bases)
-    result = invariance_curves(
-        view, images, labels, grid, layers=args.layers, batch_size=args.batch_size, progress=not args.quiet
-    )
+    result = Invariance(view, grid, layers=args.layers, batch_size=args.batch_size).run(
+        images, labels, progress=not args.quiet)
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Fig 5: invariance to translation, scale and rotation. The report's figure, its summary numbers and plot.
 
-The analysis is `zfkeras.analysis.invariance.invariance_curves`; results are saved as
+The analysis is `zfkeras.analysis.Invariance`; results are saved as
 `OUT/invariance/invariance_curves.csv` (one row per image, transform and value),
 `invariance.png` (`plot_invariance`) and `invariance_config.json`, the files
 `zfkeras invariance --out` writes.
@@ -74,7 +74,7 @@ class Invariance(Figure):
 
     def _run(self, ctx: ReportContext, chosen: list[str], steps: dict, own: Path) -> None:
         from zfkeras.analysis.invariance import (
-            DEFAULT_LAYERS, default_values, invariance_curves, model_fill, transform_image)
+            DEFAULT_LAYERS, Invariance, default_values, model_fill, transform_image)
         from zfkeras.data import load_image, prepare
         from zfkeras.utils.io import atomic_open, atomic_write_json
 
@@ -86,8 +86,8 @@ class Invariance(Figure):
         y = [class_names.index(ctx.labels[p]) for p in chosen] if all(ctx.labels[p] in class_names for p in chosen) else None
         grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
         ctx.log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
-        result = invariance_curves(view, np.stack(bases), y, grid, layers=layers, batch_size=ctx.options.batch_size,
-                                   progress=ctx.progress)
+        result = Invariance(view, grid, layers=layers, batch_size=ctx.options.batch_size).run(
+            np.stack(bases), y, progress=ctx.progress)
         rows = result.rows(image_names=[ctx.names[p] for p in chosen])
         with atomic_open(own / "invariance_curves.csv", "w") as f:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -79,7 +79,7 @@ class Diagnostics(Figure):
         return {"figures": figures, "rows": diagnostics_rows(summaries)}, source
 
     def _run(self, ctx: ReportContext, picks: list[int], own: Path) -> None:
-        from zfkeras.analysis.diagnostics import diagnose, diagnostics_table
+        from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
         from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
         opts, model, model_path = ctx.options, ctx.model, ctx.model_path
@@ -88,8 +88,8 @@ class Diagnostics(Figure):
             history = Path(model_path).parent / "history.csv"
         probe = np.stack([ctx.images(ctx.paths[i]) for i in picks]).astype(np.float32) if picks else None
         ctx.log(f"[report] layer-1/2 diagnostics ({len(picks)} probe images)")
-        d = diagnose(model, probe, name=model.name, history=history, layer2_channels=opts.layer2_channels,
-                     batch_size=opts.batch_size, seed=opts.seed, progress=ctx.progress)
+        d = LayerDiagnostics(model, name=model.name, history=history, layer2_channels=opts.layer2_channels,
+                             batch_size=opts.batch_size, seed=opts.seed).run(probe, progress=ctx.progress)
         save_figure(plot_filter_grids([d]), own / "filters_layer1.png")
         if d.layer2_patches is not None:
             save_figure(plot_layer2_features([d]), own / "layer2_features.png")

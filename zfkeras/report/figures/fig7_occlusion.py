@@ -282,7 +282,7 @@ class Occlusion(Figure):
         for path, stem in zip(chosen, unique_stems(chosen)):
             img = ctx.images(path)
             target = ctx.labels[path] if ctx.labels[path] in names else None
-            res = engine.run(img, target=target, others=others, top_k=4 if others is not None else None,
+            res = engine.run(img, target, others=others, top_k=4 if others is not None else None,
                              progress=ctx.progress)
             with atomic_open(own / f"{stem}.npz") as f:
                 np.savez_compressed(f, image=img, **res.to_arrays())

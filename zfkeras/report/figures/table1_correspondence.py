@@ -1,6 +1,6 @@
 """Table 1: correspondence of object parts, in the report (beside the paper's numbers).
 
-The analysis is `zfkeras.analysis.correspondence.correspondence` on the shipped faces
+The analysis is `zfkeras.analysis.Correspondence` on the shipped faces
 (`zfkeras.data.parts` example); the result is `OUT/correspondence/correspondence.json`
 (`CorrespondenceResult.to_dict()`), the file `zfkeras correspondence --out` writes.
 """
@@ -48,13 +48,12 @@ class Correspondence(Figure):
         if not layers or not opts.correspondence_seeds:
             ctx.note(self.anchor, "No random-baseline seeds asked.")
             return None, "skipped"
-        from zfkeras.analysis.correspondence import correspondence, load_parts
-        from zfkeras.data.parts import EXAMPLE
+        from zfkeras.analysis.correspondence import Correspondence
         from zfkeras.utils.io import atomic_write_json
 
         ctx.log(f"[report] correspondence on the shipped faces ({opts.correspondence_seeds} random seeds)")
-        result = correspondence(view, load_parts(EXAMPLE), layers=layers, seeds=opts.correspondence_seeds,
-                                batch_size=opts.batch_size, progress=ctx.progress)
+        result = Correspondence(view, layers=layers, seeds=opts.correspondence_seeds,
+                                batch_size=opts.batch_size).run(progress=ctx.progress)  # the shipped faces
         d = {**result.to_dict(), "parts_file": "zfkeras.data.parts example"}
         atomic_write_json(own / "correspondence.json", d)
         ctx.mark_done(own, params)
