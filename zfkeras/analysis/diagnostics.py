@@ -301,33 +301,15 @@ class LayerDiagnostics(Analysis):
 
 
 def diagnose(
-    model: keras.Model | AnalysableModel | str,
-    probe_images=None,
-    *,
-    name: str | None = None,
-    history: str | os.PathLike | ClippedHistory | None = None,
-    layer: str | None = None,
-    layer2: str | None = None,
-    layer2_channels: int | Sequence[int] = 32,
-    rms_tol: float = 0.01,
-    band_edges: Sequence[float] = BAND_EDGES,
-    fft_size: int = FFT_SIZE,
-    batch_size: int = 32,
-    seed: int = 0,
-    contrast: float = 1.0,
-    progress: bool = True,
+    model: keras.Model | AnalysableModel | str, probe_images=None, *, progress: bool = True, **options
 ) -> Diagnostics:
-    """Shortcut for `LayerDiagnostics(model, ...).run(probe_images, progress=...)`.
+    """Shortcut for `LayerDiagnostics(model, **options).run(probe_images, progress=...)`.
 
-    The options are `LayerDiagnostics`'s; `probe_images` `(N, S, S, 3)` raw RGB model inputs
-    (None skips "never active" and the layer-2 projections); `progress`: tqdm bar.
+    `options` are `LayerDiagnostics`'s (name, history, layer, layer2, layer2_channels, rms_tol,
+    band_edges, fft_size, batch_size, seed, contrast, preprocess); `probe_images` `(N, S, S, 3)` raw
+    RGB model inputs (None skips "never active" and the layer-2 projections); `progress`: tqdm bar.
     """
-    engine = LayerDiagnostics(
-        model, name=name, history=history, layer=layer, layer2=layer2, layer2_channels=layer2_channels,
-        rms_tol=rms_tol, band_edges=band_edges, fft_size=fft_size, batch_size=batch_size, seed=seed,
-        contrast=contrast,
-    )
-    return engine.run(probe_images, progress=progress)
+    return LayerDiagnostics(model, **options).run(probe_images, progress=progress)
 
 
 # ------------------------------------------------------------------ table
