@@ -1,7 +1,7 @@
 """The result of occlusion sensitivity (paper Fig 7): every panel of one image as arrays.
 
 Computed by `zfkeras.analysis.occlusion.OcclusionSensitivity`; plotted by
-`zfkeras.report.figures_occlusion`; saved with `np.savez(path, **result.to_arrays())`.
+`zfkeras.report.figures.fig7_occlusion`; saved with `np.savez(path, **result.to_arrays())`.
 """
 
 from __future__ import annotations
