@@ -301,6 +301,7 @@ def test_stock_keras_chain_and_converter():
     assert converted is not model
     assert isinstance(model.get_layer("p1"), keras.layers.MaxPooling2D)
     assert isinstance(converted.get_layer("p1"), MaxPoolingWithArgmax2D)
+    assert converted.get_layer("p1").return_switches  # its switches: output[1] in the graph
     assert converted.get_layer("c2") is model.get_layer("c2")
     np.testing.assert_allclose(converted.predict(x, verbose=0), before, rtol=1e-6)
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -16,6 +18,9 @@ from zfkeras.layers import (
     MeanSubtraction,
     local_response_normalization,
 )
+
+
+DATA = Path(__file__).parent / "data"
 
 
 # --------------------------------------------------------------- references
@@ -63,16 +68,20 @@ def numpy_lrn(x, r, bias, alpha, beta):
 )
 def test_pooling_matches_numpy(rng, k, s, padding, size):
     x = rng.normal(size=(3, size, size + 1, 4)).astype("float32")
-    pooled, switches = MaxPoolingWithArgmax2D(k, s, padding)(x)
+    pooled, switches = MaxPoolingWithArgmax2D(k, s, padding, return_switches=True)(x)
     ref_pooled, ref_arg = numpy_maxpool_argmax(x, k, s, padding)
     np.testing.assert_array_equal(pooled.numpy(), ref_pooled)
     np.testing.assert_array_equal(switches.numpy(), ref_arg)
     assert switches.dtype == tf.int64
+    # the default returns the pooled map alone; `switches` computes them on their own
+    plain = MaxPoolingWithArgmax2D(k, s, padding)
+    np.testing.assert_array_equal(plain(x).numpy(), ref_pooled)
+    np.testing.assert_array_equal(plain.switches(x).numpy(), ref_arg)
 
 
 def test_switches_do_not_depend_on_batch_position(rng):
     x = rng.normal(size=(6, 13, 13, 5)).astype("float32")
-    layer = MaxPoolingWithArgmax2D(3, 2, "valid")
+    layer = MaxPoolingWithArgmax2D(3, 2, "valid", return_switches=True)
     _, full = layer(x)
     _, second_half = layer(x[3:])
     order = np.array([5, 0, 3, 1, 4, 2])
@@ -85,7 +94,7 @@ def test_switches_under_mirrored_strategy(rng):
     x = rng.normal(size=(4, 9, 9, 3)).astype("float32")
     strategy = tf.distribute.MirroredStrategy(["/cpu:0"])
     with strategy.scope():
-        layer = MaxPoolingWithArgmax2D(3, 2, "same")
+        layer = MaxPoolingWithArgmax2D(3, 2, "same", return_switches=True)
 
     @tf.function
     def step(batch):
@@ -95,15 +104,47 @@ def test_switches_under_mirrored_strategy(rng):
     np.testing.assert_array_equal(switches.numpy(), numpy_maxpool_argmax(x, 3, 2, "same")[1])
 
 
-def test_pooling_checklist_and_spec(rng):
+@pytest.mark.parametrize("return_switches", [False, True])
+def test_pooling_checklist_and_spec(rng, return_switches):
     x = rng.normal(size=(2, 10, 10, 3)).astype("float32")
-    check_layer(MaxPoolingWithArgmax2D, dict(pool_size=3, strides=2, padding="same"), x)
-    pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same")(keras.KerasTensor((None, 110, 109, 7)))
+    kwargs = dict(pool_size=3, strides=2, padding="same", return_switches=return_switches)
+    outs = check_layer(MaxPoolingWithArgmax2D, kwargs, x)
+    assert len(outs) == (2 if return_switches else 1)
+    out = MaxPoolingWithArgmax2D(**kwargs)(keras.KerasTensor((None, 110, 109, 7)))
+    pooled = out[0] if return_switches else out
     assert pooled.shape == (None, 55, 55, 7) and pooled.dtype == "float32"
-    assert switches.dtype == "int64"
+    if return_switches:
+        assert out[1].shape == (None, 55, 55, 7) and out[1].dtype == "int64"
 
 
-@pytest.mark.parametrize("bad", [dict(pool_size=0), dict(strides=(1, 2, 3)), dict(padding="full")])
+def test_pooling_config_saved_before_return_switches_returns_the_pair(rng):
+    """A config without `return_switches` comes from the layer that always returned the pair."""
+    config = MaxPoolingWithArgmax2D(3, 2, "same").get_config()
+    assert config["return_switches"] is False
+    del config["return_switches"]
+    old = MaxPoolingWithArgmax2D.from_config(config)
+    assert old.return_switches is True
+    x = rng.normal(size=(1, 7, 7, 2)).astype("float32")
+    pooled, switches = old(x)
+    np.testing.assert_array_equal(switches.numpy(), numpy_maxpool_argmax(x, 3, 2, "same")[1])
+
+
+def test_model_saved_with_the_pair_returning_pooling_loads_and_predicts_as_before():
+    """tests/data/switch_pool_v1.keras: saved by the layer that always returned (pooled, switches),
+    with the switches as a model output; its outputs then are in switch_pool_v1.npz."""
+    model = keras.saving.load_model(DATA / "switch_pool_v1.keras")
+    saved = np.load(DATA / "switch_pool_v1.npz")
+    out = model.predict(saved["x"], verbose=0)
+    np.testing.assert_allclose(out["head"], saved["head"], rtol=1e-6)
+    np.testing.assert_array_equal(out["pool_switches"], saved["pool_switches"])
+    conv = keras.Model(model.input, model.get_layer("conv").output).predict(saved["x"], verbose=0)
+    np.testing.assert_array_equal(out["pool_switches"], numpy_maxpool_argmax(conv, 3, 2, "same")[1])
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [dict(pool_size=0), dict(strides=(1, 2, 3)), dict(padding="full"), dict(return_switches="yes")],
+)
 def test_pooling_rejects_bad_arguments(bad):
     with pytest.raises(ValueError, match=list(bad)[0]):
         MaxPoolingWithArgmax2D(**bad)
@@ -114,7 +155,7 @@ def test_pooling_rejects_bad_arguments(bad):
 def test_unpool_is_adjoint_of_maxpool(rng, k, s, padding, size):
     """unpool(g) == d/dx sum(maxpool(x) * g): the exact adjoint, overlaps added."""
     x = tf.constant(rng.normal(size=(2, size, size, 3)))
-    pool = MaxPoolingWithArgmax2D(k, s, padding, dtype="float64")
+    pool = MaxPoolingWithArgmax2D(k, s, padding, return_switches=True, dtype="float64")
     with tf.GradientTape() as tape:
         tape.watch(x)
         pooled, switches = pool(x)
@@ -128,7 +169,7 @@ def test_unpool_is_adjoint_of_maxpool(rng, k, s, padding, size):
 def test_unpool_adds_where_windows_share_a_winner():
     x = np.zeros((1, 3, 3, 1), "float32")
     x[0, 1, 1, 0] = 9.0  # the centre wins all four 2x2/1 windows
-    _, switches = MaxPoolingWithArgmax2D(2, 1, "valid")(x)
+    switches = MaxPoolingWithArgmax2D(2, 1, "valid").switches(x)
     g = np.array([1.0, 2.0, 3.0, 4.0], "float32").reshape(1, 2, 2, 1)
     out = MaxUnpooling2D((3, 3))([g, switches]).numpy()[0, :, :, 0]
     expected = np.zeros((3, 3))
@@ -140,7 +181,7 @@ def test_unpool_needs_the_pre_pool_size(rng):
     """110 and 109 pool to the same 55: the size is an argument, and it is used."""
     for size in (110, 109):
         x = rng.normal(size=(1, size, size, 2)).astype("float32")
-        pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same")(x)
+        pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same", return_switches=True)(x)
         assert pooled.shape[1] == 55
         out = MaxUnpooling2D((size, size))([pooled, switches]).numpy()
         assert out.shape == (1, size, size, 2)
@@ -151,7 +192,7 @@ def test_unpool_needs_the_pre_pool_size(rng):
 
 def test_unpool_checklist(rng):
     x = rng.normal(size=(2, 9, 9, 3)).astype("float32")
-    pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same")(x)
+    pooled, switches = MaxPoolingWithArgmax2D(3, 2, "same", return_switches=True)(x)
     (out,) = check_layer(MaxUnpooling2D, dict(output_size=(9, 9)), [pooled.numpy(), switches.numpy()])
     assert out.shape == (2, 9, 9, 3)
 

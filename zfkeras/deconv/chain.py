@@ -8,14 +8,13 @@ forward and its backward pass from these steps, reading the layers' variables
 at call time, so the steps hold references to the layers, never copies.
 
 `with_switches(model)` is the Keras-level converter: a new model, built from
-the *same* layer objects (weights shared), with every `MaxPooling2D` replaced
-by a `MaxPoolingWithArgmax2D` of the same configuration.
+the *same* layer objects (weights shared), with every max pooling replaced by
+a switch-returning `MaxPoolingWithArgmax2D` of the same configuration.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any
 
 import keras
@@ -27,7 +26,7 @@ from zfkeras.layers import (
     MaxPoolingWithArgmax2D,
     MeanSubtraction,
 )
-from zfkeras.models.graph import AxisGeometry
+from zfkeras.models.graph import AxisGeometry, activation_name, first_output, same_pad_before
 
 SUPPORTED_LAYERS = (
     "Conv2D (activation relu, relu6 or linear)",
@@ -87,15 +86,6 @@ class Step:
         return self.kind == "relu" or (self.kind == "conv" and self.relu)
 
 
-def _activation_name(fn) -> str:
-    return getattr(fn, "__name__", str(fn))
-
-
-def _same_pad_before(n: int, k: int, s: int) -> int:
-    out = math.ceil(n / s)
-    return max((out - 1) * s + k - n, 0) // 2
-
-
 def _shape3(tensor, layer_name: str) -> tuple[int, int, int]:
     shape = tuple(tensor.shape)
     if len(shape) != 4 or any(d is None for d in shape[1:]):
@@ -111,7 +101,7 @@ def _describe(layer, in_shape, out_shape) -> Step | str:
     name = layer.name
     base = dict(name=name, layer=layer, input_shape=in_shape, output_shape=out_shape)
     if isinstance(layer, keras.layers.Conv2D):
-        act = _activation_name(layer.activation)
+        act = activation_name(layer.activation)
         if layer.data_format != "channels_last":
             return f"{name}: only channels_last convs are supported"
         if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
@@ -131,7 +121,7 @@ def _describe(layer, in_shape, out_shape) -> Step | str:
         cap = None if layer.max_value is None else float(layer.max_value)
         return Step(kind="relu", max_value=cap, **base)
     if isinstance(layer, keras.layers.Activation):
-        act = _activation_name(layer.activation)
+        act = activation_name(layer.activation)
         if act in ("relu", "relu6"):
             return Step(kind="relu", max_value=6.0 if act == "relu6" else None, **base)
         if act == "linear":
@@ -169,8 +159,8 @@ def _windowed(layer, kind: str, base: dict, relu: bool = False, max_value=None) 
     if padding == "SAME":
         h, w, _ = base["input_shape"]
         pad = (
-            _same_pad_before(h, kernel[0], strides[0]),
-            _same_pad_before(w, kernel[1], strides[1]),
+            same_pad_before(h, kernel[0], strides[0]),
+            same_pad_before(w, kernel[1], strides[1]),
         )
     else:
         pad = (0, 0)
@@ -234,9 +224,7 @@ def trace_chain(model: keras.Model) -> tuple[list[Step], str]:
         if len(node.input_tensors) != 1:
             stop = f"{layer.name}: takes {len(node.input_tensors)} inputs"
             break
-        out = node.output_tensors
-        if isinstance(out, (list, tuple)):
-            out = out[0]
+        out = first_output(node.output_tensors)
         if len(tuple(out.shape)) != 4:
             stop = f"{layer.name}: output is not a (batch, H, W, C) map"
             break
@@ -273,8 +261,11 @@ def chain_geometry(steps: list[Step]) -> dict[str, tuple[AxisGeometry, AxisGeome
 def with_switches(model: keras.Model) -> keras.Model:
     """A new model whose max-pooling layers also return their switches.
 
-    Every `MaxPooling2D` of `model` is replaced by a `MaxPoolingWithArgmax2D`
-    with the same pool size, strides, padding and name; every other layer is the
+    Every `MaxPooling2D` of `model` (and every `MaxPoolingWithArgmax2D` that
+    returns the pooled map only, as `ZFNet`'s do) is replaced by a
+    `MaxPoolingWithArgmax2D(return_switches=True)` with the same pool size,
+    strides, padding and name, so `converted.get_layer(name).output[1]` is a
+    pool's switches in the graph; every other layer is the
     user's own layer object, so the weights are shared (training either model
     trains both) and `model` itself is left as it is. The new model has the same
     input and output as `model`; `Deconvnet` projects from either identically.
@@ -294,15 +285,8 @@ def with_switches(model: keras.Model) -> keras.Model:
                 f"with_switches converts chains only; layer {layer.name!r} takes "
                 f"{len(node.input_tensors)} inputs"
             )
-        if isinstance(layer, keras.layers.MaxPooling2D):
-            if layer.data_format != "channels_last":
-                raise ValueError(f"{layer.name}: only channels_last pooling is supported")
-            pool = MaxPoolingWithArgmax2D(
-                tuple(layer.pool_size), tuple(layer.strides), layer.padding, name=layer.name
-            )
-            x, _ = pool(x)
-        else:
-            x = layer(x)
-            if isinstance(x, (list, tuple)):  # an existing switch-returning pool
-                x = x[0]
+        max_pool = isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D))
+        if max_pool and not getattr(layer, "return_switches", False):
+            layer = MaxPoolingWithArgmax2D.like(layer, return_switches=True)
+        x = first_output(layer(x))  # the pools' switches stay reachable as their second output
     return keras.Model(inputs, x, name=f"{model.name}_switches")

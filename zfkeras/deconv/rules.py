@@ -33,7 +33,14 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.models.graph import LayerInfo, layer_kind, run_graph, unsupported_error
+from zfkeras.models.graph import (
+    LayerInfo,
+    activation_name,
+    first_output,
+    layer_kind,
+    run_graph,
+    unsupported_error,
+)
 
 RULES = ("deconvnet", "guided", "gradient")
 _warned: set[str] = set()
@@ -89,10 +96,6 @@ def _warn_once(layer, what: str) -> None:
     )
 
 
-def _activation_name(fn) -> str:
-    return getattr(fn, "__name__", str(fn))
-
-
 def _linear_part(layer, *args, **kwargs):
     """A conv / dense layer's output before its fused activation (its own weights)."""
     act = layer.activation
@@ -112,7 +115,7 @@ def rule_call(rule: str) -> Callable:
         if kind is None:
             raise unsupported_error(layer)
         if kind in ("conv", "dense"):
-            name = _activation_name(layer.activation)
+            name = activation_name(layer.activation)
             if name == "linear":
                 return layer(*args, **kwargs)
             y = _linear_part(layer, *args, **kwargs)
@@ -124,7 +127,7 @@ def rule_call(rule: str) -> Callable:
             if isinstance(layer, keras.layers.ReLU):
                 cap = None if layer.max_value is None else float(layer.max_value)
             else:
-                cap = 6.0 if _activation_name(layer.activation) == "relu6" else None
+                cap = 6.0 if activation_name(layer.activation) == "relu6" else None
             return rule_relu(args[0], rule, cap)
         if kind == "act":
             _warn_once(layer, f"{type(layer).__name__} activation")
@@ -177,7 +180,7 @@ class GradientRoute:
 
     def _forward(self, x):
         out = run_graph(self._sub, x, self._call)
-        return out[0] if isinstance(out, (list, tuple)) else out
+        return first_output(out)
 
     def _project(self, x, channel, position):
         with tf.GradientTape() as tape:

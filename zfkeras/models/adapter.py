@@ -34,6 +34,7 @@ from zfkeras.models.graph import (
     SELECTABLE_KINDS,
     AxisGeometry,
     LayerInfo,
+    first_output,
     functional_view,
     trace_layers,
 )
@@ -229,12 +230,8 @@ def _input_info(layer, output) -> LayerInfo:
     return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
 
 
-def _first(out):
-    return out[0] if isinstance(out, (list, tuple)) else out
-
-
 def _class_names(model, given, flat) -> list[str]:
-    n = int(_first(flat.outputs).shape[-1]) if len(_first(flat.outputs).shape) == 2 else 0
+    n = int(first_output(flat.outputs).shape[-1]) if len(first_output(flat.outputs).shape) == 2 else 0
     if given is not None:
         names = [str(c) for c in given]
         if n and len(names) != n:

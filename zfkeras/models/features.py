@@ -1,4 +1,4 @@
-"""Views of a model that expose layer activations (and switches), for any Keras CNN."""
+"""Views of a model that expose layer activations (and pooling switches), for any Keras CNN."""
 
 from __future__ import annotations
 
@@ -24,15 +24,19 @@ def feature_layer_names(model: keras.Model | AnalysableModel) -> list[str]:
 
 
 def feature_model(
-    model: keras.Model | AnalysableModel, layers: Sequence[str] | None = None
+    model: keras.Model | AnalysableModel,
+    layers: Sequence[str] | None = None,
+    *,
+    switches: bool = False,
 ) -> keras.Model:
-    """A model from raw RGB to a dict of activations (and switches).
+    """A model from raw RGB to a dict of activations (and, if asked, switches).
 
     Shares every weight with `model` (no copy): later training shows up here.
-    Outputs: `{name: activation}` for each requested layer, and
-    `{name + "_switches": switches}` for every switch-returning pooling layer
-    on the way (all of them, since the deconvnet needs every switch below a
-    layer). Default `layers`: `feature_layer_names(model)`.
+    Outputs: `{name: activation}` for each requested layer (default: every
+    `feature_layer_names(model)`). With `switches`, also `{name + "_switches":
+    (B, h, w, C) int64}` for every max-pooling layer of the model (all of them,
+    as a deconvnet needs every switch below a layer), in the format of
+    `MaxPoolingWithArgmax2D`; they are computed beside the model's own pooling.
 
     Raises ValueError naming the valid choices for an unknown layer.
     """
@@ -44,7 +48,9 @@ def feature_model(
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}; valid layers: {valid}")
     outputs = {name: view.layers[name].output for name in layers}
-    for name, info in view.layers.items():
-        if isinstance(info.layer, MaxPoolingWithArgmax2D):
-            outputs[f"{name}_switches"] = info.outputs[1]
+    if switches:
+        for name, info in view.layers.items():
+            if info.kind == "pool":
+                pool = MaxPoolingWithArgmax2D.like(info.layer, return_switches=True, name=f"{name}_switches")
+                outputs[f"{name}_switches"] = pool(info.inputs[0])[1]
     return keras.Model(view.model.inputs[0], outputs, name=f"{view.model.name}_features")

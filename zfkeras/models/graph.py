@@ -49,6 +49,7 @@ class LayerInfo:
         geometry: `(rows, cols)` receptive field for maps whose field is known, else None.
         output: the layer's (first) output tensor in the traced graph.
         outputs: all its output tensors (a switch-returning pool: pooled, switches).
+        inputs: its input tensors in the traced graph.
     """
 
     name: str
@@ -58,6 +59,7 @@ class LayerInfo:
     geometry: tuple[AxisGeometry, AxisGeometry] | None
     output: Any = None
     outputs: tuple = ()
+    inputs: tuple = ()
 
     @property
     def spatial(self) -> bool:
@@ -72,7 +74,13 @@ FEATURE_KINDS = ("dense", "globalpool")
 _POINTWISE = ("relu", "act", "norm", "bn", "affine", "identity")
 
 
-def _activation_name(fn) -> str:
+def first_output(out):
+    """A layer's main output: the first of a tuple (a switch-returning pool's pooled map)."""
+    return out[0] if isinstance(out, (list, tuple)) else out
+
+
+def activation_name(fn) -> str:
+    """The name of a Keras activation function ("relu", "linear", ...)."""
     return getattr(fn, "__name__", str(fn))
 
 
@@ -99,7 +107,7 @@ def layer_kind(layer) -> str | None:
         plain = not layer.negative_slope and not layer.threshold
         return "relu" if plain else "act"
     if isinstance(layer, L.Activation):
-        name = _activation_name(layer.activation)
+        name = activation_name(layer.activation)
         if name == "linear":
             return "identity"
         return "relu" if name in ("relu", "relu6") else "act"
@@ -183,7 +191,8 @@ def run_graph(model: keras.Model, inputs, call: Callable[..., Any]):
     return graph._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call_fn)
 
 
-def _same_pad_before(n: int, k: int, s: int) -> int:
+def same_pad_before(n: int, k: int, s: int) -> int:
+    """Padding TensorFlow's 'same' puts before the first of `n` cells (kernel `k`, stride `s`)."""
     out = math.ceil(n / s)
     return max((out - 1) * s + k - n, 0) // 2
 
@@ -208,7 +217,7 @@ def next_geometry(layer, kind: str, inputs: list, in_shapes: list) -> tuple | No
         out = []
         for a in (0, 1):
             g = inputs[0][a]
-            pad = _same_pad_before(in_shapes[0][a], kernel[a], strides[a]) if padding == "same" else 0
+            pad = same_pad_before(in_shapes[0][a], kernel[a], strides[a]) if padding == "same" else 0
             out.append(
                 AxisGeometry(g.size + (kernel[a] - 1) * g.stride, g.stride * strides[a], g.start - pad * g.stride)
             )
@@ -256,7 +265,7 @@ def trace_layers(model: keras.Model, inputs) -> tuple[Any, dict[str, LayerInfo]]
     def call(layer, *args, **kwargs):
         out = layer(*args, **kwargs)
         ins = [t for t in keras.tree.flatten((args, kwargs)) if isinstance(t, keras.KerasTensor)]
-        main = out[0] if isinstance(out, (list, tuple)) else out
+        main = first_output(out)
         kind = layer_kind(layer)
         spatial = len(_shape(main)) == 3
         g = None
@@ -266,7 +275,8 @@ def trace_layers(model: keras.Model, inputs) -> tuple[Any, dict[str, LayerInfo]]
             geo[id(t)] = g
         if layer.name not in infos:
             infos[layer.name] = LayerInfo(
-                layer.name, kind or "unknown", layer, _shape(main), g, main, tuple(keras.tree.flatten(out))
+                layer.name, kind or "unknown", layer, _shape(main), g, main,
+                tuple(keras.tree.flatten(out)), tuple(ins),
             )
         return out
 

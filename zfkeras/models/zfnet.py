@@ -113,8 +113,9 @@ class ZFNet(keras.Model):
     0.5; softmax. Maps 110, 55, 26, 13, 13, 13, 6: 62,357,608 trainable
     parameters. Smallest input: 53 px (63 px for `variant="alexnet"`).
 
-    Pooling layers return `(pooled, switches)`; the classifier uses the
-    pooled values, analysis models (see `feature_model`) the switches too.
+    Pooling layers are `MaxPoolingWithArgmax2D` returning the pooled map only;
+    the deconvnet records the switches itself, `feature_model(model,
+    switches=True)` exposes them.
 
     Args:
         input_shape: `(H, W, 3)`, square.
@@ -203,9 +204,7 @@ class ZFNet(keras.Model):
                     name=spec.name,
                 )(x)
             elif spec.kind == "pool":
-                x, _ = MaxPoolingWithArgmax2D(
-                    spec.kernel, spec.stride, spec.padding, name=spec.name
-                )(x)
+                x = MaxPoolingWithArgmax2D(spec.kernel, spec.stride, spec.padding, name=spec.name)(x)
             else:
                 x = LocalResponseNormalization(name=spec.name)(x)
         x = keras.layers.Flatten(name="flatten")(x)
