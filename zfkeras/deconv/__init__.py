@@ -2,7 +2,8 @@
 
 Computing and plotting are separate; results are small objects that save and load:
 
-- `Deconvnet(model)`: `project(images, layer, channels, positions=None)` and
+- `Deconvnet(model)` (`deconvnet`; its compiled chain graphs in `chain_pass`, argument
+  checks in `selection`): `project(images, layer, channels, positions=None)` and
   `project_pairs(images, layer, image_index, channels, positions=None)` ->
   `Projections`; `activations`, `window` (exact receptive field), `layer_names`.
 - `with_switches(model)`: a stock Keras chain with switch-returning pooling (weights shared).

@@ -29,30 +29,10 @@ gradient of the unit w.r.t. the input with the "deconvnet" backward rule for
 ReLU (`grad_in = relu(grad_out)`), max pooling routed by its argmax and LRN
 passed as identity. That identity is what the tests check.
 
-Speed comes from structure, not from approximation:
-
-- one forward pass per image, shared by all the (image, channel) pairs that
-  use it, then the pairs run down together as one batch;
-- a single selected activation is only nonzero inside its receptive field at
-  every lower layer, so each pair's pass runs on a window of fixed size (its
-  relative receptive field) at a per-pair offset, masked at the map borders.
-  This is exact (tested against the uncropped pass). With `crop="auto"` the
-  pass switches to full maps at the first layer where the window would not be
-  smaller than the map;
-- when the positions are given (e.g. the top-9 of a scan, each pair from a
-  different image), the forward pass itself can be restricted to each
-  activation's receptive-field cone (`forward="cone"`, chosen automatically
-  when it needs fewer multiply-adds than full-image forward passes): every
-  layer runs 'VALID' on the pair's window, cells outside a map holding the
-  padding the next layer would see (0 for convs, -inf for 'same' pooling).
-
-"Exact" means identical in float64 (tested bit for bit). In float32 the
-cropped convolutions may round differently from full-map ones (relative
-differences ~1e-7), so in the rare case of two pooling inputs within rounding
-of each other a cropped pass may pick the other switch.
-
-Multi-pair batches are independent: the deconv pass rectifies at every step,
-so pairs can share a forward pass but not a backward one.
+The chain route is fast by structure, not by approximation (one forward pass
+per image shared by its pairs, receptive-field windows, the cone forward): see
+`zfkeras.deconv.chain_pass`. Layers past the chain take the general autodiff
+route (`rules.GradientRoute`). Argument checks live in `selection`.
 
 All transposed convs read the model's kernel variables at call time: training
 the model further changes the projections, nothing goes stale.
@@ -67,27 +47,20 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.deconv.chain import Step, trace_chain
-from zfkeras.deconv.ops import (
-    compile_graph,
-    forward_step,
-    rectifier,
-    gather_window,
-    window_below,
-    valid_mask,
-    embed,
-    back_full,
-    back_window,
-    window_codes,
-    switches_from_codes,
-    switches_from_window,
+from zfkeras.deconv.chain_pass import ChainPass
+from zfkeras.deconv.rules import GradientRoute, check_rule
+from zfkeras.deconv.selection import (  # noqa: F401  (the modes: also importable from here)
+    CROP_MODES,
+    FORWARD_MODES,
+    check_images,
+    check_modes,
+    check_pairs,
+    grid_positions,
+    pair_positions,
 )
-from zfkeras.deconv.rules import GradientRoute, check_rule, forward_mask, rectify, select
 from zfkeras.layers import InputPreprocessing
 from zfkeras.models.adapter import AnalysableModel, analysable
 from zfkeras.models.graph import AxisGeometry
-
-CROP_MODES = ("auto", True, False)
-FORWARD_MODES = ("auto", "full", "cone")
 
 
 class Projections(NamedTuple):
@@ -148,7 +121,7 @@ class Deconvnet:
         self.steps, self.stopped_at = trace_chain(self.model)
         self._index = {s.name: i for i, s in enumerate(self.steps)}
         self._order = {n: i for i, n in enumerate(self.adapter.layer_names)}
-        self._fns: dict = {}
+        self._chain = ChainPass(self.steps, self.dtype, self.input_shape)
         self._routes: dict = {}
 
     # ------------------------------------------------------------------ info
@@ -220,34 +193,16 @@ class Deconvnet:
         if li is None:
             out = self._route(layer, self.rule).activations(images.astype(np.float32))
             return out.astype(self.dtype.as_numpy_dtype)
-        key = ("act", li)
-        if key not in self._fns:
-            h, w, c = self.input_shape
-
-            def fn(x):
-                return self._forward(x, li, switches=False)[0]
-
-            self._fns[key] = compile_graph(fn, [tf.TensorSpec((None, h, w, c), self.dtype)])
+        fn = self._chain.activations_fn(li)
         parts = [
-            self._fns[key](tf.constant(images[i : i + batch_size])).numpy()
+            fn(tf.constant(images[i : i + batch_size])).numpy()
             for i in range(0, len(images), batch_size)
         ]
         return np.concatenate(parts) if parts else np.zeros((0, *self.steps[li].output_shape))
 
     def _forward(self, x, last: int, switches: bool, keep: bool = False):
-        """Run steps[0..last]; returns (output, {step index: switches}, {step index: output}).
-
-        With `keep`, the outputs of the rectifying steps are kept (for the
-        forward masks of the guided and gradient rules).
-        """
-        saved, kept = {}, {}
-        for i, step in enumerate(self.steps[: last + 1]):
-            x, sw = forward_step(step, x, self.dtype, switches)
-            if sw is not None:
-                saved[i] = sw
-            if keep and step.rectifies:
-                kept[i] = x
-        return x, saved, kept
+        """Chain steps 0..last on `x`: (output, {step: switches}, {step: rectified output})."""
+        return self._chain.forward(x, last, switches, keep)
 
     # ------------------------------------------------------------ projection
     def project(
@@ -296,7 +251,7 @@ class Deconvnet:
         k = len(chans)
         index = np.repeat(np.arange(b), k)
         chan = np.tile(chans, b)
-        pos = self._grid_positions(positions, b, k)
+        pos = grid_positions(positions, b, k)
         out = self.project_pairs(
             images, layer, index, chan, pos, crop=crop, forward=forward, batch_size=batch_size,
             rule=rule,
@@ -339,29 +294,12 @@ class Deconvnet:
         """
         li = self._layer_index(layer)
         rule = self.rule if rule is None else check_rule(rule)
-        if crop not in CROP_MODES:
-            raise ValueError(f"`crop` must be one of {CROP_MODES}; got {crop!r}")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"`batch_size` must be a positive int; got {batch_size!r}")
+        check_modes(crop, forward, batch_size)
         images = self._check_images(images)
-        idx = np.asarray(image_index, dtype=np.int64).reshape(-1)
-        chan = np.asarray(channels, dtype=np.int64).reshape(-1)
-        n = len(idx)
-        if len(chan) != n:
-            raise ValueError(f"{n} image indices but {len(chan)} channels; give one per pair")
-        if n and (idx.min() < 0 or idx.max() >= len(images)):
-            raise ValueError(
-                f"image index out of range for {len(images)} images; got {idx.min()}..{idx.max()}"
-            )
         lh, lw, lc = self.output_shape(layer)
-        bad = chan[(chan < 0) | (chan >= lc)]
-        if len(bad):
-            raise ValueError(
-                f"channel {int(bad[0])} out of range for layer {layer!r}: valid channels 0..{lc - 1}"
-            )
-        pos = self._pair_positions(positions, n, layer, (lh, lw))
-        if forward not in FORWARD_MODES:
-            raise ValueError(f"`forward` must be one of {FORWARD_MODES}; got {forward!r}")
+        idx, chan = check_pairs(image_index, channels, len(images), layer, lc)
+        n = len(idx)
+        pos = pair_positions(positions, n, layer, (lh, lw))
         explicit = bool(n) and not (pos < 0).any()
         if forward == "cone" and (not explicit or crop is False):
             raise ValueError(
@@ -381,248 +319,11 @@ class Deconvnet:
             return Projections(out_img, out_pos, out_val)
         for s in range(0, n, batch_size):
             sl = slice(s, s + batch_size)
-            used, local = np.unique(idx[sl], return_inverse=True)
-            cone = forward == "cone" or (
-                forward == "auto" and explicit and crop is not False
-                and self._cone_cheaper(li, len(local), len(used))
+            out_img[sl], out_pos[sl], out_val[sl] = self._chain.project(
+                images, idx[sl], chan[sl], pos[sl], li,
+                crop=crop, forward=forward, rule=rule, explicit=explicit,
             )
-            cone = cone and not self._has_avgpool(li)
-            fn = self._projection_fn(li, crop, cone, rule)
-            proj, p, v = fn(
-                tf.constant(images[used]),
-                tf.constant(local.astype(np.int32)),
-                tf.constant(chan[sl].astype(np.int32)),
-                tf.constant(pos[sl].astype(np.int32)),
-            )
-            out_img[sl], out_pos[sl], out_val[sl] = proj.numpy(), p.numpy(), v.numpy()
         return Projections(out_img, out_pos, out_val)
 
-    # -------------------------------------------------------------- checking
     def _check_images(self, images) -> np.ndarray:
-        arr = np.asarray(images)
-        if arr.ndim == 3:
-            raise ValueError(
-                f"`images` must be a batch (B, {', '.join(map(str, self.input_shape))}); "
-                f"got one image of shape {arr.shape}: use images[None]"
-            )
-        if arr.ndim != 4 or tuple(arr.shape[1:]) != self.input_shape:
-            raise ValueError(
-                f"`images` must have shape (B, {', '.join(map(str, self.input_shape))}); "
-                f"got {arr.shape}"
-            )
-        return arr.astype(self.dtype.as_numpy_dtype, copy=False)
-
-    def _grid_positions(self, positions, b: int, k: int) -> np.ndarray | None:
-        if positions is None:
-            return None
-        arr = np.asarray(positions, dtype=np.int64)
-        if arr.shape == (2,):
-            return np.broadcast_to(arr, (b * k, 2))
-        if arr.shape != (b, k, 2):
-            raise ValueError(
-                f"`positions` must be None, (row, col) or shape ({b}, {k}, 2); got {arr.shape}"
-            )
-        return arr.reshape(b * k, 2)
-
-    @staticmethod
-    def _pair_positions(positions, n: int, layer: str, hw: tuple[int, int]) -> np.ndarray:
-        if positions is None:
-            return np.full((n, 2), -1, np.int64)
-        arr = np.asarray(positions, dtype=np.int64)
-        if arr.shape == (2,):
-            arr = np.broadcast_to(arr, (n, 2))
-        if arr.shape != (n, 2):
-            raise ValueError(f"`positions` must be None, (row, col) or shape ({n}, 2); got {arr.shape}")
-        given = arr[(arr != -1).any(axis=1)]
-        bad = given[(given < 0).any(axis=1) | (given[:, 0] >= hw[0]) | (given[:, 1] >= hw[1])]
-        if len(bad):
-            raise ValueError(
-                f"position {tuple(int(v) for v in bad[0])} out of range for layer {layer!r}: "
-                f"rows 0..{hw[0] - 1}, cols 0..{hw[1] - 1}"
-            )
-        return np.array(arr)
-
-    # ---------------------------------------------------------- the TF graph
-    def _has_avgpool(self, li: int) -> bool:
-        """Average pooling below `li`: its backward needs full maps (no cone forward)."""
-        return any(s.kind == "avgpool" for s in self.steps[: li + 1])
-
-    def _projection_fn(self, li: int, crop, cone: bool, rule: str):
-        key = ("proj", li, crop, cone, rule)
-        if key in self._fns:
-            return self._fns[key]
-        h, w, c = self.input_shape
-        signature = [
-            tf.TensorSpec((None, h, w, c), self.dtype),
-            tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None,), tf.int32),
-            tf.TensorSpec((None, 2), tf.int32),
-        ]
-
-        masked = rule != "deconvnet"
-
-        def full(images, index, channel, position):
-            act, switches, kept = self._forward(images, li, switches=True, keep=masked)
-            pos, value = select(act, index, channel, position)
-
-            codes = {}  # per image, once per pool: winner offsets inside the pooling window
-
-            def window_switches(i, offset, size, below, new):
-                if i not in codes:
-                    codes[i] = window_codes(switches[i], self.steps[i])
-                return switches_from_codes(codes[i], index, offset, size, self.steps[i])
-
-            def mask(i, offset, size):
-                step = self.steps[i]
-                if offset is None:
-                    return forward_mask(tf.gather(kept[i], index), step.max_value)
-                window = gather_window(kept[i], index, offset, size, step.output_shape[:2])
-                return forward_mask(window, step.max_value)
-
-            signal = self._deconv(
-                li, channel, pos, value, crop, window_switches, switches, index, rule, mask
-            )
-            return signal, pos, value
-
-        def in_cone(images, index, channel, position):
-            act, local, kept = self._cone_forward(images, index, position, li)
-            value = tf.reduce_sum(act[:, 0, 0, :] * tf.one_hot(channel, act.shape[-1], dtype=act.dtype), 1)
-
-            def window_switches(i, offset, size, below, new):
-                return switches_from_window(local[i], offset, size, new, self.steps[i])
-
-            def mask(i, offset, size):
-                return forward_mask(kept[i], self.steps[i].max_value)
-
-            signal = self._deconv(
-                li, channel, position, value, True, window_switches, None, index, rule, mask
-            )
-            return signal, position, value
-
-        self._fns[key] = compile_graph(in_cone if cone else full, signature)
-        return self._fns[key]
-
-    def _windows(self, li: int, pos):
-        """Receptive-field windows of the activation at `pos` of step `li`, per level.
-
-        Returns `{i: (size, offset)}` for the *output* of step i (i = -1: the
-        input), `size` a static pair, `offset` a pair of (N, 1) int tensors.
-        """
-        size = (1, 1)
-        offset = (tf.reshape(pos[:, 0], [-1, 1]), tf.reshape(pos[:, 1], [-1, 1]))
-        out = {li: (size, offset)}
-        for i in range(li, -1, -1):
-            step = self.steps[i]
-            (sh, sw), (ph, pw) = step.strides, step.pad_before
-            if step.kind in ("conv", "pool"):
-                size = window_below(step, size)
-                offset = (offset[0] * sh - ph, offset[1] * sw - pw)
-            elif step.kind == "pad":
-                offset = (offset[0] - ph, offset[1] - pw)
-            out[i - 1] = (size, offset)
-        return out
-
-    def _cone_forward(self, images, index, pos, li: int):
-        """Forward pass of each pair restricted to its activation's receptive-field cone.
-
-        Exact: every unit the selected activation depends on lies in the cone.
-        Pointwise layers before the first conv/pool run on the full images;
-        from there each layer runs 'VALID' on the pair's window, with cells
-        outside the layer's map set to the padding the next conv (0) or pool
-        (-inf, TensorFlow's 'same' max pooling) would see. Returns the top
-        window `(N, 1, 1, C)`, `{pool step: switches in window coordinates}` and
-        `{rectifying step: its output window}` (for the guided / gradient masks).
-        """
-        windows = self._windows(li, pos)
-        first = next(i for i, s in enumerate(self.steps) if s.kind in ("conv", "pool"))
-        x = images
-        full_kept = {}
-        for i, step in enumerate(self.steps[:first]):
-            x, _ = forward_step(step, x, self.dtype, switches=False)
-            full_kept[i] = x
-        size, offset = windows[first - 1]
-        hw = self.steps[first].input_shape[:2]
-        kept = {}
-        for i in range(first):  # rectifiers before the first window op: their windows
-            if self.steps[i].rectifies:
-                kept[i] = gather_window(full_kept[i], index, offset, size, hw)
-        x = gather_window(x, index, offset, size, hw)
-        x = self._fill_outside(x, offset, size, hw, first - 1, li)
-        local = {}
-        for i in range(first, li + 1):
-            step = self.steps[i]
-            if step.kind == "conv":
-                layer = step.layer
-                x = tf.nn.conv2d(x, tf.cast(layer.kernel, self.dtype), step.strides, "VALID")
-                if layer.use_bias:
-                    x = tf.nn.bias_add(x, tf.cast(layer.bias, self.dtype))
-                x = rectifier(x, step) if step.relu else x
-            elif step.kind == "pool":
-                x, local[i] = tf.nn.max_pool_with_argmax(
-                    x, [1, *step.kernel, 1], [1, *step.strides, 1], "VALID",
-                    output_dtype=tf.int64, include_batch_in_index=False,
-                )
-            elif step.kind != "pad":  # pad: the cells were filled with its zeros already
-                x, _ = forward_step(step, x, self.dtype, switches=False)
-            size, offset = windows[i]
-            x = self._fill_outside(x, offset, size, step.output_shape[:2], i, li)
-            if step.rectifies:
-                kept[i] = x
-        return x, local, kept
-
-    def _fill_outside(self, x, offset, size, hw, i: int, li: int):
-        """Cells of level i's window outside its map <- the padding the next window op sees."""
-        nxt = next((s for s in self.steps[i + 1 : li + 1] if s.kind in ("conv", "pool")), None)
-        fill = -np.inf if nxt is not None and nxt.kind == "pool" else 0.0
-        inside = valid_mask(offset, size, hw, tf.bool)
-        return tf.where(inside, x, tf.constant(fill, self.dtype))
-
-    def _cone_cheaper(self, li: int, n_pairs: int, n_images: int) -> bool:
-        """Multiply-adds of the forward pass: pairs x cone vs images x full maps."""
-        size, cone, full = (1, 1), 0, 0
-        for step in self.steps[li::-1]:
-            if step.kind == "conv":
-                per_out = step.kernel[0] * step.kernel[1] * step.input_shape[2] * step.output_shape[2]
-                cone += size[0] * size[1] * per_out
-                full += step.output_shape[0] * step.output_shape[1] * per_out
-            if step.kind in ("conv", "pool"):
-                size = window_below(step, size)
-        return n_pairs * cone < n_images * full
-
-    def _deconv(self, li, channel, pos, value, crop, window_switches, switches, index, rule, mask):
-        dtype = self.dtype
-        n = tf.shape(channel)[0]
-        lc = self.steps[li].output_shape[2]
-        if crop is False:
-            lh, lw = self.steps[li].output_shape[:2]
-            seed = tf.one_hot(pos[:, 0] * lw + pos[:, 1], lh * lw, dtype=dtype)
-            seed = seed[:, :, None] * tf.one_hot(channel, lc, dtype=dtype)[:, None, :]
-            signal = tf.reshape(seed * value[:, None, None], [n, lh, lw, lc])
-            cropped = False
-        else:
-            signal = tf.reshape(tf.one_hot(channel, lc, dtype=dtype) * value[:, None], [n, 1, 1, lc])
-            # window top-left at the current level: (rows (N, 1), cols (N, 1))
-            offset = (tf.reshape(pos[:, 0], [-1, 1]), tf.reshape(pos[:, 1], [-1, 1]))
-            size = (1, 1)
-            cropped = True
-        for i in range(li, -1, -1):
-            step = self.steps[i]
-            if cropped and step.kind == "avgpool":  # its adjoint runs on full maps
-                signal = embed(signal, offset, size, step.output_shape[:2])
-                cropped = False
-            if cropped and crop == "auto" and step.kind in ("conv", "pool"):
-                grown = window_below(step, size)
-                if grown[0] * grown[1] >= step.input_shape[0] * step.input_shape[1]:
-                    signal = embed(signal, offset, size, step.output_shape[:2])
-                    cropped = False
-            if step.rectifies:
-                m = None if rule == "deconvnet" else (mask(i, offset, size) if cropped else mask(i, None, None))
-                signal = rectify(signal, rule, m)
-            if cropped:
-                signal, offset, size = back_window(step, signal, offset, size, window_switches, i, dtype)
-            else:
-                sw = tf.gather(switches[i], index) if i in switches else None
-                signal = back_full(step, signal, sw, dtype)
-        if cropped:
-            signal = embed(signal, offset, size, self.input_shape[:2])
-        return signal
+        return check_images(images, self.input_shape, self.dtype.as_numpy_dtype)
