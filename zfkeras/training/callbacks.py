@@ -1,4 +1,4 @@
-"""Training callbacks: filter-RMS monitor, resumable plateau schedule, atomic checkpoints."""
+"""Training callbacks: filter-RMS monitor, resumable plateau schedule, atomic checkpoints, epoch timer."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import time
 from pathlib import Path
 
 import keras
@@ -180,3 +181,18 @@ class ResumableCheckpoint(keras.callbacks.Callback):
         writer.writeheader()
         writer.writerows(self.rows)
         atomic_write_text(self.csv_path, buf.getvalue())
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds `epoch_seconds` (wall time of the epoch, validation included) to the epoch logs.
+
+    Placed before `ResumableCheckpoint`, the value is saved in the checkpoint
+    rows (and `history.csv`), so the total survives kills and resumes.
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_seconds"] = time.perf_counter() - self._start

@@ -1,0 +1,266 @@
+"""Architecture ablation results (paper Table 3): rows, the paper's numbers, the table, load.
+
+`AblationRow` is one trained preset (errors, sizes, parameters, time, a
+`collapsed` flag for a network that did not train), `AblationResult` a whole
+run (saved as `ablation.json` by `zfkeras.training.ablation.run_ablation`).
+`baseline_deltas` and `format_table` put our change in top-1 error against the
+unchanged network beside the paper's (`PAPER_TABLE3`); `load_ablation` reads a
+saved run. Plain Python: this module imports no Keras.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Sequence
+
+# Paper Table 3 (ImageNet 2012, error %: train top-1, val top-1, val top-5),
+# from ../shared/paper/section5-numbers.md, keyed by (variant, change).
+PAPER_TABLE3: dict[tuple[str, str], tuple[float, float, float]] = {
+    ("alexnet", "as_is"): (35.1, 40.5, 18.1),
+    ("alexnet", "no_conv3_conv4"): (41.8, 45.4, 22.1),
+    ("alexnet", "no_fc7"): (27.4, 40.0, 18.4),
+    ("alexnet", "no_fc6_fc7"): (27.4, 44.8, 22.4),
+    ("alexnet", "no_conv3_conv4_fc6_fc7"): (71.1, 71.3, 50.1),
+    ("alexnet", "fc_half"): (40.3, 41.7, 18.8),
+    ("alexnet", "fc_double"): (26.8, 40.0, 18.1),
+    ("zf", "as_is"): (33.1, 38.4, 16.5),
+    ("zf", "fc_half"): (38.2, 40.2, 17.6),
+    ("zf", "fc_double"): (22.0, 38.8, 17.0),
+    ("zf", "wide_conv345"): (18.8, 37.5, 16.0),
+    ("zf", "wide_conv345_fc_double"): (10.0, 38.3, 16.9),
+}
+
+# A network giving one class to more than this share of the test images did not train.
+COLLAPSE_SHARE = 0.5
+
+# Row order of the paper's table; the two base presets are the "as is" rows.
+_CHANGES = (
+    "as_is", "no_conv3_conv4", "no_fc7", "no_fc6_fc7", "no_conv3_conv4_fc6_fc7",
+    "fc_half", "fc_double", "wide_conv345", "wide_conv345_fc_double",
+)
+_VARIANT_ORDER = ("alexnet", "zf")
+_VARIANT_TITLES = {"alexnet": "Krizhevsky replica (variant=alexnet)", "zf": "ZFNet (Fig 3)"}
+
+
+def _change(preset: str) -> str:
+    return "as_is" if preset in ("zfnet", "alexnet") else preset
+
+
+@dataclasses.dataclass(frozen=True)
+class AblationRow:
+    """One trained preset. Errors are percentages (100 - accuracy %)."""
+
+    preset: str
+    variant: str
+    conv_channels: tuple[int | None, ...]  # conv1..conv5 (None: removed)
+    fc_units: tuple[int | None, int | None]  # fc6, fc7 (None: removed)
+    train_top1_error: float
+    test_top1_error: float
+    test_top5_error: float
+    parameters: int
+    seconds: float
+    epochs: int
+    test_mean_per_class_error: float | None = None
+    predicted_classes: int | None = None  # distinct classes predicted on the test images
+    top_prediction_share: float | None = None  # share of test images given the most predicted class
+
+    @property
+    def collapsed(self) -> bool:
+        """True when the network did not learn: one class for more than half of the test images.
+
+        Then its errors measure a failed optimization (e.g. units that died early),
+        not what the architecture change costs.
+        """
+        return self.top_prediction_share is not None and self.top_prediction_share > COLLAPSE_SHARE
+
+    @property
+    def paper(self) -> tuple[float, float, float] | None:
+        """The paper's (train top-1, val top-1, val top-5) error % for this change, if published."""
+        return PAPER_TABLE3.get((self.variant, _change(self.preset)))
+
+    @property
+    def description(self) -> str:
+        """The paper's wording for the row, with this run's layer sizes."""
+        change = _change(self.preset)
+        conv, fc = self.conv_channels, self.fc_units
+        if change == "as_is":
+            return f"as is (layers 3-5: {conv[2]}, {conv[3]}, {conv[4]} maps; 6, 7: {fc[0]} units)"
+        if change.startswith("no_"):
+            layers = [n[-1] for n in change[3:].split("_")]
+            word = "layer" if len(layers) == 1 else "layers"
+            return f"removed {word} {', '.join(layers)}"
+        parts = []
+        if change.startswith("wide_conv345"):
+            parts.append(f"layers 3, 4, 5: {conv[2]}, {conv[3]}, {conv[4]} maps (paper: 512, 1024, 512)")
+        if change.endswith("fc_double") or change == "fc_half":
+            paper = 8192 if change.endswith("fc_double") else 2048
+            parts.append(f"layers 6, 7: {fc[0]} units (paper: {paper})")
+        return " and ".join(parts)
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["conv_channels"], d["fc_units"] = list(self.conv_channels), list(self.fc_units)
+        d["description"] = self.description
+        d["collapsed"] = self.collapsed
+        paper = self.paper
+        d["paper"] = None if paper is None else dict(zip(("train_top1_error", "val_top1_error", "val_top5_error"), paper))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AblationRow":
+        names = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in names}
+        kw["conv_channels"], kw["fc_units"] = tuple(kw["conv_channels"]), tuple(kw["fc_units"])
+        return cls(**kw)
+
+
+@dataclasses.dataclass
+class AblationResult:
+    """All rows of one ablation run, with the recipe and data sizes that made them.
+
+    `evaluated_on` is "test" (a test list) or "validation" (no test list: the
+    validation part of the training data, as the paper's Table 3 uses
+    ImageNet's validation set).
+    """
+
+    rows: list[AblationRow]
+    config: dict
+    evaluated_on: str
+    data: dict
+
+    def to_dict(self) -> dict:
+        return {
+            "config": self.config,
+            "evaluated_on": self.evaluated_on,
+            "data": self.data,
+            "rows": [r.to_dict() for r in self.rows],
+        }
+
+    def to_markdown(self) -> str:
+        return format_table(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AblationResult":
+        return cls(
+            rows=[AblationRow.from_dict(r) for r in d["rows"]],
+            config=dict(d["config"]),
+            evaluated_on=str(d["evaluated_on"]),
+            data=dict(d["data"]),
+        )
+
+
+def load_ablation(path: str | Path) -> AblationResult:
+    """An `ablate` result: its output folder (holding `ablation.json`) or that JSON file.
+
+    Raises:
+        FileNotFoundError: no `ablation.json` there (with the command that makes one).
+        ValueError: the file is not an ablation result (names the file and what is missing).
+    """
+    path = Path(path)
+    file = path / "ablation.json" if path.is_dir() else path
+    if not file.is_file():
+        raise FileNotFoundError(
+            f"no ablation result at {str(file)!r}; make one with `zfkeras ablate DATA --out DIR` "
+            "and pass DIR (or DIR/ablation.json)"
+        )
+    try:
+        return AblationResult.from_dict(json.loads(file.read_text()))
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{str(file)!r} is not an ablation result from `zfkeras ablate` ({type(e).__name__}: {e})") from None
+
+
+def baseline_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], tuple[float | None, float | None]]:
+    """Change in top-1 error against the variant's "as is" row, in points: `{(variant, preset): (ours, paper)}`.
+
+    Ours: test (or validation) top-1 error minus that of the unchanged network
+    trained in the same run; paper: its val top-1 error minus its "as is" row
+    (None where the paper has no such row). The absolute errors of a 101-class
+    Caltech run and of ImageNet differ by construction; these differences are
+    what the two can be compared on. Variants without an "as is" row are left out.
+    """
+    base = {r.variant: r for r in rows if _change(r.preset) == "as_is"}
+    out: dict[tuple[str, str], tuple[float | None, float | None]] = {}
+    for r in rows:
+        b = base.get(r.variant)
+        if b is None:
+            continue
+        paper, paper_base = r.paper, b.paper
+        theirs = None if paper is None or paper_base is None else paper[1] - paper_base[1]
+        out[(r.variant, r.preset)] = (r.test_top1_error - b.test_top1_error, theirs)
+    return out
+
+
+def _fmt(v: float | None) -> str:
+    return "–" if v is None else f"{v:.1f}"
+
+
+def _fmt_delta(v: float | None) -> str:
+    return "–" if v is None else f"{v:+.1f}"
+
+
+def _recipe_extras(config: dict) -> str:
+    """", conv1 lr x 0.000244, balanced class weights" for the recipe settings beyond the paper's (if any)."""
+    parts = []
+    if config.get("conv1_lr_scale", 1.0) != 1.0:
+        parts.append(f"conv1 lr x {config['conv1_lr_scale']:.3g}")
+    if config.get("warmup_epochs", 0):
+        parts.append(f"{config['warmup_epochs']:g}-epoch lr warm-up")
+    if config.get("class_weight", "none") != "none":
+        parts.append(f"{config['class_weight']} class weights")
+    return "".join(f", {p}" for p in parts)
+
+
+def format_table(result: AblationResult) -> str:
+    """Markdown table in the layout of the paper's Table 3, paper numbers beside ours.
+
+    Rows are grouped by the variant they modify (Krizhevsky replica first, as
+    in the paper), in the paper's row order; "–" where the paper has no number.
+    """
+    c, d = result.config, result.data
+    ev = "Test" if result.evaluated_on == "test" else "Val"
+    lines = [
+        "# Architecture ablation (paper Table 3)",
+        "",
+        f"Error % (centre crop). Ours: {d['classes']} classes, {d['train']:,} training images, "
+        f"{d['evaluated']:,} {result.evaluated_on} images; {c['epochs']} epochs at {c['image_size']} px, "
+        f"width {c['width']:g}, fc units {c['fc_units'] if c['fc_units'] is not None else 'by width'}, "
+        f"batch {c['batch_size']}, lr {c['learning_rate']:g}{_recipe_extras(c)}, {c['init']} init, "
+        f"{c['augment']} crops, seed {c['seed']}. Paper: ImageNet 2012 (1.3 M images, 1000 classes), full width, 224 px, "
+        "70 epochs, layers 3-5: 384, 384, 256 maps, 6, 7: 4096 units; its columns are ImageNet "
+        "validation errors.",
+        "",
+        f"Last two columns: change in top-1 error against the unchanged network, in points "
+        f"(ours: {result.evaluated_on} top-1; paper: val top-1).",
+        "",
+        f"| Error % | Train top-1 | {ev} top-1 | {ev} top-5 | {ev} mean per class | Paper train top-1 "
+        "| Paper val top-1 | Paper val top-5 | Parameters | Minutes | Δ top-1 ours | Δ top-1 paper |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    deltas = baseline_deltas(result.rows)
+    order = {ch: i for i, ch in enumerate(_CHANGES)}
+    for variant in _VARIANT_ORDER:
+        rows = sorted((r for r in result.rows if r.variant == variant), key=lambda r: order[_change(r.preset)])
+        if not rows:
+            continue
+        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | | | | |")
+        for r in rows:
+            p = r.paper or (None, None, None)
+            ours, theirs = deltas.get((r.variant, r.preset), (None, None))
+            mark = " **(did not train\\*)**" if r.collapsed else ""
+            lines.append(
+                f"| {r.description} (`{r.preset}`){mark} | {_fmt(r.train_top1_error)} | {_fmt(r.test_top1_error)} "
+                f"| {_fmt(r.test_top5_error)} | {_fmt(r.test_mean_per_class_error)} | {_fmt(p[0])} | {_fmt(p[1])} "
+                f"| {_fmt(p[2])} | {r.parameters:,} | {r.seconds / 60:.1f} | {_fmt_delta(ours)} | {_fmt_delta(theirs)} |"
+            )
+    collapsed = [r for r in result.rows if r.collapsed]
+    if collapsed:
+        names = ", ".join(f"`{r.preset}` ({r.variant})" for r in collapsed)
+        shares = ", ".join(f"{100 * r.top_prediction_share:.0f} %" for r in collapsed)
+        lines += ["", f"\\* {names} gave one class to {shares} of the {result.evaluated_on} images: "
+                  f"{'it' if len(collapsed) == 1 else 'each'} never left the majority-class plateau, so its "
+                  "errors measure a failed optimization with this recipe, not what the change costs."]
+    return "\n".join(lines) + "\n"
+
+
