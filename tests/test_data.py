@@ -407,6 +407,23 @@ def test_load_prepared_all_bad_raises(tmp_path):
         load_prepared(list_image_folder(root), 32, progress=False)
 
 
+def test_decode_images_skips_names_summarizes_and_fails_only_when_nothing_is_left(tmp_path):
+    from zfkeras.data.files import decode_images
+
+    good = tmp_path / "good.png"
+    Image.new("RGB", (5, 4), (10, 20, 30)).save(good)
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("not an image")
+    paths = [str(good), str(tmp_path / "empty.jpg"), str(tmp_path / "text.jpg")]
+    lines: list[str] = []
+    values, kept, skipped = decode_images(paths, load_image, log=lines.append)
+    assert kept == [str(good)] and values[0].shape == (4, 5, 3)
+    assert [s["path"] for s in skipped] == paths[1:]
+    assert lines[-1] == "1 of 3 images used; 2 skipped (zero-byte file: 1, not an image: 1)"
+    with pytest.raises(ValueError, match=r"none of the 2 probe images could be read as an image \(0 of 2 images used"):
+        decode_images(paths[1:], load_image, what="probe images", log=lines.append)
+
+
 def test_atomic_writes(tmp_path):
     target = tmp_path / "sub" / "f.json"
     atomic_write_json(target, {"a": [1, 2]})

@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.analysis.invariance import TRANSFORMS, Invariance, default_values, model_fill, transform_image
     from zfkeras.data import load_image, prepare
     from zfkeras.cli._model import load_view
-    from zfkeras.data.files import decode_each, image_files, skipped_summary
+    from zfkeras.data.files import decode_images, image_files
     from zfkeras.report.figures.fig5_invariance import nanmean_or_none, plot_invariance, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
 
@@ -55,12 +55,7 @@ def run(args: argparse.Namespace) -> int:
     view = load_view(args)
     size = view.image_size
     listed = image_files(args.images)
-    bases, paths, skipped = decode_each(listed, lambda p: prepare(load_image(p), size))
-    if not paths:
-        raise ValueError(f"none of the {len(listed)} files could be read as an image "
-                         f"({skipped_summary(skipped, len(listed))})")
-    if skipped:
-        print(skipped_summary(skipped, len(listed)))
+    bases, paths, skipped = decode_images(listed, lambda p: prepare(load_image(p), size))
     labels, sources = _labels(args, view, paths, bases)
     steps = {"translation": args.translation_step, "scale": args.scale_step, "rotation": args.rotation_step}
     kinds = args.transforms or list(TRANSFORMS)

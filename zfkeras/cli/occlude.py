@@ -22,7 +22,7 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
-    from zfkeras.data.files import decode_each, image_files, skipped_summary
+    from zfkeras.data.files import decode_images, image_files
     from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
@@ -38,13 +38,8 @@ def run(args: argparse.Namespace) -> int:
     size = engine.input_shape[0]
     out = Path(args.out)
     listed = image_files(args.images)
-    images, paths, skipped = decode_each(
+    images, paths, skipped = decode_images(
         listed, lambda p: np.ascontiguousarray(center_crop(prepare(load_image(p), size), size)))
-    if not images:
-        raise ValueError(f"none of the {len(listed)} files could be read as an image "
-                         f"({skipped_summary(skipped, len(listed))})")
-    if skipped:
-        print(skipped_summary(skipped, len(listed)))
     batch = np.stack(images).astype(np.float32)
     atomic_write_json(out / "config.json", {
         "model": str(args.model), "images": list(paths), "layer": engine.layer, "rule": args.rule,

@@ -13,7 +13,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Callable, Sequence, TypeVar
 
-__all__ = ["IMAGE_EXTENSIONS", "decode_each", "image_files", "skip_reason", "skipped_summary"]
+__all__ = ["IMAGE_EXTENSIONS", "decode_each", "decode_images", "image_files", "skip_reason", "skipped_summary"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 
@@ -74,6 +74,22 @@ def decode_each(
                 log(f"{p}: skipped ({skipped[-1]['reason']})")
             continue
         kept.append(p)
+    return values, kept, skipped
+
+
+def decode_images(
+    paths: Sequence[str], load: Callable[[str], T], what: str = "files", log: Callable[[str], None] = print,
+) -> tuple[list[T], list[str], list[dict[str, str]]]:
+    """`decode_each` with the policy's two ends: a `ValueError` when no file decoded
+    ("none of the 3 files could be read as an image (0 of 3 images used; ...)", `what`
+    naming the files), else one `skipped_summary` line to `log` when some were skipped.
+    """
+    values, kept, skipped = decode_each(paths, load, log)
+    if not values:
+        raise ValueError(f"none of the {len(paths)} {what} could be read as an image "
+                         f"({skipped_summary(skipped, len(paths))})")
+    if skipped:
+        log(skipped_summary(skipped, len(paths)))
     return values, kept, skipped
 
 

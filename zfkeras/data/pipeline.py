@@ -24,12 +24,9 @@ epoch after epoch, and each epoch differs. As for every TF op seed, a TF global 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -37,12 +34,12 @@ import tensorflow as tf
 from PIL import ImageFile
 from tqdm import tqdm
 
+from zfkeras.data.cache import cache_paths, read_cache, write_cache
 from zfkeras.data.decode import DEFAULT_MAX_PIXELS, WHITE, ImageDecodeError, load_image
 from zfkeras.data.preprocess import base_size, paper_crop_boxes, prepare
 from zfkeras.data.report import DataReport
 from zfkeras.data.sources import DataError, ImageList, TfdsData
 from zfkeras.data.tensors import prepare_tf, to_rgb_uint8
-from zfkeras.utils.io import atomic_open, atomic_write_json
 
 __all__ = [
     "AUGMENTATIONS",
@@ -59,7 +56,6 @@ logger = logging.getLogger(__name__)
 
 Augment = Literal["paper10", "random", "center"]
 AUGMENTATIONS: tuple[str, ...] = ("paper10", "random", "center")
-_CACHE_VERSION = 1
 _RANDOM_SEED_OFFSET = 1_000_003  # crop draws and shuffle order use different op seeds
 
 
@@ -129,9 +125,9 @@ def load_prepared(
         raise ValueError(f"workers must be >= 1, got {workers}")
     base = base_size(image_size)
     paths = list(image_list.paths)
-    cache = _cache_paths(cache_dir, paths, image_size, base, background, max_pixels) if cache_dir else None
+    cache = cache_paths(cache_dir, paths, image_size, base, background, max_pixels) if cache_dir else None
     if cache is not None:
-        hit = _read_cache(*cache, image_list)
+        hit = read_cache(*cache, image_list)
         if hit is not None:
             logger.info("loaded %d prepared images from cache %s", len(hit[0]), cache[0])
             return hit
@@ -174,58 +170,8 @@ def load_prepared(
     labels = image_list.labels[kept].astype(np.int32)
     report = DataReport(used=len(kept), skipped=skipped, classes=list(image_list.class_names))
     if cache is not None:
-        _write_cache(*cache, images, kept, report)
+        write_cache(*cache, images, kept, report)
     return images, labels, report
-
-
-def _cache_paths(
-    cache_dir: str | os.PathLike,
-    paths: list[str],
-    image_size: int,
-    base: int,
-    background: tuple[int, int, int],
-    max_pixels: int | None,
-) -> tuple[Path, Path]:
-    stats = []
-    for p in paths:
-        try:
-            st = os.stat(p)
-            stats.append((st.st_size, st.st_mtime_ns))
-        except OSError:
-            stats.append((-1, -1))
-    key = json.dumps(
-        [_CACHE_VERSION, image_size, base, list(background), max_pixels, paths, stats], separators=(",", ":")
-    )
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:20]
-    stem = Path(cache_dir) / f"prepared-{base}-{digest}"
-    return stem.with_suffix(".npy"), stem.with_suffix(".json")
-
-
-def _read_cache(
-    npy: Path, meta: Path, image_list: ImageList
-) -> tuple[np.ndarray, np.ndarray, DataReport] | None:
-    if not (npy.is_file() and meta.is_file()):
-        return None
-    try:
-        info = json.loads(meta.read_text(encoding="utf-8"))
-        images = np.load(npy)
-        kept = np.asarray(info["kept"], dtype=np.int64)
-        report = DataReport.from_dict(info["report"])
-    except (OSError, ValueError, KeyError) as e:
-        logger.warning("ignoring unreadable cache %s: %s", npy, e)
-        return None
-    if images.shape[0] != len(kept) or (len(kept) and kept.max() >= len(image_list)):
-        logger.warning("ignoring inconsistent cache %s", npy)
-        return None
-    report.classes = list(image_list.class_names)
-    return images, image_list.labels[kept].astype(np.int32), report
-
-
-def _write_cache(npy: Path, meta: Path, images: np.ndarray, kept: list[int], report: DataReport) -> None:
-    with atomic_open(npy, "wb") as f:
-        np.save(f, images)
-    atomic_write_json(meta, {"kept": kept, "report": report.to_dict()}, indent=None)  # written last
-    logger.info("cached %d prepared images in %s", len(kept), npy)
 
 
 def _crop_flip(batch: tf.Tensor, top: tf.Tensor, left: tf.Tensor, flip: tf.Tensor, size: int) -> tf.Tensor:
@@ -256,6 +202,12 @@ def _crop_params(
     return zeros + (h - size) // 2, zeros + (w - size) // 2, tf.zeros_like(r, dtype=tf.bool)
 
 
+def _augment(batch: tf.Tensor, r: tf.Tensor, augment: str, full: tuple[int, int], size: int) -> tf.Tensor:
+    """float32 `(B, size, size, C)` crops of a `(B, H, W, C)` batch, from one int64 draw per example."""
+    top, left, flip = _crop_params(r, augment, full, size)
+    return tf.cast(_crop_flip(batch, top, left, flip, size), tf.float32)
+
+
 def _check_augment(training: bool, augment: str | None) -> str:
     augment = augment or ("paper10" if training else "center")
     if augment not in AUGMENTATIONS:
@@ -271,6 +223,15 @@ def _with_randomness(ds: tf.data.Dataset, augment: str, seed: int) -> tf.data.Da
         return ds.map(lambda *x: (*x, tf.constant(0, tf.int64)))
     draws = tf.data.Dataset.random(seed=seed + _RANDOM_SEED_OFFSET, rerandomize_each_iteration=True)
     return tf.data.Dataset.zip(ds, draws).map(lambda x, r: (*x, r) if isinstance(x, tuple) else (x, r))
+
+
+def _draw_and_batch(
+    ds: tf.data.Dataset, shuffle_buffer: int, augment: str, seed: int, batch_size: int, drop_remainder: bool
+) -> tf.data.Dataset:
+    """Shuffle (a buffer of `shuffle_buffer`; 0: list order), pair with the crop draws, batch."""
+    if shuffle_buffer:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    return _with_randomness(ds, augment, seed).batch(batch_size, drop_remainder=drop_remainder)
 
 
 # --------------------------------------------------------------------------- datasets
@@ -313,14 +274,10 @@ def make_dataset(
     def load(idx: tf.Tensor, r: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         x, y = tf.numpy_function(gather, [idx], [tf.uint8, tf.int32], stateful=False)
         x = tf.ensure_shape(x, [None, h, w, 3])
-        y = tf.ensure_shape(y, [None])
-        top, left, flip = _crop_params(r, augment, (h, w), image_size)
-        return tf.cast(_crop_flip(x, top, left, flip, image_size), tf.float32), y
+        return _augment(x, r, augment, (h, w), image_size), tf.ensure_shape(y, [None])
 
-    ds = tf.data.Dataset.range(n)
-    if training and shuffle:
-        ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-    ds = _with_randomness(ds, augment, seed).batch(batch_size, drop_remainder=drop_remainder)
+    buffer = n if training and shuffle else 0
+    ds = _draw_and_batch(tf.data.Dataset.range(n), buffer, augment, seed, batch_size, drop_remainder)
     return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
@@ -389,13 +346,11 @@ def tfds_prepared(
         return prepare_tf(to_rgb_uint8(image), image_size), tf.cast(label, tf.int32)
 
     ds = ds.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
-    if training and shuffle:
-        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = _with_randomness(ds, augment, seed).batch(batch_size, drop_remainder=drop_remainder)
+    buffer = shuffle_buffer if training and shuffle else 0
+    ds = _draw_and_batch(ds, buffer, augment, seed, batch_size, drop_remainder)
 
     def crop(x: tf.Tensor, y: tf.Tensor, r: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        top, left, flip = _crop_params(r, augment, (base, base), image_size)
-        return tf.cast(_crop_flip(x, top, left, flip, image_size), tf.float32), y
+        return _augment(x, r, augment, (base, base), image_size), y
 
     return ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
 
