@@ -32,6 +32,8 @@ so pairs can share a forward pass but not a backward one.
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import tensorflow as tf
 
@@ -81,18 +83,19 @@ class ChainPass:
             self._fns[key] = compile_graph(fn, [tf.TensorSpec((None, h, w, c), self.dtype)])
         return self._fns[key]
 
-    def forward(self, x, last: int, switches: bool, keep: bool = False):
+    def forward(self, x, last: int, switches: bool, keep: bool = False, outputs: Collection[int] = ()):
         """Run steps[0..last]; returns (output, {step index: switches}, {step index: output}).
 
-        With `keep`, the outputs of the rectifying steps are kept (for the
-        forward masks of the guided and gradient rules).
+        The kept outputs: with `keep`, those of the rectifying steps (for the
+        forward masks of the guided and gradient rules), and those of the steps
+        in `outputs`.
         """
         saved, kept = {}, {}
         for i, step in enumerate(self.steps[: last + 1]):
             x, sw = forward_step(step, x, self.dtype, switches)
             if sw is not None:
                 saved[i] = sw
-            if keep and step.rectifies:
+            if (keep and step.rectifies) or i in outputs:
                 kept[i] = x
         return x, saved, kept
 

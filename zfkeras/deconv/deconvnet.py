@@ -200,9 +200,9 @@ class Deconvnet:
         ]
         return np.concatenate(parts) if parts else np.zeros((0, *self.steps[li].output_shape))
 
-    def _forward(self, x, last: int, switches: bool, keep: bool = False):
-        """Chain steps 0..last on `x`: (output, {step: switches}, {step: rectified output})."""
-        return self._chain.forward(x, last, switches, keep)
+    def _forward(self, x, last: int, switches: bool, keep: bool = False, outputs=()):
+        """Chain steps 0..last on `x`: (output, {step: switches}, {step: kept output}); see `ChainPass.forward`."""
+        return self._chain.forward(x, last, switches, keep, outputs)
 
     # ------------------------------------------------------------ projection
     def project(

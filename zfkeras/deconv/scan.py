@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.deconv.deconvnet import Deconvnet
-from zfkeras.deconv.ops import compile_graph, forward_step
+from zfkeras.deconv.ops import compile_graph
 from zfkeras.deconv.topk import TopK, empty_topk, merge_topk
 from zfkeras.utils.io import atomic_savez, atomic_write_text
 
@@ -265,12 +265,8 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
         last = max(wanted)
 
         def maps(x):
-            out = {}
-            for i, step in enumerate(deconv.steps[: last + 1]):
-                x, _ = forward_step(step, x, deconv.dtype, switches=False)
-                if i in wanted:
-                    out[wanted[i]] = x
-            return out
+            kept = deconv._forward(x, last, switches=False, outputs=set(wanted))[2]
+            return {wanted[i]: act for i, act in kept.items()}
     else:
         features = deconv.adapter.features(layers)
 
