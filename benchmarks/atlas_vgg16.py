@@ -18,52 +18,38 @@ VGG16 (keras.applications, Caffe preprocessing in the view; random weights unles
 from __future__ import annotations
 
 import argparse
-import os
 import resource
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import add_image_options, scan_image_list  # first: this checkout's zfkeras, quiet TensorFlow
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.data.images import ImageCache, image_batches, list_images  # noqa: E402
-from zfkeras.deconv.rules import RULES, GradientRoute  # noqa: E402
-from zfkeras.deconv.scan import scan_top_activations  # noqa: E402
-from zfkeras.deconv.visuals import top_projections  # noqa: E402
-from zfkeras.models.adapter import analysable  # noqa: E402
+from zfkeras.deconv import Deconvnet
+from zfkeras.data.images import ImageCache
+from zfkeras.deconv.rules import RULES, GradientRoute
+from zfkeras.deconv.visuals import top_projections
+from zfkeras.models.adapter import analysable
 
-CALTECH = ROOT.parent / "shared" / "data" / "caltech101"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--images", type=int, default=1000)
+    add_image_options(p, images=1000, batch_size=32)
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--channels", type=int, default=0, help="channels per layer (0: all)")
     p.add_argument("--rules", default=",".join(RULES))
     p.add_argument("--baseline-pairs", type=int, default=16, help="pairs per layer timed one at a time")
     p.add_argument("--weights", default="none")
-    p.add_argument("--data", default=str(CALTECH / "101_ObjectCategories"))
-    p.add_argument("--list", default=str(CALTECH / "test.txt"))
-    p.add_argument("--batch-size", type=int, default=32)
     args = p.parse_args()
 
     keras.utils.set_random_seed(0)
     view = analysable("keras.applications.VGG16", weights=args.weights, image_size=args.image_size)
     size = view.image_size
-    paths = list_images(args.data, args.list)[: args.images]
     layers = view.block_layers()
     deconv = Deconvnet(view)
-    start = time.perf_counter()
-    top = scan_top_activations(deconv, image_batches(paths, size, args.batch_size), layers=layers,
-                               progress=False, total=len(paths))
-    scan_s = time.perf_counter() - start
+    top, scan_s = scan_image_list(deconv, args, layers)
     image = ImageCache(size, limit=1 << 30)
 
     print(f"VGG16 {size} px (weights: {args.weights}), {top.n_images} images, layers {layers}")

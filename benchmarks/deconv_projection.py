@@ -24,22 +24,18 @@ the same run, interleaved, medians over rounds; the routes are checked to agree.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (first: this checkout's zfkeras, quiet TensorFlow)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import keras
+import numpy as np
+import tensorflow as tf
 
-from zfkeras import ZFNet  # noqa: E402
-from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.layers import (  # noqa: E402
+from zfkeras import ZFNet
+from zfkeras.deconv import Deconvnet
+from zfkeras.layers import (
     LocalResponseNormalization,
     MaxPoolingWithArgmax2D,
     MeanSubtraction,

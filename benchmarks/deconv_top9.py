@@ -14,23 +14,19 @@
 from __future__ import annotations
 
 import argparse
-import os
 import resource
 import statistics
-import sys
 import time
 import tracemalloc
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import _common  # noqa: F401  (first: this checkout's zfkeras, quiet TensorFlow)
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-from zfkeras import ZFNet  # noqa: E402
-from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.deconv.scan import scan_top_activations  # noqa: E402
+from zfkeras import ZFNet
+from zfkeras.deconv import Deconvnet
+from zfkeras.deconv.scan import scan_top_activations
 
 
 def stream(n: int, size: int, batch: int, seed: int = 0):

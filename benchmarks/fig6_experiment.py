@@ -42,13 +42,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from _common import CALTECH  # first: this checkout's zfkeras, quiet TensorFlow
 
 import numpy as np
 
@@ -72,7 +70,6 @@ from zfkeras.training import (
 )
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
-CALTECH = Path(__file__).resolve().parents[2] / "shared" / "data" / "caltech101"
 EXCLUDE = ("BACKGROUND_Google",)
 RUNS = ("zf", "alexnet", "zf_noclip")
 QUICK_CLASSES, QUICK_TRAIN, QUICK_TEST = 5, 12, 4

@@ -15,46 +15,33 @@ specificity over channels (and the share of channels above 0), and the projectio
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 import time
-from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _common import SHIPPED_MODEL, add_image_options, scan_image_list  # first: this checkout's zfkeras, quiet TensorFlow
 
-import numpy as np  # noqa: E402
+import numpy as np
 
-from zfkeras.deconv import Deconvnet  # noqa: E402
-from zfkeras.data.images import ImageCache, image_batches, list_images  # noqa: E402
-from zfkeras.deconv.rules import RULES  # noqa: E402
-from zfkeras.deconv.scan import default_layers, scan_top_activations  # noqa: E402
-from zfkeras.deconv.visuals import match, specificity, top_projections  # noqa: E402
-from zfkeras.models.adapter import analysable  # noqa: E402
+from zfkeras.deconv import Deconvnet
+from zfkeras.data.images import ImageCache
+from zfkeras.deconv.rules import RULES
+from zfkeras.deconv.scan import default_layers
+from zfkeras.deconv.visuals import match, specificity, top_projections
+from zfkeras.models.adapter import analysable
 
-CALTECH = ROOT.parent / "shared" / "data" / "caltech101"
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(ROOT / "saved_models" / "zfnet_caltech101_small.keras"))
-    p.add_argument("--data", default=str(CALTECH / "101_ObjectCategories"))
-    p.add_argument("--list", default=str(CALTECH / "test.txt"))
-    p.add_argument("--images", type=int, default=1000, help="first N images of the list")
+    p.add_argument("--model", default=str(SHIPPED_MODEL))
+    add_image_options(p, images=1000, batch_size=64)
     p.add_argument("--channels", type=int, default=0, help="channels per layer (0: all)")
-    p.add_argument("--batch-size", type=int, default=64)
     args = p.parse_args()
 
     view = analysable(args.model)
-    paths = list_images(args.data, args.list)[: args.images]
     size = view.image_size
     deconv = Deconvnet(view)
     layers = default_layers(deconv)
-    start = time.perf_counter()
-    top = scan_top_activations(deconv, image_batches(paths, size, args.batch_size), layers=layers,
-                               progress=False, total=len(paths))
-    scan_s = time.perf_counter() - start
+    top, scan_s = scan_image_list(deconv, args, layers)
     image = ImageCache(size, limit=1 << 30)
 
     print(f"model {args.model} ({size} px), {top.n_images} images, scan {scan_s:.1f} s")

@@ -11,17 +11,10 @@ same run, interleaved, and the ratio of their median throughputs printed.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import _common  # noqa: F401  (first: this checkout's zfkeras, quiet TensorFlow)
 import keras
 import numpy as np
 import tensorflow as tf

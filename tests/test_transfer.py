@@ -362,12 +362,13 @@ def test_format_table_layout():
 
 
 # ------------------------------------------------------------------ experiment script
-def test_experiment_class_split_follows_its_documented_rule():
+def test_experiment_class_split_follows_its_documented_rule(monkeypatch):
     import importlib.util
 
     from conftest import REPO
 
     path = REPO / "benchmarks" / "transfer_experiment.py"
+    monkeypatch.syspath_prepend(str(path.parent))  # as when run as a script: benchmarks/_common
     spec = importlib.util.spec_from_file_location("transfer_experiment", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
