@@ -49,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
     from zfkeras.models.adapter import analysable
     from zfkeras.report.figures.fig6_diagnostics import (
+        Diagnostics,
         plot_clipped_history,
         plot_filter_grids,
         plot_layer2_features,
@@ -56,6 +57,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
+    Diagnostics.check_options(args, "layer2_channels")
     models = args.models
     if len(models) > 2:
         raise ValueError(f"give one or two models; got {len(models)}")
@@ -147,9 +149,14 @@ def add_parser(sub) -> None:
                    help="probe images or folders: 'never active' filters and layer-2 projections")
     p.add_argument("--probe-count", type=int, default=64, help="images taken from --probe (default 64)")
     p.add_argument("--names", nargs="+", help="labels of the models in the table")
-    p.add_argument("--layer2-channels", type=int, default=32, help="layer-2 channels to project (default 32)")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--seed", type=int, default=0)
+    # The options it shares with the report's Fig 6 (same flags, meaning and checks).
+    from zfkeras.report.build import GENERAL_OPTIONS
+    from zfkeras.report.figures.fig6_diagnostics import Diagnostics
+
+    Diagnostics.add_options(p, "layer2_channels", layer2_channels=32)
+    for o in GENERAL_OPTIONS:
+        if o.name in ("batch_size", "seed"):
+            o.add_to(p)
     p.add_argument("--dpi", type=int, default=100)
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     from zfkeras.cli._model import add_model_options
