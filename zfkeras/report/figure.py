@@ -85,9 +85,10 @@ class Option:
             kw.update(default=self.default)
             if self.default is not None:
                 kw["type"] = type(self.default)
-                kw["help"] += f" (default {self.default})"
-            if self.metavar:
-                kw["metavar"] = self.metavar
+                kw["help"] += f" (default: {self.default})"
+            metavar = self.metavar or {int: "N", float: "X"}.get(type(self.default))
+            if metavar:
+                kw["metavar"] = metavar
         if self.choices:
             kw["choices"] = self.choices
         parser.add_argument(self.cli, **kw)

@@ -81,7 +81,7 @@ class TopActivationsFigure(Figure):
     options = (
         Option("layers", (), "layers to scan and show (default: every conv layer, or every block of a deep "
                "net); commas work too", metavar="LAYER", nargs="+"),
-        Option("channels", 0, "feature maps per layer in the atlas, a seeded random subset (0: all)", minimum=0),
+        Option("channels", 0, "feature maps per layer in the atlas, a seeded random subset; 0: all", minimum=0),
         Option("top", 9, "activations kept per feature map", minimum=1),
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),

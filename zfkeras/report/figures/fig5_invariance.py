@@ -48,7 +48,7 @@ class Invariance(Figure):
     command = "zfkeras report MODEL.keras DATA --out OUT --invariance 2"
     not_run = "The invariance analysis was not run."
     options = (
-        Option("invariance", 2, "images for invariance, Fig 5 (0: none)", minimum=0),
+        Option("invariance", 2, "images for invariance, Fig 5; 0: none", minimum=0),
         Option("invariance_dir", None, "reuse a `zfkeras invariance --out` folder", metavar="DIR"),
     )
     steps = {"translation": 10.0, "scale": 0.1, "rotation": 10.0}

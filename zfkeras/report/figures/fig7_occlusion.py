@@ -248,7 +248,7 @@ class Occlusion(Figure):
     command = "zfkeras report MODEL.keras DATA --out OUT --occlude 3"
     not_run = "Occlusion was not run."
     options = (
-        Option("occlude", 3, "images for occlusion, Fig 7 (0: none)", minimum=0),
+        Option("occlude", 3, "images for occlusion, Fig 7; 0: none", minimum=0),
         Option("occlusion_dir", None, "reuse a `zfkeras occlude --out` folder", metavar="DIR"),
     )
 
