@@ -291,22 +291,13 @@ def _display_name(path: str, root: Path) -> str:
 
 def _evaluate(ctx: ReportContext) -> dict:
     """Top-1, top-5 and mean per-class accuracy on DATA (its class folders are the model's classes)."""
-    from tqdm.auto import tqdm
-
     from zfkeras.metrics import mean_per_class_accuracy
 
     ctx.log(f"[report] accuracy on {len(ctx.paths)} images")
     class_names = list(ctx.view.class_names)
     index = {c: i for i, c in enumerate(class_names)}
-    probs, truth = [], []
-    with tqdm(total=len(ctx.paths), desc="accuracy", unit="img", disable=not ctx.progress, leave=False) as bar:
-        for ids, batch in ctx.batches():
-            if len(ids):
-                probs.append(ctx.model.predict_on_batch(batch.astype(np.float32)))
-                truth += [index[ctx.labels[i]] for i in ids]
-            bar.update(len(ids))
-    p = np.concatenate(probs)
-    y = np.asarray(truth)
+    p = ctx.probabilities()
+    y = np.asarray([index[ctx.labels[i]] for i in ctx.paths])
     top5 = np.argsort(-p, axis=1)[:, :5]
     return {
         "top1": float(np.mean(p.argmax(1) == y)),

@@ -227,17 +227,26 @@ class ReportContext:
             ids = list(paths[i : i + b])
             yield ids, np.stack([self.images(p) for p in ids])
 
+    def probabilities(self) -> np.ndarray:
+        """`(N, classes)` model outputs for `paths`, in order: one forward pass over DATA, shared by
+        the accuracy and the figures' image picks."""
+        if "probs" not in self._cache:
+            from tqdm.auto import tqdm
+
+            out = []
+            with tqdm(total=len(self.paths), desc="predicting", unit="img", disable=not self.progress,
+                      leave=False) as bar:
+                for ids, batch in self.batches():
+                    out.append(np.asarray(self.model.predict_on_batch(batch.astype(np.float32))))
+                    bar.update(len(ids))
+            self._cache["probs"] = np.concatenate(out)
+        return self._cache["probs"]
+
     def predicted(self) -> dict[str, str]:
-        """Top-1 class name per image (computed once, when a figure first needs it)."""
-        if "top1" not in self._cache:
-            names = list(self.view.class_names)
-            top1 = {}
-            for ids, batch in self.batches():
-                probs = np.asarray(self.model.predict_on_batch(batch.astype(np.float32)))
-                for p, k in zip(ids, probs.argmax(1)):
-                    top1[p] = names[int(k)] if int(k) < len(names) else str(int(k))
-            self._cache["top1"] = top1
-        return self._cache["top1"]
+        """Top-1 class name per image (from `probabilities`)."""
+        names = list(self.view.class_names)
+        top = self.probabilities().argmax(1)
+        return {p: names[int(k)] if int(k) < len(names) else str(int(k)) for p, k in zip(self.paths, top)}
 
     def pick(self, count: int, offset: float, anchor: str) -> list[str]:
         """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
