@@ -3,9 +3,14 @@
 Reads the folders written by `benchmarks/ablation_caltech.sh`: RUNS/alexnet, RUNS/zf, its check
 RUNS/lr0.001/alexnet and any RUNS/seed*/{alexnet,zf} (the same presets with another --seed, for
 the spread from seed to seed); prints the tables and writes into --out: `ablation.png` (both variants), `ablation_<check>.png`, and each
-run's `ablation.md` / `ablation.json` under a flat name (what BENCHMARKS.md shows).
+run's `ablation.md` / `ablation.json` under a flat name (what BENCHMARKS.md shows). With seeds
+beside the main run it also writes their mean (`zfkeras.training.ablation.merge_seeds`):
+`<variant>_seeds.{md,json}`, `ablation_seeds.png` (each seed's change as a dot) and `seeds.md`
+(every seed's numbers); `--ship DIR` writes that mean as the shipped results
+`DIR/ablation_caltech101_<variant>.json` (what `zfkeras demo` and notebook 05 show).
 
     python benchmarks/ablation_summary.py --runs runs/ablation-caltech101 --out benchmarks/results/ablation
+    python benchmarks/ablation_summary.py --runs runs/ablation-v2 --out benchmarks/results/ablation --ship saved_models
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import statistics
 from pathlib import Path
 
 from zfkeras.report.figures.table3_ablation import plot_ablation, save_figure
-from zfkeras.training.ablation import AblationResult, baseline_deltas, load_ablation
+from zfkeras.training.ablation import AblationResult, baseline_deltas, load_ablation, merge_seeds
+from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
 
 def _runs(root: Path) -> dict[str, dict[str, AblationResult]]:
@@ -57,6 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", required=True, help="OUT of benchmarks/ablation_caltech.sh (and _checks.sh)")
     parser.add_argument("--out", default="benchmarks/results/ablation", help="where the figures and tables go")
+    parser.add_argument("--ship", type=Path, help="also write the mean over seeds as DIR/ablation_caltech101_<variant>.json")
     args = parser.parse_args()
     root, out = Path(args.runs), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -74,10 +81,26 @@ def main() -> None:
             save_figure(plot_ablation(list(by_variant.values())), out / f"ablation{suffix}.png", dpi=100)
         except ValueError as e:  # e.g. a seed run without changed presets
             print(f"({group}: no figure: {e})")
-    if any(g.startswith("seed") for g in runs):
-        table = _seed_table(runs)
-        (out / "seeds.md").write_text(table)
-        print("## seeds\n\n" + table)
+    seeds = [g for g in ["main", *sorted(g for g in runs if g.startswith("seed"))] if g in runs]
+    if len(seeds) < 2:
+        if args.ship:
+            raise SystemExit("--ship needs at least two seeds (RUNS/seed1/...): ship a mean with its spread")
+        return
+    table = _seed_table(runs)
+    atomic_write_text(out / "seeds.md", table)
+    print("## seeds\n\n" + table)
+    merged = {}
+    for variant in ("alexnet", "zf"):
+        results = [runs[g][variant] for g in seeds if variant in runs[g]]
+        if len(results) < 2:
+            continue
+        merged[variant] = merge_seeds(results)
+        atomic_write_json(out / f"{variant}_seeds.json", merged[variant].to_dict())
+        atomic_write_text(out / f"{variant}_seeds.md", merged[variant].to_markdown())
+        print(f"## mean over {len(results)} seeds: {variant}\n\n{merged[variant].to_markdown()}")
+        if args.ship:
+            atomic_write_json(args.ship / f"ablation_caltech101_{variant}.json", merged[variant].to_dict())
+    save_figure(plot_ablation(list(merged.values())), out / "ablation_seeds.png", dpi=100)
     print(f"figures and tables in {out}")
 
 

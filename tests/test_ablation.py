@@ -21,7 +21,9 @@ from zfkeras.training.ablation import (
     count_parameters,
     default_presets,
     format_table,
+    delta_spread,
     load_ablation,
+    merge_seeds,
     parse_presets,
     preset_config,
 )
@@ -342,6 +344,70 @@ def test_plot_ablation_bars_are_the_deltas():
                                      result.data))
 
 
+
+def _seed_result(seed, base_error, changed_error, share=0.1, **config):
+    rows = [_row("zfnet", "zf", test_top1_error=base_error, test_mean_per_class_error=base_error + 10,
+                 top_prediction_share=0.1),
+            _row("fc_double", "zf", fc_units=(512, 512), test_top1_error=changed_error,
+                 test_mean_per_class_error=changed_error + 10, top_prediction_share=share)]
+    data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
+    return AblationResult(rows, {**TINY.to_dict(), "seed": seed, **config}, "test", data)
+
+
+def test_merge_seeds_means_and_spreads_by_hand(tmp_path):
+    merged = merge_seeds([_seed_result(0, 50.0, 47.0), _seed_result(1, 54.0, 49.0), _seed_result(2, 52.0, 51.0)])
+    base, changed = merged.rows
+    assert merged.config["seed"] == [0, 1, 2] and len(base.runs) == 3
+    assert base.test_top1_error == pytest.approx(52.0) and changed.test_top1_error == pytest.approx(49.0)
+    assert base.spread("test_top1_error") == pytest.approx(2.0)  # sqrt(((-2)^2 + 2^2 + 0^2) / 2)
+    assert changed.test_mean_per_class_error == pytest.approx(59.0)
+    assert changed.spread("test_top5_error") == pytest.approx(0.0) and _row("zfnet", "zf").spread("seconds") is None
+    # The change is paired seed by seed: -3, -5, -1 -> mean -3, sd 2; not the sd of the two means.
+    assert baseline_deltas(merged.rows)[("zf", "fc_double")][0] == pytest.approx(-3.0)
+    assert delta_spread(merged.rows) == {("zf", "zfnet"): None, ("zf", "fc_double"): pytest.approx(2.0)}
+    text = format_table(merged)
+    assert "seeds 0, 1, 2 (mean ± sample sd over them)" in text
+    (row,) = [ln for ln in text.splitlines() if "(`fc_double`)" in ln]
+    assert "| 49.0 ± 2.0 |" in row and "| 59.0 ± 2.0 |" in row and "| -3.0 ± 2.0 |" in row
+    # JSON round trip keeps every seed; a merged result merges with one more seed.
+    (tmp_path / "ablation.json").write_text(json.dumps(merged.to_dict()))
+    back = load_ablation(tmp_path)
+    assert back.rows == merged.rows and format_table(back) == text
+    four = merge_seeds([back, _seed_result(3, 52.0, 49.0)])
+    assert four.config["seed"] == [0, 1, 2, 3] and four.rows[1].test_top1_error == pytest.approx(49.0)
+    assert not four.rows[1].collapsed
+    # One seed that did not train marks the mean.
+    bad = merge_seeds([_seed_result(0, 50.0, 47.0), _seed_result(1, 54.0, 97.0, share=0.9)])
+    assert bad.rows[1].collapsed and bad.rows[1].top_prediction_share == 0.9
+    assert "(in its worst seed)" in format_table(bad)
+
+
+@pytest.mark.parametrize("second, message", [
+    (_seed_result(0, 51.0, 48.0), "repeat a seed"),
+    (_seed_result(1, 51.0, 48.0, learning_rate=0.123), "learning_rate differ"),
+    (_seed_result(1, 51.0, 48.0, epochs=7), "epochs differ"),
+    (AblationResult([_row("zfnet", "zf")], {**TINY.to_dict(), "seed": 1}, "test",
+                    {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}), "other presets"),
+    (AblationResult(_seed_result(1, 51.0, 48.0).rows, {**TINY.to_dict(), "seed": 1}, "validation",
+                    {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}), "other data"),
+])
+def test_merge_seeds_refuses_other_runs(second, message):
+    with pytest.raises(ValueError, match=message):
+        merge_seeds([_seed_result(0, 50.0, 47.0), second])
+
+
+def test_plot_ablation_shows_each_seed():
+    from zfkeras.report.figures.table3_ablation import plot_ablation, seed_changes
+
+    merged = merge_seeds([_seed_result(0, 50.0, 47.0), _seed_result(1, 54.0, 49.0)])
+    assert seed_changes(merged.rows) == {"zf": [[pytest.approx(-3.0), pytest.approx(-5.0)]]}
+    (ax,) = plot_ablation(merged).axes
+    assert ax.patches[0].get_width() == pytest.approx(-4.0)  # the bar: the mean change
+    dots = [line for line in ax.lines if line.get_marker() == "o"]
+    np.testing.assert_allclose(dots[0].get_xdata(), [-3.0, -5.0])
+    labels = [t.get_text() for t in ax.texts]
+    assert any("-4.0 ± 1.4" in t for t in labels)  # sd of -3, -5: sqrt(2)
+
 # --------------------------------------------------------------------- CLI
 @pytest.fixture()
 def cli(monkeypatch):
@@ -449,3 +515,24 @@ def test_ablate_bad_presets_are_one_line_errors(cli, image_folder, tmp_path, cap
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0]
     assert not (tmp_path / "o" / "zfnet").exists()
+
+
+def test_report_table3_merges_seeds_of_a_variant(tmp_path):
+    from types import SimpleNamespace
+
+    from zfkeras.report.figures.table3_ablation import Ablation
+
+    folders = []
+    for seed, base, changed in ((0, 50.0, 47.0), (1, 54.0, 49.0)):
+        folders.append(tmp_path / f"seed{seed}")
+        folders[-1].mkdir()
+        (folders[-1] / "ablation.json").write_text(json.dumps(_seed_result(seed, base, changed).to_dict()))
+    other = tmp_path / "alexnet"
+    other.mkdir()
+    (other / "ablation.json").write_text(json.dumps(_result().to_dict()))  # both variants, one seed
+    merged, single = Ablation().check(SimpleNamespace(ablation=[*folders, other]))
+    assert merged.config["seed"] == [0, 1] and merged.rows[1].test_top1_error == pytest.approx(48.0)
+    assert single.config == _result().config
+    html = Ablation().section({"results": [merged.to_dict()], "figure": None}, None)
+    assert "seeds 0, 1 (mean ± sample sd over them)" in html
+    assert '<td class="num">48.0 ± 1.4</td>' in html and '<td class="num">-4.0 ± 1.4</td>' in html

@@ -61,8 +61,11 @@ from zfkeras.training.ablation_table import (
     AblationResult,
     AblationRow,
     baseline_deltas,
+    delta_spread,
     format_table,
     load_ablation,
+    merge_seeds,
+    seed_text,
 )
 from zfkeras.training.callbacks import EpochTimer
 from zfkeras.training.data import TrainingData
@@ -80,14 +83,17 @@ __all__ = [
     "count_parameters",
     "default_presets",
     "baseline_deltas",
+    "delta_spread",
     "format_table",
     "layer_sizes",
     "load_ablation",
+    "merge_seeds",
     "model_arguments",
     "parse_presets",
     "preset_config",
     "preset_variant",
     "run_ablation",
+    "seed_text",
 ]
 
 # Result fields a saved row must have; an older row lacking one is re-evaluated from its model.

@@ -5,13 +5,16 @@
 run (saved as `ablation.json` by `zfkeras.training.ablation.run_ablation`).
 `baseline_deltas` and `format_table` put our change in top-1 error against the
 unchanged network beside the paper's (`PAPER_TABLE3`); `load_ablation` reads a
-saved run. Plain Python: this module imports no Keras.
+saved run. `merge_seeds` makes one result of the same run with several seeds:
+each row the mean, its per-seed rows kept (`AblationRow.runs`) for the spread
+(`AblationRow.spread`, `delta_spread`). Plain Python: this module imports no Keras.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import statistics
 from pathlib import Path
 from typing import Sequence
 
@@ -65,13 +68,25 @@ class AblationRow:
     test_mean_per_class_error: float | None = None
     predicted_classes: int | None = None  # distinct classes predicted on the test images
     top_prediction_share: float | None = None  # share of test images given the most predicted class
+    runs: tuple["AblationRow", ...] = ()  # one row per seed when this row is their mean (`merge_seeds`)
+
+    def spread(self, field: str) -> float | None:
+        """Sample standard deviation of `field` (e.g. "test_top1_error") over the seeds in `runs`.
+
+        None for a single run (fewer than two seeds) or a value some seed did not measure.
+        """
+        values = [getattr(r, field) for r in self.runs]
+        if len(values) < 2 or any(v is None for v in values):
+            return None
+        return statistics.stdev(values)
 
     @property
     def collapsed(self) -> bool:
         """True when the network did not learn: one class for more than half of the test images.
 
         Then its errors measure a failed optimization (e.g. units that died early),
-        not what the architecture change costs.
+        not what the architecture change costs. A mean over seeds (`merge_seeds`) is
+        collapsed when any of its seeds is: its mean mixes a failure into the cost.
         """
         return self.top_prediction_share is not None and self.top_prediction_share > COLLAPSE_SHARE
 
@@ -100,12 +115,14 @@ class AblationRow:
         return " and ".join(parts)
 
     def to_dict(self) -> dict:
-        d = dataclasses.asdict(self)
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "runs"}
         d["conv_channels"], d["fc_units"] = list(self.conv_channels), list(self.fc_units)
         d["description"] = self.description
         d["collapsed"] = self.collapsed
         paper = self.paper
         d["paper"] = None if paper is None else dict(zip(("train_top1_error", "val_top1_error", "val_top5_error"), paper))
+        if self.runs:
+            d["runs"] = [r.to_dict() for r in self.runs]
         return d
 
     @classmethod
@@ -113,6 +130,7 @@ class AblationRow:
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         kw["conv_channels"], kw["fc_units"] = tuple(kw["conv_channels"]), tuple(kw["fc_units"])
+        kw["runs"] = tuple(cls.from_dict(r) for r in d.get("runs", ()))
         return cls(**kw)
 
 
@@ -171,6 +189,80 @@ def load_ablation(path: str | Path) -> AblationResult:
         raise ValueError(f"{str(file)!r} is not an ablation result from `zfkeras ablate` ({type(e).__name__}: {e})") from None
 
 
+# Row fields averaged over seeds by `merge_seeds` (the others must agree, or are the worst seed's).
+_MEANS = ("train_top1_error", "test_top1_error", "test_top5_error", "seconds", "test_mean_per_class_error")
+
+
+def _seeds(config: dict) -> list:
+    """The seed(s) of a result's config: `[seed]`, or the list a merged result holds."""
+    seed = config.get("seed")
+    return list(seed) if isinstance(seed, (list, tuple)) else [seed]
+
+
+def _mean_row(runs: Sequence[AblationRow]) -> AblationRow:
+    """One row for the same preset trained with several seeds: the means, the worst collapse share."""
+    first = runs[0]
+    values = {}
+    for name in _MEANS:
+        seen = [getattr(r, name) for r in runs]
+        values[name] = None if any(v is None for v in seen) else statistics.fmean(seen)
+    shares = [r.top_prediction_share for r in runs]
+    predicted = [r.predicted_classes for r in runs]
+    return dataclasses.replace(
+        first, **values, runs=tuple(runs),
+        top_prediction_share=None if None in shares else max(shares),
+        predicted_classes=None if None in predicted else min(predicted),
+    )
+
+
+def merge_seeds(results: Sequence[AblationResult]) -> AblationResult:
+    """One result from the same ablation trained with several seeds: each row the mean over the seeds.
+
+    Each row keeps its per-seed rows (`AblationRow.runs`, in the order given) for
+    the spread (`AblationRow.spread`, `delta_spread`); a row is `collapsed` when
+    any seed's network did not train. The config is the runs' with `seed` the list
+    of seeds. A result that is itself a merge adds its seeds.
+
+    Raises:
+        ValueError: no results, a seed given twice, or results that differ in more
+            than the seed (settings, budget, data, evaluated images or presets): it
+            names what differs.
+    """
+    if not results:
+        raise ValueError("merge_seeds needs at least one ablation result")
+    first = results[0]
+    seeds = [s for r in results for s in _seeds(r.config)]
+    if len({json.dumps(s) for s in seeds}) != len(seeds):
+        raise ValueError(f"the ablation results repeat a seed (seeds {seeds}): give each seed once")
+
+    def settings(r: AblationResult) -> dict:
+        return {k: v for k, v in r.config.items() if k != "seed"}
+
+    def presets(r: AblationResult) -> list[tuple[str, str]]:
+        return [(row.variant, row.preset) for row in r.rows]
+
+    for r in results[1:]:
+        diff = sorted(k for k in {**settings(first), **settings(r)} if settings(first).get(k) != settings(r).get(k))
+        if diff:
+            raise ValueError(f"cannot merge ablation results trained with other settings ({', '.join(diff)} differ), "
+                             "only with another seed")
+        if r.data != first.data or r.evaluated_on != first.evaluated_on:
+            raise ValueError(f"cannot merge ablation results on other data ({first.data}, {first.evaluated_on} vs "
+                             f"{r.data}, {r.evaluated_on})")
+        if sorted(presets(r)) != sorted(presets(first)):
+            raise ValueError(f"cannot merge ablation results of other presets ({presets(first)} vs {presets(r)})")
+    by_key = [{(row.variant, row.preset): row for row in r.rows} for r in results]
+    rows = []
+    for key in presets(first):
+        runs = [run for rows_of in by_key for run in (rows_of[key].runs or (rows_of[key],))]
+        sizes = {(run.conv_channels, run.fc_units, run.parameters, run.epochs) for run in runs}
+        if len(sizes) > 1:
+            raise ValueError(f"cannot merge {key[1]} ({key[0]}): its seeds differ in layer sizes or epochs ({sorted(sizes)})")
+        rows.append(_mean_row(runs))
+    return AblationResult(rows=rows, config={**first.config, "seed": seeds}, evaluated_on=first.evaluated_on,
+                          data=dict(first.data))
+
+
 def baseline_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], tuple[float | None, float | None]]:
     """Change in top-1 error against the variant's "as is" row, in points: `{(variant, preset): (ours, paper)}`.
 
@@ -192,12 +284,45 @@ def baseline_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], tuple[
     return out
 
 
+def delta_spread(rows: Sequence[AblationRow]) -> dict[tuple[str, str], float | None]:
+    """Spread over seeds of our change in top-1 error: `{(variant, preset): sample std | None}`.
+
+    The change is taken seed by seed (each seed's changed network against the same
+    seed's unchanged one, the pairing of `merge_seeds`' `runs`), so what the seeds
+    share cancels; None for rows of one seed and for the unchanged network (0 by
+    definition). Keys as in `baseline_deltas`.
+    """
+    base = {r.variant: r for r in rows if _change(r.preset) == "as_is"}
+    out: dict[tuple[str, str], float | None] = {}
+    for r in rows:
+        b = base.get(r.variant)
+        if b is None:
+            continue
+        changes = [x.test_top1_error - y.test_top1_error for x, y in zip(r.runs, b.runs)]
+        paired = len(changes) >= 2 and len(r.runs) == len(b.runs) and r is not b
+        out[(r.variant, r.preset)] = statistics.stdev(changes) if paired else None
+    return out
+
+
 def _fmt(v: float | None) -> str:
     return "–" if v is None else f"{v:.1f}"
 
 
 def _fmt_delta(v: float | None) -> str:
     return "–" if v is None else f"{v:+.1f}"
+
+
+def _pm(text: str, sd: float | None) -> str:
+    """"52.1 ± 0.8" for a mean over seeds, the value alone for one seed."""
+    return text if sd is None else f"{text} ± {sd:.1f}"
+
+
+def seed_text(config: dict) -> str:
+    """"seed 0", or "seeds 0, 1 (mean ± sample sd over them)" for a `merge_seeds` result."""
+    seeds = _seeds(config)
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    return f"seeds {', '.join(map(str, seeds))} (mean ± sample sd over them)"
 
 
 def _recipe_extras(config: dict) -> str:
@@ -227,7 +352,7 @@ def format_table(result: AblationResult) -> str:
         f"{d['evaluated']:,} {result.evaluated_on} images; {c['epochs']} epochs at {c['image_size']} px, "
         f"width {c['width']:g}, fc units {c['fc_units'] if c['fc_units'] is not None else 'by width'}, "
         f"batch {c['batch_size']}, lr {c['learning_rate']:g}{_recipe_extras(c)}, {c['init']} init, "
-        f"{c['augment']} crops, seed {c['seed']}. Paper: ImageNet 2012 (1.3 M images, 1000 classes), full width, 224 px, "
+        f"{c['augment']} crops, {seed_text(c)}. Paper: ImageNet 2012 (1.3 M images, 1000 classes), full width, 224 px, "
         "70 epochs, layers 3-5: 384, 384, 256 maps, 6, 7: 4096 units; its columns are ImageNet "
         "validation errors.",
         "",
@@ -238,7 +363,7 @@ def format_table(result: AblationResult) -> str:
         "| Paper val top-1 | Paper val top-5 | Parameters | Minutes | Δ top-1 ours | Δ top-1 paper |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    deltas = baseline_deltas(result.rows)
+    deltas, spreads = baseline_deltas(result.rows), delta_spread(result.rows)
     order = {ch: i for i, ch in enumerate(_CHANGES)}
     for variant in _VARIANT_ORDER:
         rows = sorted((r for r in result.rows if r.variant == variant), key=lambda r: order[_change(r.preset)])
@@ -249,16 +374,20 @@ def format_table(result: AblationResult) -> str:
             p = r.paper or (None, None, None)
             ours, theirs = deltas.get((r.variant, r.preset), (None, None))
             mark = " **(did not train\\*)**" if r.collapsed else ""
+            sd = r.spread
             lines.append(
-                f"| {r.description} (`{r.preset}`){mark} | {_fmt(r.train_top1_error)} | {_fmt(r.test_top1_error)} "
-                f"| {_fmt(r.test_top5_error)} | {_fmt(r.test_mean_per_class_error)} | {_fmt(p[0])} | {_fmt(p[1])} "
-                f"| {_fmt(p[2])} | {r.parameters:,} | {r.seconds / 60:.1f} | {_fmt_delta(ours)} | {_fmt_delta(theirs)} |"
+                f"| {r.description} (`{r.preset}`){mark} | {_pm(_fmt(r.train_top1_error), sd('train_top1_error'))} "
+                f"| {_pm(_fmt(r.test_top1_error), sd('test_top1_error'))} | {_fmt(r.test_top5_error)} "
+                f"| {_pm(_fmt(r.test_mean_per_class_error), sd('test_mean_per_class_error'))} | {_fmt(p[0])} "
+                f"| {_fmt(p[1])} | {_fmt(p[2])} | {r.parameters:,} | {r.seconds / 60:.1f} "
+                f"| {_pm(_fmt_delta(ours), spreads.get((r.variant, r.preset)))} | {_fmt_delta(theirs)} |"
             )
     collapsed = [r for r in result.rows if r.collapsed]
     if collapsed:
         names = ", ".join(f"`{r.preset}` ({r.variant})" for r in collapsed)
         shares = ", ".join(f"{100 * r.top_prediction_share:.0f} %" for r in collapsed)
-        lines += ["", f"\\* {names} gave one class to {shares} of the {result.evaluated_on} images: "
+        seeds = " (in its worst seed)" if any(r.runs for r in collapsed) else ""
+        lines += ["", f"\\* {names} gave one class to {shares} of the {result.evaluated_on} images{seeds}: "
                   f"{'it' if len(collapsed) == 1 else 'each'} never left the majority-class plateau, so its "
                   "errors measure a failed optimization with this recipe, not what the change costs."]
     return "\n".join(lines) + "\n"

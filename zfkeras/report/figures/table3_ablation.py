@@ -27,7 +27,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.training.ablation import AblationResult, AblationRow
 
-__all__ = ["Ablation", "ablation_bars", "plot_ablation", "save_figure"]
+__all__ = ["Ablation", "ablation_bars", "plot_ablation", "save_figure", "seed_changes"]
 
 CAPTION = ("Change in top-1 error that each architecture change causes against the unchanged network: ours "
            "(blue, this run's test images) beside the paper's (orange, ImageNet validation). Right of 0: worse.")
@@ -51,15 +51,24 @@ class Ablation(Figure):
     command = "zfkeras ablate DATA --out ABL, then zfkeras report MODEL.keras DATA --out OUT --ablation ABL"
     not_run = "No ablation result was given (it needs a training run per preset)."
     options = (
-        Option("ablation", (), "show a `zfkeras ablate --out DIR` result as Table 3 (repeatable: one per variant)",
+        Option("ablation", (), "show a `zfkeras ablate --out DIR` result as Table 3 (repeatable: one per variant; "
+               "the same variant again with another --seed shows the mean and spread over the seeds)",
                metavar="DIR"),
     )
 
     def check(self, options) -> list:
-        """The given results, loaded (bad paths fail before any analysis runs)."""
-        from zfkeras.training.ablation import load_ablation
+        """The given results, loaded (bad paths fail before any analysis runs), one per variant.
 
-        return [load_ablation(p) for p in options.ablation]
+        Results of the same variant (the same run with other seeds) become their mean
+        (`merge_seeds`): the tables and figure then show the spread over the seeds.
+        """
+        from zfkeras.training.ablation import load_ablation, merge_seeds
+
+        loaded = [load_ablation(p) for p in options.ablation]
+        groups: dict[tuple[str, ...], list] = {}
+        for result in loaded:
+            groups.setdefault(tuple(sorted({r.variant for r in result.rows})), []).append(result)
+        return [group[0] if len(group) == 1 else merge_seeds(group) for group in groups.values()]
 
     def wanted(self, ctx: ReportContext) -> bool:
         return bool(ctx.options.ablation)
@@ -80,24 +89,28 @@ class Ablation(Figure):
         return [result["figure"].path] if result["figure"] else []
 
     def section(self, result: dict, ctx: ReportContext) -> str:
-        from zfkeras.training.ablation import AblationResult, baseline_deltas
+        from zfkeras.training.ablation import AblationResult, baseline_deltas, delta_spread, seed_text
 
         parts = [markup.figure(result["figure"])] if result["figure"] else []
         header = ["change", "preset", "params", "train top-1", "top-1", "top-5", "mean per class",
                   "paper train top-1", "paper val top-1", "paper val top-5", "Δ top-1 ours", "Δ top-1 paper"]
-        fmt = lambda v, sign="": "-" if v is None else f"{v:{sign}.1f}"  # noqa: E731
+        def fmt(v: float | None, sign: str = "", sd: float | None = None) -> str:
+            return "-" if v is None else f"{v:{sign}.1f}" + ("" if sd is None else f" ± {sd:.1f}")
+
         for d in result["results"]:
             res = AblationResult.from_dict(d)
             cfg, data = res.config, res.data
-            deltas = baseline_deltas(res.rows)
+            deltas, spreads = baseline_deltas(res.rows), delta_spread(res.rows)
             rows = []
             for r in res.rows:
                 p = r.paper or (None, None, None)
                 ours, theirs = deltas.get((r.variant, r.preset), (None, None))
                 label = f"{r.variant}: {r.description}" + (f" {FAILED}" if r.collapsed else "")
-                rows.append((label, r.preset, f"{r.parameters:,}", fmt(r.train_top1_error), fmt(r.test_top1_error),
-                             fmt(r.test_top5_error), fmt(r.test_mean_per_class_error), fmt(p[0]), fmt(p[1]),
-                             fmt(p[2]), fmt(ours, "+"), fmt(theirs, "+")))
+                rows.append((label, r.preset, f"{r.parameters:,}", fmt(r.train_top1_error, sd=r.spread("train_top1_error")),
+                             fmt(r.test_top1_error, sd=r.spread("test_top1_error")), fmt(r.test_top5_error),
+                             fmt(r.test_mean_per_class_error, sd=r.spread("test_mean_per_class_error")),
+                             fmt(p[0]), fmt(p[1]), fmt(p[2]),
+                             fmt(ours, "+", spreads.get((r.variant, r.preset))), fmt(theirs, "+")))
             notes = "".join(markup.note(
                 f"{r.preset} ({r.variant}) did not train: it gave one class to {100 * r.top_prediction_share:.0f} % "
                 "of the images (never left the majority-class plateau), so its errors measure a failed "
@@ -107,7 +120,7 @@ class Ablation(Figure):
                 f"{markup.esc(res.evaluated_on)} images, {markup.esc(data.get('classes', '?'))} classes, "
                 f"{markup.esc(data.get('train', '?'))} training images; {markup.esc(cfg.get('epochs'))} epochs at "
                 f"{markup.esc(cfg.get('image_size'))} px, width {markup.esc(cfg.get('width'))}, "
-                f"lr {markup.esc(cfg.get('learning_rate'))}, seed {markup.esc(cfg.get('seed'))}. Paper: ImageNet "
+                f"lr {markup.esc(cfg.get('learning_rate'))}, {markup.esc(seed_text(cfg))}. Paper: ImageNet "
                 "2012, full width, 70 epochs, validation errors. Δ: change against the unchanged network, in "
                 "points.</p>" + markup.table(header, rows, [False, False] + [True] * (len(header) - 2)) + notes)
         return "".join(parts)
@@ -140,13 +153,32 @@ def ablation_bars(rows: Sequence[AblationRow]) -> dict[str, list[tuple[str, floa
     return out
 
 
+def seed_changes(rows: Sequence[AblationRow]) -> dict[str, list[list[float]]]:
+    """Per variant, in the order of `ablation_bars`: each changed preset's change in top-1 error seed by seed.
+
+    Empty lists for rows of one seed (no `AblationRow.runs`); each seed's changed
+    network against the same seed's unchanged one.
+    """
+    base = {r.variant: r for r in rows if r.preset in ("zfnet", "alexnet")}
+    out: dict[str, list[list[float]]] = {}
+    for r in rows:
+        b = base.get(r.variant)
+        if b is None or r.preset in ("zfnet", "alexnet"):
+            continue
+        paired = len(r.runs) == len(b.runs)
+        out.setdefault(r.variant, []).append(
+            [x.test_top1_error - y.test_top1_error for x, y in zip(r.runs, b.runs)] if paired else [])
+    return out
+
+
 def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> "matplotlib.figure.Figure":
     """Horizontal bars, one panel per variant: our change in top-1 error (blue) beside the paper's (orange).
 
     Positive = the change made the network worse. A missing orange bar: the
     paper did not make that change to that variant. A network that did not train
     (`AblationRow.collapsed`) gets a grey note instead of a bar, and does not set the scale:
-    its number is a failed optimization, not the change's cost.
+    its number is a failed optimization, not the change's cost. Rows that are means over
+    seeds (`merge_seeds`) get each seed's change as a dot on the bar and ± 1 sample sd as a whisker.
     """
     from matplotlib.figure import Figure as MplFigure
     from matplotlib.patches import Patch
@@ -156,17 +188,19 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> "matplo
     if isinstance(results, AblationResult):
         results = [results]
     rows = [r for res in results for r in res.rows]
-    bars = ablation_bars(rows)
+    bars, per_seed = ablation_bars(rows), seed_changes(rows)
     if not bars:
         raise ValueError("nothing to plot: the ablation has no changed preset beside an unchanged one")
     variants = [v for v in ("alexnet", "zf") if v in bars] + [v for v in bars if v not in ("alexnet", "zf")]
     heights = [len(bars[v]) for v in variants]
-    fig = MplFigure(figsize=(9, 1.2 + 0.55 * sum(heights) + 0.6 * len(variants)))
+    fig = MplFigure(figsize=(9, 1.8 + 0.55 * sum(heights) + 0.6 * len(variants)))
     axes = fig.subplots(len(variants), 1, squeeze=False, gridspec_kw={"height_ratios": heights})[:, 0]
     # The scale is that of the networks that trained (and the paper's): a collapsed network's
     # "change" is a failed optimization, drawn apart as a note, not a bar that sets the scale.
     values = [x for v in bars.values() for label, o, p in v
               for x in ((p,) if label.endswith(FAILED) else (o, p)) if x is not None]
+    values += [x for v in bars for (label, o, _), seen in zip(bars[v], per_seed[v]) if not label.endswith(FAILED)
+               and len(seen) >= 2 for x in (*seen, o + np.std(seen, ddof=1), o - np.std(seen, ddof=1))]
     lo, hi = min([0.0, *values]), max([0.0, *values])  # no values: every change collapsed, no paper row
     pad = 0.2 * (hi - lo or 1.0)
     if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
@@ -182,13 +216,22 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> "matplo
         trained = [np.nan if f else o for o, f in zip(ours, failed)]
         ax.barh(y - 0.2, trained, height=0.4, color=OURS_COLOR)
         ax.barh(y + 0.2, paper, height=0.4, color=PAPER_COLOR)
-        for yi, o, p, f in zip(y, ours, paper, failed):
+        for yi, seen, f in zip(y, per_seed[variant], failed):
+            if len(seen) >= 2 and not f:  # each seed's change, and the mean's ± 1 sd
+                sd = float(np.std(seen, ddof=1))
+                ax.errorbar(np.mean(seen), yi - 0.2, xerr=sd, color="#1b3d6e", capsize=3, linewidth=1)
+                ax.plot(seen, [yi - 0.2] * len(seen), "o", markersize=3.5, color="white",
+                        markeredgecolor="#1b3d6e", markeredgewidth=0.9)
+        for yi, o, p, f, seen in zip(y, ours, paper, failed, per_seed[variant]):
             if f:
                 ax.text(0, yi - 0.2, f" did not train: no cost measured ({o:+.1f}, not to scale)", va="center",
                         ha="left", fontsize=7.5, color="#555", style="italic",
                         bbox=dict(facecolor="#eeeeee", edgecolor="#aaaaaa", boxstyle="round,pad=0.25"))
             else:
-                ax.text(o, yi - 0.2, f" {o:+.1f} ", va="center", ha="left" if o >= 0 else "right", fontsize=8)
+                sd = float(np.std(seen, ddof=1)) if len(seen) >= 2 else 0.0
+                edge = max([o + sd, *seen]) if o >= 0 else min([o - sd, *seen])  # the label clear of dots, whisker
+                text = f" {o:+.1f}" + (f" ± {sd:.1f} " if len(seen) >= 2 else " ")
+                ax.text(edge, yi - 0.2, text, va="center", ha="left" if o >= 0 else "right", fontsize=8)
             if np.isnan(p):
                 ax.text(0, yi + 0.2, " not in the paper", va="center", ha="left", fontsize=7, color="#777")
             else:
@@ -199,10 +242,15 @@ def plot_ablation(results: Sequence[AblationResult] | AblationResult) -> "matplo
         ax.set_title(_TITLES.get(variant, variant), fontsize=10, loc="left")
         ax.grid(axis="x", alpha=0.3)
         ax.set_xlim(lo - pad, hi + pad)  # one scale for every panel
+    seeds = max((len(x) for v in per_seed.values() for x in v), default=0)
+    if seeds >= 2:
+        ours_label += f", mean of {seeds} seeds (dots: each seed; whisker: ± 1 sd)"
     handles = [Patch(color=OURS_COLOR, label=ours_label), Patch(color=PAPER_COLOR, label="paper (val top-1, ImageNet)")]
     if any(label.endswith(FAILED) for v in bars.values() for label, _, _ in v):
         handles.append(Patch(facecolor="#eeeeee", edgecolor="#aaaaaa", label="ours, did not train: a note, no bar"))
-    axes[-1].legend(handles=handles, loc="lower right", fontsize=8)
     axes[-1].set_xlabel("change in top-1 error against the unchanged network (points; > 0: worse)")
-    fig.tight_layout()
+    # The legend below the panels, where it covers no bar.
+    fig.legend(handles=handles, loc="lower center", fontsize=8, frameon=False)
+    height = fig.get_figheight()
+    fig.tight_layout(rect=(0, (0.1 + 0.2 * len(handles)) / height, 1, 1))
     return fig
