@@ -249,6 +249,20 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     assert not list((out / "atlas").rglob("*/*.html"))
 
 
+def test_contents_list_the_atlas_pages_under_figs_1_and_2(built):
+    """`TopActivationsFigure.nav`: one link per atlas page written, in layer order, under the Fig 2 entry."""
+    _, _, out = built
+    index = (out / "index.html").read_text(encoding="utf-8")
+    contents = index[index.index("<h2>Contents</h2>"):index.index('<section id="summary">')]
+    fig2 = contents[contents.index('<li><a href="#fig2">'):]
+    fig2 = fig2[:fig2.index("</ul></li>")]
+    layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert sorted(p.name for p in (out / "atlas").glob("*.html")) == [f"{l}.html" for l in layers]
+    assert re.findall(r'<li><a href="([^"]*)">Atlas of (\w+): every projected feature map</a></li>', fig2) == [
+        (f"atlas/{l}.html", l) for l in layers]
+    assert contents.count('href="atlas/') == len(layers)  # listed once, under Fig 2 only
+
+
 def test_card_images_are_the_saved_projections_and_patches(built):
     """A card is the projection grid | 6 px | patch grid at native size (an independent re-tiling)."""
     from PIL import Image

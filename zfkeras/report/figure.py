@@ -11,7 +11,8 @@ A `Figure` subclass (one module in `zfkeras.report.figures`, one line in
 - `compute(ctx) -> (result, source)`: run the analysis on `ctx.view` (the
   `AnalysableModel`) or reuse a saved result, writing into `ctx.folder(name)`;
 - `section(result, ctx) -> html`: its part of `index.html` (captions and
-  findings computed from the result's numbers); `pages(...)` for extra pages.
+  findings computed from the result's numbers); `pages(...)` for extra pages,
+  `nav(...)` for links to them under its entry in the contents.
 
 `ReportContext` is what every figure gets: the model view, the screened images
 with their labels, the output folder, the options, progress and log, and the
@@ -153,6 +154,12 @@ class Figure:
 
     def pages(self, result: Any, ctx: "ReportContext") -> None:
         """Extra pages of this figure (the atlas of Fig 2); written before `index.html`."""
+
+    def nav(self, result: Any, ctx: "ReportContext") -> list[tuple[str, str]]:
+        """Extra `(href, label)` links listed under this figure's entry in the contents of `index.html`
+        (Fig 2: its atlas pages); href relative to the report folder, optionally with "#anchor", its
+        file written by `files`/`pages`. Called when `result` is not None; default: none."""
+        return []
 
     def render(self, result: Any, ctx: "ReportContext") -> str:
         """The whole `<section>`: heading, what to look for, the section or how to run it, notes."""
