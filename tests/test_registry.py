@@ -2,8 +2,9 @@
 
 The toy figure measures the mean pixel value of the report's images (times a scale
 given as its option); the test computes the same mean with NumPy from the files and
-finds the number in the report's section, its anchor in the contents, its option in
-`zfkeras report --help`, and the option's value carried from the command line.
+finds the number in the report's section, its anchor and its extra link (`Figure.nav`)
+in the contents, its option in `zfkeras report --help`, and the option's value carried
+from the command line.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class MeanPixel(Figure):
 
     def section(self, result, ctx: ReportContext) -> str:
         return f"<p>mean pixel <b>{result['mean']:.6f}</b> over {result['images']} images</p>"
+
+    def nav(self, result, ctx: ReportContext) -> list[tuple[str, str]]:
+        return [(f"{self.name}/mean.json", f"the mean of {result['images']} images as JSON")]
 
 
 @pytest.fixture
@@ -113,6 +117,12 @@ def test_toy_figure_appears_in_the_report_and_the_cli(toy, tmp_path, capsys):
     assert got == pytest.approx(expected, rel=1e-6)
     assert '<section id="toy"><h2>Toy: mean pixel value</h2>' in index
     assert '<a href="#toy">Toy: mean pixel value</a>' in index
+    # Its nav link, nested under its own entry of the contents (and nowhere else).
+    contents = index[index.index("<h2>Contents</h2>"):index.index('<section id="summary">')]
+    entry = contents[contents.index('<li><a href="#toy">'):]
+    assert entry.startswith('<li><a href="#toy">Toy: mean pixel value</a>'
+                            '<ul><li><a href="meanpixel/mean.json">the mean of 6 images as JSON</a></li></ul></li>')
+    assert index.count('href="meanpixel/mean.json"') == 1
     assert markup.esc(MeanPixel.look_for) in index
     assert json.loads((out / "meanpixel" / "mean.json").read_text())["mean"] == pytest.approx(got, rel=1e-6)
     report = json.loads((out / "report.json").read_text())
@@ -124,3 +134,4 @@ def test_toy_figure_appears_in_the_report_and_the_cli(toy, tmp_path, capsys):
     assert code == 0
     index2 = (tmp_path / "rep2" / "index.html").read_text()
     assert "mean pixel <b>" not in index2 and markup.esc(MeanPixel.command) in index2
+    assert "meanpixel/mean.json" not in index2  # no result, no nav links

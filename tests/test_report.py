@@ -13,6 +13,7 @@ whose files have quotes, `#`, `?` and `%` in their names.
 
 from __future__ import annotations
 
+import csv
 import html
 import json
 import os
@@ -249,6 +250,20 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     assert not list((out / "atlas").rglob("*/*.html"))
 
 
+def test_contents_list_the_atlas_pages_under_figs_1_and_2(built):
+    """`TopActivationsFigure.nav`: one link per atlas page written, in layer order, under the Fig 2 entry."""
+    _, _, out = built
+    index = (out / "index.html").read_text(encoding="utf-8")
+    contents = index[index.index("<h2>Contents</h2>"):index.index('<section id="summary">')]
+    fig2 = contents[contents.index('<li><a href="#fig2">'):]
+    fig2 = fig2[:fig2.index("</ul></li>")]
+    layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    assert sorted(p.name for p in (out / "atlas").glob("*.html")) == [f"{l}.html" for l in layers]
+    assert re.findall(r'<li><a href="([^"]*)">Atlas of (\w+): every projected feature map</a></li>', fig2) == [
+        (f"atlas/{l}.html", l) for l in layers]
+    assert contents.count('href="atlas/') == len(layers)  # listed once, under Fig 2 only
+
+
 def test_card_images_are_the_saved_projections_and_patches(built):
     """A card is the projection grid | 6 px | patch grid at native size (an independent re-tiling)."""
     from PIL import Image
@@ -346,6 +361,58 @@ def test_cli_reuses_a_visualize_folder_and_rejects_bad_layers(built, tmp_path, c
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no ablation result at" in err[0] and "zfkeras ablate" in err[0]
     assert not (fresh / "index.html").exists() and not (fresh / "top9").exists()
+
+
+def test_invariance_steps_reach_fig5_from_python_and_the_cli_and_bad_ones_fail_in_one_line(tmp_path, capsys):
+    """`invariance_steps` (Python dict) and `--invariance-step KIND=STEP` set the grid Fig 5 runs on."""
+    from zfkeras.models.io import save_model
+    from zfkeras.report import registry
+    from zfkeras.report.build import ReportOptions, build_report
+
+    model = _tiny_model()
+    path = tmp_path / "m.keras"
+    save_model(model, path)
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=2, size=80)
+    skip = tuple(s for s in ("evaluation", *registry.names()) if s != "invariance")
+    default_scale = [1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6, 1.7, 1.8]
+
+    def grid(out: Path) -> dict:
+        transforms = json.loads((out / "invariance" / "invariance_config.json").read_text())["transforms"]
+        with open(out / "invariance" / "invariance_curves.csv", newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert {k: sorted({float(r["value"]) for r in rows if r["transform"] == k}) for k in transforms} == transforms
+        return transforms
+
+    build_report(model, data, tmp_path / "py", progress=False, options=ReportOptions(
+        invariance=1, invariance_steps={"translation": 30}, skip=skip))
+    got = grid(tmp_path / "py")
+    assert got["translation"] == [-60.0, -30.0, 0.0, 30.0, 60.0]
+    assert got["scale"] == pytest.approx(default_scale) and got["rotation"] == [10.0 * i for i in range(36)]
+    saved = json.loads((tmp_path / "py" / "report.json").read_text())["options"]["invariance_steps"]
+    assert saved == {"translation": 30, "scale": 0.1, "rotation": 10.0}
+
+    skips = [a for s in skip for a in ("--skip", s)]
+    assert _cli(["report", str(path), str(data), "--out", str(tmp_path / "cli"), "--invariance", "1", "--quiet",
+                 "--invariance-step", "rotation=90", "--invariance-step", "scale=0.4", *skips]) == 0
+    got = grid(tmp_path / "cli")
+    assert got["rotation"] == [0.0, 90.0, 180.0, 270.0] and got["scale"] == pytest.approx([1.0, 1.4, 1.8])
+    assert got["translation"] == [10.0 * i - 60 for i in range(13)]
+
+    capsys.readouterr()
+    for bad, message in (("shear=2", "--invariance-step 'shear=2': unknown key 'shear'; valid: translation, "
+                          "scale, rotation"),
+                         ("rotation=ten", "--invariance-step 'rotation=ten': 'ten' is not a number"),
+                         ("rotation", "--invariance-step 'rotation': expected KIND=STEP"),
+                         ("scale=0", "invariance_steps['scale'] must be >= 1e-09; got 0.0")):
+        out = tmp_path / f"bad-{bad}"
+        assert _cli(["report", str(path), str(data), "--out", str(out), "--invariance-step", bad, "--quiet"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err == [f"zfkeras report: error: {message}"], bad
+        assert not (out / "index.html").exists() and not (out / "invariance").exists()
+    with pytest.raises(ValueError, match=r"invariance_steps\['rotation'\] must be a finite number; got 'ten'"):
+        build_report(model, data, tmp_path / "bad-py", options=ReportOptions(invariance_steps={"rotation": "ten"}))
+    with pytest.raises(ValueError, match="invariance_steps: unknown key 'shear'; valid: translation, scale, rotation"):
+        ReportOptions(invariance_steps={"shear": 2.0}).check()
 
 
 # ---------------------------------------------------------------- pure parts

@@ -68,7 +68,7 @@ class ReportOptions:
 
     The attributes are `GENERAL_OPTIONS` (skip, batch_size, seed, rule) and every registered
     figure's options, e.g. `layers`, `channels`, `top`, `top9_dir`, `contrast` (Figs 1-2),
-    `occlude`, `occlusion_dir` (Fig 7), `invariance`, `invariance_dir` (Fig 5),
+    `occlude`, `occlusion_dir` (Fig 7), `invariance`, `invariance_steps`, `invariance_dir` (Fig 5),
     `diagnostics_probe`, `layer2_channels`, `diagnostics_dir` (Fig 6), `correspondence_seeds`,
     `correspondence_file` (Table 1), `ablation` (Table 3), `transfer`, `transfer_per_class`,
     `transfer_splits`, `transfer_dir` (Tables 4/7), `evolution_dir` (Fig 4);
@@ -77,19 +77,16 @@ class ReportOptions:
 
     def __init__(self, **values) -> None:
         known = {o.name: o for o in registry.options(GENERAL_OPTIONS)}
-        extra = {"invariance_steps"}  # a dict, set from Python only: `{kind: step}`
-        bad = sorted(set(values) - set(known) - extra)
+        bad = sorted(set(values) - set(known))
         if bad:
             raise TypeError(f"unknown report option {bad[0]!r}; valid: {', '.join(sorted(known))}")
         for name, o in known.items():
-            value = values.get(name, o.default)
-            setattr(self, name, tuple(value) if isinstance(o.default, tuple) and value is not None else value)
-        self.invariance_steps = values.get("invariance_steps")
+            setattr(self, name, o.value(values.get(name, o.default)))
         self._options = known
 
     def to_dict(self) -> dict:
         out = {}
-        for name in [*self._options, "invariance_steps"]:
+        for name in self._options:
             v = getattr(self, name)
             out[name] = [str(x) if isinstance(x, os.PathLike) else x for x in v] if isinstance(v, tuple) else (
                 str(v) if isinstance(v, os.PathLike) else v)

@@ -11,7 +11,8 @@ A `Figure` subclass (one module in `zfkeras.report.figures`, one line in
 - `compute(ctx) -> (result, source)`: run the analysis on `ctx.view` (the
   `AnalysableModel`) or reuse a saved result, writing into `ctx.folder(name)`;
 - `section(result, ctx) -> html`: its part of `index.html` (captions and
-  findings computed from the result's numbers); `pages(...)` for extra pages.
+  findings computed from the result's numbers); `pages(...)` for extra pages,
+  `nav(...)` for links to them under its entry in the contents.
 
 `ReportContext` is what every figure gets: the model view, the screened images
 with their labels, the output folder, the options, progress and log, and the
@@ -23,10 +24,12 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
+import numbers
 import os
 import shutil
 from pathlib import Path
-from typing import Any, Callable, ClassVar, Sequence
+from typing import Any, Callable, ClassVar, Mapping, Sequence
 
 import numpy as np
 
@@ -46,10 +49,13 @@ class Option:
     Attributes:
         name: attribute name (`ReportOptions.<name>`), e.g. "occlude".
         default: value when not given; its type is the flag's type (bool: a switch,
-            tuple: a repeatable flag, None: a string such as a folder).
+            tuple: a repeatable flag, None: a string such as a folder, dict: a repeatable
+            `KEY=VALUE` flag setting some of the default's keys, the others keep their
+            default values; its value is the whole dict).
         help: the flag's help (plain text; "(default ...)" is added).
         flag: the CLI flag without dashes (default: `name` with "_" -> "-").
-        minimum: smallest valid value of a number (checked by `ReportOptions.check`).
+        minimum: smallest valid value of a number, or of each value of a dict (checked by
+            `ReportOptions.check`).
         choices: valid values, if they are few.
         metavar: the flag's placeholder in `--help`.
         nargs: for a tuple default, "+" takes several values after one flag (`--layers a b`);
@@ -77,6 +83,9 @@ class Option:
         kw: dict = {"dest": self.name, "help": self.help}
         if isinstance(self.default, bool):
             kw.update(action="store_true")
+        elif isinstance(self.default, Mapping):  # "KEY=VALUE" strings, parsed by `value`
+            kw.update(action="append", default=None, metavar=self.metavar or "KEY=VALUE")
+            kw["help"] += " (default: " + " ".join(f"{k}={v}" for k, v in self.default.items()) + ")"
         elif isinstance(self.default, (tuple, list)):
             kw.update(action="extend" if self.nargs else "append", default=None, metavar=self.metavar or "VALUE")
             if self.nargs:
@@ -93,8 +102,53 @@ class Option:
             kw["choices"] = self.choices
         parser.add_argument(self.cli, **kw)
 
+    def value(self, given: Any) -> Any:
+        """The attribute value of `given` (a Python value or the flag's parsed value).
+
+        A tuple option takes any iterable (None stays None). A dict option takes a mapping,
+        `(key, value)` pairs or the flag's "KEY=VALUE" strings, set over a copy of its
+        default (None: the default); a string that does not parse is a ValueError naming
+        the flag, e.g. `--invariance-step 'shear=2': unknown key 'shear'; valid: ...`.
+        """
+        if isinstance(self.default, Mapping):
+            if given is None:
+                return dict(self.default)
+            items = given.items() if isinstance(given, Mapping) else [given] if isinstance(given, str) else given
+            try:
+                return {**self.default, **dict(self._item(i) if isinstance(i, str) else i for i in items)}
+            except TypeError:
+                raise TypeError(f"{self.name} takes a dict {{key: value}}; got {given!r}") from None
+        if isinstance(self.default, tuple) and given is not None:
+            return tuple(given)
+        return given
+
+    def _item(self, text: str) -> tuple[str, Any]:
+        """`"KEY=VALUE"` -> `(key, value)`, the value of the type of the default's value at key."""
+        key, sep, raw = (part.strip() for part in text.partition("="))
+        where = f"{self.cli} {text!r}"
+        if not sep:
+            raise ValueError(f"{where}: expected {self.metavar or 'KEY=VALUE'}")
+        if key not in self.default:
+            raise ValueError(f"{where}: unknown key {key!r}; valid: {', '.join(self.default)}")
+        kind = type(self.default[key])
+        try:
+            return key, kind(raw)
+        except ValueError:
+            what = "a number" if kind in (int, float) else f"a {kind.__name__}"
+            raise ValueError(f"{where}: {raw!r} is not {what}") from None
+
     def check(self, value) -> None:
         """ValueError naming the option when `value` is out of range."""
+        if isinstance(self.default, Mapping) and isinstance(value, Mapping):
+            for key, v in value.items():
+                if key not in self.default:
+                    raise ValueError(f"{self.name}: unknown key {key!r}; valid: {', '.join(self.default)}")
+                if isinstance(self.default[key], numbers.Real) and (
+                        isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
+                    raise ValueError(f"{self.name}[{key!r}] must be a finite number; got {v!r}")
+                if self.minimum is not None and v < self.minimum:
+                    raise ValueError(f"{self.name}[{key!r}] must be >= {self.minimum:g}; got {v}")
+            return
         if self.minimum is not None and value is not None and value < self.minimum:
             raise ValueError(f"{self.name} must be >= {self.minimum:g}; got {value}")
         if self.choices and value is not None and value not in self.choices:
@@ -130,8 +184,9 @@ class Figure:
         """`Option.check` of the named options on parsed `args` (a ValueError naming the flag)."""
         for o in cls.options:
             if o.name in names:
+                value = o.value(getattr(args, o.name))  # a bad "KEY=VALUE" names the flag itself
                 try:
-                    o.check(getattr(args, o.name))
+                    o.check(value)
                 except ValueError as err:
                     raise ValueError(f"{o.cli}: {err}") from None
 
@@ -153,6 +208,12 @@ class Figure:
 
     def pages(self, result: Any, ctx: "ReportContext") -> None:
         """Extra pages of this figure (the atlas of Fig 2); written before `index.html`."""
+
+    def nav(self, result: Any, ctx: "ReportContext") -> list[tuple[str, str]]:
+        """Extra `(href, label)` links listed under this figure's entry in the contents of `index.html`
+        (Fig 2: its atlas pages); href relative to the report folder, optionally with "#anchor", its
+        file written by `files`/`pages`. Called when `result` is not None; default: none."""
+        return []
 
     def render(self, result: Any, ctx: "ReportContext") -> str:
         """The whole `<section>`: heading, what to look for, the section or how to run it, notes."""

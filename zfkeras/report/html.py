@@ -7,7 +7,8 @@ computed (`ReportContent`, filled by `zfkeras.report.build.build_report`) and wr
   `zfkeras.report.registry` in page order (Figs 1-7, Tables 1, 3, 4/7), each written
   by its own module (`Figure.render`), with captions saying what to look for; a
   section that was not run says how to run it;
-- each figure's own pages (`Figure.pages`: the per-layer atlas of Fig 2).
+- each figure's own pages (`Figure.pages`: the per-layer atlas of Fig 2), listed
+  under the figure's entry in the contents (`Figure.nav`).
 
 The pages are plain HTML + inline CSS: no script, no network, image paths
 relative to the page (so the folder can be moved, zipped or served as is); the
@@ -21,8 +22,9 @@ from __future__ import annotations
 import dataclasses
 import os
 from pathlib import Path
+from typing import Sequence
 
-from zfkeras.report.markup import FigureItem, esc, kv, page, pct, safe, table, url
+from zfkeras.report.markup import FigureItem, esc, kv, page, pct, table, url
 from zfkeras.utils.io import atomic_write_text
 
 __all__ = ["FigureItem", "ReportContent", "esc", "render_report", "url"]
@@ -69,15 +71,18 @@ def _summary_section(c: ReportContent) -> str:
     return f'<section id="summary"><h2>Model and data</h2>{"".join(parts)}</section>\n'
 
 
-def _index(c: ReportContent, figures, ctx) -> str:
+def _links(links: Sequence[tuple[str, str]]) -> str:
+    """A nested list of `(href from the report root, optionally with "#anchor", label)` ("" for none)."""
+    items = "".join(f'<li><a href="{url(h.partition("#")[0], h.partition("#")[2])}">{esc(t)}</a></li>'
+                    for h, t in links)
+    return f"<ul>{items}</ul>" if items else ""
+
+
+def _index(c: ReportContent, figures, ctx, links: dict[str, list[tuple[str, str]]]) -> str:
+    """`index.html`; `links`: `{anchor: Figure.nav links}` listed under each entry of the contents."""
     sections = [("summary", "Model and data")] + [(f.anchor, f.title) for f in figures]
-    toc = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a></li>' for a, t in sections)
-    layers = list(getattr(c.results.get("top9"), "visuals", {}) or {})
-    atlas = "".join(f'<li><a href="{url("atlas/" + safe(l) + ".html")}">{esc(l)}</a></li>' for l in layers)
-    body = f"<section><h2>Contents</h2><ul>{toc}</ul>"
-    if atlas:
-        body += f"<p>Atlas pages (every feature map of a layer):</p><ul>{atlas}</ul>"
-    body += "</section>\n" + _summary_section(c)
+    toc = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a>{_links(links.get(a, []))}</li>' for a, t in sections)
+    body = f"<section><h2>Contents</h2><ul>{toc}</ul></section>\n" + _summary_section(c)
     body += "".join(f.render(c.results.get(f.name), ctx) for f in figures)
     nav = [("index.html#" + a, t.split(":")[0]) for a, t in sections]
     return page(c.title, body, depth=0, nav=nav)
@@ -87,13 +92,15 @@ def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=N
     """Write the report into `out` (see the module doc); returns the path of `index.html`.
 
     `figures`: the figures to render, in order (default: every registered one). Files a
-    figure links to must already be inside `out`; figures write their own extra pages here.
+    figure links to must already be inside `out`; figures write their own extra pages here,
+    and the pages their `nav` lists must exist once written.
     """
     from zfkeras.report import registry
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     figures = registry.figures() if figures is None else list(figures)
+    links = {}
     for f in figures:
         result = content.results.get(f.name)
         if result is None:
@@ -102,6 +109,12 @@ def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=N
             if not (out / rel).is_file():
                 raise FileNotFoundError(f"figure {rel!r} is not in the report folder {str(out)!r}")
         f.pages(result, ctx)
+        links[f.anchor] = f.nav(result, ctx)
+        for href, _ in links[f.anchor]:
+            rel = href.partition("#")[0]
+            if rel and not (out / rel).is_file():
+                raise FileNotFoundError(f"page {rel!r} listed by figure {f.name!r} is not in the report folder "
+                                        f"{str(out)!r}")
     index = out / "index.html"
-    atomic_write_text(index, _index(content, figures, ctx))
+    atomic_write_text(index, _index(content, figures, ctx, links))
     return index

@@ -175,6 +175,11 @@ class TopActivationsFigure(Figure):
                     visuals, total_ch, result.n_images, dead, sources=result.sources,
                     layers=list(result.visuals), look_for=self.look_for))
 
+    def nav(self, result: TopNine, ctx: ReportContext) -> list[tuple[str, str]]:
+        """The atlas page of each layer, in page order (listed under Figs 1-2 in the contents)."""
+        return [(f"atlas/{safe(layer)}.html", f"Atlas of {layer}: every projected feature map")
+                for layer in result.visuals]
+
     def section(self, result: TopNine, ctx: ReportContext) -> str:
         if not result.visuals:
             return missing(self.not_run, self.command)

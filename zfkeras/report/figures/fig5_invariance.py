@@ -49,16 +49,19 @@ class Invariance(Figure):
     not_run = "The invariance analysis was not run."
     options = (
         Option("invariance", 2, "images for invariance, Fig 5; 0: none", minimum=0),
+        Option("invariance_steps", {"translation": 10.0, "scale": 0.1, "rotation": 10.0},
+               "step of a transform's range (translation px at 224 over -60..60, scale over 1..1.8, "
+               "rotation degrees over 0..350); repeatable; in Python a dict {kind: step}",
+               flag="invariance-step", metavar="KIND=STEP", minimum=1e-9),
         Option("invariance_dir", None, "reuse a `zfkeras invariance --out` folder", metavar="DIR"),
     )
-    steps = {"translation": 10.0, "scale": 0.1, "rotation": 10.0}
 
     def wanted(self, ctx: ReportContext) -> bool:
         return bool(ctx.options.invariance or ctx.options.invariance_dir)
 
     def compute(self, ctx: ReportContext):
         opts, own = ctx.options, ctx.folder(self.name)
-        steps = {**self.steps, **(getattr(opts, "invariance_steps", None) or {})}
+        steps = dict(opts.invariance_steps)
         chosen = ctx.pick(opts.invariance, 0.3, self.anchor)
         params = {"images": [str(Path(p).resolve()) for p in chosen], "steps": steps}
         folder, source = ctx.reusable(opts.invariance_dir, own, "invariance.png", params, "images")
