@@ -403,7 +403,7 @@ def test_invariance_steps_reach_fig5_from_python_and_the_cli_and_bad_ones_fail_i
                           "scale, rotation"),
                          ("rotation=ten", "--invariance-step 'rotation=ten': 'ten' is not a number"),
                          ("rotation", "--invariance-step 'rotation': expected KIND=STEP"),
-                         ("scale=0", "invariance_steps['scale'] must be >= 1e-09; got 0.0")):
+                         ("scale=0", "invariance_steps['scale'] must be > 0; got 0.0")):
         out = tmp_path / f"bad-{bad}"
         assert _cli(["report", str(path), str(data), "--out", str(out), "--invariance-step", bad, "--quiet"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
@@ -413,6 +413,9 @@ def test_invariance_steps_reach_fig5_from_python_and_the_cli_and_bad_ones_fail_i
         build_report(model, data, tmp_path / "bad-py", options=ReportOptions(invariance_steps={"rotation": "ten"}))
     with pytest.raises(ValueError, match="invariance_steps: unknown key 'shear'; valid: translation, scale, rotation"):
         ReportOptions(invariance_steps={"shear": 2.0}).check()
+    with pytest.raises(ValueError, match="contrast must be > 0; got 0"):  # a positive float, not ">= 1e-09"
+        ReportOptions(contrast=0).check()
+    ReportOptions(contrast=1e-3).check()
 
 
 # ---------------------------------------------------------------- pure parts

@@ -56,6 +56,7 @@ class Option:
         flag: the CLI flag without dashes (default: `name` with "_" -> "-").
         minimum: smallest valid value of a number, or of each value of a dict (checked by
             `ReportOptions.check`).
+        positive: the number (each value of a dict) must be > 0 (a step, a contrast).
         choices: valid values, if they are few.
         metavar: the flag's placeholder in `--help`.
         nargs: for a tuple default, "+" takes several values after one flag (`--layers a b`);
@@ -67,6 +68,7 @@ class Option:
     help: str
     flag: str | None = None
     minimum: float | None = None
+    positive: bool = False
     choices: tuple | None = None
     metavar: str | None = None
     nargs: str | None = None
@@ -146,13 +148,18 @@ class Option:
                 if isinstance(self.default[key], numbers.Real) and (
                         isinstance(v, bool) or not isinstance(v, numbers.Real) or not math.isfinite(v)):
                     raise ValueError(f"{self.name}[{key!r}] must be a finite number; got {v!r}")
-                if self.minimum is not None and v < self.minimum:
-                    raise ValueError(f"{self.name}[{key!r}] must be >= {self.minimum:g}; got {v}")
+                self._check_number(f"{self.name}[{key!r}]", v)
             return
-        if self.minimum is not None and value is not None and value < self.minimum:
-            raise ValueError(f"{self.name} must be >= {self.minimum:g}; got {value}")
+        if value is not None and not isinstance(value, (tuple, list, str, bool)):
+            self._check_number(self.name, value)
         if self.choices and value is not None and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}; got {value!r}")
+
+    def _check_number(self, what: str, v) -> None:
+        if self.minimum is not None and v < self.minimum:
+            raise ValueError(f"{what} must be >= {self.minimum:g}; got {v}")
+        if self.positive and not v > 0:
+            raise ValueError(f"{what} must be > 0; got {v}")
 
 
 # ------------------------------------------------------------------ figures

@@ -85,7 +85,7 @@ class TopActivationsFigure(Figure):
         Option("top", 9, "activations kept per feature map", minimum=1),
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),
-        Option("contrast", 1.0, "display contrast of projections", minimum=1e-9),
+        Option("contrast", 1.0, "display contrast of projections", positive=True),
     )
 
     def compute(self, ctx: ReportContext):

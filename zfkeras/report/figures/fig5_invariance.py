@@ -52,7 +52,7 @@ class Invariance(Figure):
         Option("invariance_steps", {"translation": 10.0, "scale": 0.1, "rotation": 10.0},
                "step of a transform's range (translation px at 224 over -60..60, scale over 1..1.8, "
                "rotation degrees over 0..350); repeatable; in Python a dict {kind: step}",
-               flag="invariance-step", metavar="KIND=STEP", minimum=1e-9),
+               flag="invariance-step", metavar="KIND=STEP", positive=True),
         Option("invariance_dir", None, "reuse a `zfkeras invariance --out` folder", metavar="DIR"),
     )
 
