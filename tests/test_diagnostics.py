@@ -266,3 +266,36 @@ def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
         act = np.asarray(outs[name])
         ref = np.mean(act.reshape(-1, act.shape[-1]).max(axis=0) <= 0)
         assert shares[name] == pytest.approx(ref), name
+
+
+def test_white_noise_band_shares_match_random_filters():
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+
+    expected = white_noise_band_shares()
+    assert expected.sum() == pytest.approx(1.0) and expected[2] == pytest.approx(1 - np.pi / 9, abs=0.01)
+    rng = np.random.default_rng(0)
+    for k in (7, 11):  # any kernel size: i.i.d. taps have a flat spectrum
+        measured = np.nanmean(band_shares(rng.normal(size=(k, k, 3, 400))), axis=0)
+        np.testing.assert_allclose(measured, expected, atol=0.015)
+
+
+def test_fig6_findings_say_near_random_or_structured():
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+    from zfkeras.report.figures.fig6_diagnostics import diagnostics_findings
+
+    rng = np.random.default_rng(1)
+    noise = band_shares(rng.normal(size=(7, 7, 3, 48))).mean(0)
+    smooth = band_shares(np.repeat(GAUSS[:, :, None, None], 3, axis=2))[0]  # a smooth Gaussian blob
+    as_summary = lambda shares, name: dict(name=name, energy_low=shares[0], energy_mid=shares[1],  # noqa: E731
+                                           energy_high=shares[2])
+    (near,) = diagnostics_findings([as_summary(noise, "m")])
+    high = 100 * white_noise_band_shares()[2]
+    assert near.startswith("The layer-1 filters are still close to their random start") and f"{high:.0f} %" in near
+    two = diagnostics_findings([as_summary(noise, "a"), as_summary(smooth, "b"), {"name": "c", "energy_high": None}])
+    assert len(two) == 2 and two[0].startswith("a's layer-1 filters are still close")
+    assert two[1].startswith("b's layer-1 filters have left their random start")
+    from zfkeras.report.figures.fig6_diagnostics import Diagnostics
+
+    html = Diagnostics().section({"figures": [], "rows": [("layer-1 filters", "48")],
+                                  "summaries": [as_summary(noise, "m")]}, None)
+    assert '<p class="finding">' in html and "still close to their random start" in html

@@ -20,6 +20,7 @@ __all__ = [
     "image_aliasing",
     "largest_filter_share",
     "stride_aliasing",
+    "white_noise_band_shares",
 ]
 
 BAND_EDGES = (1 / 3, 2 / 3)  # in units of the pixel Nyquist frequency
@@ -104,6 +105,21 @@ def band_shares(kernel, edges: Sequence[float] = BAND_EDGES, size: int = FFT_SIZ
     bounds = [0.0, *edges, np.inf]
     masks = [(rho >= lo) & (rho < hi) for lo, hi in zip(bounds, bounds[1:])]
     return _shares(_power(_filters(kernel), size), masks)
+
+
+def white_noise_band_shares(edges: Sequence[float] = BAND_EDGES, size: int = FFT_SIZE) -> np.ndarray:
+    """`(len(edges) + 1,)` expected `band_shares` of white-noise filters (any kernel size).
+
+    The reference for a layer that has not left its random start (He or Gaussian
+    initialization is white noise): i.i.d. taps have a flat power spectrum, so each
+    band's share is its share of the frequency grid (low / mid / high with the default
+    edges: about 9 / 26 / 65 %). Trained layer-1 filters (edges, colour blobs, Fig 6)
+    hold most of their power at low and mid frequencies.
+    """
+    fy, fx = _freqs(size)
+    rho = np.sqrt(fx**2 + fy**2) / 0.5
+    bounds = [0.0, *[float(e) for e in edges], np.inf]
+    return np.array([np.mean((rho >= lo) & (rho < hi)) for lo, hi in zip(bounds, bounds[1:])])
 
 
 def _outside_baseband(size: int, stride: int) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import textwrap
 from pathlib import Path
 
 
@@ -86,7 +87,11 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, seed=args.seed,
             ).run(probe, progress=not args.quiet)
         )
+    from zfkeras.report.figures.fig6_diagnostics import diagnostics_findings
+
     table = diagnostics_table(diags)
+    for sentence in diagnostics_findings([d.summary() for d in diags]):
+        table += "\n" + textwrap.fill(sentence, 100)
     print(table)
     atomic_write_text(out / "diagnostics.txt", table + "\n")
     atomic_write_json(

@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
     from zfkeras.analysis.diagnostics import ClippedHistory
     from zfkeras.analysis.diagnostics import Diagnostics as Diagnosis  # `Diagnostics` here is the report figure
 
-__all__ = ["Diagnostics", "diagnostics_rows", "filter_mosaic", "layer2_blank", "plot_clipped_history",
+__all__ = ["Diagnostics", "diagnostics_findings", "diagnostics_rows", "filter_mosaic", "layer2_blank", "plot_clipped_history",
            "plot_filter_grids", "plot_layer2_features", "save_figure"]
 
 CAPTIONS = {
@@ -76,7 +76,7 @@ class Diagnostics(Figure):
         figures = [markup.FigureItem(ctx.bring(folder / n, f"{self.name}/{n}"), cap)
                    for n, cap in CAPTIONS.items() if (folder / n).exists()]
         summaries = json.loads((folder / "diagnostics.json").read_text()).get("diagnostics", [])
-        return {"figures": figures, "rows": diagnostics_rows(summaries)}, source
+        return {"figures": figures, "rows": diagnostics_rows(summaries), "summaries": summaries}, source
 
     def _run(self, ctx: ReportContext, picks: list[int], own: Path) -> None:
         from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
@@ -109,7 +109,41 @@ class Diagnostics(Figure):
         html = "".join(markup.figure(f) for f in result["figures"])
         if result["rows"]:
             html += "<h3>Diagnostics</h3>" + markup.table(["measure", "value"], result["rows"], [False, True])
+        html += markup.finding(diagnostics_findings(result.get("summaries", [])))
         return html or markup.missing(self.not_run, self.command)
+
+
+# A layer 1 with at least this share of white noise's high-frequency power is called near random.
+NEAR_RANDOM = 0.8
+
+
+def diagnostics_findings(summaries: Sequence[dict]) -> list[str]:
+    """Sentences on the layer-1 filters from `Diagnostics.summary()` dicts: near random or structured.
+
+    The reference is white noise (`white_noise_band_shares`: a random start): a layer 1
+    whose high-frequency share is at least `NEAR_RANDOM` of white noise's has hardly left
+    its initialization, so its filter pictures show noise, not features.
+    """
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+
+    low, mid, high = white_noise_band_shares()
+    out = []
+    for s in summaries:
+        if s.get("energy_high") is None:
+            continue
+        name = f"{s['name']}'s" if len(summaries) > 1 and s.get("name") else "The"
+        shares = f"{100 * s['energy_low']:.0f} / {100 * s['energy_mid']:.0f} / {100 * s['energy_high']:.0f} %"
+        noise = f"{100 * low:.0f} / {100 * mid:.0f} / {100 * high:.0f} %"
+        if s["energy_high"] >= NEAR_RANDOM * high:
+            out.append(f"{name} layer-1 filters are still close to their random start: their power at low / mid / "
+                       f"high frequency is {shares}, near white noise's {noise} (random initial weights), where "
+                       "trained layer-1 filters (edges, colour blobs) hold most of theirs at low and mid frequency. "
+                       "The layers above can still work, but these pictures show noise, not features: layer 1 "
+                       "needs more steps or a larger learning rate to form.")
+        else:
+            out.append(f"{name} layer-1 filters have left their random start: power at low / mid / high frequency "
+                       f"{shares} (white noise, a random start: {noise}).")
+    return out
 
 
 def diagnostics_rows(summaries: Sequence[dict]) -> list[tuple[str, str]]:
