@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
+
+import pytest
 
 from conftest import REPO
 from zfkeras.cli import main
@@ -66,7 +69,12 @@ def test_shipped_ablation_is_the_full_study_of_the_script():
         assert result.evaluated_on == "test" and result.data["evaluated"] == 2893  # Caltech-101 test.txt
         assert result.data["classes"] == 101 and result.config["image_size"] == 112
         assert len({r.epochs for r in result.rows}) == 1
+        # The mean over seeds (`merge_seeds`), each seed's row kept; every network trained in every seed.
+        seeds = result.config["seed"]
+        assert isinstance(seeds, list) and len(seeds) >= 2
         for r in result.rows:
+            assert len(r.runs) == len(seeds) and not r.collapsed and not any(x.collapsed for x in r.runs)
+            assert r.test_top1_error == pytest.approx(statistics.fmean(x.test_top1_error for x in r.runs))
             assert 0 < r.train_top1_error < 100 and 0 < r.test_top5_error < r.test_top1_error < 100
             assert r.paper == PAPER_TABLE3[(variant, "as_is" if r.preset == "zfnet" else r.preset)]
 
@@ -92,7 +100,8 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     table3 = page[page.index('<section id="table3">'):page.index('<section id="transfer">')]
     for path in shipped_ablation_paths():
         for r in load_ablation(path).rows:
-            assert f"<td>{r.preset}</td>" in table3 and f'<td class="num">{r.test_top1_error:.1f}</td>' in table3
+            cell = f'<td class="num">{r.test_top1_error:.1f} ± {r.spread("test_top1_error"):.1f}</td>'
+            assert f"<td>{r.preset}</td>" in table3 and cell in table3
     assert 'src="ablation/ablation.png"' in table3
     shipped = json.loads((tmp_path / "report" / "report.json").read_text())
     assert {a["name"].split(" ")[0]: a["source"] for a in shipped["analyses"]}["top-9"] == "computed"
