@@ -65,6 +65,7 @@ from zfkeras.training.ablation_table import (
     format_table,
     load_ablation,
     merge_seeds,
+    seed_deltas,
     seed_text,
 )
 from zfkeras.training.callbacks import EpochTimer
@@ -93,6 +94,7 @@ __all__ = [
     "preset_config",
     "preset_variant",
     "run_ablation",
+    "seed_deltas",
     "seed_text",
 ]
 

@@ -284,24 +284,32 @@ def baseline_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], tuple[
     return out
 
 
-def delta_spread(rows: Sequence[AblationRow]) -> dict[tuple[str, str], float | None]:
-    """Spread over seeds of our change in top-1 error: `{(variant, preset): sample std | None}`.
+def seed_deltas(rows: Sequence[AblationRow]) -> dict[tuple[str, str], list[float]]:
+    """Our change in top-1 error seed by seed: `{(variant, preset): [change of each seed]}`.
 
-    The change is taken seed by seed (each seed's changed network against the same
-    seed's unchanged one, the pairing of `merge_seeds`' `runs`), so what the seeds
-    share cancels; None for rows of one seed and for the unchanged network (0 by
-    definition). Keys as in `baseline_deltas`.
+    Each seed's changed network against the same seed's unchanged one (the pairing of
+    `merge_seeds`' `runs`), so what the seeds share cancels; an empty list for rows of
+    one seed or runs that do not pair. Keys as in `baseline_deltas`.
     """
     base = {r.variant: r for r in rows if _change(r.preset) == "as_is"}
-    out: dict[tuple[str, str], float | None] = {}
+    out: dict[tuple[str, str], list[float]] = {}
     for r in rows:
         b = base.get(r.variant)
         if b is None:
             continue
-        changes = [x.test_top1_error - y.test_top1_error for x, y in zip(r.runs, b.runs)]
-        paired = len(changes) >= 2 and len(r.runs) == len(b.runs) and r is not b
-        out[(r.variant, r.preset)] = statistics.stdev(changes) if paired else None
+        paired = len(r.runs) == len(b.runs)
+        out[(r.variant, r.preset)] = [x.test_top1_error - y.test_top1_error for x, y in zip(r.runs, b.runs)] if paired else []
     return out
+
+
+def delta_spread(rows: Sequence[AblationRow]) -> dict[tuple[str, str], float | None]:
+    """Spread over seeds of our change in top-1 error (`seed_deltas`): `{(variant, preset): sample std | None}`.
+
+    None for rows of one seed and for the unchanged network (0 by definition).
+    """
+    as_is = {(r.variant, r.preset) for r in rows if _change(r.preset) == "as_is"}
+    return {key: statistics.stdev(changes) if len(changes) >= 2 and key not in as_is else None
+            for key, changes in seed_deltas(rows).items()}
 
 
 def _fmt(v: float | None) -> str:

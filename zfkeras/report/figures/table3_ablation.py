@@ -159,15 +159,12 @@ def seed_changes(rows: Sequence[AblationRow]) -> dict[str, list[list[float]]]:
     Empty lists for rows of one seed (no `AblationRow.runs`); each seed's changed
     network against the same seed's unchanged one.
     """
-    base = {r.variant: r for r in rows if r.preset in ("zfnet", "alexnet")}
+    from zfkeras.training.ablation import seed_deltas
+
     out: dict[str, list[list[float]]] = {}
-    for r in rows:
-        b = base.get(r.variant)
-        if b is None or r.preset in ("zfnet", "alexnet"):
-            continue
-        paired = len(r.runs) == len(b.runs)
-        out.setdefault(r.variant, []).append(
-            [x.test_top1_error - y.test_top1_error for x, y in zip(r.runs, b.runs)] if paired else [])
+    for (variant, preset), changes in seed_deltas(rows).items():
+        if preset not in ("zfnet", "alexnet"):
+            out.setdefault(variant, []).append(changes)
     return out
 
 
