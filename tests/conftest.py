@@ -17,6 +17,43 @@ CALTECH = REPO.parent / "shared" / "data" / "caltech101"
 TINY = dict(input_shape=(64, 64, 3), classes=5, width=1 / 16, fc_units=32, init="he")
 
 
+# ------------------------------------------------------------------ float32 tolerances
+# A float32 result whose summation order depends on the batch size, the thread count or the CPU
+# (oneDNN picks other kernels on Intel and AMD) differs in the last bits. Each reordered sum of a
+# layer adds a relative error of a few float32 epsilons (2^-23 ~ 1.2e-7), and the errors of stacked
+# layers add up, relative to the scale of the layer's outputs. So a test comparing two float32 routes
+# to the same numbers allows `F32_ULPS` epsilons per layer of depth, relative to each value and to
+# the largest value of the array (a value near zero inherits the error of the large terms it sums).
+F32_EPS = float(np.finfo(np.float32).eps)
+F32_ULPS = 8
+
+
+def f32_rtol(depth: int) -> float:
+    """Relative tolerance for a float32 computation through `depth` layers with reordered sums."""
+    if depth < 1:
+        raise ValueError(f"depth must be >= 1; got {depth}")
+    return F32_ULPS * F32_EPS * depth
+
+
+def assert_close_f32(actual, desired, depth: int, err_msg: str = "") -> None:
+    """`actual == desired` up to the float32 rounding of `depth` layers of reordered sums."""
+    desired = np.asarray(desired)
+    rtol = f32_rtol(depth)
+    scale = float(np.max(np.abs(desired))) if desired.size else 0.0
+    np.testing.assert_allclose(actual, desired, rtol=rtol, atol=rtol * scale, err_msg=err_msg)
+
+
+def weighted_depth(model, upto: str | None = None) -> int:
+    """The number of layers with a kernel (conv / dense) in `model`, up to and including `upto`."""
+    depth = 0
+    for layer in model.layers:
+        if getattr(layer, "kernel", None) is not None or hasattr(layer, "depthwise_kernel"):
+            depth += 1
+        if layer.name == upto:
+            break
+    return max(depth, 1)
+
+
 @pytest.fixture(scope="session")
 def caltech_root() -> Path:
     """The full Caltech-101 folder; tests using it skip only when ../shared is absent."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_close_f32
 from layer_checklist import check_layer
 from zfkeras.constraints import FilterRMS, clip_filter_rms
 from zfkeras.layers import (
@@ -135,7 +136,8 @@ def test_model_saved_with_the_pair_returning_pooling_loads_and_predicts_as_befor
     model = keras.saving.load_model(DATA / "switch_pool_v1.keras")
     saved = np.load(DATA / "switch_pool_v1.npz")
     out = model.predict(saved["x"], verbose=0)
-    np.testing.assert_allclose(out["head"], saved["head"], rtol=1e-6)
+    # saved on another CPU: conv + dense in float32, summed in that machine's order
+    assert_close_f32(out["head"], saved["head"], depth=2)
     np.testing.assert_array_equal(out["pool_switches"], saved["pool_switches"])
     conv = keras.Model(model.input, model.get_layer("conv").output).predict(saved["x"], verbose=0)
     np.testing.assert_array_equal(out["pool_switches"], numpy_maxpool_argmax(conv, 3, 2, "same")[1])

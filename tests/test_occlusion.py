@@ -8,6 +8,7 @@ import keras
 import numpy as np
 import pytest
 
+from conftest import assert_close_f32, weighted_depth
 from zfkeras.analysis.occlusion import (
     OcclusionSensitivity,
     default_patch_stride,
@@ -366,7 +367,12 @@ def test_batch_equals_per_image(tiny_model, rng):
         one, other = res.to_arrays(), alone.to_arrays()
         assert one.keys() == other.keys()
         for key in one:
-            np.testing.assert_array_equal(one[key], other[key], err_msg=key)
+            if np.issubdtype(np.asarray(other[key]).dtype, np.floating):
+                # 6 occluded images per batch vs one image's: float32 sums of the tiny ZFNet's
+                # layers in another order (conftest: F32_ULPS per layer)
+                assert_close_f32(one[key], other[key], weighted_depth(tiny_model), err_msg=key)
+            else:  # targets, channels, positions: exactly the same
+                np.testing.assert_array_equal(one[key], other[key], err_msg=key)
     assert [r.target for r in batch][::2] == [2, 4]
     assert batch[1].target == int(np.argmax(batch[1].base_probabilities))
     # one target for the whole batch
