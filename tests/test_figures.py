@@ -228,18 +228,30 @@ def test_invariance_findings_state_what_the_numbers_show():
     ]
 
 
-def test_correspondence_findings_compare_each_part_with_the_random_baseline():
+def test_correspondence_findings_call_a_part_below_random_only_beyond_the_spread():
     from zfkeras.report.figures.table1_correspondence import correspondence_findings
 
     d = {"layers": ["pool5", "fc7"], "rows": {
-        "eyes": {"pool5": {"mean": 0.20}, "fc7": {"mean": 0.30}},
-        "nose": {"pool5": {"mean": 0.22}, "fc7": {"mean": 0.21}},
-        "random": {"pool5": {"mean": 0.25}, "fc7": {"mean": 0.22}},
+        # the demo's case: 0.26667 vs 0.26678 with a spread of 0.036 is no difference
+        "left eye": {"pool5": {"mean": 0.26667, "std": 0.036}, "fc7": {"mean": 0.30, "std": 0.01}},
+        "nose": {"pool5": {"mean": 0.20, "std": 0.03}, "fc7": {"mean": 0.21, "std": 0.005}},
+        "random": {"pool5": {"mean": 0.26678, "std": 0.04}, "fc7": {"mean": 0.22, "std": 0.0}},
     }}
+    # hand-computed: spread = sqrt(0.036^2 + 0.04^2) = 0.0538; sqrt(0.03^2 + 0.04^2) = 0.05 < 0.0668
     assert correspondence_findings(d) == [
-        "pool5: every part (2) is below the random baseline 0.250.",
-        "fc7: 1 of 2 parts (nose) are below the random baseline 0.220.",
+        "pool5 (random baseline 0.267 ± 0.040): 1 of 2 parts are below the random baseline beyond the spread "
+        "(the paper: every part). Difference from the baseline per part: below: nose (-0.067, spread 0.050); "
+        "no measurable difference: left eye (-0.000, spread 0.054).",
+        "fc7 (random baseline 0.220 ± 0.000): 1 of 2 parts are below the random baseline beyond the spread "
+        "(the paper: every part). Difference from the baseline per part: below: nose (-0.010, spread 0.005); "
+        "above: left eye (+0.080, spread 0.010).",
     ]
+    d["rows"]["nose"]["pool5"]["std"] = 0.0
+    d["rows"]["random"]["pool5"] = {"mean": 0.26678, "std": 0.0}
+    d["rows"]["left eye"]["pool5"]["std"] = 0.0  # no spread at all: the tiny difference now counts
+    assert correspondence_findings(d)[0].startswith(
+        "pool5 (random baseline 0.267 ± 0.000): every part (2) is below the random baseline beyond the spread, "
+        "as in the paper.")
 
 
 def test_report_picks_correctly_classified_images_and_says_how():
