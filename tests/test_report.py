@@ -215,15 +215,22 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     index = (out / "index.html").read_text(encoding="utf-8")
     section = index[index.index('<section id="table3">'):index.index('<section id="transfer">')]
     cells = re.findall(r'<td[^>]*>(.*?)</td>', section)
-    row = cells[cells.index("alexnet: removed layers 3, 4"):][:12]
+    replica = "Krizhevsky replica (variant=alexnet)"
+    row = cells[cells.index(f"{replica}: removed layers 3, 4"):][:13]
     # our test top-1 / top-5 / mean per class, the paper's train / val top-1 / top-5, change vs the
-    # unchanged row: 65.75 - 61.25, 45.4 - 40.5
-    assert row == ["alexnet: removed layers 3, 4", "no_conv3_conv4", "12,345", "10.0", "65.8", "30.0", "80.0",
-                   "41.8", "45.4", "22.1", "+4.5", "+4.9"]
-    assert cells.count("-") == 1  # the unchanged row's mean per class was not measured
+    # unchanged row: 65.75 - 61.25, 45.4 - 40.5; one seed: no spread, so no verdict
+    assert row == [f"{replica}: removed layers 3, 4", "no_conv3_conv4", "12,345", "10.0", "65.8", "30.0", "80.0",
+                   "41.8", "45.4", "22.1", "+4.5", "+4.9", "+4.5 (one seed: no spread, no verdict); paper +4.9"]
+    # The replica's unchanged network is named as such, not by the preset "zfnet" it was trained as.
+    base = cells[[i for i, c in enumerate(cells) if c.startswith(f"{replica}: as is")][0]:][:2]
+    assert base[1] == "alexnet"
+    assert cells.count("-") == 2  # the unchanged row: mean per class not measured, no verdict (nothing changed)
     # One class for 75 % of the images: marked, and said why it is not the change's cost.
-    assert "alexnet: removed layer 7 (did not train)" in cells
+    assert f"{replica}: removed layer 7 (did not train)" in cells and "did not train: no cost measured" in cells
     assert "no_fc7 (alexnet) did not train: it gave one class to 75 % of the images" in section
+    # The caption says what the rows are: given results, not this report's model, not "this run".
+    assert "this run" not in section and "the given `zfkeras ablate` results (test images)" in section
+    assert "Of 1 change that trained: 1 one seed, no verdict" in section
     assert "35 test images, 7 classes" in section and 'src="ablation/ablation.png"' in section
 
 

@@ -44,7 +44,8 @@ _CHANGES = (
     "fc_half", "fc_double", "wide_conv345", "wide_conv345_fc_double",
 )
 _VARIANT_ORDER = ("alexnet", "zf")
-_VARIANT_TITLES = {"alexnet": "Krizhevsky replica (variant=alexnet)", "zf": "ZFNet (Fig 3)"}
+# What each variant is, in the tables (the replica's baseline trains as preset "zfnet" with variant="alexnet").
+VARIANT_TITLES = {"alexnet": "Krizhevsky replica (variant=alexnet)", "zf": "ZFNet (Fig 3)"}
 
 
 def _change(preset: str) -> str:
@@ -89,6 +90,11 @@ class AblationRow:
         collapsed when any of its seeds is: its mean mixes a failure into the cost.
         """
         return self.top_prediction_share is not None and self.top_prediction_share > COLLAPSE_SHARE
+
+    @property
+    def shown_preset(self) -> str:
+        """The preset that builds this row's network: "alexnet" for the replica's unchanged one, else `preset`."""
+        return "alexnet" if _change(self.preset) == "as_is" and self.variant == "alexnet" else self.preset
 
     @property
     def paper(self) -> tuple[float, float, float] | None:
@@ -377,14 +383,14 @@ def format_table(result: AblationResult) -> str:
         rows = sorted((r for r in result.rows if r.variant == variant), key=lambda r: order[_change(r.preset)])
         if not rows:
             continue
-        lines.append(f"| **{_VARIANT_TITLES[variant]}** | | | | | | | | | | | |")
+        lines.append(f"| **{VARIANT_TITLES[variant]}** | | | | | | | | | | | |")
         for r in rows:
             p = r.paper or (None, None, None)
             ours, theirs = deltas.get((r.variant, r.preset), (None, None))
             mark = " **(did not train\\*)**" if r.collapsed else ""
             sd = r.spread
             lines.append(
-                f"| {r.description} (`{r.preset}`){mark} | {_pm(_fmt(r.train_top1_error), sd('train_top1_error'))} "
+                f"| {r.description} (`{r.shown_preset}`){mark} | {_pm(_fmt(r.train_top1_error), sd('train_top1_error'))} "
                 f"| {_pm(_fmt(r.test_top1_error), sd('test_top1_error'))} | {_fmt(r.test_top5_error)} "
                 f"| {_pm(_fmt(r.test_mean_per_class_error), sd('test_mean_per_class_error'))} | {_fmt(p[0])} "
                 f"| {_fmt(p[1])} | {_fmt(p[2])} | {r.parameters:,} | {r.seconds / 60:.1f} "
