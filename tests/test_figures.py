@@ -133,18 +133,18 @@ def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
 def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
     from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, probability_change
 
-    # p(cat) near 1 everywhere: on a fixed 0..1 scale one flat colour.
+    # p(cat) drops from 0.996 to 0.7 at one position: the map's own range, full colour there.
     prob = np.full((5, 5), 0.995)
-    prob[2, 2] = 0.97
+    prob[2, 2] = 0.7
     res = _occlusion_result(prob, [0.996, 0.003, 0.001])
     base, delta, lim = probability_change(res)
-    assert base == pytest.approx(0.996) and lim == pytest.approx(0.026, abs=1e-6)
+    assert base == pytest.approx(0.996) and lim == pytest.approx(0.296, abs=1e-6)
     np.testing.assert_allclose(delta, prob - np.float32(0.996), atol=1e-6)
     fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
     panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
     (im,) = panel.get_images()
     assert im.get_clim() == pytest.approx((-lim, lim))  # symmetric around "no change", the map's own range
-    assert "unoccluded 0.996; occluded 0.970 to 0.995" in panel.get_title()
+    assert "unoccluded 0.996; occluded 0.700 to 0.995" in panel.get_title() and "hardly" not in panel.get_title()
     bars = [a for a in fig.axes if a.get_ylabel().startswith("p - 0.996")]
     assert len(bars) == 1  # its colour bar, labelled
     assert misclassified_note(res) == ""
@@ -154,6 +154,30 @@ def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
     note = misclassified_note(wrong)
     assert note == "The model misclassifies this image: its top class is 'dog' (p 0.850), not 'cat'."
     assert note in plot_occlusion(wrong, np.zeros((32, 32, 3), np.uint8))._suptitle.get_text()
+
+
+def test_occlusion_panel_d_is_pale_and_says_so_when_the_model_hardly_reacts():
+    from zfkeras.report.figures.fig7_occlusion import HARDLY_REACTS, occlusion_findings, plot_occlusion, probability_change
+
+    # The demo's Leopards case: p within 0.999-1.000 must not fill the colour range.
+    prob = np.full((5, 5), 0.9995)
+    prob[1, 3] = 0.999
+    res = _occlusion_result(prob, [0.9998, 0.0001, 0.0001])
+    base, delta, lim = probability_change(res)
+    assert lim == HARDLY_REACTS and np.abs(delta).max() / lim < 0.02  # under 2 % of the colour range
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
+    assert panel.get_images()[0].get_clim() == pytest.approx((-HARDLY_REACTS, HARDLY_REACTS))
+    assert "hardly reacts" in panel.get_title()
+    assert_all_text_inside(fig)
+    rows = [{"image": "Leopards/a.jpg", "p": 0.9998, "p_min": 0.999, "p_max": 0.9995},
+            {"image": "dog/b.jpg", "p": 0.9, "p_min": 0.3, "p_max": 0.95}]
+    found = occlusion_findings(rows)
+    assert found[0] == ("Leopards/a.jpg: the model hardly reacts to occlusion: p stays within 0.999-1.000 "
+                        "(largest change 0.001 < 0.05).")
+    assert found[1] == "dog/b.jpg: covering one position lowers p from 0.900 to 0.300."
+    assert found[2].startswith("On 1 of 2 images covering some position lowers p(class) by 0.05 or more")
+    assert occlusion_findings(rows[:1])[-1].startswith("On none of the 1 images")
 
 
 # ----------------------------------------------------------------- Table 3
