@@ -237,19 +237,40 @@ def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
 
 
 # ----------------------------------------------------------------- captions from numbers
-def test_invariance_findings_state_what_the_numbers_show():
+def test_invariance_findings_state_what_the_numbers_show_beyond_their_spread():
     from zfkeras.report.figures.fig5_invariance import invariance_findings
 
     rows = [
         {"transform": "translation", "value": -60.0, "distance_norm1": 0.9, "distance_fc7": 1.2, "p_true": 0.4,
-         "p_original": 0.8},
-        {"transform": "scale", "value": 1.8, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.7,
-         "p_original": 0.8},
+         "p_original": 0.8, "sd_distance_norm1": 0.1, "sd_distance_fc7": 0.1, "sd_p_change": 0.1},
+        # |0.2 - 0.3| = 0.1 within the spread sqrt(0.2^2 + 0.2^2) = 0.28: no measurable difference
+        {"transform": "scale", "value": 1.8, "distance_norm1": 0.3, "distance_fc7": 0.2, "p_true": 0.7,
+         "p_original": 0.8, "sd_distance_norm1": 0.2, "sd_distance_fc7": 0.2, "sd_p_change": 0.3},
+        {"transform": "rotation", "value": 180.0, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.1,
+         "p_original": 0.8},  # one image: no spread
     ]
-    assert invariance_findings(rows) == [
-        "translation by -60 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); p(true class) 0.8 -> 0.4.",
-        "scale by 1.8x: fc7 features change less than norm1 (distance 0.2 vs 0.5); p(true class) 0.8 -> 0.7.",
+    assert invariance_findings(rows, image_size=112) == [
+        "translation by -30 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); "
+        "p(true class) 0.8 -> 0.4 (drops; spread 0.1).",
+        "scale by 1.8x: fc7 and norm1 features change alike (no measurable difference: distance 0.2 vs 0.3); "
+        "p(true class) 0.8 -> 0.7 (no measurable difference; spread 0.3).",
+        "rotation by 180 deg: distance 0.2 at fc7 vs 0.5 at norm1 (one image: no spread, no verdict); "
+        "p(true class) 0.8 -> 0.1 (one image, no verdict).",
     ]
+
+
+def test_invariance_axis_is_in_pixels_of_the_models_input():
+    from zfkeras.analysis.invariance import InvarianceResult, TransformCurves
+    from zfkeras.report.figures.fig5_invariance import plot_invariance
+
+    values = np.array([-60.0, 0.0, 60.0])
+    dist = {"norm1": np.zeros((1, 3)), "fc7": np.zeros((1, 3))}
+    curves = {"translation": TransformCurves("translation", values, dist, dist, np.full((1, 3), 0.5),
+                                             np.zeros((1, 3), np.int64))}
+    res = InvarianceResult(curves, ("norm1", "fc7"), np.array([0]), np.array([0.5]), image_size=112)
+    fig = plot_invariance(res)
+    assert {a.get_xlabel() for a in fig.axes} == {"vertical translation (px at 112)"}
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(), [-30.0, 0.0, 30.0])  # 60 px at 224
 
 
 def test_correspondence_findings_call_a_part_below_random_only_beyond_the_spread():

@@ -446,8 +446,10 @@ def test_invariance_summary_takes_the_farthest_value_and_the_identity():
     for v, dist in zip((0, 10, 180, 350), (0.0, 0.1, 0.9, 0.1)):
         rows.append({"transform": "rotation", "value": str(v), "image": "0", "distance_fc7": str(dist), "p_true": "0.5"})
     out = invariance_summary(rows)
+    # spreads over the two images, by hand: sd(0.2, 0.4) = 0.1414; p changes 0.5 - 0.9, 0.3 - 0.7: sd 0
     assert out[0] == pytest.approx({"transform": "translation", "value": -10.0, "distance_fc7": 0.3,
-                                    "p_true": 0.4, "p_original": 0.8})
+                                    "p_true": 0.4, "p_original": 0.8, "sd_distance_fc7": 0.1414214,
+                                    "sd_p_change": 0.0})
     assert out[1]["value"] == 180.0 and out[1]["distance_fc7"] == pytest.approx(0.9)
 
 
