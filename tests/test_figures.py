@@ -313,3 +313,28 @@ def test_report_picks_correctly_classified_images_and_says_how():
     assert len(chosen) == 8 and "only 6 of 12 images are classified correctly" in how
     chosen, how = pick_images(paths, {p: "" for p in paths}, predicted, 2)
     assert "no class the model knows" in how
+
+
+def test_atlas_text_claims_no_edges_for_a_layer_1_near_its_random_start():
+    import keras
+
+    from zfkeras.models.adapter import analysable
+    from zfkeras.report.figures.fig2_top9 import LOOK_FOR, first_layer_finding
+
+    def model(kernel):
+        m = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 7, name="c1"),
+                              keras.layers.Conv2D(4, 3, name="c2"), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+        m.get_layer("c1").set_weights([kernel, np.zeros(8)])
+        return analysable(m)
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, (7, 7, 3, 8))  # white noise: a random start
+    (text,) = first_layer_finding(model(noise))
+    assert text.startswith("Layer 1 (c1) is still near its random start") and "not the edges" in text
+    # Smooth filters (a Gaussian blob times a random sign/colour): power at low frequency.
+    yy, xx = np.mgrid[-3:4, -3:4]
+    blob = np.exp(-(xx**2 + yy**2) / 4.0)[:, :, None, None] * rng.normal(0, 1, (1, 1, 3, 8))
+    (text,) = first_layer_finding(model(blob))
+    assert text.startswith("Layer 1 (c1) has left its random start")
+    assert "Layer 1-2 maps respond to edges" not in LOOK_FOR and "In the paper, layer 1-2 maps" in LOOK_FOR

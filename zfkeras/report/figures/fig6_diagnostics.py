@@ -117,6 +117,14 @@ class Diagnostics(Figure):
 NEAR_RANDOM = 0.8
 
 
+def near_random_start(energy_high: float) -> bool:
+    """Whether layer-1 filters with this high-frequency power share are still near their random start
+    (at least `NEAR_RANDOM` of white noise's share, `white_noise_band_shares`)."""
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+
+    return energy_high >= NEAR_RANDOM * float(white_noise_band_shares()[-1])
+
+
 def diagnostics_findings(summaries: Sequence[dict]) -> list[str]:
     """Sentences on the layer-1 filters from `Diagnostics.summary()` dicts: near random or structured.
 
@@ -134,7 +142,7 @@ def diagnostics_findings(summaries: Sequence[dict]) -> list[str]:
         name = f"{s['name']}'s" if len(summaries) > 1 and s.get("name") else "The"
         shares = f"{100 * s['energy_low']:.0f} / {100 * s['energy_mid']:.0f} / {100 * s['energy_high']:.0f} %"
         noise = f"{100 * low:.0f} / {100 * mid:.0f} / {100 * high:.0f} %"
-        if s["energy_high"] >= NEAR_RANDOM * high:
+        if near_random_start(s["energy_high"]):
             out.append(f"{name} layer-1 filters are still close to their random start: their power at low / mid / "
                        f"high frequency is {shares}, near white noise's {noise} (random initial weights), where "
                        "trained layer-1 filters (edges, colour blobs) hold most of theirs at low and mid frequency. "
