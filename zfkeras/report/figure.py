@@ -316,9 +316,23 @@ class ReportContext:
         top = self.probabilities().argmax(1)
         return {p: names[int(k)] if int(k) < len(names) else str(int(k)) for p, k in zip(self.paths, top)}
 
+    def true_class(self, path: str) -> str | None:
+        """The class folder of `path` when it names one of the model's classes, else None.
+
+        Only a model with class names (its own, or `--class-names`) has its outputs matched
+        with folder names (`AnalysableModel.has_class_names`); without them output k is not
+        the k-th folder, so there is no "true class" and figures use the predicted one.
+        """
+        label = self.labels.get(path)
+        if not label or not getattr(self.view, "has_class_names", True) or label not in self.view.class_names:
+            return None
+        return label
+
     def pick(self, count: int, offset: float, anchor: str) -> list[str]:
         """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
-        chosen, how = pick_images(self.paths, self.labels, self.predicted(), count, offset)
+        known = getattr(self.view, "has_class_names", True)
+        chosen, how = pick_images(self.paths, self.labels if known else {}, self.predicted(), count, offset,
+                                  class_names_known=known)
         self.note(anchor, how)
         return chosen
 
@@ -381,13 +395,20 @@ def pick_evenly(n: int, count: int, offset: float = 0.5) -> list[int]:
 
 
 def pick_images(paths: Sequence[str], labels: dict, predicted: dict, count: int,
-                offset: float = 0.5) -> tuple[list[str], str]:
+                offset: float = 0.5, class_names_known: bool = True) -> tuple[list[str], str]:
     """`count` images for a figure, and a sentence saying how they were chosen.
 
     Images the model classifies correctly (folder name == top-1 class), spread evenly
     over the sorted list (`pick_evenly`, so from across the classes); when fewer than
     `count` are correct, or the classes are unknown, evenly spaced images of all.
+    `class_names_known=False` (a model without class names): no image is called correct
+    or wrong, and the sentence says why.
     """
+    if not class_names_known:
+        chosen = [paths[i] for i in pick_evenly(len(paths), count, offset)]
+        return chosen, (f"Images: {len(chosen)} evenly spaced over all {len(paths)} images (the model carries "
+                        "no class names, so whether it classifies an image correctly is unknown: give "
+                        "--class-names FILE).")
     correct = [p for p in paths if labels.get(p) and predicted.get(p) == labels[p]]
     if count and len(correct) >= count:
         chosen = [correct[i] for i in pick_evenly(len(correct), count, offset)]

@@ -9,6 +9,7 @@ The analysis is `zfkeras.analysis.Invariance`; results are saved as
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -26,8 +27,13 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 __all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
            "save_figure"]
 
-CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
-           "the lowest and the highest feature layer; probability of the true class.")
+def caption(target: str = "true class") -> str:
+    """The figure's caption; `target`: "true class", or "predicted class" for a model without class names."""
+    return ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
+            f"the lowest and the highest feature layer; probability of the {target}.")
+
+
+CAPTION = caption()
 
 
 class Invariance(Figure):
@@ -69,11 +75,14 @@ class Invariance(Figure):
             self._run(ctx, chosen, steps, own)
             ctx.mark_done(own, params)
             folder = own
-        rows = []
+        rows, target = [], "true class"
+        if (folder / "invariance_config.json").exists():
+            target = json.loads((folder / "invariance_config.json").read_text()).get("target", target)
         if (folder / "invariance_curves.csv").exists():
             with open(folder / "invariance_curves.csv", newline="") as f:
                 rows = invariance_summary(list(csv.DictReader(f)))
-        return {"figure": ctx.bring(folder / "invariance.png", "invariance/invariance.png"), "rows": rows}, source
+        return {"figure": ctx.bring(folder / "invariance.png", "invariance/invariance.png"), "rows": rows,
+                "target": target}, source
 
     def _run(self, ctx: ReportContext, chosen: list[str], steps: dict, own: Path) -> None:
         from zfkeras.analysis.invariance import (
@@ -86,7 +95,8 @@ class Invariance(Figure):
         size = int(view.input_shape[0])
         bases = [prepare(load_image(p), size) for p in chosen]
         class_names = list(view.class_names)
-        y = [class_names.index(ctx.labels[p]) for p in chosen] if all(ctx.labels[p] in class_names for p in chosen) else None
+        truth = [ctx.true_class(p) for p in chosen]  # None without class names: the predicted class instead
+        y = [class_names.index(t) for t in truth] if all(truth) else None
         grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
         ctx.log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
         result = Invariance(view, grid, layers=layers, batch_size=ctx.options.batch_size).run(
@@ -104,9 +114,10 @@ class Invariance(Figure):
                               .clip(0, 255).astype(np.uint8))
         cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
         legend = [f"{Path(p).name} ({cls[l]})" for p, l in zip(chosen, result.labels)]
-        save_figure(plot_invariance(result, examples, legend), own / "invariance.png")
+        target = "true class" if y is not None else "predicted class"
+        save_figure(plot_invariance(result, examples, legend, target=target), own / "invariance.png")
         atomic_write_json(own / "invariance_config.json", {
-            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels],
+            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels], "target": target,
             "layers": list(result.layers), "transforms": {k: v.tolist() for k, v in grid.items()},
         })
 
@@ -114,20 +125,27 @@ class Invariance(Figure):
         return [result["figure"]]
 
     def section(self, result: dict, ctx: ReportContext) -> str:
-        html = markup.figure(markup.FigureItem(result["figure"], CAPTION))
+        target = result.get("target", "true class")
+        html = markup.figure(markup.FigureItem(result["figure"], caption(target)))
+        if target != "true class":
+            html += markup.note("p is the probability of each image's predicted class on the original image, not of "
+                                "a true class: the model carries no class names, so its outputs are not matched "
+                                "with the class folders (give --class-names FILE).")
         rows = result["rows"]
         if rows:
             layers = [k[len("distance_"):] for k in rows[0] if k.startswith("distance_")]
-            header = ["transform", "at", *[f"distance {l}" for l in layers], "p(true)", "p(true) original"]
+            p = "p(true)" if target == "true class" else "p(predicted)"
+            header = ["transform", "at", *[f"distance {l}" for l in layers], p, f"{p} original"]
             body = [(r["transform"], _shown_value(r["transform"], r["value"], int(ctx.view.input_shape[0])), *[markup.fmt(r[f"distance_{l}"]) for l in layers],
                      markup.fmt(r["p_true"]), markup.fmt(r["p_original"])) for r in rows]
             html += ("<p>Mean over the images, at the largest transformation of each kind:</p>"
                      + markup.table(header, body, [False] + [True] * (len(header) - 1))
-                     + markup.finding(invariance_findings(rows, int(ctx.view.input_shape[0]))))
+                     + markup.finding(invariance_findings(rows, int(ctx.view.input_shape[0]), target)))
         return html
 
 
-def invariance_findings(rows: Sequence[dict], image_size: int | None = None) -> list[str]:
+def invariance_findings(rows: Sequence[dict], image_size: int | None = None,
+                        target: str = "true class") -> list[str]:
     """What the model shows in `invariance_summary` rows, one sentence per transform, from the numbers.
 
     Compares the lowest and the highest feature layer at the largest transformation (the paper:
@@ -165,7 +183,7 @@ def invariance_findings(rows: Sequence[dict], image_size: int | None = None) -> 
             way = direction(r["p_true"] - r["p_original"], r.get("sd_p_change"))
             word = {-1: "drops", 1: "rises", 0: f"{NO_DIFFERENCE}", None: "one image, no verdict"}[way]
             sd = r.get("sd_p_change")
-            parts.append(f"p(true class) {r['p_original']:.3g} -> {r['p_true']:.3g} ({word}"
+            parts.append(f"p({target}) {r['p_original']:.3g} -> {r['p_true']:.3g} ({word}"
                          + (f"; spread {sd:.2g})" if sd is not None else ")"))
         if parts:
             out.append(f"{at}: " + "; ".join(parts) + ".")
@@ -234,6 +252,7 @@ def plot_invariance(
     result: InvarianceResult,
     examples: Mapping[str, tuple[Sequence[float], np.ndarray]] | None = None,
     image_names: Sequence[str] | None = None,
+    target: str = "true class",
 ) -> "matplotlib.figure.Figure":
     """Fig 5: one row per transform; columns: examples, distance per layer, p(true class).
 
@@ -242,6 +261,8 @@ def plot_invariance(
         examples: optional `{kind: (values, (k, S, S, 3) images)}` shown as a
             strip in the first column (e.g. `transform_image` of image 0).
         image_names: legend labels, one per image.
+        target: what the probabilities are of: "true class", or "predicted class" when the
+            labels were the model's own top-1 (no class names).
     """
     from matplotlib.figure import Figure as MplFigure
 
@@ -280,7 +301,7 @@ def plot_invariance(
         for i in range(n_img):
             ax.plot(x, c.probabilities[i], color=colors[i], marker=".", label=names[i])
         ax.set_ylim(0, 1)
-        ax.set_title("p(true class)", fontsize=9)
+        ax.set_title(f"p({target})", fontsize=9)
         for a in axes[row, (1 if examples else 0):]:
             a.set_xlabel(_TRANSFORM_TITLES.get(kind, f"{kind} ({UNITS.get(kind, '')})").format(size=result.image_size),
                          fontsize=8)

@@ -322,12 +322,13 @@ class Occlusion(Figure):
         ctx.log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
         for path, stem in zip(chosen, unique_stems(chosen)):
             img = ctx.images(path)
-            target = ctx.labels[path] if ctx.labels[path] in names else None
+            target = ctx.true_class(path)  # None (no class names, or not a class): the predicted class
             res = engine.run(img, target, others=others, top_k=4 if others is not None else None,
                              progress=ctx.progress)
             with atomic_open(own / f"{stem}.npz") as f:
                 np.savez_compressed(f, image=img, **res.to_arrays())
-            title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+            which = "class" if target is not None else "predicted class"
+            title = f"{Path(path).name}: {which} {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
             save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
         atomic_write_json(own / "config.json", {
             "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
@@ -353,6 +354,7 @@ class Occlusion(Figure):
                     prob = z["probability"]
                     where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                     row.update({
+                        "predicted": ctx.true_class(path) != cls[int(z["target"])],
                         "top1": cls[int(np.argmax(z["base_probabilities"]))],
                         "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
                         "p_min": float(prob.min()), "p_max": float(prob.max()), "top_when_hidden": cls[int(z["top_class"][where])],
@@ -370,11 +372,19 @@ class Occlusion(Figure):
         parts = []
         for r in rows:
             wrong = r["top1"] not in ("?", r["class"])
-            caption = (f"{r['image']} (class of panel d: {r['class']}"
+            which = "its predicted class" if r.get("predicted") else "class of panel d:"
+            caption = (f"{r['image']} ({which} {r['class']}"
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
                        + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
-        table = [(r["image"], r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
+        if any(r.get("predicted") for r in rows):
+            from zfkeras.models.adapter import NO_CLASS_NAMES
+
+            why = NO_CLASS_NAMES if not getattr(ctx.view, "has_class_names", True) else \
+                "the image's folder is not one of the model's classes"
+            parts.append(markup.note(f"Panel (d) shows the probability of the class the model predicts for the "
+                                     f"unoccluded image, not of a true class: {why}."))
+        table = [(r["image"], ("predicted: " if r.get("predicted") else "") + r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
                   r["top_when_hidden"], r["map"]) for r in rows]
         parts.append("<h3>Summary</h3>" + markup.table(
             ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
