@@ -164,7 +164,7 @@ def invariance_findings(rows: Sequence[dict], image_size: int | None = None,
         value = r["value"]
         if r["transform"] == "translation" and image_size:
             value = value * image_size / REFERENCE_SIZE
-        at = f"{r['transform']} by {value:g}{unit.get(r['transform'], '')}"
+        at = f"{r['transform']} by {value:.3g}{unit.get(r['transform'], '')}"
         parts = []
         if len(keys) >= 2:
             lo, hi = keys[0], keys[-1]
@@ -194,7 +194,7 @@ def _shown_value(kind: str, value: float, size: int) -> str:
     """A transform amount as the page shows it: translations in pixels of the model's input."""
     from zfkeras.analysis.transforms import REFERENCE_SIZE
 
-    return f"{value * size / REFERENCE_SIZE:g} px" if kind == "translation" else markup.fmt(value)
+    return f"{value * size / REFERENCE_SIZE:.3g} px" if kind == "translation" else markup.fmt(value)
 
 
 def nanmean_or_none(values) -> float | None:
@@ -287,7 +287,7 @@ def plot_invariance(
                 vals, imgs = examples[kind]
                 ax.imshow(tile(np.asarray(imgs, np.uint8), ncols=len(imgs), pad=2, fill=255))
                 shown = np.asarray(vals) * (result.image_size / REFERENCE_SIZE if kind == "translation" else 1)
-                ax.set_title(", ".join(f"{v:g}" for v in shown), fontsize=7)
+                ax.set_title(", ".join(f"{v:.3g}" for v in shown), fontsize=7)
             ax.axis("off")
             col = 1
         for layer in result.layers:

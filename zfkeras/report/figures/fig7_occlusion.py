@@ -372,8 +372,9 @@ class Occlusion(Figure):
         parts = []
         for r in rows:
             wrong = r["top1"] not in ("?", r["class"])
-            which = "its predicted class" if r.get("predicted") else "class of panel d:"
-            caption = (f"{r['image']} ({which} {r['class']}"
+            which = f"class of panel d: its predicted class {r['class']!r}" if r.get("predicted") else \
+                f"class of panel d: {r['class']}"
+            caption = (f"{r['image']} ({which}"
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
                        + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
