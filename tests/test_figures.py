@@ -338,3 +338,22 @@ def test_atlas_text_claims_no_edges_for_a_layer_1_near_its_random_start():
     (text,) = first_layer_finding(model(blob))
     assert text.startswith("Layer 1 (c1) has left its random start")
     assert "Layer 1-2 maps respond to edges" not in LOOK_FOR and "In the paper, layer 1-2 maps" in LOOK_FOR
+
+
+def test_transfer_findings_call_a_rise_only_beyond_the_spread_over_splits():
+    from zfkeras.report.figures.table4_transfer import transfer_findings
+
+    d = {"layers": {
+        "conv5": {"mean": 0.30, "scores": [0.28, 0.30, 0.32]},
+        "fc6": {"mean": 0.40, "scores": [0.39, 0.40, 0.41]},   # paired diffs 0.11, 0.10, 0.09: +10 beyond sd 1
+        "fc7": {"mean": 0.41, "scores": [0.36, 0.44, 0.43]},   # paired diffs -0.03, 0.04, 0.02: +1 within sd 3.6
+    }}
+    (text,) = transfer_findings(d)
+    assert text == ("Accuracy does not rise with depth at every step beyond the spread over splits (the paper: it "
+                    "does); best fc7 (41.0 %). conv5 -> fc6: rises (+10.0 points, spread 1.0); fc6 -> fc7: no "
+                    "measurable difference (+1.0 points, spread 3.6).")
+    d["layers"]["fc7"] = {"mean": 0.5, "scores": [0.49, 0.50, 0.51]}
+    assert transfer_findings(d)[0].startswith("Accuracy rises with depth at every step, beyond the spread over "
+                                              "splits, as in the paper; best fc7 (50.0 %)")
+    one = {"layers": {"a": {"mean": 0.3, "scores": [0.3]}, "b": {"mean": 0.5, "scores": [0.5]}}}
+    assert transfer_findings(one)[0].startswith("Whether accuracy rises with depth cannot be told from one split")
