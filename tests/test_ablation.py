@@ -567,8 +567,9 @@ def test_table3_verdicts_follow_from_mean_and_sd_over_seeds():
     assert v[("alexnet", "fc_double")] == "better by 3.0 ± 1.4 points, where the paper's error hardly moved (-0.5)"
     assert ("alexnet", "zfnet") not in v  # the unchanged network has no verdict
     found = ablation_findings(res.rows)
-    assert found[0] == ("Of 4 changes that trained: 1 as in the paper, 1 opposite to the paper, 1 moved where the "
-                        "paper's hardly did, 1 no measurable change (a change counts only beyond its spread over seeds).")
+    assert found[0] == ("Krizhevsky replica (variant=alexnet): of 4 changes that trained, 1 as in the paper, 1 "
+                        "opposite to the paper, 1 moved where the paper's hardly did, 1 no measurable change (a "
+                        "change counts only beyond its spread over seeds).")
     assert found[1].startswith("Contradicting the paper: removed layers 3, 4, 6, 7: better by 20.0")
     # One seed: no spread, so no direction is claimed.
     one = AblationResult([_row("zfnet", "alexnet", test_top1_error=60.0), _row("fc_half", "alexnet", test_top1_error=70.0)],

@@ -230,7 +230,7 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
     assert "no_fc7 (alexnet) did not train: it gave one class to 75 % of the images" in section
     # The caption says what the rows are: given results, not this report's model, not "this run".
     assert "this run" not in section and "the given `zfkeras ablate` results (test images)" in section
-    assert "Of 1 change that trained: 1 one seed, no verdict" in section
+    assert f"{replica}: of 1 change that trained, 1 one seed, no verdict" in section
     assert "35 test images, 7 classes" in section and 'src="ablation/ablation.png"' in section
 
 

@@ -222,7 +222,11 @@ def ablation_findings(rows: Sequence[AblationRow]) -> list[str]:
              "ours only": "not in the paper", "unknown": "one seed, no verdict"}
     counts = ", ".join(f"{len(kinds[k])} {words[k]}" for k in words if k in kinds)
     plural = "s" if total != 1 else ""
-    out = [f"Of {total} change{plural} that trained: {counts} (a change counts only beyond its spread over seeds)."]
+    from zfkeras.training.ablation_table import VARIANT_TITLES
+
+    variants = ", ".join(dict.fromkeys(VARIANT_TITLES.get(r.variant, r.variant) for r in rows))
+    out = [f"{variants}: of {total} change{plural} that trained, {counts} (a change counts only beyond its "
+           "spread over seeds)."]
     for kind, head in (("contradicts", "Contradicting the paper"), ("differs", "Unlike the paper"),
                        ("agrees", "As in the paper")):
         if kind in kinds:
