@@ -282,7 +282,8 @@ class Occlusion(Figure):
         "A grey square (the model's mean image) slides over the image. (b) total activation of the "
         "strongest layer-5 feature map per occluder position, (c) that map's projection (framed) "
         "beside the same map in other images, (d) how much the probability of the class changes "
-        "when that position is covered (its own colour range; blue: it drops), (e) the most "
+        f"when that position is covered (colour scale: the largest change, at least ±{HARDLY_REACTS}, so a "
+        "model that hardly reacts gives a pale map; blue: it drops), (e) the most "
         "probable class. In the paper the probability drops when the object itself is covered, "
         "not the background: the model localizes the object."
     )
@@ -376,7 +377,8 @@ class Occlusion(Figure):
                 f"class of panel d: {r['class']}"
             caption = (f"{r['image']} ({which}"
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
-                       + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
+                       + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability, its colour "
+                       f"scale the largest change but at least ±{HARDLY_REACTS}.")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
         if any(r.get("predicted") for r in rows):
             from zfkeras.models.adapter import NO_CLASS_NAMES

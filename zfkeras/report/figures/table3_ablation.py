@@ -38,8 +38,8 @@ PAPER_LITTLE = 1.0
 
 def ablation_caption(shipped: bool, evaluated: str) -> str:
     """The figure's caption, saying what the blue bars are: the shipped results or the given ones."""
-    ours = ("the shipped results in saved_models/ (Caltech-101, trained by benchmarks/ablation_caltech.sh; "
-            "not this report's model)" if shipped else f"the given `zfkeras ablate` results ({evaluated} images)")
+    ours = ("the shipped results in saved_models/, Caltech-101, trained by benchmarks/ablation_caltech.sh, "
+            "not this report's model" if shipped else f"the given `zfkeras ablate` results, {evaluated} images")
     return ("Change in top-1 error that each architecture change causes against the unchanged network of the same "
             f"run: ours (blue: {ours}) beside the paper's (orange, ImageNet validation). Right of 0: worse.")
 
@@ -128,7 +128,7 @@ class Ablation(Figure):
             for r in res.rows:
                 p = r.paper or (None, None, None)
                 ours, theirs = deltas.get((r.variant, r.preset), (None, None))
-                label = (f"{VARIANT_TITLES.get(r.variant, r.variant)}: {r.description}"
+                label = (f"{_SHORT.get(r.variant, r.variant)}: {r.description}"
                          + (f" {FAILED}" if r.collapsed else ""))
                 rows.append((label, r.shown_preset, f"{r.parameters:,}", fmt(r.train_top1_error, sd=r.spread("train_top1_error")),
                              fmt(r.test_top1_error, sd=r.spread("test_top1_error")), fmt(r.test_top5_error),
@@ -140,8 +140,9 @@ class Ablation(Figure):
                 f"{r.preset} ({r.variant}) did not train: it gave one class to {100 * r.top_prediction_share:.0f} % "
                 "of the images (never left the majority-class plateau), so its errors measure a failed "
                 "optimization with this recipe, not what the change costs.") for r in res.rows if r.collapsed)
+            titles = ", ".join(dict.fromkeys(VARIANT_TITLES.get(r.variant, r.variant) for r in res.rows))
             parts.append(
-                f"<p>Error % (centre crop) on {markup.esc(data.get('evaluated', '?'))} "
+                f"<h3>{markup.esc(titles)}</h3><p>Error % (centre crop) on {markup.esc(data.get('evaluated', '?'))} "
                 f"{markup.esc(res.evaluated_on)} images, {markup.esc(data.get('classes', '?'))} classes, "
                 f"{markup.esc(data.get('train', '?'))} training images; {markup.esc(cfg.get('epochs'))} epochs at "
                 f"{markup.esc(cfg.get('image_size'))} px, width {markup.esc(cfg.get('width'))}, "
@@ -236,6 +237,7 @@ def ablation_findings(rows: Sequence[AblationRow]) -> list[str]:
 
 # ------------------------------------------------------------------ plot
 _TITLES = {"alexnet": "changes to the Krizhevsky replica", "zf": "changes to ZFNet (Fig 3)"}
+_SHORT = {"alexnet": "Krizhevsky replica", "zf": "ZFNet"}  # row labels (the table's heading has the full title)
 OURS_COLOR, PAPER_COLOR, FAILED_COLOR = "#3a7bd5", "#e0a030", "#c8c8c8"
 FAILED = "(did not train)"
 
