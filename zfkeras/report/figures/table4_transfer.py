@@ -63,7 +63,7 @@ class Transfer(Figure):
                              splits=opts.transfer_splits, class_names=image_list.class_names, seed=opts.seed,
                              progress=ctx.progress)[opts.transfer_per_class]
         d = {"data": str(ctx.data), "classes": list(image_list.class_names), "seed": opts.seed, **result.to_dict()}
-        seen = set(ctx.view.class_names) & set(image_list.class_names)
+        seen = set(ctx.view.class_names) & set(image_list.class_names) if ctx.view.has_class_names else set()
         if seen:
             ctx.note(self.anchor, f"The model was trained on {len(seen)} of these {len(image_list.class_names)} "
                                   "classes: the numbers measure the plumbing, not transfer to new classes.")
