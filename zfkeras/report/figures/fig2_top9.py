@@ -210,7 +210,7 @@ def first_layer_finding(view) -> list[str]:
     """What this model's layer 1 has learnt, from Fig 6's measure (`band_shares` of its live filters against
     white noise's, `near_random_start`), so the page never claims edges for filters still at their random start.
 
-    `view`: the `AnalysableModel`; [] when it has no Conv2D layer.
+    `view`: the `AnalysableModel`; [] when it has no Conv2D layer or its first one is 1x1.
     """
     import keras
 
@@ -221,6 +221,8 @@ def first_layer_finding(view) -> list[str]:
     if not convs:
         return []
     kernel = np.asarray(view.layers[convs[0]].layer.get_weights()[0], np.float64)
+    if min(kernel.shape[:2]) < 3:  # a 1x1 (or 1xk) filter has no spatial frequencies to measure
+        return []
     live = ~dead_by_rms(kernel)
     shares = np.nanmean(band_shares(kernel)[live], axis=0) if live.any() else None
     if shares is None or len(shares) != 3:
