@@ -113,7 +113,8 @@ class Invariance(Figure):
             examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
                               .clip(0, 255).astype(np.uint8))
         cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
-        legend = [f"{Path(p).name} ({cls[l]})" for p, l in zip(chosen, result.labels)]
+        legend = [f"{Path(p).name} ({cls[l]}{'' if y is not None else ', predicted'})"
+                  for p, l in zip(chosen, result.labels)]
         target = "true class" if y is not None else "predicted class"
         save_figure(plot_invariance(result, examples, legend, target=target), own / "invariance.png")
         atomic_write_json(own / "invariance_config.json", {
