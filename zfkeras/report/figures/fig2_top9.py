@@ -224,13 +224,21 @@ def first_layer_finding(view) -> list[str]:
     if min(kernel.shape[:2]) < 3:  # a 1x1 (or 1xk) filter has no spatial frequencies to measure
         return []
     live = ~dead_by_rms(kernel)
-    shares = np.nanmean(band_shares(kernel)[live], axis=0) if live.any() else None
+    per_filter = band_shares(kernel)[live]
+    shares = np.nanmean(per_filter, axis=0) if live.any() else None
     if shares is None or len(shares) != 3:
         return []
+    highs = per_filter[:, -1][np.isfinite(per_filter[:, -1])]
+    sd = float(np.std(highs, ddof=1)) if len(highs) >= 2 else None
     noise = white_noise_band_shares()
-    measured = (f"power at low / mid / high frequency {' / '.join(f'{100 * v:.0f}' for v in shares)} %, white "
-                f"noise {' / '.join(f'{100 * v:.0f}' for v in noise)} %")
-    if near_random_start(float(shares[-1])):
+    measured = (f"power at low / mid / high frequency {' / '.join(f'{100 * v:.0f}' for v in shares)} %"
+                + (f" (high: ± {100 * sd:.0f} sd over {len(highs)} filters)" if sd is not None else "")
+                + f", white noise {' / '.join(f'{100 * v:.0f}' for v in noise)} %")
+    near = near_random_start(float(shares[-1]), sd, len(highs))
+    if near is None:
+        return [f"Whether layer 1 ({convs[0]}) has left its random start cannot be told ({measured}; Fig 6): the "
+                "page makes no claim about edges in its maps."]
+    if near:
         return [f"Layer 1 ({convs[0]}) is still near its random start ({measured}; Fig 6): its maps show "
                 "noise-like patterns, not the edges and colour blobs of the paper's layer 1, and the maps above "
                 "it build on that."]
