@@ -570,12 +570,16 @@ def test_report_in_headless_chromium(built, tmp_path):
     (finding,) = [f["text"] for f in index["findings"] if f["section"] == "fig5"]
     for row in rows:
         a, b = float(row[lo]), float(row[hi])
-        verdict = "less than" if b < a else ("more than" if b > a else "as much as")
-        said = re.search(rf"{row[0]} by [^:]+: fc7 features change (less than|more than|as much as) norm1 "
-                         rf"\(distance ([\d.e+-]+) vs ([\d.e+-]+)\)", finding)
+        # a direction is claimed only beyond the spread over images; one image (FAST) has none
+        said = re.search(rf"{row[0]} by [^:]+: (?:fc7 features change (less|more) than norm1 \(distance "
+                         rf"([\d.e+-]+) vs ([\d.e+-]+)\)|distance ([\d.e+-]+) at fc7 vs ([\d.e+-]+) at norm1 "
+                         rf"\(one image: no spread, no verdict\))", finding)
         assert said, (row, finding)
-        assert said.group(1) == verdict, (row, finding)
-        assert float(said.group(2)) == pytest.approx(b, rel=0.01) and float(said.group(3)) == pytest.approx(a, rel=0.01)
+        if said.group(1):
+            assert said.group(1) == ("less" if b < a else "more"), (row, finding)
+        got_b, got_a = (said.group(2), said.group(3)) if said.group(1) else (said.group(4), said.group(5))
+        assert float(got_b) == pytest.approx(b, rel=0.01) and float(got_a) == pytest.approx(a, rel=0.01)
+        assert said.group(1) is None or FAST["invariance"] > 1
 
     shot = tmp_path / "report.png"
     _browser(chrome, tmp_path / "profile2", "--window-size=1280,2400", f"--screenshot={shot}",
