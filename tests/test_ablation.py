@@ -227,7 +227,7 @@ def test_format_table_layout_and_paper_numbers():
     lines = text.splitlines()
     body = [ln for ln in lines if ln.startswith("| ") and "---" not in ln][1:]
     assert body[0].startswith("| **Krizhevsky replica")
-    assert "`zfnet`" in body[1] and "| 33.3 |" in body[1] and "| 35.1 | 40.5 | 18.1 |" in body[1]
+    assert "`alexnet`" in body[1] and "| 33.3 |" in body[1] and "| 35.1 | 40.5 | 18.1 |" in body[1]
     assert "removed layers 3, 4" in body[2] and "| 41.8 | 45.4 | 22.1 |" in body[2]
     assert body[3].startswith("| **ZFNet")
     assert "`zfnet`" in body[4] and "| 33.1 | 38.4 | 16.5 |" in body[4]
@@ -536,3 +536,50 @@ def test_report_table3_merges_seeds_of_a_variant(tmp_path):
     html = Ablation().section({"results": [merged.to_dict()], "figure": None}, None)
     assert "seeds 0, 1 (mean ± sample sd over them)" in html
     assert '<td class="num">48.0 ± 1.4</td>' in html and '<td class="num">-4.0 ± 1.4</td>' in html
+
+
+def _replica_seeds(changes: dict[str, tuple[float, float]], base=(60.0, 58.0)) -> AblationResult:
+    """Two seeds of the replica: `{preset: (error seed 0, error seed 1)}` beside the unchanged `base` errors."""
+    results = []
+    for seed in (0, 1):
+        rows = [_row("zfnet", "alexnet", test_top1_error=base[seed], top_prediction_share=0.1)]
+        rows += [_row(p, "alexnet", test_top1_error=e[seed], top_prediction_share=0.1) for p, e in changes.items()]
+        results.append(AblationResult(rows, {**TINY.to_dict(), "seed": seed}, "test",
+                                      {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}))
+    return merge_seeds(results)
+
+
+def test_table3_verdicts_follow_from_mean_and_sd_over_seeds():
+    from zfkeras.report.figures.table3_ablation import ablation_findings, ablation_verdicts
+
+    # Seed-paired changes (changed - unchanged of the same seed), by hand:
+    # no_conv3_conv4_fc6_fc7: -21, -19 -> -20 +- 1.41 (paper +30.8: opposite)
+    # fc_half: +9, +11 -> +10 +- 1.41 (paper +1.2: as in the paper)
+    # no_conv3_conv4: +3, -1 -> +1 +- 2.83 (within the spread: no measurable change)
+    # fc_double: -4, -2 -> -3 +- 1.41 (paper -0.5: the paper's hardly moved)
+    res = _replica_seeds({"no_conv3_conv4_fc6_fc7": (39.0, 39.0), "fc_half": (69.0, 69.0),
+                          "no_conv3_conv4": (63.0, 57.0), "fc_double": (56.0, 56.0)})
+    v = ablation_verdicts(res.rows)
+    assert v[("alexnet", "no_conv3_conv4_fc6_fc7")] == (
+        "better by 20.0 ± 1.4 points: contradicts the paper, where it made the error higher (+30.8)")
+    assert v[("alexnet", "fc_half")] == "worse by 10.0 ± 1.4 points, as in the paper (+1.2)"
+    assert v[("alexnet", "no_conv3_conv4")] == "no measurable change (+1.0 ± 2.8 over 2 seeds); paper +4.9"
+    assert v[("alexnet", "fc_double")] == "better by 3.0 ± 1.4 points, where the paper's error hardly moved (-0.5)"
+    assert ("alexnet", "zfnet") not in v  # the unchanged network has no verdict
+    found = ablation_findings(res.rows)
+    assert found[0] == ("Krizhevsky replica (variant=alexnet): of 4 changes that trained, 1 as in the paper, 1 "
+                        "opposite to the paper, 1 moved where the paper's hardly did, 1 no measurable change (a "
+                        "change counts only beyond its spread over seeds).")
+    assert found[1].startswith("Contradicting the paper: removed layers 3, 4, 6, 7: better by 20.0")
+    # One seed: no spread, so no direction is claimed.
+    one = AblationResult([_row("zfnet", "alexnet", test_top1_error=60.0), _row("fc_half", "alexnet", test_top1_error=70.0)],
+                         TINY.to_dict(), "test", {})
+    assert ablation_verdicts(one.rows)[("alexnet", "fc_half")] == "+10.0 (one seed: no spread, no verdict); paper +1.2"
+
+
+def test_the_replicas_unchanged_row_is_named_alexnet_not_zfnet():
+    res = _replica_seeds({"fc_half": (69.0, 69.0)})
+    assert [r.shown_preset for r in res.rows] == ["alexnet", "fc_half"]
+    assert _row("zfnet", "zf").shown_preset == "zfnet"
+    table = format_table(res)
+    assert "(`alexnet`)" in table and "(`zfnet`)" not in table

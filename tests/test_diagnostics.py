@@ -299,3 +299,19 @@ def test_fig6_findings_say_near_random_or_structured():
     html = Diagnostics().section({"figures": [], "rows": [("layer-1 filters", "48")],
                                   "summaries": [as_summary(noise, "m")]}, None)
     assert '<p class="finding">' in html and "still close to their random start" in html
+
+
+def test_fig6_verdict_needs_the_share_to_differ_from_the_border_by_more_than_its_standard_error():
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+    from zfkeras.report.figures.fig6_diagnostics import NEAR_RANDOM, diagnostics_findings, near_random_start
+
+    border = NEAR_RANDOM * white_noise_band_shares()[2]  # 0.52
+    # standard error = sd / sqrt(filters): 0.1 / 2 = 0.05 > |0.53 - 0.52|; 0.1 / 10 = 0.01 < 0.08
+    assert near_random_start(border + 0.01, sd=0.1, filters=4) is None
+    assert near_random_start(border + 0.08, sd=0.1, filters=100) is True
+    assert near_random_start(border - 0.08, sd=0.1, filters=100) is False
+    assert near_random_start(border + 0.01) is True  # no spread: the plain comparison
+    (text,) = diagnostics_findings([dict(name="m", energy_low=0.2, energy_mid=0.27, energy_high=border + 0.01,
+                                         energy_high_sd=0.1, live_filters=4)])
+    assert text.startswith("Whether the layer-1 filters have left their random start cannot be told")
+    assert "± 10 sd over 4 filters" in text

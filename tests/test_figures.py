@@ -133,18 +133,18 @@ def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
 def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
     from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, probability_change
 
-    # p(cat) near 1 everywhere: on a fixed 0..1 scale one flat colour.
+    # p(cat) drops from 0.996 to 0.7 at one position: the map's own range, full colour there.
     prob = np.full((5, 5), 0.995)
-    prob[2, 2] = 0.97
+    prob[2, 2] = 0.7
     res = _occlusion_result(prob, [0.996, 0.003, 0.001])
     base, delta, lim = probability_change(res)
-    assert base == pytest.approx(0.996) and lim == pytest.approx(0.026, abs=1e-6)
+    assert base == pytest.approx(0.996) and lim == pytest.approx(0.296, abs=1e-6)
     np.testing.assert_allclose(delta, prob - np.float32(0.996), atol=1e-6)
     fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
     panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
     (im,) = panel.get_images()
     assert im.get_clim() == pytest.approx((-lim, lim))  # symmetric around "no change", the map's own range
-    assert "unoccluded 0.996; occluded 0.970 to 0.995" in panel.get_title()
+    assert "unoccluded 0.996; occluded 0.700 to 0.995" in panel.get_title() and "hardly" not in panel.get_title()
     bars = [a for a in fig.axes if a.get_ylabel().startswith("p - 0.996")]
     assert len(bars) == 1  # its colour bar, labelled
     assert misclassified_note(res) == ""
@@ -154,6 +154,30 @@ def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
     note = misclassified_note(wrong)
     assert note == "The model misclassifies this image: its top class is 'dog' (p 0.850), not 'cat'."
     assert note in plot_occlusion(wrong, np.zeros((32, 32, 3), np.uint8))._suptitle.get_text()
+
+
+def test_occlusion_panel_d_is_pale_and_says_so_when_the_model_hardly_reacts():
+    from zfkeras.report.figures.fig7_occlusion import HARDLY_REACTS, occlusion_findings, plot_occlusion, probability_change
+
+    # The demo's Leopards case: p within 0.999-1.000 must not fill the colour range.
+    prob = np.full((5, 5), 0.9995)
+    prob[1, 3] = 0.999
+    res = _occlusion_result(prob, [0.9998, 0.0001, 0.0001])
+    base, delta, lim = probability_change(res)
+    assert lim == HARDLY_REACTS and np.abs(delta).max() / lim < 0.02  # under 2 % of the colour range
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    panel = fig.axes[[a.get_title().startswith("(d)") for a in fig.axes].index(True)]
+    assert panel.get_images()[0].get_clim() == pytest.approx((-HARDLY_REACTS, HARDLY_REACTS))
+    assert "hardly reacts" in panel.get_title()
+    assert_all_text_inside(fig)
+    rows = [{"image": "Leopards/a.jpg", "p": 0.9998, "p_min": 0.999, "p_max": 0.9995},
+            {"image": "dog/b.jpg", "p": 0.9, "p_min": 0.3, "p_max": 0.95}]
+    found = occlusion_findings(rows)
+    assert found[0] == ("Leopards/a.jpg: the model hardly reacts to occlusion: p stays within 0.999-1.000 "
+                        "(largest change 0.001 < 0.05).")
+    assert found[1] == "dog/b.jpg: covering one position lowers p from 0.900 to 0.300."
+    assert found[2].startswith("On 1 of 2 images covering some position lowers p(class) by 0.05 or more")
+    assert occlusion_findings(rows[:1])[-1].startswith("On none of the 1 images")
 
 
 # ----------------------------------------------------------------- Table 3
@@ -213,33 +237,66 @@ def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
 
 
 # ----------------------------------------------------------------- captions from numbers
-def test_invariance_findings_state_what_the_numbers_show():
+def test_invariance_findings_state_what_the_numbers_show_beyond_their_spread():
     from zfkeras.report.figures.fig5_invariance import invariance_findings
 
     rows = [
         {"transform": "translation", "value": -60.0, "distance_norm1": 0.9, "distance_fc7": 1.2, "p_true": 0.4,
-         "p_original": 0.8},
-        {"transform": "scale", "value": 1.8, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.7,
-         "p_original": 0.8},
+         "p_original": 0.8, "sd_distance_norm1": 0.1, "sd_distance_fc7": 0.1, "sd_p_change": 0.1},
+        # |0.2 - 0.3| = 0.1 within the spread sqrt(0.2^2 + 0.2^2) = 0.28: no measurable difference
+        {"transform": "scale", "value": 1.8, "distance_norm1": 0.3, "distance_fc7": 0.2, "p_true": 0.7,
+         "p_original": 0.8, "sd_distance_norm1": 0.2, "sd_distance_fc7": 0.2, "sd_p_change": 0.3},
+        {"transform": "rotation", "value": 180.0, "distance_norm1": 0.5, "distance_fc7": 0.2, "p_true": 0.1,
+         "p_original": 0.8},  # one image: no spread
     ]
-    assert invariance_findings(rows) == [
-        "translation by -60 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); p(true class) 0.8 -> 0.4.",
-        "scale by 1.8x: fc7 features change less than norm1 (distance 0.2 vs 0.5); p(true class) 0.8 -> 0.7.",
+    assert invariance_findings(rows, image_size=112) == [
+        "translation by -30 px: fc7 features change more than norm1 (distance 1.2 vs 0.9); "
+        "p(true class) 0.8 -> 0.4 (drops; spread 0.1).",
+        "scale by 1.8x: fc7 and norm1 features change alike (no measurable difference: distance 0.2 vs 0.3); "
+        "p(true class) 0.8 -> 0.7 (no measurable difference; spread 0.3).",
+        "rotation by 180 deg: distance 0.2 at fc7 vs 0.5 at norm1 (one image: no spread, no verdict); "
+        "p(true class) 0.8 -> 0.1 (one image, no verdict).",
     ]
 
 
-def test_correspondence_findings_compare_each_part_with_the_random_baseline():
+def test_invariance_axis_is_in_pixels_of_the_models_input():
+    from zfkeras.analysis.invariance import InvarianceResult, TransformCurves
+    from zfkeras.report.figures.fig5_invariance import plot_invariance
+
+    values = np.array([-60.0, 0.0, 60.0])
+    dist = {"norm1": np.zeros((1, 3)), "fc7": np.zeros((1, 3))}
+    curves = {"translation": TransformCurves("translation", values, dist, dist, np.full((1, 3), 0.5),
+                                             np.zeros((1, 3), np.int64))}
+    res = InvarianceResult(curves, ("norm1", "fc7"), np.array([0]), np.array([0.5]), image_size=112)
+    fig = plot_invariance(res)
+    assert {a.get_xlabel() for a in fig.axes} == {"vertical translation (px at 112)"}
+    np.testing.assert_allclose(fig.axes[0].get_lines()[0].get_xdata(), [-30.0, 0.0, 30.0])  # 60 px at 224
+
+
+def test_correspondence_findings_call_a_part_below_random_only_beyond_the_spread():
     from zfkeras.report.figures.table1_correspondence import correspondence_findings
 
     d = {"layers": ["pool5", "fc7"], "rows": {
-        "eyes": {"pool5": {"mean": 0.20}, "fc7": {"mean": 0.30}},
-        "nose": {"pool5": {"mean": 0.22}, "fc7": {"mean": 0.21}},
-        "random": {"pool5": {"mean": 0.25}, "fc7": {"mean": 0.22}},
+        # the demo's case: 0.26667 vs 0.26678 with a spread of 0.036 is no difference
+        "left eye": {"pool5": {"mean": 0.26667, "std": 0.036}, "fc7": {"mean": 0.30, "std": 0.01}},
+        "nose": {"pool5": {"mean": 0.20, "std": 0.03}, "fc7": {"mean": 0.21, "std": 0.005}},
+        "random": {"pool5": {"mean": 0.26678, "std": 0.04}, "fc7": {"mean": 0.22, "std": 0.0}},
     }}
+    # hand-computed: spread = sqrt(0.036^2 + 0.04^2) = 0.0538; sqrt(0.03^2 + 0.04^2) = 0.05 < 0.0668
     assert correspondence_findings(d) == [
-        "pool5: every part (2) is below the random baseline 0.250.",
-        "fc7: 1 of 2 parts (nose) are below the random baseline 0.220.",
+        "pool5 (random baseline 0.267 ± 0.040): 1 of 2 parts are below the random baseline beyond the spread "
+        "(the paper: every part). Difference from the baseline per part: below: nose (-0.067, spread 0.050); "
+        "no measurable difference: left eye (-0.000, spread 0.054).",
+        "fc7 (random baseline 0.220 ± 0.000): 1 of 2 parts are below the random baseline beyond the spread "
+        "(the paper: every part). Difference from the baseline per part: below: nose (-0.010, spread 0.005); "
+        "above: left eye (+0.080, spread 0.010).",
     ]
+    d["rows"]["nose"]["pool5"]["std"] = 0.0
+    d["rows"]["random"]["pool5"] = {"mean": 0.26678, "std": 0.0}
+    d["rows"]["left eye"]["pool5"]["std"] = 0.0  # no spread at all: the tiny difference now counts
+    assert correspondence_findings(d)[0].startswith(
+        "pool5 (random baseline 0.267 ± 0.000): every part (2) is below the random baseline beyond the spread, "
+        "as in the paper.")
 
 
 def test_report_picks_correctly_classified_images_and_says_how():
@@ -256,3 +313,47 @@ def test_report_picks_correctly_classified_images_and_says_how():
     assert len(chosen) == 8 and "only 6 of 12 images are classified correctly" in how
     chosen, how = pick_images(paths, {p: "" for p in paths}, predicted, 2)
     assert "no class the model knows" in how
+
+
+def test_atlas_text_claims_no_edges_for_a_layer_1_near_its_random_start():
+    import keras
+
+    from zfkeras.models.adapter import analysable
+    from zfkeras.report.figures.fig2_top9 import LOOK_FOR, first_layer_finding
+
+    def model(kernel):
+        m = keras.Sequential([keras.Input((16, 16, 3)), keras.layers.Conv2D(8, 7, name="c1"),
+                              keras.layers.Conv2D(4, 3, name="c2"), keras.layers.GlobalAveragePooling2D(),
+                              keras.layers.Dense(3, activation="softmax")])
+        m.get_layer("c1").set_weights([kernel, np.zeros(8)])
+        return analysable(m)
+
+    rng = np.random.default_rng(0)
+    noise = rng.normal(0, 1, (7, 7, 3, 8))  # white noise: a random start
+    (text,) = first_layer_finding(model(noise))
+    assert text.startswith("Layer 1 (c1) is still near its random start") and "not the edges" in text
+    # Smooth filters (a Gaussian blob times a random sign/colour): power at low frequency.
+    yy, xx = np.mgrid[-3:4, -3:4]
+    blob = np.exp(-(xx**2 + yy**2) / 4.0)[:, :, None, None] * rng.normal(0, 1, (1, 1, 3, 8))
+    (text,) = first_layer_finding(model(blob))
+    assert text.startswith("Layer 1 (c1) has left its random start")
+    assert "Layer 1-2 maps respond to edges" not in LOOK_FOR and "In the paper, layer 1-2 maps" in LOOK_FOR
+
+
+def test_transfer_findings_call_a_rise_only_beyond_the_spread_over_splits():
+    from zfkeras.report.figures.table4_transfer import transfer_findings
+
+    d = {"layers": {
+        "conv5": {"mean": 0.30, "scores": [0.28, 0.30, 0.32]},
+        "fc6": {"mean": 0.40, "scores": [0.39, 0.40, 0.41]},   # paired diffs 0.11, 0.10, 0.09: +10 beyond sd 1
+        "fc7": {"mean": 0.41, "scores": [0.36, 0.44, 0.43]},   # paired diffs -0.03, 0.04, 0.02: +1 within sd 3.6
+    }}
+    (text,) = transfer_findings(d)
+    assert text == ("Accuracy does not rise with depth at every step beyond the spread over splits (the paper: it "
+                    "does); best fc7 (41.0 %). conv5 -> fc6: rises (+10.0 points, spread 1.0); fc6 -> fc7: no "
+                    "measurable difference (+1.0 points, spread 3.6).")
+    d["layers"]["fc7"] = {"mean": 0.5, "scores": [0.49, 0.50, 0.51]}
+    assert transfer_findings(d)[0].startswith("Accuracy rises with depth at every step, beyond the spread over "
+                                              "splits, as in the paper; best fc7 (50.0 %)")
+    one = {"layers": {"a": {"mean": 0.3, "scores": [0.3]}, "b": {"mean": 0.5, "scores": [0.5]}}}
+    assert transfer_findings(one)[0].startswith("Whether accuracy rises with depth cannot be told from one split")

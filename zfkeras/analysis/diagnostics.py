@@ -153,6 +153,9 @@ class Diagnostics:
             "dead_rms_fraction": float(np.mean(self.dead_rms)),
             "inactive_fraction": None if self.inactive is None else float(np.mean(self.inactive)),
             **{f"energy_{b}": _f(s) for b, s in zip(band_names, shares)},
+            # spread of the high-frequency share over the live filters (the Fig 6 verdict's uncertainty)
+            "energy_high_sd": _f(np.nanstd(self.bands[live, -1], ddof=1)) if live.sum() >= 2 else None,
+            "live_filters": int(live.sum()),
             "conv1_aliasing": _f(np.nanmean(self.conv1_aliasing[live])) if live.any() else None,
             "layer2_aliasing": (
                 None if self.layer2_aliasing is None or np.all(np.isnan(self.layer2_aliasing))

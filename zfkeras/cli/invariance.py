@@ -6,7 +6,8 @@ import argparse
 
 
 def _labels(args, view, paths, bases) -> tuple[list[int], list[str]]:
-    """True class per image: --label, else the parent folder name, else the top-1 prediction."""
+    """True class per image: --label, else the parent folder name (a model with class names only), else the
+    top-1 prediction."""
     from pathlib import Path
 
     from zfkeras.training.evaluate import predict_prepared
@@ -25,7 +26,7 @@ def _labels(args, view, paths, bases) -> tuple[list[int], list[str]]:
             sources.append("--label")
             continue
         folder = Path(path).parent.name
-        if folder in names:
+        if view.has_class_names and folder in names:
             labels.append(names.index(folder))
             sources.append("folder")
             continue
@@ -81,13 +82,16 @@ def run(args: argparse.Namespace) -> int:
         examples[kind] = (
             pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick]).clip(0, 255).astype(np.uint8)
         )
-    legend = [f"{n} ({view.class_names[l]})" for n, l in zip(names, labels)]
-    save_figure(plot_invariance(result, examples, legend), out / "invariance.png", dpi=args.dpi)
+    legend = [f"{n} ({view.class_names[l]}" + (", predicted)" if s == "prediction" else ")")
+              for n, l, s in zip(names, labels, sources)]
+    target = ("predicted class" if all(s == "prediction" for s in sources) else
+              "true class" if "prediction" not in sources else "class (predicted where marked)")
+    save_figure(plot_invariance(result, examples, legend, target=target), out / "invariance.png", dpi=args.dpi)
     atomic_write_json(
         out / "invariance_config.json",
         {
             "model": str(args.model), "images": paths, "labels": [view.class_names[l] for l in labels],
-            "label_sources": sources, "layers": list(result.layers),
+            "label_sources": sources, "target": target, "layers": list(result.layers),
             "transforms": {k: v.tolist() for k, v in grid.items()},
             "distance": "||f(T x) - f(x)|| / ||f(x)|| (Euclidean, flattened)",
             "fill": "the raw RGB the network sees as zero (ZFNet: its mean image)",
@@ -102,11 +106,15 @@ def run(args: argparse.Namespace) -> int:
         far = int(np.argmax(amount))
         means = {l: nanmean_or_none(c.distances[l][:, far]) for l in result.layers}
         dist = ", ".join(f"{l} {'-' if m is None else f'{m:.3f}'}" for l, m in means.items())
-        print(f"{kind:<11} at {c.values[far]:g}: mean distance {dist}; mean p(true) "
+        print(f"{kind:<11} at {c.values[far]:g}: mean distance {dist}; mean p({target}) "
               f"{np.mean(c.probabilities[:, far]):.3f} (original {np.mean(result.original_probabilities):.3f})")
     if "prediction" in sources:
         print("note: true class unknown for some images (no --label, folder not a class): "
               "their curve is the probability of the original top-1 class")
+        if not view.has_class_names:
+            from zfkeras.models.adapter import NO_CLASS_NAMES
+
+            print(f"note: {NO_CLASS_NAMES}")
     print(json.dumps({"out": str(out), "figure": str(out / "invariance.png"),
                       "csv": str(out / "invariance_curves.csv"), "seconds": round(time.time() - start, 1)}))
     return 0

@@ -50,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
         folder = Path(path).parent.name
-        target = args.target if args.target is not None else (folder if folder in engine.class_names else None)
+        known = engine.view.has_class_names and folder in engine.class_names  # else output k is not folder k
+        target = args.target if args.target is not None else (folder if known else None)
         res = engine.run(
             batch[k], target=target, channel=args.channel, others=others,
             top_k=args.top_k, progress=args.progress,
@@ -60,14 +61,19 @@ def run(args: argparse.Namespace) -> int:
         with atomic_open(out / f"{stem}.npz") as f:
             np.savez_compressed(f, image=images[k], **res.to_arrays())
         name = res.class_names[res.target]
-        title = f"{Path(path).name}: class {name!r}, {res.layer} map {res.channel}"
+        which = "class" if target is not None else "predicted class"
+        title = f"{Path(path).name}: {which} {name!r}, {res.layer} map {res.channel}"
         fig = plot_occlusion(res, images[k], title=title)
         save_figure(fig, out / f"{stem}.png")
         low = float(res.probability.min())
         note = misclassified_note(res)
-        print(f"{path}: class {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "
+        print(f"{path}: {which} {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "
               f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}"
               + (f"; {note}" if note else ""))
+    if args.target is None and not engine.view.has_class_names:
+        from zfkeras.models.adapter import NO_CLASS_NAMES
+
+        print(f"note: panel (d) shows each image's predicted class: {NO_CLASS_NAMES}")
     return 0
 
 

@@ -16,6 +16,10 @@ def run(args: argparse.Namespace) -> int:
     view = load_view(args)
     model = view.model
     names = view.class_names
+    if not view.has_class_names:
+        from zfkeras.models.adapter import NO_CLASS_NAMES
+
+        print(f"note: classes shown by output index: {NO_CLASS_NAMES}")
     failed = 0
     for path in args.images:
         try:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     decode_seconds = time.perf_counter() - start
     if report.skipped:
         print(f"skipped {len(report.skipped)} unreadable files")
-    seen = sorted(set(model.class_names) & set(image_list.class_names))
+    seen = sorted(set(model.class_names) & set(image_list.class_names)) if model.has_class_names else []
     if seen:
         print(f"note: the model was trained on {len(seen)} of these {len(image_list.class_names)} classes "
               "(e.g. " + ", ".join(seen[:3]) + "): the numbers measure plumbing and speed, not transfer")

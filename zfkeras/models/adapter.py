@@ -65,6 +65,8 @@ class AnalysableModel:
             `InputPreprocessing` layer.
         class_names: names of the output classes (default: the model's own,
             e.g. `ZFNet.class_names`, else "class 0", "class 1", ...).
+            `has_class_names` says whether they are real (given or the model's): only
+            then may output k be matched with a class folder (`NO_CLASS_NAMES`).
 
     Example:
     >>> view = analysable(keras.applications.VGG16(weights=None), preprocess="caffe")
@@ -109,6 +111,9 @@ class AnalysableModel:
         self.model = keras.Model(inputs, outputs, name=model.name)
         self.layers: dict[str, LayerInfo] = infos
         self.class_names = _class_names(model, class_names, self.model)
+        # Real names (given, or the model's own), not the "class k" placeholders: only then is
+        # output k comparable with a folder name (accuracy, "true class").
+        self.has_class_names = class_names is not None or bool(getattr(model, "class_names", None))
         # `analysable(view.model)` finds this view again (class names, preprocessing kept)
         object.__setattr__(self.model, "_zfkeras_view", self)
 
@@ -228,6 +233,11 @@ class AnalysableModel:
 def _input_info(layer, output) -> LayerInfo:
     unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
     return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
+
+
+# Said wherever a class folder would be compared with an output index of a model without class names.
+NO_CLASS_NAMES = ("the model carries no class names, so its outputs cannot be matched with class folders: "
+                  "give --class-names FILE (one name per line, in the model's output order)")
 
 
 def _class_names(model, given, flat) -> list[str]:

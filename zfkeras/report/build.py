@@ -202,7 +202,13 @@ def build_report(
     content.skipped = skipped
 
     class_names = list(view.class_names)
-    if evaluation is None and "evaluation" not in opts.skip and class_names and present and set(present) <= set(class_names):
+    if evaluation is None and "evaluation" not in opts.skip and present and not view.has_class_names:
+        # output k is not the k-th folder: no accuracy, no "true class" (`ReportContext.true_class`)
+        from zfkeras.models.adapter import NO_CLASS_NAMES
+
+        content.accuracy_note = f"Not scored: {NO_CLASS_NAMES}."
+        log(f"[report] note: accuracy not scored: {NO_CLASS_NAMES}")
+    elif evaluation is None and "evaluation" not in opts.skip and class_names and present and set(present) <= set(class_names):
         start = time.time()
         content.evaluation = _evaluate(ctx)
         content.provenance.append(("accuracy", "computed", time.time() - start))
@@ -240,7 +246,9 @@ def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:
         ("conv channels", _conv_channels(convs)),
         ("backward rule", ctx.options.rule),
         ("trainable parameters", f"{params:,}"),
-        ("classes", _name_list(list(view.class_names))),
+        ("classes", _name_list(list(view.class_names)) if view.has_class_names else
+                    f"{len(view.class_names)} outputs without names (shown as \"class k\"; give --class-names FILE "
+                    "to score accuracy and name the true class)"),
         ("weights digest (SHA-1)", ctx.digest[:16]),
     ]
 

@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar, Mapping, Sequence
 import numpy as np
 
 from zfkeras.report import markup
+from zfkeras.report.picks import pick_evenly, pick_images
 from zfkeras.utils.io import atomic_write_json
 
 __all__ = ["Figure", "Option", "ReportContext", "pick_evenly", "pick_images", "weights_digest"]
@@ -316,9 +317,23 @@ class ReportContext:
         top = self.probabilities().argmax(1)
         return {p: names[int(k)] if int(k) < len(names) else str(int(k)) for p, k in zip(self.paths, top)}
 
+    def true_class(self, path: str) -> str | None:
+        """The class folder of `path` when it names one of the model's classes, else None.
+
+        Only a model with class names (its own, or `--class-names`) has its outputs matched
+        with folder names (`AnalysableModel.has_class_names`); without them output k is not
+        the k-th folder, so there is no "true class" and figures use the predicted one.
+        """
+        label = self.labels.get(path)
+        if not label or not getattr(self.view, "has_class_names", True) or label not in self.view.class_names:
+            return None
+        return label
+
     def pick(self, count: int, offset: float, anchor: str) -> list[str]:
         """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
-        chosen, how = pick_images(self.paths, self.labels, self.predicted(), count, offset)
+        known = getattr(self.view, "has_class_names", True)
+        chosen, how = pick_images(self.paths, self.labels if known else {}, self.predicted(), count, offset,
+                                  class_names_known=known)
         self.note(anchor, how)
         return chosen
 
@@ -366,34 +381,3 @@ def weights_digest(model) -> str:
         digest.update(str(a.shape).encode())
         digest.update(a.tobytes())
     return digest.hexdigest()
-
-
-def pick_evenly(n: int, count: int, offset: float = 0.5) -> list[int]:
-    """`count` distinct indices spread evenly over `range(n)` (deterministic).
-
-    Index `floor((i + offset) * n / count)` for i = 0..count-1 (all of them when
-    `count >= n`), so a class-sorted list contributes from across its classes.
-    `pick_evenly(10, 2) == [2, 7]`; `pick_evenly(10, 3, 0) == [0, 3, 6]`.
-    """
-    if count >= n:
-        return list(range(n))
-    return sorted({min(n - 1, int((i + offset) * n / count)) for i in range(count)})
-
-
-def pick_images(paths: Sequence[str], labels: dict, predicted: dict, count: int,
-                offset: float = 0.5) -> tuple[list[str], str]:
-    """`count` images for a figure, and a sentence saying how they were chosen.
-
-    Images the model classifies correctly (folder name == top-1 class), spread evenly
-    over the sorted list (`pick_evenly`, so from across the classes); when fewer than
-    `count` are correct, or the classes are unknown, evenly spaced images of all.
-    """
-    correct = [p for p in paths if labels.get(p) and predicted.get(p) == labels[p]]
-    if count and len(correct) >= count:
-        chosen = [correct[i] for i in pick_evenly(len(correct), count, offset)]
-        return chosen, (f"Images: {len(chosen)} of the {len(correct)} images (of {len(paths)}) the model "
-                        "classifies correctly, spread evenly over them in class order.")
-    chosen = [paths[i] for i in pick_evenly(len(paths), count, offset)]
-    why = ("the images have no class the model knows" if not correct and not any(labels.get(p) for p in paths)
-           else f"only {len(correct)} of {len(paths)} images are classified correctly")
-    return chosen, f"Images: {len(chosen)} evenly spaced over all {len(paths)} images ({why})."

@@ -39,6 +39,7 @@ class ReportContent:
         model_rows: `[(key, value)]` facts about the model (path, input size, classes, ...).
         data_rows: `[(key, value)]` facts about the data.
         evaluation: `{"top1", "top5", "mean_per_class", "n"}` or None.
+        accuracy_note: when there is no evaluation, why (shown under "Accuracy"), or None.
         results: `{figure name: result}` (None or absent: the figure was not run).
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
         skipped: files of DATA that could not be decoded, `[{"path", "reason"}]` (left out of
@@ -52,6 +53,7 @@ class ReportContent:
     results: dict = dataclasses.field(default_factory=dict)
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
     skipped: list[dict] = dataclasses.field(default_factory=list)
+    accuracy_note: str | None = None  # why the accuracy was not scored (e.g. no class names)
 
 
 def _summary_section(c: ReportContent) -> str:
@@ -64,6 +66,8 @@ def _summary_section(c: ReportContent) -> str:
             [(e.get("n", "-"), pct(e.get("top1")), pct(e.get("top5")), pct(e.get("mean_per_class")))],
             [True, True, True, True],
         ))
+    elif c.accuracy_note:
+        parts.append(f'<h3>Accuracy</h3><p class="missing">{esc(c.accuracy_note)}</p>')
     if c.provenance:
         parts.append("<h3>How this report was made</h3>")
         parts.append(table(["analysis", "source", "seconds"],

@@ -62,12 +62,11 @@ from zfkeras.training.ablation_table import (
     AblationRow,
     baseline_deltas,
     delta_spread,
-    format_table,
     load_ablation,
     merge_seeds,
     seed_deltas,
-    seed_text,
 )
+from zfkeras.training.ablation_markdown import format_table, seed_text
 from zfkeras.training.callbacks import EpochTimer
 from zfkeras.training.data import TrainingData
 from zfkeras.training.evaluate import evaluate_prepared

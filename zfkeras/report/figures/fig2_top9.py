@@ -23,7 +23,7 @@ from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["TopActivationsFigure", "TopNine", "plot_top_activations", "save_figure"]
+__all__ = ["TopActivationsFigure", "TopNine", "first_layer_finding", "plot_top_activations", "save_figure"]
 
 LOOK_FOR = (
     "For each feature map: left, the projections (with the backward rule named under Model: the "
@@ -32,8 +32,9 @@ LOOK_FOR = (
     "right, the image patches under their receptive fields. Look for (i) strong grouping within "
     "each feature map, (ii) greater invariance at higher layers (the 9 patches differ more in "
     "appearance while the projections keep the same part), (iii) exaggeration of discriminative "
-    "parts such as eyes, wheels or faces. Layer 1-2 maps respond to edges, colours and "
-    "textures; layers 4-5 to object parts. Click a feature map to open it in the per-layer "
+    "parts such as eyes, wheels or faces. In the paper, layer 1-2 maps respond to edges, colours and "
+    "textures and layers 4-5 to object parts; what this model's layer 1 has learnt is stated under "
+    "the maps, from Fig 6's measure of its filters. Click a feature map to open it in the per-layer "
     "atlas, which shows every feature map that fired and, under \u201csources\u201d, its images."
 )
 
@@ -173,7 +174,8 @@ class TopActivationsFigure(Figure):
                 total_ch, dead = result.layer_stats(layer)
                 atomic_write_text(out / "atlas" / f"{safe(layer)}.html", atlas_page(
                     visuals, total_ch, result.n_images, dead, sources=result.sources,
-                    layers=list(result.visuals), look_for=self.look_for))
+                    layers=list(result.visuals),
+                    look_for=" ".join([self.look_for, *first_layer_finding(ctx.view)])))
 
     def nav(self, result: TopNine, ctx: ReportContext) -> list[tuple[str, str]]:
         """The atlas page of each layer, in page order (listed under Figs 1-2 in the contents)."""
@@ -199,7 +201,50 @@ class TopActivationsFigure(Figure):
                 + dead_line(layer, dead, total, result.n_images)
                 + f'<div class="maps">{cards}</div>'
             )
-        return "".join(parts)
+        from zfkeras.report.markup import finding
+
+        return "".join(parts) + finding(first_layer_finding(ctx.view))
+
+
+def first_layer_finding(view) -> list[str]:
+    """What this model's layer 1 has learnt, from Fig 6's measure (`band_shares` of its live filters against
+    white noise's, `near_random_start`), so the page never claims edges for filters still at their random start.
+
+    `view`: the `AnalysableModel`; [] when it has no Conv2D layer or its first one is 1x1.
+    """
+    import keras
+
+    from zfkeras.analysis.filter_measures import band_shares, dead_by_rms, white_noise_band_shares
+    from zfkeras.report.figures.fig6_diagnostics import near_random_start
+
+    convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
+    if not convs:
+        return []
+    kernel = np.asarray(view.layers[convs[0]].layer.get_weights()[0], np.float64)
+    if min(kernel.shape[:2]) < 3:  # a 1x1 (or 1xk) filter has no spatial frequencies to measure
+        return []
+    live = ~dead_by_rms(kernel)
+    per_filter = band_shares(kernel)[live]
+    shares = np.nanmean(per_filter, axis=0) if live.any() else None
+    if shares is None or len(shares) != 3:
+        return []
+    highs = per_filter[:, -1][np.isfinite(per_filter[:, -1])]
+    sd = float(np.std(highs, ddof=1)) if len(highs) >= 2 else None
+    noise = white_noise_band_shares()
+    measured = (f"power at low / mid / high frequency {' / '.join(f'{100 * v:.0f}' for v in shares)} %"
+                + (f" (high: ± {100 * sd:.0f} sd over {len(highs)} filters)" if sd is not None else "")
+                + f", white noise {' / '.join(f'{100 * v:.0f}' for v in noise)} %")
+    near = near_random_start(float(shares[-1]), sd, len(highs))
+    if near is None:
+        return [f"Whether layer 1 ({convs[0]}) has left its random start cannot be told ({measured}; Fig 6): the "
+                "page makes no claim about edges in its maps."]
+    if near:
+        return [f"Layer 1 ({convs[0]}) is still near its random start ({measured}; Fig 6): its maps show "
+                "noise-like patterns, not the edges and colour blobs of the paper's layer 1, and the maps above "
+                "it build on that."]
+    return [f"Layer 1 ({convs[0]}) has left its random start ({measured}; Fig 6): its filters hold more of "
+            "their power at low and mid frequency than noise, as trained edge and colour filters do; the cards "
+            "show what its maps respond to."]
 
 
 def preview(c: TopNine, layer: str, visuals, count: int = 8) -> list[int]:

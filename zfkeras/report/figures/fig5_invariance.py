@@ -9,6 +9,7 @@ The analysis is `zfkeras.analysis.Invariance`; results are saved as
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
 
@@ -26,8 +27,13 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 __all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
            "save_figure"]
 
-CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
-           "the lowest and the highest feature layer; probability of the true class.")
+def caption(target: str = "true class") -> str:
+    """The figure's caption; `target`: "true class", or "predicted class" for a model without class names."""
+    return ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
+            f"the lowest and the highest feature layer; probability of the {target}.")
+
+
+CAPTION = caption()
 
 
 class Invariance(Figure):
@@ -69,11 +75,14 @@ class Invariance(Figure):
             self._run(ctx, chosen, steps, own)
             ctx.mark_done(own, params)
             folder = own
-        rows = []
+        rows, target = [], "true class"
+        if (folder / "invariance_config.json").exists():
+            target = json.loads((folder / "invariance_config.json").read_text()).get("target", target)
         if (folder / "invariance_curves.csv").exists():
             with open(folder / "invariance_curves.csv", newline="") as f:
                 rows = invariance_summary(list(csv.DictReader(f)))
-        return {"figure": ctx.bring(folder / "invariance.png", "invariance/invariance.png"), "rows": rows}, source
+        return {"figure": ctx.bring(folder / "invariance.png", "invariance/invariance.png"), "rows": rows,
+                "target": target}, source
 
     def _run(self, ctx: ReportContext, chosen: list[str], steps: dict, own: Path) -> None:
         from zfkeras.analysis.invariance import (
@@ -86,7 +95,8 @@ class Invariance(Figure):
         size = int(view.input_shape[0])
         bases = [prepare(load_image(p), size) for p in chosen]
         class_names = list(view.class_names)
-        y = [class_names.index(ctx.labels[p]) for p in chosen] if all(ctx.labels[p] in class_names for p in chosen) else None
+        truth = [ctx.true_class(p) for p in chosen]  # None without class names: the predicted class instead
+        y = [class_names.index(t) for t in truth] if all(truth) else None
         grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
         ctx.log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
         result = Invariance(view, grid, layers=layers, batch_size=ctx.options.batch_size).run(
@@ -103,10 +113,12 @@ class Invariance(Figure):
             examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
                               .clip(0, 255).astype(np.uint8))
         cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
-        legend = [f"{Path(p).name} ({cls[l]})" for p, l in zip(chosen, result.labels)]
-        save_figure(plot_invariance(result, examples, legend), own / "invariance.png")
+        legend = [f"{Path(p).name} ({cls[l]}{'' if y is not None else ', predicted'})"
+                  for p, l in zip(chosen, result.labels)]
+        target = "true class" if y is not None else "predicted class"
+        save_figure(plot_invariance(result, examples, legend, target=target), own / "invariance.png")
         atomic_write_json(own / "invariance_config.json", {
-            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels],
+            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels], "target": target,
             "layers": list(result.layers), "transforms": {k: v.tolist() for k, v in grid.items()},
         })
 
@@ -114,49 +126,76 @@ class Invariance(Figure):
         return [result["figure"]]
 
     def section(self, result: dict, ctx: ReportContext) -> str:
-        html = markup.figure(markup.FigureItem(result["figure"], CAPTION))
+        target = result.get("target", "true class")
+        html = markup.figure(markup.FigureItem(result["figure"], caption(target)))
+        if target != "true class":
+            html += markup.note("p is the probability of each image's predicted class on the original image, not of "
+                                "a true class: the model carries no class names, so its outputs are not matched "
+                                "with the class folders (give --class-names FILE).")
         rows = result["rows"]
         if rows:
             layers = [k[len("distance_"):] for k in rows[0] if k.startswith("distance_")]
-            header = ["transform", "at", *[f"distance {l}" for l in layers], "p(true)", "p(true) original"]
-            body = [(r["transform"], markup.fmt(r["value"]), *[markup.fmt(r[f"distance_{l}"]) for l in layers],
+            p = "p(true)" if target == "true class" else "p(predicted)"
+            header = ["transform", "at", *[f"distance {l}" for l in layers], p, f"{p} original"]
+            body = [(r["transform"], _shown_value(r["transform"], r["value"], int(ctx.view.input_shape[0])), *[markup.fmt(r[f"distance_{l}"]) for l in layers],
                      markup.fmt(r["p_true"]), markup.fmt(r["p_original"])) for r in rows]
             html += ("<p>Mean over the images, at the largest transformation of each kind:</p>"
                      + markup.table(header, body, [False] + [True] * (len(header) - 1))
-                     + markup.finding(invariance_findings(rows)))
+                     + markup.finding(invariance_findings(rows, int(ctx.view.input_shape[0]), target)))
         return html
 
 
-def invariance_findings(rows: Sequence[dict]) -> list[str]:
+def invariance_findings(rows: Sequence[dict], image_size: int | None = None,
+                        target: str = "true class") -> list[str]:
     """What the model shows in `invariance_summary` rows, one sentence per transform, from the numbers.
 
     Compares the lowest and the highest feature layer at the largest transformation (the paper:
     the top layer changes much less than layer 1) and p(true class) against the original
-    (the paper: stable under translation and scaling, not rotation).
+    (the paper: stable under translation and scaling, not rotation). A difference is called one
+    only beyond its spread over the images (`zfkeras.report.verdict`); translations are given in
+    pixels of the model's input (`image_size`; the values are pixels at 224).
     """
+    from zfkeras.analysis.transforms import REFERENCE_SIZE
+    from zfkeras.report.verdict import NO_DIFFERENCE, combined_spread, direction
+
     unit = {"translation": " px", "scale": "x", "rotation": " deg"}
     out = []
     for r in rows:
         keys = [k for k in r if k.startswith("distance_")]
-        at = f"{r['transform']} by {r['value']:g}{unit.get(r['transform'], '')}"
+        value = r["value"]
+        if r["transform"] == "translation" and image_size:
+            value = value * image_size / REFERENCE_SIZE
+        at = f"{r['transform']} by {value:.3g}{unit.get(r['transform'], '')}"
         parts = []
         if len(keys) >= 2:
             lo, hi = keys[0], keys[-1]
             a, b = r[lo], r[hi]
             if a is not None and b is not None:
-                if b < a:
-                    verdict = "less than"
-                elif b > a:
-                    verdict = "more than"
+                way = direction(b - a, combined_spread(r.get(f"sd_{lo}"), r.get(f"sd_{hi}")))
+                top, low = hi[len("distance_"):], lo[len("distance_"):]
+                if way is None:
+                    parts.append(f"distance {b:.3g} at {top} vs {a:.3g} at {low} (one image: no spread, no verdict)")
+                elif way == 0:
+                    parts.append(f"{top} and {low} features change alike ({NO_DIFFERENCE}: distance {b:.3g} vs {a:.3g})")
                 else:
-                    verdict = "as much as"
-                parts.append(f"{hi[len('distance_'):]} features change {verdict} {lo[len('distance_'):]} "
-                             f"(distance {b:.3g} vs {a:.3g})")
+                    parts.append(f"{top} features change {'less' if way < 0 else 'more'} than {low} "
+                                 f"(distance {b:.3g} vs {a:.3g})")
         if r.get("p_true") is not None and r.get("p_original") is not None:
-            parts.append(f"p(true class) {r['p_original']:.3g} -> {r['p_true']:.3g}")
+            way = direction(r["p_true"] - r["p_original"], r.get("sd_p_change"))
+            word = {-1: "drops", 1: "rises", 0: f"{NO_DIFFERENCE}", None: "one image, no verdict"}[way]
+            sd = r.get("sd_p_change")
+            parts.append(f"p({target}) {r['p_original']:.3g} -> {r['p_true']:.3g} ({word}"
+                         + (f"; spread {sd:.2g})" if sd is not None else ")"))
         if parts:
             out.append(f"{at}: " + "; ".join(parts) + ".")
     return out
+
+
+def _shown_value(kind: str, value: float, size: int) -> str:
+    """A transform amount as the page shows it: translations in pixels of the model's input."""
+    from zfkeras.analysis.transforms import REFERENCE_SIZE
+
+    return f"{value * size / REFERENCE_SIZE:.3g} px" if kind == "translation" else markup.fmt(value)
 
 
 def nanmean_or_none(values) -> float | None:
@@ -169,9 +208,13 @@ def nanmean_or_none(values) -> float | None:
 def invariance_summary(rows: Sequence[dict]) -> list[dict]:
     """Per transform, the mean over images at the largest transformation (CSV rows of `zfkeras invariance`).
 
-    Returns rows `{"transform", "value", "distance_<layer>"..., "p_true", "p_original"}`;
-    `p_original` is the mean p(true) at the identity (0 px, scale 1, 0 degrees).
+    Returns rows `{"transform", "value", "distance_<layer>"..., "p_true", "p_original", "sd_distance_<layer>"...,
+    "sd_p_change"}`; `p_original` is the mean p(true) at the identity (0 px, scale 1, 0 degrees); the `sd_`
+    keys are sample standard deviations over the images (None for one image) of each distance and of
+    each image's change of p(true) from its identity.
     """
+    from zfkeras.report.verdict import sample_sd
+
     identity = {"translation": 0.0, "scale": 1.0, "rotation": 0.0}
     out = []
     kinds = list(dict.fromkeys(r["transform"] for r in rows))
@@ -183,19 +226,24 @@ def invariance_summary(rows: Sequence[dict]) -> list[dict]:
         at = [r for r in sub if float(r["value"]) == far]
         ident = [r for r in sub if abs(float(r["value"]) - identity.get(kind, 0.0)) < 1e-9]
         row = {"transform": kind, "value": far}
+        spreads = {}
         for key in sub[0]:
             if key.startswith("distance_"):
                 row[key] = nanmean_or_none([float(r[key]) for r in at])
+                spreads[f"sd_{key}"] = sample_sd([float(r[key]) for r in at if np.isfinite(float(r[key]))])
         row["p_true"] = float(np.mean([float(r["p_true"]) for r in at]))
         row["p_original"] = float(np.mean([float(r["p_true"]) for r in ident])) if ident else None
-        out.append(row)
+        start = {r.get("image"): float(r["p_true"]) for r in ident}
+        spreads["sd_p_change"] = sample_sd([float(r["p_true"]) - start[r.get("image")] for r in at
+                                            if r.get("image") in start])
+        out.append({**row, **spreads})
     return out
 
 
 # ------------------------------------------------------------------ plot
 _LAYER_TITLES = {"norm1": "layer 1 (norm1)", "fc7": "layer 7 (fc7)"}
 _TRANSFORM_TITLES = {
-    "translation": "vertical translation (px at 224)",
+    "translation": "vertical translation (px at {size})",
     "scale": "scale factor",
     "rotation": "rotation (degrees)",
 }
@@ -205,6 +253,7 @@ def plot_invariance(
     result: InvarianceResult,
     examples: Mapping[str, tuple[Sequence[float], np.ndarray]] | None = None,
     image_names: Sequence[str] | None = None,
+    target: str = "true class",
 ) -> "matplotlib.figure.Figure":
     """Fig 5: one row per transform; columns: examples, distance per layer, p(true class).
 
@@ -213,10 +262,13 @@ def plot_invariance(
         examples: optional `{kind: (values, (k, S, S, 3) images)}` shown as a
             strip in the first column (e.g. `transform_image` of image 0).
         image_names: legend labels, one per image.
+        target: what the probabilities are of: "true class", or "predicted class" when the
+            labels were the model's own top-1 (no class names).
     """
     from matplotlib.figure import Figure as MplFigure
 
     from zfkeras.analysis.invariance import UNITS
+    from zfkeras.analysis.transforms import REFERENCE_SIZE
 
     kinds = list(result.curves)
     n_img = len(result.labels)
@@ -227,29 +279,33 @@ def plot_invariance(
     colors = [f"C{i % 10}" for i in range(n_img)]
     for row, kind in enumerate(kinds):
         c = result.curves[kind]
+        # translations are given in pixels at 224 (the paper's); drawn in pixels of this model's input
+        x = c.values * result.image_size / REFERENCE_SIZE if kind == "translation" else c.values
         col = 0
         if examples:
             ax = axes[row, 0]
             if kind in examples:
                 vals, imgs = examples[kind]
                 ax.imshow(tile(np.asarray(imgs, np.uint8), ncols=len(imgs), pad=2, fill=255))
-                ax.set_title(", ".join(f"{v:g}" for v in vals), fontsize=7)
+                shown = np.asarray(vals) * (result.image_size / REFERENCE_SIZE if kind == "translation" else 1)
+                ax.set_title(", ".join(f"{v:.3g}" for v in shown), fontsize=7)
             ax.axis("off")
             col = 1
         for layer in result.layers:
             ax = axes[row, col]
             for i in range(n_img):
-                ax.plot(c.values, c.distances[layer][i], color=colors[i], marker=".", label=names[i])
+                ax.plot(x, c.distances[layer][i], color=colors[i], marker=".", label=names[i])
             ax.set_title(_LAYER_TITLES.get(layer, layer), fontsize=9)
             ax.set_ylabel("||f(Tx) - f(x)|| / ||f(x)||", fontsize=8)
             col += 1
         ax = axes[row, col]
         for i in range(n_img):
-            ax.plot(c.values, c.probabilities[i], color=colors[i], marker=".", label=names[i])
+            ax.plot(x, c.probabilities[i], color=colors[i], marker=".", label=names[i])
         ax.set_ylim(0, 1)
-        ax.set_title("p(true class)", fontsize=9)
+        ax.set_title(f"p({target})", fontsize=9)
         for a in axes[row, (1 if examples else 0):]:
-            a.set_xlabel(_TRANSFORM_TITLES.get(kind, f"{kind} ({UNITS.get(kind, '')})"), fontsize=8)
+            a.set_xlabel(_TRANSFORM_TITLES.get(kind, f"{kind} ({UNITS.get(kind, '')})").format(size=result.image_size),
+                         fontsize=8)
             a.grid(alpha=0.3)
     axes[0, -1].legend(fontsize=7, loc="best")
     fig.tight_layout()

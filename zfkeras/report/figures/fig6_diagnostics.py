@@ -117,12 +117,32 @@ class Diagnostics(Figure):
 NEAR_RANDOM = 0.8
 
 
+def near_random_start(energy_high: float, sd: float | None = None, filters: int | None = None) -> bool | None:
+    """Whether layer-1 filters with this mean high-frequency power share are still near their random start:
+    at least `NEAR_RANDOM` of white noise's share (`white_noise_band_shares`).
+
+    Given the share's sd over `filters` live filters, the mean must differ from that border by more
+    than its standard error (`zfkeras.report.verdict.direction`); within it the answer is None
+    ("cannot tell"). Without a spread: the plain comparison.
+    """
+    from zfkeras.analysis.filter_measures import white_noise_band_shares
+    from zfkeras.report.verdict import direction
+
+    border = NEAR_RANDOM * float(white_noise_band_shares()[-1])
+    if sd is None or not filters:
+        return bool(energy_high >= border)
+    way = direction(energy_high - border, sd / filters ** 0.5)
+    return None if way == 0 else way > 0
+
+
 def diagnostics_findings(summaries: Sequence[dict]) -> list[str]:
     """Sentences on the layer-1 filters from `Diagnostics.summary()` dicts: near random or structured.
 
     The reference is white noise (`white_noise_band_shares`: a random start): a layer 1
     whose high-frequency share is at least `NEAR_RANDOM` of white noise's has hardly left
-    its initialization, so its filter pictures show noise, not features.
+    its initialization, so its filter pictures show noise, not features. With the share's
+    spread over filters (`energy_high_sd`) a mean within one standard error of that border
+    gets no verdict.
     """
     from zfkeras.analysis.filter_measures import white_noise_band_shares
 
@@ -132,14 +152,22 @@ def diagnostics_findings(summaries: Sequence[dict]) -> list[str]:
         if s.get("energy_high") is None:
             continue
         name = f"{s['name']}'s" if len(summaries) > 1 and s.get("name") else "The"
+        sd, n = s.get("energy_high_sd"), s.get("live_filters")
         shares = f"{100 * s['energy_low']:.0f} / {100 * s['energy_mid']:.0f} / {100 * s['energy_high']:.0f} %"
+        if sd is not None and n:
+            shares += f" (high: ± {100 * sd:.0f} sd over {n} filters)"
         noise = f"{100 * low:.0f} / {100 * mid:.0f} / {100 * high:.0f} %"
-        if s["energy_high"] >= NEAR_RANDOM * high:
+        near = near_random_start(s["energy_high"], sd, n)
+        if near:
             out.append(f"{name} layer-1 filters are still close to their random start: their power at low / mid / "
                        f"high frequency is {shares}, near white noise's {noise} (random initial weights), where "
                        "trained layer-1 filters (edges, colour blobs) hold most of theirs at low and mid frequency. "
                        "The layers above can still work, but these pictures show noise, not features: layer 1 "
                        "needs more steps or a larger learning rate to form.")
+        elif near is None:
+            out.append(f"Whether {name[0].lower() + name[1:]} layer-1 filters have left their random start cannot be "
+                       f"told: their high-frequency share is within one standard error of {100 * NEAR_RANDOM:.0f} % "
+                       f"of white noise's (power at low / mid / high frequency {shares}; white noise {noise}).")
         else:
             out.append(f"{name} layer-1 filters have left their random start: power at low / mid / high frequency "
                        f"{shares} (white noise, a random start: {noise}).")

@@ -10,8 +10,9 @@ class probability most; (b) total activation of the chosen feature map per
 occluder position; (c) that map's deconv projection for this image (black
 frame, cropped to the activation's receptive field) beside the same map's
 projections from other images; (d) the probability of the class as its change
-from the unoccluded image, on the map's own range (a colour bar; a fixed 0..1
-scale is one flat colour when the model is sure either way); (e) the most
+from the unoccluded image, on the map's own range but never narrower than
++-`HARDLY_REACTS` (a colour bar; a p that stays within 0.999-1.000 is drawn
+near-white and the panel says the model hardly reacts); (e) the most
 probable class per position, with a legend. Maps are upsampled from the
 occluder centres to the image (`OcclusionResult.upsampled`).
 """
@@ -35,8 +36,12 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.analysis.occlusion import OcclusionResult
 
-__all__ = ["Occlusion", "misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change",
-           "save_figure"]
+__all__ = ["HARDLY_REACTS", "Occlusion", "misclassified_note", "occlusion_findings", "occlusion_montage",
+           "plot_occlusion", "probability_change", "reaction_note", "save_figure"]
+
+# A largest change of p(class) under occlusion below this is "the model hardly reacts to occlusion":
+# panel (d) then shows it near-white (its colour scale is at least +-HARDLY_REACTS) and says so.
+HARDLY_REACTS = 0.05
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
@@ -168,8 +173,10 @@ def plot_occlusion(
     bar.set_label(f"p - {base:.3f} (unoccluded)", fontsize=8)
     bar.ax.tick_params(labelsize=7)
     low, high = float(result.probability.min()), float(result.probability.max())
+    hardly = float(np.abs(delta).max()) < HARDLY_REACTS
     ax.set_title(f"(d) p({names[result.target]}): change when occluded\n"
-                 f"unoccluded {base:.3f}; occluded {low:.3f} to {high:.3f}", fontsize=9)
+                 f"unoccluded {base:.3f}; occluded {low:.3f} to {high:.3f}"
+                 + ("\nhardly reacts (pale: scale ±0.05)" if hardly else ""), fontsize=9)
 
     # (e) most probable class, legend by area.
     ax = axes[4]
@@ -202,12 +209,23 @@ def plot_occlusion(
 def probability_change(result: OcclusionResult) -> tuple[float, np.ndarray, float]:
     """`(p unoccluded, p - p unoccluded per position, colour limit)` of panel (d).
 
-    The colour scale is symmetric around 0 and spans the largest change (at least 0.001),
-    so the map uses its own range whatever the unoccluded probability.
+    The colour scale is symmetric around 0 and spans the largest change, but at least
+    `HARDLY_REACTS`: a real drop uses the full colour range whatever the unoccluded
+    probability, while a map that stays within 0.999-1.000 is drawn near-white, not as
+    if its 0.001 wiggle were a reaction.
     """
     base = float(result.base_probabilities[result.target])
     delta = np.asarray(result.probability, np.float64) - base
-    return base, delta, max(float(np.abs(delta).max()), 1e-3)
+    return base, delta, max(float(np.abs(delta).max()), HARDLY_REACTS)
+
+
+def reaction_note(p: float, p_min: float, p_max: float) -> str:
+    """How much the class probability moves under occlusion, in words (from the unoccluded `p` and the range)."""
+    change = max(abs(p_min - p), abs(p_max - p))
+    if change < HARDLY_REACTS:
+        return (f"the model hardly reacts to occlusion: p stays within {p_min:.3f}-{p_max:.3f} "
+                f"(largest change {change:.3f} < {HARDLY_REACTS})")
+    return f"covering one position lowers p from {p:.3f} to {p_min:.3f}"
 
 
 def misclassified_note(result: OcclusionResult) -> str:
@@ -218,6 +236,29 @@ def misclassified_note(result: OcclusionResult) -> str:
     names = result.class_names
     return (f"The model misclassifies this image: its top class is {names[top]!r} "
             f"(p {float(result.base_probabilities[top]):.3f}), not {names[result.target]!r}.")
+
+
+def occlusion_findings(rows: list[dict]) -> list[str]:
+    """The "this model" sentences of Fig 7 from the summary rows (`p`, `p_min`, `p_max` per image).
+
+    Per image whether the model reacts to occlusion at all (`reaction_note`), then how many
+    images it does on, beside the paper (the probability drops when the object is covered).
+    """
+    known = [r for r in rows if r.get("p") is not None and r.get("p_min") is not None]
+    if not known:
+        return []
+    out = [f"{r['image']}: {reaction_note(r['p'], r['p_min'], r.get('p_max', r['p']))}." for r in known]
+    reacting = [r for r in known if r["p"] - r["p_min"] >= HARDLY_REACTS]
+    if not reacting:
+        out.append(f"On none of the {len(known)} images does covering any position lower p(class) by "
+                   f"{HARDLY_REACTS} or more: this model hardly reacts to occlusion, so panel (d) cannot show "
+                   "where it looks (the paper: covering the object drops the probability).")
+    else:
+        out.append(f"On {len(reacting)} of {len(known)} images covering some position lowers p(class) by "
+                   f"{HARDLY_REACTS} or more; whether that position is the object is for the reader to check "
+                   "in panel (a) (the paper: covering the object drops the probability, covering the "
+                   "background does not).")
+    return out
 
 
 def _palette(n: int) -> list:
@@ -241,7 +282,8 @@ class Occlusion(Figure):
         "A grey square (the model's mean image) slides over the image. (b) total activation of the "
         "strongest layer-5 feature map per occluder position, (c) that map's projection (framed) "
         "beside the same map in other images, (d) how much the probability of the class changes "
-        "when that position is covered (its own colour range; blue: it drops), (e) the most "
+        f"when that position is covered (colour scale: the largest change, at least ±{HARDLY_REACTS}, so a "
+        "model that hardly reacts gives a pale map; blue: it drops), (e) the most "
         "probable class. In the paper the probability drops when the object itself is covered, "
         "not the background: the model localizes the object."
     )
@@ -281,12 +323,13 @@ class Occlusion(Figure):
         ctx.log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
         for path, stem in zip(chosen, unique_stems(chosen)):
             img = ctx.images(path)
-            target = ctx.labels[path] if ctx.labels[path] in names else None
+            target = ctx.true_class(path)  # None (no class names, or not a class): the predicted class
             res = engine.run(img, target, others=others, top_k=4 if others is not None else None,
                              progress=ctx.progress)
             with atomic_open(own / f"{stem}.npz") as f:
                 np.savez_compressed(f, image=img, **res.to_arrays())
-            title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+            which = "class" if target is not None else "predicted class"
+            title = f"{Path(path).name}: {which} {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
             save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
         atomic_write_json(own / "config.json", {
             "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
@@ -312,9 +355,10 @@ class Occlusion(Figure):
                     prob = z["probability"]
                     where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                     row.update({
+                        "predicted": ctx.true_class(path) != cls[int(z["target"])],
                         "top1": cls[int(np.argmax(z["base_probabilities"]))],
                         "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
-                        "p_min": float(prob.min()), "top_when_hidden": cls[int(z["top_class"][where])],
+                        "p_min": float(prob.min()), "p_max": float(prob.max()), "top_when_hidden": cls[int(z["top_class"][where])],
                         "map": f"{z['layer']} {int(z['channel'])}",
                     })
             rows.append(row)
@@ -329,14 +373,24 @@ class Occlusion(Figure):
         parts = []
         for r in rows:
             wrong = r["top1"] not in ("?", r["class"])
-            caption = (f"{r['image']} (class of panel d: {r['class']}"
+            which = f"class of panel d: its predicted class {r['class']!r}" if r.get("predicted") else \
+                f"class of panel d: {r['class']}"
+            caption = (f"{r['image']} ({which}"
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
-                       + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
+                       + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability, its colour "
+                       f"scale the largest change but at least ±{HARDLY_REACTS}.")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
-        table = [(r["image"], r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
+        if any(r.get("predicted") for r in rows):
+            from zfkeras.models.adapter import NO_CLASS_NAMES
+
+            why = NO_CLASS_NAMES if not getattr(ctx.view, "has_class_names", True) else \
+                "the image's folder is not one of the model's classes"
+            parts.append(markup.note(f"Panel (d) shows the probability of the class the model predicts for the "
+                                     f"unoccluded image, not of a true class: {why}."))
+        table = [(r["image"], ("predicted: " if r.get("predicted") else "") + r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
                   r["top_when_hidden"], r["map"]) for r in rows]
         parts.append("<h3>Summary</h3>" + markup.table(
             ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
              "top class at that position", "feature map (b, c)"],
             table, [False, False, False, True, True, False, False]))
-        return "".join(parts)
+        return "".join(parts) + markup.finding(occlusion_findings(rows))

@@ -82,7 +82,15 @@ class Correspondence(Figure):
 
 
 def correspondence_findings(d: dict) -> list[str]:
-    """Per layer, which parts lie below the random baseline (mean Delta), from `to_dict()` numbers."""
+    """Per layer, which parts lie below the random baseline beyond the spread, from `to_dict()` numbers.
+
+    A part is "below" (a correspondence, as in the paper) only when its Delta is lower than
+    the random baseline by more than the spread of the difference (`combined_spread` of the
+    part's std over image pairs and the baseline's std over seeds); within it the sentence
+    says "no measurable difference" (`zfkeras.report.verdict.direction`).
+    """
+    from zfkeras.report.verdict import NO_DIFFERENCE, combined_spread, direction
+
     rows = d.get("rows", {})
     rand = rows.get("random")
     if not rand:
@@ -91,18 +99,28 @@ def correspondence_findings(d: dict) -> list[str]:
     for layer in d.get("layers", []):
         if layer not in rand:
             continue
-        base = rand[layer]["mean"]
-        parts = [(p, v[layer]["mean"]) for p, v in rows.items() if p != "random" and layer in v]
-        below = [p for p, m in parts if m < base]
-        if not parts:
+        base, base_sd = rand[layer]["mean"], rand[layer].get("std")
+        groups: dict[int | None, list[str]] = {-1: [], 0: [], 1: [], None: []}
+        for part, v in rows.items():
+            if part == "random" or layer not in v:
+                continue
+            spread = combined_spread(v[layer].get("std"), base_sd)
+            way = direction(v[layer]["mean"] - base, spread)
+            sp = "" if spread is None else f", spread {spread:.3f}"
+            groups[way].append(f"{part} ({v[layer]['mean'] - base:+.3f}{sp})")
+        n = sum(len(g) for g in groups.values())
+        if not n:
             continue
-        if len(below) == len(parts):
-            what = f"every part ({len(parts)}) is below the random baseline {base:.3f}"
-        elif not below:
-            what = f"no part is below the random baseline {base:.3f}: no correspondence shown"
+        head = f"{layer} (random baseline {base:.3f}" + (f" ± {base_sd:.3f})" if base_sd is not None else ")")
+        below = len(groups[-1])
+        if below == n:
+            verdict = f"every part ({n}) is below the random baseline beyond the spread, as in the paper"
+        elif below:
+            verdict = f"{below} of {n} parts are below the random baseline beyond the spread (the paper: every part)"
         else:
-            what = f"{len(below)} of {len(parts)} parts ({', '.join(below)}) are below the random baseline {base:.3f}"
-        out.append(f"{layer}: {what}.")
+            verdict = "no part is below the random baseline beyond the spread: no correspondence shown (the paper: every part is)"
+        details = [f"{label}: {', '.join(groups[k])}" for k, label in (
+            (-1, "below"), (0, NO_DIFFERENCE), (1, "above"), (None, "no spread measured, no verdict"))
+            if groups[k]]
+        out.append(f"{head}: {verdict}. Difference from the baseline per part: " + "; ".join(details) + ".")
     return out
-
-

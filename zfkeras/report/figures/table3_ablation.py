@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
@@ -27,10 +28,20 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.training.ablation import AblationResult, AblationRow
 
-__all__ = ["Ablation", "ablation_bars", "plot_ablation", "save_figure", "seed_changes"]
+__all__ = ["Ablation", "ablation_bars", "ablation_caption", "ablation_findings", "ablation_verdicts", "plot_ablation",
+           "save_figure", "seed_changes"]
 
-CAPTION = ("Change in top-1 error that each architecture change causes against the unchanged network: ours "
-           "(blue, this run's test images) beside the paper's (orange, ImageNet validation). Right of 0: worse.")
+# The paper gives no spread; a change of its val top-1 error under this many points is what its text
+# calls costing "little" (removing fc7: -0.5; doubling the FC layers: -0.5 and +0.4).
+PAPER_LITTLE = 1.0
+
+
+def ablation_caption(shipped: bool, evaluated: str) -> str:
+    """The figure's caption, saying what the blue bars are: the shipped results or the given ones."""
+    ours = ("the shipped results in saved_models/, Caltech-101, trained by benchmarks/ablation_caltech.sh, "
+            "not this report's model" if shipped else f"the given `zfkeras ablate` results, {evaluated} images")
+    return ("Change in top-1 error that each architecture change causes against the unchanged network of the same "
+            f"run: ours (blue: {ours}) beside the paper's (orange, ImageNet validation). Right of 0: worse.")
 
 
 class Ablation(Figure):
@@ -75,14 +86,20 @@ class Ablation(Figure):
 
     def compute(self, ctx: ReportContext):
         results = self.check(ctx.options)
+        from zfkeras.models.shipped import shipped_ablation_paths
+
+        shipped_paths = {p.resolve() for p in shipped_ablation_paths()}
+        shipped = all(Path(p).resolve() in shipped_paths or Path(p).resolve().parent / "ablation.json" in shipped_paths
+                      for p in ctx.options.ablation)
         figure = None
         try:
             save_figure(plot_ablation(results), ctx.folder(self.name) / "ablation.png", dpi=110)
         except ValueError as e:  # no unchanged network beside the changed ones: the tables only
             ctx.note(self.anchor, f"No figure: {e}.")
         else:
-            figure = markup.FigureItem(f"{self.name}/ablation.png", CAPTION)
-        return ({"results": [r.to_dict() for r in results], "figure": figure},
+            evaluated = "/".join(sorted({r.evaluated_on for r in results}))
+            figure = markup.FigureItem(f"{self.name}/ablation.png", ablation_caption(shipped, evaluated))
+        return ({"results": [r.to_dict() for r in results], "figure": figure, "shipped": shipped},
                 "given: " + ", ".join(str(p) for p in ctx.options.ablation))
 
     def files(self, result: dict) -> list[str]:
@@ -90,44 +107,137 @@ class Ablation(Figure):
 
     def section(self, result: dict, ctx: ReportContext) -> str:
         from zfkeras.training.ablation import AblationResult, baseline_deltas, delta_spread, seed_text
+        from zfkeras.training.ablation_table import VARIANT_TITLES
 
         parts = [markup.figure(result["figure"])] if result["figure"] else []
+        if result.get("shipped"):
+            parts.append("<p>These rows are the shipped results (<code>saved_models/ablation_caltech101_*.json</code>, "
+                         "24 trainings on the full Caltech-101), shown, not re-run: they describe those networks, "
+                         "not the model of this report.</p>")
         header = ["change", "preset", "params", "train top-1", "top-1", "top-5", "mean per class",
-                  "paper train top-1", "paper val top-1", "paper val top-5", "Δ top-1 ours", "Δ top-1 paper"]
+                  "paper train top-1", "paper val top-1", "paper val top-5", "Δ top-1 ours", "Δ top-1 paper",
+                  "this model vs the paper"]
         def fmt(v: float | None, sign: str = "", sd: float | None = None) -> str:
             return "-" if v is None else f"{v:{sign}.1f}" + ("" if sd is None else f" ± {sd:.1f}")
 
         for d in result["results"]:
             res = AblationResult.from_dict(d)
             cfg, data = res.config, res.data
-            deltas, spreads = baseline_deltas(res.rows), delta_spread(res.rows)
+            deltas, spreads, verdicts = baseline_deltas(res.rows), delta_spread(res.rows), ablation_verdicts(res.rows)
             rows = []
             for r in res.rows:
                 p = r.paper or (None, None, None)
                 ours, theirs = deltas.get((r.variant, r.preset), (None, None))
-                label = f"{r.variant}: {r.description}" + (f" {FAILED}" if r.collapsed else "")
-                rows.append((label, r.preset, f"{r.parameters:,}", fmt(r.train_top1_error, sd=r.spread("train_top1_error")),
+                label = (f"{_SHORT.get(r.variant, r.variant)}: {r.description}"
+                         + (f" {FAILED}" if r.collapsed else ""))
+                rows.append((label, r.shown_preset, f"{r.parameters:,}", fmt(r.train_top1_error, sd=r.spread("train_top1_error")),
                              fmt(r.test_top1_error, sd=r.spread("test_top1_error")), fmt(r.test_top5_error),
                              fmt(r.test_mean_per_class_error, sd=r.spread("test_mean_per_class_error")),
                              fmt(p[0]), fmt(p[1]), fmt(p[2]),
-                             fmt(ours, "+", spreads.get((r.variant, r.preset))), fmt(theirs, "+")))
+                             fmt(ours, "+", spreads.get((r.variant, r.preset))), fmt(theirs, "+"),
+                             verdicts.get((r.variant, r.preset), "-")))
             notes = "".join(markup.note(
                 f"{r.preset} ({r.variant}) did not train: it gave one class to {100 * r.top_prediction_share:.0f} % "
                 "of the images (never left the majority-class plateau), so its errors measure a failed "
                 "optimization with this recipe, not what the change costs.") for r in res.rows if r.collapsed)
+            titles = ", ".join(dict.fromkeys(VARIANT_TITLES.get(r.variant, r.variant) for r in res.rows))
             parts.append(
-                f"<p>Error % (centre crop) on {markup.esc(data.get('evaluated', '?'))} "
+                f"<h3>{markup.esc(titles)}</h3><p>Error % (centre crop) on {markup.esc(data.get('evaluated', '?'))} "
                 f"{markup.esc(res.evaluated_on)} images, {markup.esc(data.get('classes', '?'))} classes, "
                 f"{markup.esc(data.get('train', '?'))} training images; {markup.esc(cfg.get('epochs'))} epochs at "
                 f"{markup.esc(cfg.get('image_size'))} px, width {markup.esc(cfg.get('width'))}, "
                 f"lr {markup.esc(cfg.get('learning_rate'))}, {markup.esc(seed_text(cfg))}. Paper: ImageNet "
                 "2012, full width, 70 epochs, validation errors. Δ: change against the unchanged network, in "
-                "points.</p>" + markup.table(header, rows, [False, False] + [True] * (len(header) - 2)) + notes)
+                "points.</p>" + markup.table(header, rows, [False, False] + [True] * (len(header) - 3) + [False])
+                + notes + markup.finding(ablation_findings(res.rows)))
         return "".join(parts)
+
+
+def _verdict(ours: float, sd: float | None, paper: float | None, seeds: int) -> tuple[str, str]:
+    """`(kind, sentence)` for one change: kind is "agrees", "contradicts", "differs" (ours moved, the paper's
+    hardly), "no change", "unknown" (one seed) or "ours only" (not in the paper)."""
+    from zfkeras.report.verdict import direction
+
+    way = direction(ours, sd)
+    spread = f" ± {sd:.1f}" if sd is not None else ""
+    theirs = "not in the paper" if paper is None else f"paper {paper:+.1f}"
+    if way is None:
+        return "unknown", f"{ours:+.1f} (one seed: no spread, no verdict); {theirs}"
+    if way == 0:
+        return "no change", f"no measurable change ({ours:+.1f}{spread} over {seeds} seeds); {theirs}"
+    word = "worse" if way > 0 else "better"
+    if paper is None:
+        return "ours only", f"{word} by {abs(ours):.1f}{spread} points (beyond the spread); not in the paper"
+    if abs(paper) < PAPER_LITTLE:
+        return "differs", (f"{word} by {abs(ours):.1f}{spread} points, where the paper's error hardly "
+                           f"moved ({paper:+.1f})")
+    if (paper > 0) == (way > 0):
+        return "agrees", f"{word} by {abs(ours):.1f}{spread} points, as in the paper ({paper:+.1f})"
+    return "contradicts", (f"{word} by {abs(ours):.1f}{spread} points: contradicts the paper, where it made the "
+                           f"error {'higher' if paper > 0 else 'lower'} ({paper:+.1f})")
+
+
+def ablation_verdicts(rows: Sequence[AblationRow]) -> dict[tuple[str, str], str]:
+    """`{(variant, preset): sentence}` for every changed row: our change in top-1 error (mean ± sd over
+    seeds) against zero and against the paper's.
+
+    A change counts only beyond its spread over seeds (`zfkeras.report.verdict.direction`); one
+    seed has no spread and gets no verdict. The paper has no spread: under `PAPER_LITTLE` points it
+    "hardly moved". A network that did not train gets "did not train" (its error is no cost).
+    """
+    from zfkeras.training.ablation import baseline_deltas, delta_spread
+
+    deltas, spreads = baseline_deltas(rows), delta_spread(rows)
+    out = {}
+    for r in rows:
+        key = (r.variant, r.preset)
+        if key not in deltas or r.preset in ("zfnet", "alexnet"):
+            continue
+        if r.collapsed:
+            out[key] = "did not train: no cost measured"
+            continue
+        ours, paper = deltas[key]
+        out[key] = _verdict(ours, spreads.get(key), paper, len(r.runs))[1]
+    return out
+
+
+def ablation_findings(rows: Sequence[AblationRow]) -> list[str]:
+    """The "this model" sentences under a Table 3 table: how many changes agree with the paper, and which
+    contradict it, from `ablation_verdicts`' rule."""
+    from zfkeras.training.ablation import baseline_deltas, delta_spread
+
+    deltas, spreads = baseline_deltas(rows), delta_spread(rows)
+    kinds: dict[str, list[str]] = {}
+    for r in rows:
+        key = (r.variant, r.preset)
+        if key not in deltas or r.preset in ("zfnet", "alexnet") or r.collapsed:
+            continue
+        ours, paper = deltas[key]
+        kind, sentence = _verdict(ours, spreads.get(key), paper, len(r.runs))
+        kinds.setdefault(kind, []).append(f"{r.description}: {sentence}")
+    if not kinds:
+        return []
+    total = sum(len(v) for v in kinds.values())
+    words = {"agrees": "as in the paper", "contradicts": "opposite to the paper",
+             "differs": "moved where the paper's hardly did", "no change": "no measurable change",
+             "ours only": "not in the paper", "unknown": "one seed, no verdict"}
+    counts = ", ".join(f"{len(kinds[k])} {words[k]}" for k in words if k in kinds)
+    plural = "s" if total != 1 else ""
+    from zfkeras.training.ablation_table import VARIANT_TITLES
+
+    variants = ", ".join(dict.fromkeys(VARIANT_TITLES.get(r.variant, r.variant) for r in rows))
+    out = [f"{variants}: of {total} change{plural} that trained, {counts} (a change counts only beyond its "
+           "spread over seeds)."]
+    for kind, head in (("contradicts", "Contradicting the paper"), ("differs", "Unlike the paper"),
+                       ("agrees", "As in the paper")):
+        if kind in kinds:
+            out.append(f"{head}: " + "; ".join(kinds[kind]) + ".")
+    return out
 
 
 # ------------------------------------------------------------------ plot
 _TITLES = {"alexnet": "changes to the Krizhevsky replica", "zf": "changes to ZFNet (Fig 3)"}
+_SHORT = {"alexnet": "Krizhevsky replica", "zf": "ZFNet"}  # row labels (the table's heading has the full title)
 OURS_COLOR, PAPER_COLOR, FAILED_COLOR = "#3a7bd5", "#e0a030", "#c8c8c8"
 FAILED = "(did not train)"
 

@@ -63,7 +63,7 @@ class Transfer(Figure):
                              splits=opts.transfer_splits, class_names=image_list.class_names, seed=opts.seed,
                              progress=ctx.progress)[opts.transfer_per_class]
         d = {"data": str(ctx.data), "classes": list(image_list.class_names), "seed": opts.seed, **result.to_dict()}
-        seen = set(ctx.view.class_names) & set(image_list.class_names)
+        seen = set(ctx.view.class_names) & set(image_list.class_names) if ctx.view.has_class_names else set()
         if seen:
             ctx.note(self.anchor, f"The model was trained on {len(seen)} of these {len(image_list.class_names)} "
                                   "classes: the numbers measure the plumbing, not transfer to new classes.")
@@ -83,12 +83,34 @@ class Transfer(Figure):
 
 
 def transfer_findings(d: dict) -> list[str]:
-    """Whether accuracy rises with depth, and the best layer, from `TransferResult.to_dict()` numbers."""
-    means = [(layer, r["mean"]) for layer, r in d["layers"].items()]
-    if len(means) < 2:
+    """Whether accuracy rises with depth beyond the spread over splits, and the best layer, from
+    `TransferResult.to_dict()` numbers.
+
+    Each step between consecutive layers is the per-split difference (the same split for both
+    layers), called a rise or a drop only when its mean exceeds the sample sd of those
+    differences (`zfkeras.report.verdict.direction`); one split has no spread and no verdict.
+    """
+    from zfkeras.report.verdict import NO_DIFFERENCE, direction, sample_sd
+
+    layers = list(d["layers"].items())
+    if len(layers) < 2:
         return []
-    rising = all(b[1] >= a[1] for a, b in zip(means, means[1:]))
-    best = max(means, key=lambda m: m[1])
-    return [("Accuracy " + ("rises with depth" if rising else "does not rise with depth at every layer")
-             + f"; best {best[0]} ({100 * best[1]:.1f} %), {means[0][0]} {100 * means[0][1]:.1f} %, "
-               f"{means[-1][0]} {100 * means[-1][1]:.1f} %.")]
+    steps, ways = [], []
+    for (a, ra), (b, rb) in zip(layers, layers[1:]):
+        sa, sb = ra.get("scores") or [], rb.get("scores") or []
+        diffs = [y - x for x, y in zip(sa, sb)] if len(sa) == len(sb) and sa else []
+        change = rb["mean"] - ra["mean"]
+        spread = sample_sd(diffs)
+        way = direction(change, spread)
+        ways.append(way)
+        word = {1: "rises", -1: "drops", 0: NO_DIFFERENCE, None: "no spread (one split), no verdict"}[way]
+        sp = "" if spread is None else f", spread {100 * spread:.1f}"
+        steps.append(f"{a} -> {b}: {word} ({100 * change:+.1f} points{sp})")
+    best = max(layers, key=lambda m: m[1]["mean"])
+    if all(w == 1 for w in ways):
+        head = "Accuracy rises with depth at every step, beyond the spread over splits, as in the paper"
+    elif any(w is None for w in ways):
+        head = "Whether accuracy rises with depth cannot be told from one split"
+    else:
+        head = "Accuracy does not rise with depth at every step beyond the spread over splits (the paper: it does)"
+    return [f"{head}; best {best[0]} ({100 * best[1]['mean']:.1f} %). " + "; ".join(steps) + "."]
