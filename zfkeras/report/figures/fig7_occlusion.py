@@ -21,14 +21,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.plotting import save_figure  # noqa: F401 (re-exported)
-from zfkeras.utils.naming import unique_stems
 
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
     import matplotlib.figure
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
     from zfkeras.analysis.occlusion import OcclusionResult
 
 __all__ = ["Occlusion", "misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change",
-           "save_figure"]
+           "save_figure", "save_occlusion"]
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
@@ -220,6 +219,25 @@ def misclassified_note(result: OcclusionResult) -> str:
             f"(p {float(result.base_probabilities[top]):.3f}), not {names[result.target]!r}.")
 
 
+def save_occlusion(out: str | Path, results: Sequence[OcclusionResult], images: Sequence[np.ndarray],
+                   paths: Sequence[str], **settings) -> list[Path]:
+    """The results folder of `zfkeras occlude --out` and the report's `OUT/occlusion/`, one writer.
+
+    `zfkeras.analysis.occlusion_folder.write_occlusion(out, results, images, paths, **settings)`
+    (the `.npz` files and `config.json`), then `<image stem>.png` per image (`plot_occlusion`).
+    Returns the PNG files in order.
+    """
+    from zfkeras.analysis.occlusion_folder import write_occlusion
+
+    files = write_occlusion(out, results, images, paths, **settings)
+    pngs = []
+    for res, image, path, npz in zip(results, images, paths, files):
+        title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+        save_figure(plot_occlusion(res, image, title=title), npz.with_suffix(".png"))
+        pngs.append(npz.with_suffix(".png"))
+    return pngs
+
+
 def _palette(n: int) -> list:
     from matplotlib import colormaps
 
@@ -270,36 +288,33 @@ class Occlusion(Figure):
 
     def _run(self, ctx: ReportContext, chosen: list[str], own: Path) -> None:
         from zfkeras.analysis.occlusion import OcclusionSensitivity
+        from zfkeras.analysis.occlusion_folder import occlude_images
         from zfkeras.report.figure import pick_evenly
-        from zfkeras.utils.io import atomic_open, atomic_write_json
 
         opts, names = ctx.options, ctx.view.class_names
         engine = OcclusionSensitivity(ctx.view, batch_size=opts.batch_size, rule=opts.rule)
         picks = {ctx.paths.index(p) for p in chosen}
-        others_idx = [i for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
-        others = np.stack([ctx.images(ctx.paths[i]) for i in others_idx]).astype(np.float32) if others_idx else None
+        pool = [ctx.paths[i] for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
+        size = engine.input_shape[0]
+        others = np.stack([ctx.images(p) for p in pool]).astype(np.float32) if pool else np.zeros((0, size, size, 3),
+                                                                                                 np.float32)
         ctx.log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
-        for path, stem in zip(chosen, unique_stems(chosen)):
-            img = ctx.images(path)
-            target = ctx.labels[path] if ctx.labels[path] in names else None
-            res = engine.run(img, target, others=others, top_k=4 if others is not None else None,
-                             progress=ctx.progress)
-            with atomic_open(own / f"{stem}.npz") as f:
-                np.savez_compressed(f, image=img, **res.to_arrays())
-            title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
-            save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
-        atomic_write_json(own / "config.json", {
-            "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
-            "stride": engine.stride, "positions": len(engine.offsets) ** 2, "class": None, "channel": None,
-            "top_k": 4, "image_size": engine.input_shape[0],
-        })
+        images = [ctx.images(p) for p in chosen]
+        targets = [ctx.labels[p] if ctx.labels[p] in names else None for p in chosen]
+        top_k = 4 if pool else None
+        results = occlude_images(engine, np.stack(images), targets, others=others, top_k=top_k,
+                                 progress=ctx.progress)
+        save_occlusion(own, results, images, chosen, model=str(ctx.model_path or ctx.model.name), rule=opts.rule,
+                       top_k=top_k, others=pool)
 
     def _load(self, ctx: ReportContext, folder: Path) -> list[dict]:
         """One row per saved image: its figure (inside OUT) and the numbers of its summary line."""
-        done = json.loads((folder / "config.json").read_text()).get("images", [])
+        from zfkeras.analysis.occlusion_folder import read_occlusion
+
+        _, done = read_occlusion(folder)
         rows = []
-        for path, stem in zip(done, unique_stems(done)):
-            png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
+        for path, npz in done:
+            stem, png = npz.stem, npz.with_suffix(".png")
             if not png.exists():
                 continue
             label = ctx.labels.get(path)
@@ -316,6 +331,7 @@ class Occlusion(Figure):
                         "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
                         "p_min": float(prob.min()), "top_when_hidden": cls[int(z["top_class"][where])],
                         "map": f"{z['layer']} {int(z['channel'])}",
+                        "softmax_added": bool(z["softmax_added"]) if "softmax_added" in z.files else False,
                     })
             rows.append(row)
         return rows
@@ -339,4 +355,7 @@ class Occlusion(Figure):
             ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
              "top class at that position", "feature map (b, c)"],
             table, [False, False, False, True, True, False, False]))
+        if any(r.get("softmax_added") for r in rows):
+            parts.append(markup.note("The model ends in logits: for panels (d) and (e) the analysis applied a "
+                                     "softmax to its outputs (the model itself is unchanged)."))
         return "".join(parts)
