@@ -97,3 +97,27 @@ def _section(out, anchor):
 
     page = (out / "index.html").read_text()
     return re.search(rf'<section id="{anchor}">.*?</section>', page, re.S).group(0)
+
+
+def test_invariance_cli_and_report_write_the_same_folder_and_reuse_each_other(saved_tiny, tmp_path):
+    import json
+
+    from zfkeras.cli import main
+
+    model, data = saved_tiny
+    rep = tmp_path / "rep"
+    steps = {"translation": 60.0, "scale": 0.8, "rotation": 175.0}
+    _report(model, data, rep, "invariance", invariance=1, invariance_steps=steps)
+    config = json.loads((rep / "invariance" / "invariance_config.json").read_text())
+    (image,) = config["images"]
+    assert config["label_sources"] == ["prediction"] and config["skipped"] == []  # the folders are no classes
+    cli = tmp_path / "cli"
+    assert main(["invariance", model, image, "--out", str(cli), "--quiet", "--translation-step", "60",
+                 "--scale-step", "0.8", "--rotation-step", "175"]) == 0
+    _same_folder(rep / "invariance", cli, skip=("report_meta.json",))
+    for given in (cli, rep / "invariance"):
+        again = tmp_path / f"again-{given.name}"
+        source = _report(model, data, again, "invariance", invariance=1, invariance_steps=steps,
+                         invariance_dir=str(given))["invariance"]
+        assert source == f"reused {given}"
+        assert _section(again, "fig5") == _section(rep, "fig5")
