@@ -121,3 +121,28 @@ def test_invariance_cli_and_report_write_the_same_folder_and_reuse_each_other(sa
                          invariance_dir=str(given))["invariance"]
         assert source == f"reused {given}"
         assert _section(again, "fig5") == _section(rep, "fig5")
+
+
+def test_diagnostics_cli_and_report_write_the_same_folder_and_reuse_each_other(saved_tiny, tmp_path):
+    import json
+
+    import keras
+
+    from zfkeras.cli import main
+
+    model, data = saved_tiny
+    rep = tmp_path / "rep"
+    _report(model, data, rep, "diagnostics", diagnostics_probe=2, layer2_channels=3, seed=1, batch_size=8)
+    config = json.loads((rep / "diagnostics" / "diagnostics.json").read_text())
+    assert len(config["probe"]) == 2 and config["probe_images"] == 2 and config["skipped"] == []
+    name = keras.models.load_model(model, compile=False).name
+    cli = tmp_path / "cli"
+    assert main(["diagnose", model, "--probe", *config["probe"], "--names", name, "--layer2-channels", "3",
+                 "--seed", "1", "--batch-size", "8", "--quiet", "--out", str(cli)]) == 0
+    _same_folder(rep / "diagnostics", cli, skip=("report_meta.json",))
+    for given in (cli, rep / "diagnostics"):
+        again = tmp_path / f"again-{given.name}"
+        source = _report(model, data, again, "diagnostics", diagnostics_probe=2, layer2_channels=3, seed=1,
+                         batch_size=8, diagnostics_dir=str(given))["layer-1"]
+        assert source == f"reused {given}"
+        assert _section(again, "fig6") == _section(rep, "fig6")
