@@ -146,3 +146,23 @@ def test_diagnostics_cli_and_report_write_the_same_folder_and_reuse_each_other(s
                          batch_size=8, diagnostics_dir=str(given))["layer-1"]
         assert source == f"reused {given}"
         assert _section(again, "fig6") == _section(rep, "fig6")
+
+
+def test_correspondence_cli_and_report_write_the_same_file_and_reuse_each_other(saved_tiny, tmp_path):
+    import json
+
+    from zfkeras.cli import main
+
+    model, data = saved_tiny
+    rep = tmp_path / "rep"
+    _report(model, data, rep, "correspondence", correspondence_seeds=2, batch_size=8)
+    cli = tmp_path / "table1.json"
+    assert main(["correspondence", model, "example", "--seeds", "2", "--batch-size", "8", "--out", str(cli)]) == 0
+    mine = json.loads((rep / "correspondence" / "correspondence.json").read_text())
+    assert mine == json.loads(cli.read_text())
+    assert mine["model"] == model and mine["parts_file"].endswith("parts.json")
+    for given in (cli, rep / "correspondence" / "correspondence.json"):
+        again = tmp_path / f"again-{given.parent.name}"
+        source = _report(model, data, again, "correspondence", correspondence_file=str(given))["correspondence"]
+        assert source == f"reused {given}"
+        assert _section(again, "table1") == _section(rep, "table1")

@@ -61,6 +61,7 @@ __all__ = [
     "occlude_boxes",
     "pairwise_sign_distance",
     "random_boxes",
+    "write_correspondence",
 ]
 
 # Display labels of the paper's layers.
@@ -256,6 +257,24 @@ def correspondence(
     """Shortcut for `Correspondence(model, layers=..., seeds=..., ...).run(parts, progress=...)`."""
     engine = Correspondence(model, layers=layers, seeds=seeds, fill=fill, batch_size=batch_size)
     return engine.run(parts, progress=progress)
+
+
+def write_correspondence(
+    path: str | os.PathLike | None, result: CorrespondenceResult, *, model: str, parts_file: str | os.PathLike | None
+) -> dict:
+    """Write the JSON file of `zfkeras correspondence --out FILE` and the report's
+    `OUT/correspondence/correspondence.json` (one schema): `result.to_dict()` plus `model` and
+    `parts_file` (None: the shipped example, `zfkeras.data.parts.EXAMPLE`). Returns the dict written
+    (path None: returns it only).
+    """
+    from zfkeras.utils.io import atomic_write_json
+
+    if parts_file is None:
+        from zfkeras.data.parts import EXAMPLE as parts_file
+    d = {**result.to_dict(), "model": str(model), "parts_file": str(parts_file)}
+    if path is not None:
+        atomic_write_json(path, d)
+    return d
 
 
 # ------------------------------------------------------------------ the table

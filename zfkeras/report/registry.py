@@ -22,7 +22,7 @@ FIGURES: list[str] = [
     "zfkeras.report.figures.fig5_invariance:InvarianceFigure",
     "zfkeras.report.figures.fig6_diagnostics:DiagnosticsFigure",
     "zfkeras.report.figures.fig7_occlusion:Occlusion",
-    "zfkeras.report.figures.table1_correspondence:Correspondence",
+    "zfkeras.report.figures.table1_correspondence:CorrespondenceFigure",
     "zfkeras.report.figures.table3_ablation:Ablation",
     "zfkeras.report.figures.table4_transfer:Transfer",
 ]
