@@ -21,6 +21,7 @@ a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -87,7 +88,7 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
-        self.source = model
+        self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `analysable`)
         self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
         if isinstance(preprocess, str):
             if preprocess not in MODES:
@@ -110,7 +111,12 @@ class AnalysableModel:
         self.layers: dict[str, LayerInfo] = infos
         self.class_names = _class_names(model, class_names, self.model)
         # `analysable(view.model)` finds this view again (class names, preprocessing kept)
-        object.__setattr__(self.model, "_zfkeras_view", self)
+        _OWN[id(self.model)] = self
+
+    @property
+    def source(self) -> keras.Model | None:
+        """The model the view was made of (None once it is gone)."""
+        return self._source()
 
     @property
     def image_size(self) -> int:
@@ -136,7 +142,7 @@ class AnalysableModel:
         """The last spatial layer: where "pool5" is the paper's choice."""
         names = self.layer_names
         if not names:
-            raise ValueError(f"model {self.source.name!r} has no spatial layer to analyse")
+            raise ValueError(f"model {self.model.name!r} has no spatial layer to analyse")
         return names[-1]
 
     def block_layers(self, max_convs: int = 8) -> list[str]:
@@ -311,8 +317,8 @@ def analysable(
     """
     if isinstance(model, AnalysableModel):
         return model
-    own = getattr(model, "_zfkeras_view", None)
-    if own is not None and preprocess is None and class_names is None:
+    own = _OWN.get(id(model))
+    if own is not None and own.model is model and preprocess is None and class_names is None:
         return own
     if isinstance(class_names, (str, os.PathLike)):
         class_names = read_class_names(class_names)
@@ -326,14 +332,17 @@ def analysable(
 
             model = load_model(spec)
     # One view per (model, preprocessing, class names): analyses that each take the model
-    # share it instead of replaying the graph again (the layers are the model's own, so a
-    # cached view never goes stale).
+    # share it instead of replaying its graph again. The cache is held here, keyed by the
+    # model (weakly: it goes with the model), never on the user's model object.
     key = (preprocess if preprocess is None or isinstance(preprocess, str) else id(preprocess),
            None if class_names is None else tuple(class_names))
-    cache = getattr(model, "_zfkeras_views", None)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, "_zfkeras_views", cache)
+    cache = _VIEWS.setdefault(model, {})
     if key not in cache:
         cache[key] = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
     return cache[key]
+
+
+# Views by the user's model (weak keys: an entry goes with its model; a view holds its model
+# only weakly) and by their own flat model (weak values: an entry goes with its view).
+_VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_OWN: "weakref.WeakValueDictionary[int, AnalysableModel]" = weakref.WeakValueDictionary()
