@@ -166,3 +166,73 @@ def test_correspondence_cli_and_report_write_the_same_file_and_reuse_each_other(
         source = _report(model, data, again, "correspondence", correspondence_file=str(given))["correspondence"]
         assert source == f"reused {given}"
         assert _section(again, "table1") == _section(rep, "table1")
+
+
+# ------------------------------------------------------------------ the user's model is left as given
+def _snapshot(model) -> dict:
+    """What an analysis must not change: the model's and every layer's attribute names and the layers'
+    activations (the objects), every weight's value."""
+    return {
+        "model": sorted(vars(model)),
+        "layers": [(l.name, sorted(vars(l)), getattr(l, "activation", None)) for l in model.layers],
+        "weights": [np.array(w) for w in model.weights],
+    }
+
+
+def _assert_same(before: dict, model, what: str) -> None:
+    after = _snapshot(model)
+    assert after["model"] == before["model"], what
+    assert after["layers"] == before["layers"], what
+    for a, b in zip(before["weights"], after["weights"]):
+        np.testing.assert_array_equal(a, b, err_msg=what)
+
+
+def _residual_logits_net():
+    """Conv-BN-ReLU, a residual Add, global pooling and a Dense ending in logits (no softmax)."""
+    import keras
+
+    keras.utils.set_random_seed(1)
+    L = keras.layers
+    x = inp = keras.Input((32, 32, 3))
+    x = L.Rescaling(1 / 255)(x)
+    x = L.Conv2D(6, 3, padding="same", activation="relu", name="c1")(x)
+    y = L.BatchNormalization(name="bn")(L.Conv2D(6, 3, padding="same", name="c2")(x))
+    x = L.ReLU(name="r2")(L.Add(name="add")([x, y]))
+    x = L.Conv2D(4, 3, activation="relu", name="c3")(x)
+    out = L.Dense(3, name="logits")(L.GlobalAveragePooling2D()(x))
+    return keras.Model(inp, out)
+
+
+def test_no_analysis_changes_the_users_model(tiny_model, rng):
+    """Every analysis (the deconvnet on the chain and the general route under every rule, occlusion with
+    its added softmax, invariance, diagnostics, correspondence, the top-9 scan) leaves the model's
+    attributes, its layers' attributes and activations, and its weights exactly as given."""
+    from zfkeras.analysis import Correspondence, Invariance, LayerDiagnostics, OcclusionSensitivity
+    from zfkeras.deconv import Deconvnet
+    from zfkeras.deconv.scan import scan_top_activations
+
+    net = _residual_logits_net()
+    images = rng.uniform(0, 255, (2, 32, 32, 3)).astype(np.float32)
+    before = _snapshot(net)
+    for rule in ("deconvnet", "guided", "gradient"):
+        Deconvnet(net, rule=rule).project(images, "c3", channels=[0, 1])  # past the Add: the general route
+        _assert_same(before, net, f"Deconvnet {rule}")
+    res = OcclusionSensitivity(net, patch=16, stride=16).run(images[0], others=images[1:])
+    assert res.softmax_added and np.isclose(res.base_probabilities.sum(), 1.0, atol=1e-5)
+    _assert_same(before, net, "occlusion")
+
+    zf = tiny_model
+    images = rng.uniform(0, 255, (3, 64, 64, 3)).astype(np.float32)
+    before = _snapshot(zf)
+    steps = [
+        ("deconvnet", lambda: Deconvnet(zf).project(images, "conv5", channels=[0])),
+        ("occlusion", lambda: OcclusionSensitivity(zf, patch=32, stride=32).run(images[0])),
+        ("invariance", lambda: Invariance(zf, {"rotation": [0, 90]}).run(images[:1])),
+        ("diagnostics", lambda: LayerDiagnostics(zf, layer2_channels=2).run(images)),
+        ("correspondence", lambda: Correspondence(zf, seeds=1).run()),
+        ("top-9", lambda: scan_top_activations(Deconvnet(zf), [([0, 1, 2], images)], layers=["conv2"], k=2, progress=False)),
+    ]
+    for what, step in steps:
+        step()
+        _assert_same(before, zf, what)
+    assert not any(k.startswith("_zfkeras") for k in vars(zf))
