@@ -236,3 +236,37 @@ def test_no_analysis_changes_the_users_model(tiny_model, rng):
         step()
         _assert_same(before, zf, what)
     assert not any(k.startswith("_zfkeras") for k in vars(zf))
+
+
+# ------------------------------------------------------------------ import zfkeras registers its classes
+@pytest.mark.parametrize("imports", [
+    "import zfkeras; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules; import keras",
+    "import zfkeras.analysis; import keras",  # Keras imported by a zfkeras module half-way through its import
+])
+def test_import_zfkeras_registers_every_serializable_class(tiny_model, tmp_path, imports):
+    """After `import zfkeras` (which imports no TensorFlow), `keras.models.load_model` of a ZFNet file works
+    with no further import; every class of `_register.SERIALIZABLE` is registered."""
+    import re
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    # the classes the package decorates, read from its source (the independent reference)
+    decorated = set()
+    for src in (REPO / "zfkeras").rglob("*.py"):
+        decorated |= set(re.findall(r"@keras\.saving\.register_keras_serializable\(package=\"zfkeras\"\)\s*\n"
+                                    r"class (\w+)", src.read_text()))
+    assert {"ZFNet", "FilterRMS", "MaxPoolingWithArgmax2D"} <= decorated
+    path = tmp_path / "zf.keras"
+    tiny_model.save(path)
+    code = (f"import sys; {imports}\n"
+            f"m = keras.models.load_model({str(path)!r})\n"
+            "from zfkeras import _register\n"
+            "names = keras.saving.get_custom_objects()\n"
+            "print(type(m).__name__, ','.join(sorted(n[8:] for n in names if n.startswith('zfkeras>'))))\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    name, registered = proc.stdout.split()[-2:]
+    assert name == "ZFNet" and set(registered.split(",")) == decorated
