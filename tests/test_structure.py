@@ -270,3 +270,62 @@ def test_import_zfkeras_registers_every_serializable_class(tiny_model, tmp_path,
     assert proc.returncode == 0, proc.stderr[-2000:]
     name, registered = proc.stdout.split()[-2:]
     assert name == "ZFNet" and set(registered.split(",")) == decorated
+
+
+# ------------------------------------------------------------------ the adapter owns the paper's layer choices
+def test_paper_layers_on_zfnet_a_reduced_zfnet_and_another_network():
+    import keras
+
+    from conftest import TINY
+    from zfkeras import ZFNet
+    from zfkeras.models.adapter import analysable
+
+    zf = analysable(ZFNet(**TINY))
+    assert zf.paper_layers("evolution") == ("conv1", "conv2", "conv3", "conv4", "conv5")
+    assert zf.paper_layers("invariance") == ("norm1", "fc7")
+    assert zf.paper_layers("correspondence") == ("pool5", "fc7")
+    assert zf.paper_layers("layer1") == ("conv1",)
+    assert zf.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+    keras.utils.set_random_seed(0)
+    no_fc7 = analysable(ZFNet.from_preset("no_fc7", **{k: v for k, v in TINY.items()}))
+    assert no_fc7.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6")
+    assert no_fc7.paper_layers("correspondence") == ("pool5", "fc6")  # last spatial, top feature layer
+    net = analysable(_residual_logits_net())
+    assert net.paper_layers("evolution") == ("c1", "c2", "c3")
+    assert net.paper_layers("layer1") == ("c1",)
+    assert net.paper_layers("invariance") == ("c1", "global_average_pooling2d")
+    with pytest.raises(ValueError, match="unknown use 'fig9'"):
+        net.paper_layers("fig9")
+
+
+def test_evolution_callback_during_fit_of_a_batchnorm_net(tmp_path, rng):
+    """FeatureEvolution with its defaults on a Conv-BN-ReLU classifier: it captures the network's own
+    conv layers at the chosen epochs, and each captured activation is the channel's largest output over
+    the probe images (a Keras sub-model's, after that epoch)."""
+    import keras
+
+    from zfkeras.analysis.evolution import FeatureEvolution
+
+    keras.utils.set_random_seed(2)
+    L = keras.layers
+    inp = keras.Input((32, 32, 3))
+    x = L.Rescaling(1 / 127.5, offset=-1)(inp)
+    for i, filters in enumerate((6, 8)):
+        x = L.Conv2D(filters, 3, padding="same", name=f"b{i}_conv")(x)
+        x = L.BatchNormalization(name=f"b{i}_bn")(x)
+        x = L.MaxPooling2D(name=f"b{i}_pool")(L.ReLU(name=f"b{i}_relu")(x))
+    out = L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(x))
+    net = keras.Model(inp, out)
+    net.compile("sgd", "sparse_categorical_crossentropy")
+    images = rng.uniform(0, 255, (12, 32, 32, 3)).astype(np.float32)
+    probe = images[:4]
+    cb = FeatureEvolution(probe, channels_per_layer=2, epochs=(1, 2), out_dir=tmp_path, progress=False, cell=16)
+    net.fit(images, rng.integers(0, 3, 12), epochs=2, batch_size=4, verbose=0, callbacks=[cb])
+    assert cb.fired == [1, 2] and cb.layers == ("b0_conv", "b1_conv")
+    snap = cb.snapshot
+    assert snap.captured.all() and (snap.image_index >= 0).all()
+    for layer in cb.layers:
+        ref = keras.Model(net.inputs, net.get_layer(layer).output).predict(probe, verbose=0).max(axis=(0, 1, 2))
+        rows = np.flatnonzero(snap.row_layers == layer)
+        np.testing.assert_allclose(snap.activations[rows, 1], ref[snap.channels[rows]], rtol=1e-4, atol=1e-5)
+    assert (tmp_path / "feature_evolution.png").exists()

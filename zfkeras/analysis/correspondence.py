@@ -147,7 +147,7 @@ class Correspondence(Analysis):
         super().__init__(model, preprocess)
         view = self.view
         if layers is None:
-            layers = view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer))
+            layers = view.paper_layers("correspondence")
         self.layers: tuple[str, ...] = tuple(layers)
         valid = view.feature_layer_names
         bad = [l for l in self.layers if l not in valid]

@@ -172,10 +172,33 @@ class AnalysableModel:
         names = [n for n in self.feature_layer_names if n != self.output_layer]
         return names[-1] if names else self.default_layer
 
-    def pick(self, preferred: Sequence[str], fallback: Sequence[str]) -> tuple[str, ...]:
-        """`preferred` (the paper's ZFNet layer names) when the model has them all, else `fallback`."""
-        names = set(self.feature_layer_names)
-        return tuple(preferred) if all(p in names for p in preferred) else tuple(dict.fromkeys(fallback))
+    def paper_layers(self, use: str) -> tuple[str, ...]:
+        """The layers an analysis takes by default: the paper's (`PAPER_LAYERS[use]`, ZFNet's names)
+        when the model has them, else what stands in for them on this network (the one place that
+        says so): "evolution" (Fig 4) the block layers; "invariance" (Fig 5) the first block layer
+        and the top feature layer; "correspondence" (Table 1) the last spatial and the top feature
+        layer; "layer1" (Fig 6, dead units) the first conv layer; "transfer" (Tables 4, 5, 7) the
+        paper's layers it has (a ZFNet without fc7 too), else the block layers and the dense /
+        global-pooling layers before the output."""
+        if use not in PAPER_LAYERS:
+            raise ValueError(f"unknown use {use!r}; valid: {', '.join(PAPER_LAYERS)}")
+        names = self.feature_layer_names
+        paper = PAPER_LAYERS[use]
+        present = [n for n in paper if n in names]
+        if len(present) == len(paper) or (use == "transfer" and present):
+            return tuple(present)
+        if use == "evolution":
+            fallback = self.block_layers()
+        elif use == "invariance":
+            fallback = [self.block_layers()[0], self.top_feature_layer]
+        elif use == "correspondence":
+            fallback = [self.default_layer, self.top_feature_layer]
+        elif use == "layer1":
+            fallback = [n for n in self.layer_names if self.layers[n].kind == "conv"][:1]
+        else:
+            head = [n for n in names if self.layers[n].kind in ("dense", "globalpool") and n != self.output_layer]
+            fallback = self.block_layers() + head
+        return tuple(dict.fromkeys(fallback))
 
     def layer(self, name: str, spatial: bool = True) -> LayerInfo:
         """The `LayerInfo` of a layer; ValueError listing the valid layers otherwise."""
@@ -341,6 +364,16 @@ def analysable(
         cache[key] = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
     return cache[key]
 
+
+# The paper's layer choices (ZFNet's names) per use; `AnalysableModel.paper_layers` says what
+# stands in for them on any other network.
+PAPER_LAYERS: dict[str, tuple[str, ...]] = {
+    "evolution": ("conv1", "conv2", "conv3", "conv4", "conv5"),
+    "invariance": ("norm1", "fc7"),
+    "correspondence": ("pool5", "fc7"),
+    "layer1": ("conv1",),
+    "transfer": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"),
+}
 
 # Views by the user's model (weak keys: an entry goes with its model; a view holds its model
 # only weakly) and by their own flat model (weak values: an entry goes with its view).

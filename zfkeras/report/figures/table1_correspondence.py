@@ -42,7 +42,7 @@ class CorrespondenceFigure(Figure):
         opts, own, view = ctx.options, ctx.folder(self.name), ctx.view
         if opts.correspondence_file:
             return json.loads(Path(opts.correspondence_file).read_text()), f"reused {opts.correspondence_file}"
-        layers = list(view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer)))
+        layers = list(view.paper_layers("correspondence"))
         params = {"parts": "example", "layers": layers, "seeds": opts.correspondence_seeds}
         if ctx.is_current(own, params) and (own / "correspondence.json").exists():
             return json.loads((own / "correspondence.json").read_text()), "reused (same model)"
