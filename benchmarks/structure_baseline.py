@@ -36,8 +36,11 @@ def main() -> int:
     worst = 0.0
     with np.load(BASELINE) as before:
         for key in sorted(set(before.files) | set(now)):
-            if key not in before or key not in now:
-                print(f"{key}: only in {'now' if key in now else 'the baseline'}")
+            if key not in before:
+                print(f"{key}: new (not in the baseline)")
+                continue
+            if key not in now:
+                print(f"{key}: missing (in the baseline only)")
                 worst = np.inf
                 continue
             a, b = before[key], now[key]
