@@ -329,3 +329,38 @@ def test_evolution_callback_during_fit_of_a_batchnorm_net(tmp_path, rng):
         rows = np.flatnonzero(snap.row_layers == layer)
         np.testing.assert_allclose(snap.activations[rows, 1], ref[snap.channels[rows]], rtol=1e-4, atol=1e-5)
     assert (tmp_path / "feature_evolution.png").exists()
+
+
+# ------------------------------------------------------------------ private Keras API in one module
+def test_private_keras_api_is_in_one_module_and_still_there():
+    """`keras_private.check()` raises on a Keras that changed the private API zfkeras needs; no other
+    module of the package touches it."""
+    import re
+
+    from conftest import REPO
+    from zfkeras.models import keras_private
+
+    keras_private.check()
+    private = re.compile(r"\._functional\b|_run_through_graph|_keras_history|_inbound_nodes|keras\.src\b")
+    users = sorted(str(p.relative_to(REPO)) for p in (REPO / "zfkeras").rglob("*.py") if private.search(p.read_text()))
+    assert users == ["zfkeras/models/keras_private.py"]
+
+
+def test_private_keras_api_check_fails_loudly_when_keras_changes(monkeypatch):
+    import keras
+
+    from zfkeras.models import keras_private
+
+    inp = keras.Input((2,))
+    functional = keras.Model(inp, keras.layers.Dense(1)(inp))
+    owner = next(c for c in type(functional).__mro__ if "_run_through_graph" in vars(c))
+    with monkeypatch.context() as m:  # a Keras without the method (its own Model() needs it too)
+        m.delattr(owner, "_run_through_graph")
+        with pytest.raises(RuntimeError, match=r"Keras .* changed private API zfkeras relies on"):
+            keras_private.check()
+    seq = type(keras.Sequential())
+    with monkeypatch.context() as m:  # a Keras whose Sequential keeps its graph elsewhere
+        m.setattr(seq, "_functional", None, raising=False)
+        m.setattr(seq, "__setattr__", lambda self, k, v: object.__setattr__(self, k, None if k == "_functional" else v))
+        with pytest.raises(RuntimeError, match=r"keras.Sequential._functional"):
+            keras_private.check()

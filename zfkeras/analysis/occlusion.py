@@ -140,7 +140,7 @@ class OcclusionSensitivity(Analysis):
             raise ValueError(f"the model must output class probabilities (B, classes); got {probs.shape}")
         # A model ending in logits gets a Softmax in the analysis model (the user's model is not
         # changed); declared in every result (`softmax_added`), its folder and the report.
-        self.softmax_added = _ends_in_logits(model)
+        self.softmax_added = _ends_in_logits(self.view.layers[self.view.output_layer].layer)
         if self.softmax_added:
             probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
         self._probe = keras.Model(model.inputs[0], [probs, act], name=f"{model.name}_occlusion")
@@ -344,9 +344,8 @@ class OcclusionSensitivity(Analysis):
         raise ValueError(f"`{name}` must have shape {' or '.join(forms)}; got {arr.shape}")
 
 
-def _ends_in_logits(model: keras.Model) -> bool:
+def _ends_in_logits(last: keras.layers.Layer) -> bool:
     """Whether the model's output layer is a Dense / Activation without softmax (logits)."""
-    last = model.outputs[0]._keras_history.operation
     act = getattr(last, "activation", None)
     if isinstance(last, keras.layers.Softmax):
         return False
