@@ -56,7 +56,7 @@ __all__ = [
     "PartsSet",
     "correspondence",
     "delta",
-    "format_table",
+    "correspondence_table",
     "load_parts",
     "occlude_boxes",
     "pairwise_sign_distance",
@@ -278,7 +278,7 @@ def write_correspondence(
 
 
 # ------------------------------------------------------------------ the table
-def format_table(
+def correspondence_table(
     result: CorrespondenceResult,
     published: dict[str, dict[str, tuple[float, float]]] | None = PUBLISHED_TABLE1,
 ) -> str:

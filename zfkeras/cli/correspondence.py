@@ -14,7 +14,7 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from zfkeras.analysis.correspondence import Correspondence, format_table, load_parts, write_correspondence
+    from zfkeras.analysis.correspondence import Correspondence, correspondence_table, load_parts, write_correspondence
     from zfkeras.cli._model import load_view
 
     if args.parts == "example":
@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     result = Correspondence(view, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
                             batch_size=args.batch_size).run(parts, progress=args.progress)
     summary = write_correspondence(args.out, result, model=str(args.model), parts_file=parts_path)
-    print(format_table(result))
+    print(correspondence_table(result))
     print(json.dumps(summary))
     return 0
 

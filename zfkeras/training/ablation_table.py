@@ -3,7 +3,7 @@
 `AblationRow` is one trained preset (errors, sizes, parameters, time, a
 `collapsed` flag for a network that did not train), `AblationResult` a whole
 run (saved as `ablation.json` by `zfkeras.training.ablation.run_ablation`).
-`baseline_deltas` and `format_table` put our change in top-1 error against the
+`baseline_deltas` and `ablation_markdown` put our change in top-1 error against the
 unchanged network beside the paper's (`PAPER_TABLE3`); `load_ablation` reads a
 saved run. `merge_seeds` makes one result of the same run with several seeds:
 each row the mean, its per-seed rows kept (`AblationRow.runs`) for the spread
@@ -157,7 +157,7 @@ class AblationResult:
         }
 
     def to_markdown(self) -> str:
-        return format_table(self)
+        return ablation_markdown(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AblationResult":
@@ -345,7 +345,7 @@ def _recipe_extras(config: dict) -> str:
     return "".join(f", {p}" for p in parts)
 
 
-def format_table(result: AblationResult) -> str:
+def ablation_markdown(result: AblationResult) -> str:
     """Markdown table in the layout of the paper's Table 3, paper numbers beside ours.
 
     Rows are grouped by the variant they modify (Krizhevsky replica first, as
