@@ -62,7 +62,7 @@ from zfkeras.transfer import (
     choose_layer,
     evaluate,
     extract_features,
-    format_table,
+    transfer_table,
     probe_model,
     transfer_layers,
 )
@@ -315,7 +315,7 @@ def main() -> None:
         headline(probe, scratch, top, len(names), pre_info["classes"]),
         "Per layer (paper Table 7 layout; conv maps max-pooled 3 x 3; scratch rows: the from-scratch net's own "
         "features, same probe):",
-        format_table(columns, seconds=True),
+        transfer_table(columns, seconds=True),
         "Time taken (2 CPU cores):",
         "\n".join(times),
     ]) + "\n"

@@ -36,7 +36,7 @@ from zfkeras.transfer import (
     BACKGROUND_CLASSES,
     LogisticProbe,
     caltech_splits,
-    format_table,
+    transfer_table,
     probe_model,
     used_indices,
 )
@@ -90,7 +90,7 @@ def main() -> None:
                          batch_size=args.batch_size)[args.per_class]
     fit = {name: r.seconds for name, r in result.layers.items()}
     total = result.extract_seconds + sum(fit.values())
-    print(format_table(result, seconds=True))
+    print(transfer_table(result, seconds=True))
     print(f"\n{len(listed.class_names)} classes, {args.per_class}/class, one split: {used} images through the "
           f"network ({model.image_size} px)")
     print(f"list {list_seconds:.1f} s, decode {report.used} images {decode_seconds:.1f} s (not in the target)")

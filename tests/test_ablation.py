@@ -20,7 +20,7 @@ from zfkeras.training.ablation import (
     baseline_deltas,
     count_parameters,
     default_presets,
-    format_table,
+    ablation_markdown,
     delta_spread,
     load_ablation,
     merge_seeds,
@@ -213,7 +213,7 @@ def _row(preset, variant, **kw):
     return AblationRow(preset=preset, variant=variant, **{**base, **kw})
 
 
-def test_format_table_layout_and_paper_numbers():
+def test_ablation_markdown_layout_and_paper_numbers():
     rows = [
         _row("fc_double", "zf", fc_units=(512, 512)),
         _row("no_fc7", "zf", fc_units=(256, None)),
@@ -223,7 +223,7 @@ def test_format_table_layout_and_paper_numbers():
     ]
     config = {**TINY.to_dict()}
     data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
-    text = format_table(AblationResult(rows, config, "test", data))
+    text = ablation_markdown(AblationResult(rows, config, "test", data))
     lines = text.splitlines()
     body = [ln for ln in lines if ln.startswith("| ") and "---" not in ln][1:]
     assert body[0].startswith("| **Krizhevsky replica")
@@ -242,7 +242,7 @@ def test_format_table_layout_and_paper_numbers():
     assert "| 5.0 | – | 22.0 |" in body[6]  # top-5, mean per class (not measured in this row), paper
     assert "did not train" not in text
     assert "Test top-1" in text
-    assert "Val top-1" in format_table(AblationResult(rows, config, "validation", data))
+    assert "Val top-1" in ablation_markdown(AblationResult(rows, config, "validation", data))
 
 
 @pytest.mark.parametrize("changes, expected", [
@@ -251,20 +251,20 @@ def test_format_table_layout_and_paper_numbers():
      "lr 0.005, conv1 lr x 0.000244, balanced class weights, he init"),
     ({"warmup_epochs": 0.5}, "lr 0.005, 0.5-epoch lr warm-up, he init"),
 ])
-def test_format_table_names_the_recipe_beyond_the_paper(changes, expected):
+def test_ablation_markdown_names_the_recipe_beyond_the_paper(changes, expected):
     config = {k: v for k, v in TINY.replace(learning_rate=5e-3, init="he").to_dict().items()
               if k not in ("conv1_lr_scale", "warmup_epochs", "class_weight")}
     rows = [_row("zfnet", "zf")]
     data = {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}
-    assert expected in format_table(AblationResult(rows, {**config, **changes}, "test", data))
+    assert expected in ablation_markdown(AblationResult(rows, {**config, **changes}, "test", data))
 
 
-def test_format_table_marks_a_collapsed_network():
+def test_ablation_markdown_marks_a_collapsed_network():
     rows = [_row("zfnet", "alexnet", test_mean_per_class_error=50.0, top_prediction_share=0.2),
             _row("no_conv3_conv4", "alexnet", conv_channels=(48, 128, None, None, 128),
                  test_mean_per_class_error=99.0, predicted_classes=1, top_prediction_share=0.908)]
     assert not rows[0].collapsed and rows[1].collapsed
-    text = format_table(AblationResult(rows, TINY.to_dict(), "test",
+    text = ablation_markdown(AblationResult(rows, TINY.to_dict(), "test",
                                        {"classes": 5, "train": 100, "validation": 10, "evaluated": 50}))
     lines = text.splitlines()
     (marked,) = [ln for ln in lines if "did not train" in ln and ln.startswith("| ")]
@@ -313,7 +313,7 @@ def test_load_ablation_round_trip_and_errors(tmp_path):
     for where in (tmp_path, tmp_path / "ablation.json"):
         back = load_ablation(where)
         assert back.rows == result.rows and back.config == result.config and back.data == result.data
-        assert format_table(back) == format_table(result)
+        assert ablation_markdown(back) == ablation_markdown(result)
     with pytest.raises(FileNotFoundError, match="no ablation result at .*zfkeras ablate DATA --out DIR"):
         load_ablation(tmp_path / "nowhere")
     (tmp_path / "bad.json").write_text(json.dumps({"rows": [{"preset": "zfnet"}]}))
@@ -365,21 +365,21 @@ def test_merge_seeds_means_and_spreads_by_hand(tmp_path):
     # The change is paired seed by seed: -3, -5, -1 -> mean -3, sd 2; not the sd of the two means.
     assert baseline_deltas(merged.rows)[("zf", "fc_double")][0] == pytest.approx(-3.0)
     assert delta_spread(merged.rows) == {("zf", "zfnet"): None, ("zf", "fc_double"): pytest.approx(2.0)}
-    text = format_table(merged)
+    text = ablation_markdown(merged)
     assert "seeds 0, 1, 2 (mean ± sample sd over them)" in text
     (row,) = [ln for ln in text.splitlines() if "(`fc_double`)" in ln]
     assert "| 49.0 ± 2.0 |" in row and "| 59.0 ± 2.0 |" in row and "| -3.0 ± 2.0 |" in row
     # JSON round trip keeps every seed; a merged result merges with one more seed.
     (tmp_path / "ablation.json").write_text(json.dumps(merged.to_dict()))
     back = load_ablation(tmp_path)
-    assert back.rows == merged.rows and format_table(back) == text
+    assert back.rows == merged.rows and ablation_markdown(back) == text
     four = merge_seeds([back, _seed_result(3, 52.0, 49.0)])
     assert four.config["seed"] == [0, 1, 2, 3] and four.rows[1].test_top1_error == pytest.approx(49.0)
     assert not four.rows[1].collapsed
     # One seed that did not train marks the mean.
     bad = merge_seeds([_seed_result(0, 50.0, 47.0), _seed_result(1, 54.0, 97.0, share=0.9)])
     assert bad.rows[1].collapsed and bad.rows[1].top_prediction_share == 0.9
-    assert "(in its worst seed)" in format_table(bad)
+    assert "(in its worst seed)" in ablation_markdown(bad)
 
 
 @pytest.mark.parametrize("second, message", [
@@ -581,5 +581,5 @@ def test_the_replicas_unchanged_row_is_named_alexnet_not_zfnet():
     res = _replica_seeds({"fc_half": (69.0, 69.0)})
     assert [r.shown_preset for r in res.rows] == ["alexnet", "fc_half"]
     assert _row("zfnet", "zf").shown_preset == "zfnet"
-    table = format_table(res)
+    table = ablation_markdown(res)
     assert "(`alexnet`)" in table and "(`zfnet`)" not in table

@@ -14,7 +14,7 @@ from zfkeras.analysis.correspondence import (
     PartsSet,
     correspondence,
     delta,
-    format_table,
+    correspondence_table,
     load_parts,
     occlude_boxes,
     pairwise_sign_distance,
@@ -170,7 +170,7 @@ def test_object_equals_the_function(rng, tiny_model):
         shipped.run(parts.images)
 
 
-def test_format_table_layout():
+def test_correspondence_table_layout():
     from zfkeras.analysis.correspondence import CorrespondenceResult
 
     res = CorrespondenceResult(
@@ -181,7 +181,7 @@ def test_format_table_layout():
         },
         {"pool5": (0.5, 0.05), "fc7": (0.6, 0.06)}, {"pool5": [0.5], "fc7": [0.6]}, [0], 5, "dogs",
     )
-    lines = format_table(res).splitlines()
+    lines = correspondence_table(res).splitlines()
     assert lines[1].split("|")[1:-1] == [
         " occluded part ", " layer 5       ", " layer 7       ", " paper layer 5 ", " paper layer 7 "
     ]

@@ -294,9 +294,9 @@ def test_fig6_findings_say_near_random_or_structured():
     two = diagnostics_findings([as_summary(noise, "a"), as_summary(smooth, "b"), {"name": "c", "energy_high": None}])
     assert len(two) == 2 and two[0].startswith("a's layer-1 filters are still close")
     assert two[1].startswith("b's layer-1 filters have left their random start")
-    from zfkeras.report.figures.fig6_diagnostics import Diagnostics
+    from zfkeras.report.figures.fig6_diagnostics import DiagnosticsFigure
 
-    html = Diagnostics().section({"figures": [], "rows": [("layer-1 filters", "48")],
+    html = DiagnosticsFigure().section({"figures": [], "rows": [("layer-1 filters", "48")],
                                   "summaries": [as_summary(noise, "m")]}, None)
     assert '<p class="finding">' in html and "still close to their random start" in html
 

@@ -28,7 +28,7 @@ from zfkeras.transfer import (
     caltech_splits,
     evaluate,
     extract_features,
-    format_table,
+    transfer_table,
     grid_bins,
     probe_model,
     run_protocol,
@@ -247,7 +247,7 @@ def test_separable_toy_features_reach_100_percent():
     assert result.per_class == 10 and result.splits == 3
     assert result.layers["toy"].scores == [1.0, 1.0, 1.0]
     assert result.summary() == {"toy": {"mean": 1.0, "std": 0.0}}
-    assert "100.0 ± 0.0" in format_table(result)
+    assert "100.0 ± 0.0" in transfer_table(result)
 
 
 def test_layer_selection_sees_only_training_images():
@@ -350,11 +350,11 @@ def test_probe_model_extracts_once_and_matches_full_extraction(tiny_model, rng, 
             assert all(0.0 <= s <= 1.0 for s in result.layers[name].scores)
 
 
-def test_format_table_layout():
+def test_transfer_table_layout():
     a = TransferResult(15, 2, {"conv1": LayerResult("conv1", [0.5, 0.7], 1.25, 432),
                                "fc7": LayerResult("fc7", [0.8, 0.8], 0.5, 256)})
     b = TransferResult(30, 2, {"fc7": LayerResult("fc7", [0.9, 0.95], 2.0, 256)})
-    lines = format_table({"15/class": a, "30/class": b}, seconds=True).splitlines()
+    lines = transfer_table({"15/class": a, "30/class": b}, seconds=True).splitlines()
     assert lines[0] == ("| features from layer | dims | 15/class (%) | 15/class fit (s) "
                         "| 30/class (%) | 30/class fit (s) |")
     assert lines[2] == "| conv1 | 432 | 60.0 ± 14.1 | 1.2 | – | – |"

@@ -43,3 +43,11 @@ def __getattr__(name: str):
 
 def __dir__():
     return sorted(set(globals()) | set(_EXPORTS))
+
+
+# `import zfkeras` registers every serializable class with Keras (so `keras.models.load_model`
+# of a ZFNet file needs no further import), at once if Keras is imported, else when it is:
+# the CLI's `--help` never imports TensorFlow (`zfkeras._register`).
+from zfkeras import _register  # noqa: E402
+
+_register.install()

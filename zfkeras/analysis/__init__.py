@@ -15,7 +15,7 @@ from zfkeras.analysis.correspondence import (
     CorrespondenceResult,
     PartsSet,
     correspondence,
-    format_table,
+    correspondence_table,
     load_parts,
 )
 from zfkeras.analysis.diagnostics import (
@@ -54,7 +54,7 @@ __all__ = [
     "CorrespondenceResult",
     "PartsSet",
     "correspondence",
-    "format_table",
+    "correspondence_table",
     "load_parts",
     # occlusion
     "OcclusionResult",

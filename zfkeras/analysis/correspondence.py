@@ -56,11 +56,12 @@ __all__ = [
     "PartsSet",
     "correspondence",
     "delta",
-    "format_table",
+    "correspondence_table",
     "load_parts",
     "occlude_boxes",
     "pairwise_sign_distance",
     "random_boxes",
+    "write_correspondence",
 ]
 
 # Display labels of the paper's layers.
@@ -146,7 +147,7 @@ class Correspondence(Analysis):
         super().__init__(model, preprocess)
         view = self.view
         if layers is None:
-            layers = view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer))
+            layers = view.paper_layers("correspondence")
         self.layers: tuple[str, ...] = tuple(layers)
         valid = view.feature_layer_names
         bad = [l for l in self.layers if l not in valid]
@@ -258,8 +259,26 @@ def correspondence(
     return engine.run(parts, progress=progress)
 
 
+def write_correspondence(
+    path: str | os.PathLike | None, result: CorrespondenceResult, *, model: str, parts_file: str | os.PathLike | None
+) -> dict:
+    """Write the JSON file of `zfkeras correspondence --out FILE` and the report's
+    `OUT/correspondence/correspondence.json` (one schema): `result.to_dict()` plus `model` and
+    `parts_file` (None: the shipped example, `zfkeras.data.parts.EXAMPLE`). Returns the dict written
+    (path None: returns it only).
+    """
+    from zfkeras.utils.io import atomic_write_json
+
+    if parts_file is None:
+        from zfkeras.data.parts import EXAMPLE as parts_file
+    d = {**result.to_dict(), "model": str(model), "parts_file": str(parts_file)}
+    if path is not None:
+        atomic_write_json(path, d)
+    return d
+
+
 # ------------------------------------------------------------------ the table
-def format_table(
+def correspondence_table(
     result: CorrespondenceResult,
     published: dict[str, dict[str, tuple[float, float]]] | None = PUBLISHED_TABLE1,
 ) -> str:

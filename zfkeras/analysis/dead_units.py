@@ -20,10 +20,13 @@ __all__ = ["dead_unit_shares", "max_activations", "relu_layer_names"]
 
 
 def max_activations(
-    model: keras.Model, images, layer: str = "conv1", batch_size: int = 32
+    model: keras.Model, images, layer: str | None = None, batch_size: int = 32
 ) -> np.ndarray:
-    """`(C,)` each channel's largest output of `layer` over `images` (all positions)."""
+    """`(C,)` each channel's largest output of `layer` over `images` (all positions); layer None:
+    the paper's conv1, on another network its first conv layer (`paper_layers("layer1")`)."""
     images = check_probe(images, model)
+    if layer is None:
+        (layer,) = analysable(model).paper_layers("layer1")
     fm = feature_model(model, [layer])
     return channel_argmax(fm, images, [layer], batch_size)[layer][0]
 

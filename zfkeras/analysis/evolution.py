@@ -40,9 +40,8 @@ from tqdm.auto import tqdm
 from zfkeras.models import feature_model
 from zfkeras.utils.io import atomic_open, atomic_write_bytes
 
-__all__ = ["CONV_LAYERS", "PAPER_EPOCHS", "EvolutionSnapshot", "FeatureEvolution", "evolution_grid"]
+__all__ = ["PAPER_EPOCHS", "EvolutionSnapshot", "FeatureEvolution", "evolution_grid"]
 
-CONV_LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 PAPER_EPOCHS = (1, 2, 5, 10, 20, 30, 40, 64)
 BLANK = 255  # not captured (yet)
 
@@ -108,7 +107,8 @@ class FeatureEvolution(keras.callbacks.Callback):
     Args:
         probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), a fixed
             subset of the training images; its size bounds the cost.
-        layers: conv (or any projectable) layers, default conv1..conv5.
+        layers: projectable layers; None (default): the paper's conv1..conv5, on another
+            network its block layers (`AnalysableModel.paper_layers("evolution")`).
         channels_per_layer: an int (seeded random channels per layer, sorted)
             or `{layer: [channels]}`.
         epochs: 1-based epochs to capture at (default the paper's); epochs
@@ -133,7 +133,7 @@ class FeatureEvolution(keras.callbacks.Callback):
     def __init__(
         self,
         probe_images,
-        layers: Sequence[str] = CONV_LAYERS,
+        layers: Sequence[str] | None = None,
         channels_per_layer: int | Mapping[str, Sequence[int]] = 4,
         epochs: Sequence[int] = PAPER_EPOCHS,
         out_dir: str | os.PathLike | None = None,
@@ -152,8 +152,8 @@ class FeatureEvolution(keras.callbacks.Callback):
         eps = sorted({int(e) for e in epochs})
         if not eps or eps[0] < 1:
             raise ValueError(f"`epochs` must be 1-based epoch numbers (>= 1); got {list(epochs)}")
-        layers = tuple(layers)
-        if not layers:
+        layers = None if layers is None else tuple(layers)
+        if layers is not None and not layers:
             raise ValueError("give at least one layer")
         if not isinstance(cell, int) or cell < 1:
             raise ValueError(f"`cell` must be a positive int; got {cell!r}")
@@ -195,6 +195,10 @@ class FeatureEvolution(keras.callbacks.Callback):
         from zfkeras.deconv import Deconvnet
 
         self._probe = check_probe(self.probe_images, self.model)
+        if self.layers is None:
+            from zfkeras.models.adapter import analysable
+
+            self.layers = analysable(self.model).paper_layers("evolution")
         self._features = feature_model(self.model, list(self.layers))
         self._deconv = Deconvnet(self.model)
         counts = {l: int(self._deconv.output_shape(l)[-1]) for l in self.layers}

@@ -50,7 +50,6 @@ from zfkeras.models.adapter import AnalysableModel
 from zfkeras.models.features import feature_model
 
 __all__ = [
-    "DEFAULT_LAYERS",
     "DEFAULT_VALUES",
     "IDENTITY",
     "REFERENCE_SIZE",
@@ -66,7 +65,6 @@ __all__ = [
     "transform_image",
 ]
 
-DEFAULT_LAYERS = ("norm1", "fc7")
 model_fill = neutral_fill  # the grey a transform fills empty space with (raw RGB the network sees as 0)
 
 
@@ -195,7 +193,7 @@ class Invariance(Analysis):
         view = self.view
         self.grid = resolve_transforms(grid)
         if layers is None:
-            layers = view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer))
+            layers = view.paper_layers("invariance")
         self.layers: tuple[str, ...] = tuple(layers)
         if not self.layers:
             raise ValueError("give at least one feature layer")

@@ -76,7 +76,8 @@ class OcclusionSensitivity(Analysis):
 
     Args:
         model: any Keras CNN from images `(B, H, W, C)` to class probabilities
-            `(B, classes)` (a model ending in logits gets a softmax), or its
+            `(B, classes)` (a model ending in logits gets a softmax in the analysis
+            model, declared as `softmax_added`), or its
             `AnalysableModel`; images are raw RGB 0..255 (see `preprocess`).
         layer: the layer of (b)/(c), any layer of
             `AnalysableModel.feature_layer_names`; default: the last spatial
@@ -137,7 +138,10 @@ class OcclusionSensitivity(Analysis):
         probs = model.outputs[0]
         if len(probs.shape) != 2:
             raise ValueError(f"the model must output class probabilities (B, classes); got {probs.shape}")
-        if _ends_in_logits(model):
+        # A model ending in logits gets a Softmax in the analysis model (the user's model is not
+        # changed); declared in every result (`softmax_added`), its folder and the report.
+        self.softmax_added = _ends_in_logits(self.view.layers[self.view.output_layer].layer)
+        if self.softmax_added:
             probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
         self._probe = keras.Model(model.inputs[0], [probs, act], name=f"{model.name}_occlusion")
         self.channels = int(act.shape[-1])  # feature maps (or units) of the layer
@@ -283,6 +287,7 @@ class OcclusionSensitivity(Analysis):
             base_probabilities=probs[0],
             class_names=list(self.class_names),
             fill=self.fill.copy(),
+            softmax_added=self.softmax_added,
         )
         if project:
             self._project(result, image, others, top_k)
@@ -339,9 +344,8 @@ class OcclusionSensitivity(Analysis):
         raise ValueError(f"`{name}` must have shape {' or '.join(forms)}; got {arr.shape}")
 
 
-def _ends_in_logits(model: keras.Model) -> bool:
+def _ends_in_logits(last: keras.layers.Layer) -> bool:
     """Whether the model's output layer is a Dense / Activation without softmax (logits)."""
-    last = model.outputs[0]._keras_history.operation
     act = getattr(last, "activation", None)
     if isinstance(last, keras.layers.Softmax):
         return False

@@ -42,6 +42,8 @@ class OcclusionResult:
         other_indices: `(K,)` indices of those images in the array given.
         other_windows: `(K, 4)` receptive fields of those activations.
         fill: `(H, W, C)` the occluder values (the model's mean image).
+        softmax_added: the model ends in logits, so the analysis applied a softmax to
+            its outputs to get (d)'s probabilities (the user's model is unchanged).
     """
 
     offsets: np.ndarray
@@ -64,6 +66,7 @@ class OcclusionResult:
     other_projections: np.ndarray | None = None
     other_indices: np.ndarray | None = None
     other_windows: np.ndarray | None = None
+    softmax_added: bool = False
 
     @property
     def image_size(self) -> int:
@@ -90,3 +93,24 @@ class OcclusionResult:
                 continue
             out[f.name] = np.asarray(value)
         return out
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "OcclusionResult":
+        """The result saved by `to_arrays` (an `np.load`ed `.npz` or a dict); other keys are ignored."""
+        kw = {}
+        for f in dataclasses.fields(cls):
+            if f.name not in arrays:
+                continue
+            value = np.asarray(arrays[f.name])
+            if f.name == "class_names":
+                value = [str(c) for c in value]
+            elif f.name == "layer":
+                value = str(value)
+            elif f.name in ("patch", "stride", "channel", "target"):
+                value = int(value)
+            elif f.name == "base_activation":
+                value = float(value)
+            elif f.name == "softmax_added":
+                value = bool(value)
+            kw[f.name] = value
+        return cls(**kw)

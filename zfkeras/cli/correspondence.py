@@ -14,9 +14,8 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from zfkeras.analysis.correspondence import Correspondence, format_table, load_parts
+    from zfkeras.analysis.correspondence import Correspondence, correspondence_table, load_parts, write_correspondence
     from zfkeras.cli._model import load_view
-    from zfkeras.utils.io import atomic_write_json
 
     if args.parts == "example":
         from zfkeras.data.parts import EXAMPLE as parts_path
@@ -28,12 +27,8 @@ def run(args: argparse.Namespace) -> int:
     parts = load_parts(parts_path)
     result = Correspondence(view, layers=args.layers, seeds=range(args.seed, args.seed + args.seeds),
                             batch_size=args.batch_size).run(parts, progress=args.progress)
-    summary = result.to_dict()
-    summary["model"] = str(args.model)
-    summary["parts_file"] = str(parts_path)
-    if args.out:
-        atomic_write_json(args.out, summary)
-    print(format_table(result))
+    summary = write_correspondence(args.out, result, model=str(args.model), parts_file=parts_path)
+    print(correspondence_table(result))
     print(json.dumps(summary))
     return 0
 

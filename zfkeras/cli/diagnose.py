@@ -1,10 +1,13 @@
-"""`zfkeras diagnose`: layer-1/2 architecture diagnostics of one or two models (Fig 6)."""
+"""`zfkeras diagnose`: layer-1/2 architecture diagnostics of one or two models (Fig 6).
+
+Writes the folder of `zfkeras.report.figures.fig6_diagnostics.save_diagnostics` (the report's
+`OUT/diagnostics/` too; schema: `zfkeras.analysis.diagnostics_folder`).
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
-import textwrap
 from pathlib import Path
 
 
@@ -47,18 +50,11 @@ def load_probe(paths: list[str], image_size: int, skipped: list | None = None):
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
+    from zfkeras.analysis.diagnostics import LayerDiagnostics
     from zfkeras.models.adapter import analysable
-    from zfkeras.report.figures.fig6_diagnostics import (
-        Diagnostics,
-        plot_clipped_history,
-        plot_filter_grids,
-        plot_layer2_features,
-        save_figure,
-    )
-    from zfkeras.utils.io import atomic_write_json, atomic_write_text
+    from zfkeras.report.figures.fig6_diagnostics import DiagnosticsFigure, save_diagnostics
 
-    Diagnostics.check_options(args, "layer2_channels")
+    DiagnosticsFigure.check_options(args, "layer2_channels")
     models = args.models
     if len(models) > 2:
         raise ValueError(f"give one or two models; got {len(models)}")
@@ -87,32 +83,9 @@ def run(args: argparse.Namespace) -> int:
                 batch_size=args.batch_size, seed=args.seed,
             ).run(probe, progress=not args.quiet)
         )
-    from zfkeras.report.figures.fig6_diagnostics import diagnostics_findings
-
-    table = diagnostics_table(diags)
-    for sentence in diagnostics_findings([d.summary() for d in diags]):
-        table += "\n" + textwrap.fill(sentence, 100)
-    print(table)
-    atomic_write_text(out / "diagnostics.txt", table + "\n")
-    atomic_write_json(
-        out / "diagnostics.json",
-        {
-            "models": [str(m) for m in models],
-            "histories": [str(h) if h else None for h in histories],
-            "probe_images": len(paths) - len(skipped) if paths else 0,
-            "skipped": skipped,
-            "diagnostics": [d.summary() for d in diags],
-        },
-    )
-    written = [out / "filters_layer1.png"]
-    save_figure(plot_filter_grids(diags), written[0], dpi=args.dpi)
-    if paths is not None:
-        written.append(out / "layer2_features.png")
-        save_figure(plot_layer2_features(diags), written[-1], dpi=args.dpi)
-    clipped = {d.name: d.clipped for d in diags if d.clipped is not None}
-    if clipped:
-        written.append(out / "clipped_fraction.png")
-        save_figure(plot_clipped_history(clipped), written[-1], dpi=args.dpi)
+    text, written = save_diagnostics(out, diags, dpi=args.dpi, models=models, histories=histories,
+                                     probe=paths or [], skipped=skipped)
+    print(text)
     print(json.dumps({"out": str(out), "figures": [str(w) for w in written]}))
     return 0
 
@@ -156,9 +129,9 @@ def add_parser(sub) -> None:
     p.add_argument("--names", nargs="+", help="labels of the models in the table")
     # The options it shares with the report's Fig 6 (same flags, meaning and checks).
     from zfkeras.report.build import GENERAL_OPTIONS
-    from zfkeras.report.figures.fig6_diagnostics import Diagnostics
+    from zfkeras.report.figures.fig6_diagnostics import DiagnosticsFigure
 
-    Diagnostics.add_options(p, "layer2_channels", layer2_channels=32)
+    DiagnosticsFigure.add_options(p, "layer2_channels", layer2_channels=32)
     for o in GENERAL_OPTIONS:
         if o.name in ("batch_size", "seed"):
             o.add_to(p)

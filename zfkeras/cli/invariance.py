@@ -1,103 +1,45 @@
-"""`zfkeras invariance`: feature and output invariance to translation, scale, rotation (Fig 5)."""
+"""`zfkeras invariance`: feature and output invariance to translation, scale, rotation (Fig 5).
+
+Writes the folder of `zfkeras.report.figures.fig5_invariance.save_invariance` (the report's
+`OUT/invariance/` too; schema: `zfkeras.analysis.invariance_folder`).
+"""
 
 from __future__ import annotations
 
 import argparse
 
 
-def _labels(args, view, paths, bases) -> tuple[list[int], list[str]]:
-    """True class per image: --label, else the parent folder name (a model with class names only), else the
-    top-1 prediction."""
-    from pathlib import Path
-
-    from zfkeras.training.evaluate import predict_prepared
-
-    names = list(view.class_names)
-    given = args.label or []
-    if given and len(given) not in (1, len(paths)):
-        raise ValueError(f"give one --label for all images or one per image; got {len(given)} for {len(paths)}")
-    labels, sources = [], []
-    for i, path in enumerate(paths):
-        name = given[0] if len(given) == 1 else (given[i] if given else None)
-        if name is not None:
-            if name not in names:
-                raise ValueError(f"unknown class {name!r}; classes: {', '.join(names[:20])}{' ...' if len(names) > 20 else ''}")
-            labels.append(names.index(name))
-            sources.append("--label")
-            continue
-        folder = Path(path).parent.name
-        if view.has_class_names and folder in names:
-            labels.append(names.index(folder))
-            sources.append("folder")
-            continue
-        probs = predict_prepared(view.model, bases[i][None])[0]
-        labels.append(int(probs.argmax()))
-        sources.append("prediction")
-    return labels, sources
-
-
 def run(args: argparse.Namespace) -> int:
-    import csv
-    import io
     import json
     import time
     from pathlib import Path
 
     import numpy as np
 
-    from zfkeras.analysis.invariance import TRANSFORMS, Invariance, default_values, model_fill, transform_image
-    from zfkeras.data import load_image, prepare
+    from zfkeras.analysis.invariance import TRANSFORMS, Invariance, default_values, model_fill
+    from zfkeras.analysis.invariance_folder import CSV, label_target, resolve_labels
     from zfkeras.cli._model import load_view
+    from zfkeras.data import load_image, prepare
     from zfkeras.data.files import decode_images, image_files
-    from zfkeras.report.figures.fig5_invariance import nanmean_or_none, plot_invariance, save_figure
-    from zfkeras.utils.io import atomic_open, atomic_write_json
+    from zfkeras.report.figures.fig5_invariance import nanmean_or_none, save_invariance
 
     start = time.time()
     view = load_view(args)
     size = view.image_size
     listed = image_files(args.images)
     bases, paths, skipped = decode_images(listed, lambda p: prepare(load_image(p), size))
-    labels, sources = _labels(args, view, paths, bases)
+    # a folder names the true class only for a model that carries class names (else output k is not folder k)
+    labels, sources = resolve_labels(view.class_names, [Path(p).parent.name for p in paths], args.label,
+                                     match_folders=view.has_class_names)
+    target = label_target(sources)
     steps = {"translation": args.translation_step, "scale": args.scale_step, "rotation": args.rotation_step}
     kinds = args.transforms or list(TRANSFORMS)
     grid = {k: default_values(k, steps[k]) for k in kinds}
-    images = np.stack(bases)
     result = Invariance(view, grid, layers=args.layers, batch_size=args.batch_size).run(
-        images, labels, progress=not args.quiet)
-
+        np.stack(bases), labels, progress=not args.quiet)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    names = [Path(p).name for p in paths]
-    rows = result.rows(image_names=paths)
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    with atomic_open(out / "invariance_curves.csv", "w") as f:
-        f.write(buf.getvalue())
-    fill = model_fill(view)
-    examples = {}
-    for kind, values in grid.items():
-        pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
-        examples[kind] = (
-            pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick]).clip(0, 255).astype(np.uint8)
-        )
-    legend = [f"{n} ({view.class_names[l]}" + (", predicted)" if s == "prediction" else ")")
-              for n, l, s in zip(names, labels, sources)]
-    target = ("predicted class" if all(s == "prediction" for s in sources) else
-              "true class" if "prediction" not in sources else "class (predicted where marked)")
-    save_figure(plot_invariance(result, examples, legend, target=target), out / "invariance.png", dpi=args.dpi)
-    atomic_write_json(
-        out / "invariance_config.json",
-        {
-            "model": str(args.model), "images": paths, "labels": [view.class_names[l] for l in labels],
-            "label_sources": sources, "target": target, "layers": list(result.layers),
-            "transforms": {k: v.tolist() for k, v in grid.items()},
-            "distance": "||f(T x) - f(x)|| / ||f(x)|| (Euclidean, flattened)",
-            "fill": "the raw RGB the network sees as zero (ZFNet: its mean image)",
-            "skipped": skipped,
-        },
-    )
+    figure = save_invariance(out, result, bases, paths, fill=model_fill(view), dpi=args.dpi, model=str(args.model),
+                             label_sources=sources, skipped=skipped)
     for kind, c in result.curves.items():
         if kind == "rotation":
             amount = np.minimum(c.values % 360, 360 - c.values % 360)  # angular distance from 0
@@ -115,8 +57,8 @@ def run(args: argparse.Namespace) -> int:
             from zfkeras.models.adapter import NO_CLASS_NAMES
 
             print(f"note: {NO_CLASS_NAMES}")
-    print(json.dumps({"out": str(out), "figure": str(out / "invariance.png"),
-                      "csv": str(out / "invariance_curves.csv"), "seconds": round(time.time() - start, 1)}))
+    print(json.dumps({"out": str(out), "figure": str(figure), "csv": str(out / CSV),
+                      "seconds": round(time.time() - start, 1)}))
     return 0
 
 

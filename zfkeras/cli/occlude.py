@@ -2,8 +2,10 @@
 
 Writes to `--out`: `<image stem>.png` (panels a-e), `<image stem>.npz` (every array of
 the `OcclusionResult`: activation, probability, top_class, ..., projections) and
-`config.json` (the arguments and the resolved patch/stride). The other images given on
-the command line supply panel (c)'s "other images" (their `--top-k` strongest for the map).
+`config.json` (the arguments and the resolved patch/stride), written by
+`zfkeras.report.figures.fig7_occlusion.save_occlusion`, the report's writer too (schema:
+`zfkeras.analysis.occlusion_folder`). The other images given on the command line (or
+`--others`) supply panel (c)'s "other images" (their `--top-k` strongest for the map).
 Default patch/stride scale with the model's input size S: round(48 S/224) / round(8 S/224),
 i.e. 48/8 px at 224, 24/4 at 112.
 """
@@ -21,11 +23,10 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
+    from zfkeras.analysis.occlusion_folder import occlude_images
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.data.files import decode_images, image_files
-    from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, save_figure
-    from zfkeras.utils.io import atomic_open, atomic_write_json
-    from zfkeras.utils.naming import unique_stems
+    from zfkeras.report.figures.fig7_occlusion import misclassified_note, save_occlusion
 
     from zfkeras.cli._model import load_view
 
@@ -37,39 +38,34 @@ def run(args: argparse.Namespace) -> int:
         resolve_class(args.target, engine.class_names)  # fail before any work
     size = engine.input_shape[0]
     out = Path(args.out)
-    listed = image_files(args.images)
-    images, paths, skipped = decode_images(
-        listed, lambda p: np.ascontiguousarray(center_crop(prepare(load_image(p), size), size)))
-    batch = np.stack(images).astype(np.float32)
-    atomic_write_json(out / "config.json", {
-        "model": str(args.model), "images": list(paths), "layer": engine.layer, "rule": args.rule,
-        "patch": engine.patch, "stride": engine.stride, "positions": len(engine.offsets) ** 2,
-        "class": args.target, "channel": args.channel, "top_k": args.top_k, "image_size": size,
-        "skipped": skipped,
-    })
-    for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
-        others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
+
+    def decode(p: str) -> np.ndarray:
+        return np.ascontiguousarray(center_crop(prepare(load_image(p), size), size))
+
+    images, paths, skipped = decode_images(image_files(args.images), decode)
+    pool, pool_paths = None, None
+    if args.others:
+        pool_images, pool_paths, missed = decode_images(image_files(args.others), decode, what="--others files")
+        pool, skipped = np.stack(pool_images).astype(np.float32), skipped + missed
+    targets = []
+    for path in paths:
         folder = Path(path).parent.name
         known = engine.view.has_class_names and folder in engine.class_names  # else output k is not folder k
-        target = args.target if args.target is not None else (folder if known else None)
-        res = engine.run(
-            batch[k], target=target, channel=args.channel, others=others,
-            top_k=args.top_k, progress=args.progress,
-        )
-        if res.other_indices is not None:  # index into args order, not the others array
-            res.other_indices = np.where(res.other_indices >= k, res.other_indices + 1, res.other_indices)
-        with atomic_open(out / f"{stem}.npz") as f:
-            np.savez_compressed(f, image=images[k], **res.to_arrays())
-        name = res.class_names[res.target]
-        which = "class" if target is not None else "predicted class"
-        title = f"{Path(path).name}: {which} {name!r}, {res.layer} map {res.channel}"
-        fig = plot_occlusion(res, images[k], title=title)
-        save_figure(fig, out / f"{stem}.png")
+        targets.append(args.target if args.target is not None else (folder if known else None))
+    results = occlude_images(engine, np.stack(images), targets, others=pool, channel=args.channel,
+                             top_k=args.top_k, progress=args.progress)
+    pngs = save_occlusion(out, results, images, paths, targets=targets, model=str(args.model), rule=args.rule,
+                          target=args.target,
+                          channel=args.channel, top_k=args.top_k, others=pool_paths, skipped=skipped)
+    for path, res, png, target in zip(paths, results, pngs, targets):
         low = float(res.probability.min())
         note = misclassified_note(res)
+        which = "class" if target is not None else "predicted class"
         print(f"{path}: {which} {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "
-              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {out / (stem + '.png')}"
+              f"(min {low:.3f} occluded), {res.layer} map {res.channel} -> {png}"
               + (f"; {note}" if note else ""))
+    if results[0].softmax_added:
+        print("note: the model ends in logits; a softmax was applied to its outputs for (d) and (e)")
     if args.target is None and not engine.view.has_class_names:
         from zfkeras.models.adapter import NO_CLASS_NAMES
 
@@ -97,6 +93,9 @@ def add_parser(sub) -> None:
     p.add_argument("--class", dest="target", metavar="NAME",
                    help="class of panel (d): name or index (default: the image's folder name when it is "
                         "a class of the model, its true class; else the model's top class)")
+    p.add_argument("--others", nargs="+", metavar="IMAGE",
+                   help="images or folders whose projections of the same map go beside (c) (default: the "
+                        "other IMAGEs)")
     p.add_argument("--top-k", type=int, default=4,
                    help="other images' projections in (c): the k strongest (default 4)")
     p.add_argument("--batch-size", type=int, default=32, help="occluded images per batch")

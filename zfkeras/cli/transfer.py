@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
         BACKGROUND_CLASSES,
         SELECTED,
         LogisticProbe,
-        format_table,
+        transfer_table,
         probe_model,
         transfer_layers,
     )
@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed, classifier=LogisticProbe(C=args.C, max_iter=args.max_iter),
         batch_size=args.batch_size, select=args.select_layer, progress=not args.quiet,
     )[args.per_class]
-    table = format_table({f"{args.per_class}/class": result}, seconds=True)
+    table = transfer_table({f"{args.per_class}/class": result}, seconds=True)
     print(f"{len(image_list.class_names)} classes, {args.per_class} train / up to {args.test_per_class} test "
           f"per class, {args.splits} splits (seed {args.seed}); decode {decode_seconds:.1f} s, "
           f"features {result.extract_seconds:.1f} s")

@@ -27,6 +27,7 @@ from zfkeras.layers import (
     MeanSubtraction,
 )
 from zfkeras.models.graph import AxisGeometry, activation_name, first_output, same_pad_before
+from zfkeras.models.keras_private import producer
 
 SUPPORTED_LAYERS = (
     "Conv2D (activation relu, relu6 or linear)",
@@ -176,7 +177,7 @@ def _graph_path(model: keras.Model) -> list[tuple[Any, Any]]:
     Walks the functional graph backwards from the output. Where a node has
     several inputs (Add, Concatenate) the first is followed: what matters is the
     run of single-input layers from the input, and it is the same on every path.
-    Uses Keras's graph bookkeeping (`_keras_history`, `_inbound_nodes`), which
+    Uses Keras's graph bookkeeping (`zfkeras.models.keras_private.producer`), which
     is how Keras itself tracks shared layers; a layer called twice (as in
     `with_switches`) is resolved to the right call.
     """
@@ -194,11 +195,10 @@ def _graph_path(model: keras.Model) -> list[tuple[Any, Any]]:
     path = []
     tensor = outputs[0]
     while True:
-        history = getattr(tensor, "_keras_history", None)
-        if history is None:
+        found = producer(tensor)
+        if found is None:
             raise ValueError(f"cannot trace the graph of model {model.name!r}")
-        layer = history.operation
-        node = layer._inbound_nodes[history.node_index]
+        layer, node = found
         if isinstance(layer, keras.layers.InputLayer) or not node.input_tensors:
             break
         path.append((layer, node))

@@ -96,14 +96,30 @@ def _warn_once(layer, what: str) -> None:
     )
 
 
-def _linear_part(layer, *args, **kwargs):
-    """A conv / dense layer's output before its fused activation (its own weights)."""
-    act = layer.activation
-    layer.activation = keras.activations.linear
-    try:
-        return layer(*args, **kwargs)
-    finally:
-        layer.activation = act
+def _linear_part(layer, x):
+    """A conv / dense layer's output before its fused activation, from its own weights.
+
+    The same ops as the layer's `call` without the activation; the layer is not changed.
+    """
+    ops, L = keras.ops, keras.layers
+    if isinstance(layer, L.SeparableConv2D):
+        y = ops.separable_conv(x, layer.depthwise_kernel, layer.pointwise_kernel, strides=layer.strides,
+                               padding=layer.padding, dilation_rate=layer.dilation_rate,
+                               data_format=layer.data_format)
+    elif isinstance(layer, L.DepthwiseConv2D):
+        y = ops.depthwise_conv(x, layer.kernel, strides=layer.strides, padding=layer.padding,
+                               dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+    elif isinstance(layer, L.Conv2D):
+        y = layer.convolution_op(x, layer.kernel)
+    elif isinstance(layer, L.Dense):
+        y = ops.matmul(x, layer.kernel)
+    else:
+        raise unsupported_error(layer)
+    if layer.use_bias:
+        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+        shape = (1, -1) + (1,) * (len(y.shape) - 2) if channels_first else (1,) * (len(y.shape) - 1) + (-1,)
+        y = ops.add(y, ops.reshape(layer.bias, shape))
+    return y
 
 
 def rule_call(rule: str) -> Callable:
@@ -118,7 +134,7 @@ def rule_call(rule: str) -> Callable:
             name = activation_name(layer.activation)
             if name == "linear":
                 return layer(*args, **kwargs)
-            y = _linear_part(layer, *args, **kwargs)
+            y = _linear_part(layer, args[0])
             if name in ("relu", "relu6"):
                 return rule_relu(y, rule, 6.0 if name == "relu6" else None)
             _warn_once(layer, f"activation {name!r}")

@@ -21,6 +21,7 @@ a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
 from __future__ import annotations
 
 import os
+import weakref
 from pathlib import Path
 from typing import Sequence
 
@@ -89,7 +90,7 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
-        self.source = model
+        self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `analysable`)
         self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
         if isinstance(preprocess, str):
             if preprocess not in MODES:
@@ -115,7 +116,12 @@ class AnalysableModel:
         # output k comparable with a folder name (accuracy, "true class").
         self.has_class_names = class_names is not None or bool(getattr(model, "class_names", None))
         # `analysable(view.model)` finds this view again (class names, preprocessing kept)
-        object.__setattr__(self.model, "_zfkeras_view", self)
+        _OWN[id(self.model)] = self
+
+    @property
+    def source(self) -> keras.Model | None:
+        """The model the view was made of (None once it is gone)."""
+        return self._source()
 
     @property
     def image_size(self) -> int:
@@ -141,7 +147,7 @@ class AnalysableModel:
         """The last spatial layer: where "pool5" is the paper's choice."""
         names = self.layer_names
         if not names:
-            raise ValueError(f"model {self.source.name!r} has no spatial layer to analyse")
+            raise ValueError(f"model {self.model.name!r} has no spatial layer to analyse")
         return names[-1]
 
     def block_layers(self, max_convs: int = 8) -> list[str]:
@@ -171,10 +177,33 @@ class AnalysableModel:
         names = [n for n in self.feature_layer_names if n != self.output_layer]
         return names[-1] if names else self.default_layer
 
-    def pick(self, preferred: Sequence[str], fallback: Sequence[str]) -> tuple[str, ...]:
-        """`preferred` (the paper's ZFNet layer names) when the model has them all, else `fallback`."""
-        names = set(self.feature_layer_names)
-        return tuple(preferred) if all(p in names for p in preferred) else tuple(dict.fromkeys(fallback))
+    def paper_layers(self, use: str) -> tuple[str, ...]:
+        """The layers an analysis takes by default: the paper's (`PAPER_LAYERS[use]`, ZFNet's names)
+        when the model has them, else what stands in for them on this network (the one place that
+        says so): "evolution" (Fig 4) the block layers; "invariance" (Fig 5) the first block layer
+        and the top feature layer; "correspondence" (Table 1) the last spatial and the top feature
+        layer; "layer1" (Fig 6, dead units) the first conv layer; "transfer" (Tables 4, 5, 7) the
+        paper's layers it has (a ZFNet without fc7 too), else the block layers and the dense /
+        global-pooling layers before the output."""
+        if use not in PAPER_LAYERS:
+            raise ValueError(f"unknown use {use!r}; valid: {', '.join(PAPER_LAYERS)}")
+        names = self.feature_layer_names
+        paper = PAPER_LAYERS[use]
+        present = [n for n in paper if n in names]
+        if len(present) == len(paper) or (use == "transfer" and present):
+            return tuple(present)
+        if use == "evolution":
+            fallback = self.block_layers()
+        elif use == "invariance":
+            fallback = [self.block_layers()[0], self.top_feature_layer]
+        elif use == "correspondence":
+            fallback = [self.default_layer, self.top_feature_layer]
+        elif use == "layer1":
+            fallback = [n for n in self.layer_names if self.layers[n].kind == "conv"][:1]
+        else:
+            head = [n for n in names if self.layers[n].kind in ("dense", "globalpool") and n != self.output_layer]
+            fallback = self.block_layers() + head
+        return tuple(dict.fromkeys(fallback))
 
     def layer(self, name: str, spatial: bool = True) -> LayerInfo:
         """The `LayerInfo` of a layer; ValueError listing the valid layers otherwise."""
@@ -321,8 +350,8 @@ def analysable(
     """
     if isinstance(model, AnalysableModel):
         return model
-    own = getattr(model, "_zfkeras_view", None)
-    if own is not None and preprocess is None and class_names is None:
+    own = _OWN.get(id(model))
+    if own is not None and own.model is model and preprocess is None and class_names is None:
         return own
     if isinstance(class_names, (str, os.PathLike)):
         class_names = read_class_names(class_names)
@@ -336,14 +365,27 @@ def analysable(
 
             model = load_model(spec)
     # One view per (model, preprocessing, class names): analyses that each take the model
-    # share it instead of replaying the graph again (the layers are the model's own, so a
-    # cached view never goes stale).
+    # share it instead of replaying its graph again. The cache is held here, keyed by the
+    # model (weakly: it goes with the model), never on the user's model object.
     key = (preprocess if preprocess is None or isinstance(preprocess, str) else id(preprocess),
            None if class_names is None else tuple(class_names))
-    cache = getattr(model, "_zfkeras_views", None)
-    if cache is None:
-        cache = {}
-        object.__setattr__(model, "_zfkeras_views", cache)
+    cache = _VIEWS.setdefault(model, {})
     if key not in cache:
         cache[key] = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
     return cache[key]
+
+
+# The paper's layer choices (ZFNet's names) per use; `AnalysableModel.paper_layers` says what
+# stands in for them on any other network.
+PAPER_LAYERS: dict[str, tuple[str, ...]] = {
+    "evolution": ("conv1", "conv2", "conv3", "conv4", "conv5"),
+    "invariance": ("norm1", "fc7"),
+    "correspondence": ("pool5", "fc7"),
+    "layer1": ("conv1",),
+    "transfer": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"),
+}
+
+# Views by the user's model (weak keys: an entry goes with its model; a view holds its model
+# only weakly) and by their own flat model (weak values: an entry goes with its view).
+_VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
+_OWN: "weakref.WeakValueDictionary[int, AnalysableModel]" = weakref.WeakValueDictionary()

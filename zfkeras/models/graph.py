@@ -26,6 +26,7 @@ from zfkeras.layers import (
     MaxPoolingWithArgmax2D,
     MeanSubtraction,
 )
+from zfkeras.models.keras_private import functional_graph, has_graph, run_through_graph
 
 
 @dataclasses.dataclass(frozen=True)
@@ -163,15 +164,15 @@ def functional_view(model: keras.Model):
         inputs, outputs = model.inputs, model.outputs
     except (AttributeError, ValueError):
         inputs = outputs = None
-    if not inputs or not outputs or not hasattr(model, "_run_through_graph"):
-        if isinstance(model, keras.Sequential) and getattr(model, "_functional", None) is not None:
-            return model._functional
+    if not inputs or not outputs or not has_graph(model):
+        if isinstance(model, keras.Sequential) and functional_graph(model) is not None:
+            return functional_graph(model)
         raise ValueError(
             f"model {model.name!r} is not a built functional or Sequential model: build it on "
             "keras.Input(shape=(H, W, C)) (a subclassed model has no graph to analyse)"
         )
     if isinstance(model, keras.Sequential):
-        return model._functional
+        return functional_graph(model)
     return model
 
 
@@ -188,7 +189,7 @@ def run_graph(model: keras.Model, inputs, call: Callable[..., Any]):
             return run_graph(op, args[0] if len(args) == 1 else list(args), call)
         return call(op, *args, **kwargs)
 
-    return graph._run_through_graph(inputs, operation_fn=lambda op: op, call_fn=call_fn)
+    return run_through_graph(graph, inputs, call_fn)
 
 
 def same_pad_before(n: int, k: int, s: int) -> int:

@@ -19,10 +19,10 @@ FIGURES: list[str] = [
     "zfkeras.report.figures.fig3_architecture:Architecture",
     "zfkeras.report.figures.fig2_top9:TopActivationsFigure",
     "zfkeras.report.figures.fig4_evolution:Evolution",
-    "zfkeras.report.figures.fig5_invariance:Invariance",
-    "zfkeras.report.figures.fig6_diagnostics:Diagnostics",
+    "zfkeras.report.figures.fig5_invariance:InvarianceFigure",
+    "zfkeras.report.figures.fig6_diagnostics:DiagnosticsFigure",
     "zfkeras.report.figures.fig7_occlusion:Occlusion",
-    "zfkeras.report.figures.table1_correspondence:Correspondence",
+    "zfkeras.report.figures.table1_correspondence:CorrespondenceFigure",
     "zfkeras.report.figures.table3_ablation:Ablation",
     "zfkeras.report.figures.table4_transfer:Transfer",
 ]

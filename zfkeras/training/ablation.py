@@ -66,7 +66,7 @@ from zfkeras.training.ablation_table import (
     merge_seeds,
     seed_deltas,
 )
-from zfkeras.training.ablation_markdown import format_table, seed_text
+from zfkeras.training.ablation_markdown import ablation_markdown, seed_text
 from zfkeras.training.callbacks import EpochTimer
 from zfkeras.training.data import TrainingData
 from zfkeras.training.evaluate import evaluate_prepared
@@ -84,7 +84,7 @@ __all__ = [
     "default_presets",
     "baseline_deltas",
     "delta_spread",
-    "format_table",
+    "ablation_markdown",
     "layer_sizes",
     "load_ablation",
     "merge_seeds",

@@ -1,4 +1,4 @@
-"""The architecture ablation (paper Table 3) as a Markdown table: `format_table`, `seed_text`.
+"""The architecture ablation (paper Table 3) as a Markdown table: `ablation_markdown`, `seed_text`.
 
 Our change in top-1 error against the unchanged network beside the paper's, in the layout of the
 paper's Table 3 (rows from `zfkeras.training.ablation_table`). Plain Python: no Keras.
@@ -9,7 +9,7 @@ from __future__ import annotations
 from zfkeras.training.ablation_table import (
     _CHANGES, _VARIANT_ORDER, VARIANT_TITLES, AblationResult, _change, _seeds, baseline_deltas, delta_spread)
 
-__all__ = ["format_table", "seed_text"]
+__all__ = ["ablation_markdown", "seed_text"]
 
 
 def _fmt(v: float | None) -> str:
@@ -45,7 +45,7 @@ def _recipe_extras(config: dict) -> str:
     return "".join(f", {p}" for p in parts)
 
 
-def format_table(result: AblationResult) -> str:
+def ablation_markdown(result: AblationResult) -> str:
     """Markdown table in the layout of the paper's Table 3, paper numbers beside ours.
 
     Rows are grouped by the variant they modify (Krizhevsky replica first, as

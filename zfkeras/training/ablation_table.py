@@ -4,7 +4,7 @@
 `collapsed` flag for a network that did not train), `AblationResult` a whole
 run (saved as `ablation.json` by `zfkeras.training.ablation.run_ablation`).
 `baseline_deltas` puts our change in top-1 error against the unchanged network
-beside the paper's (`PAPER_TABLE3`; the Markdown table: `ablation_markdown`); `load_ablation` reads a
+beside the paper's (`PAPER_TABLE3`; the Markdown table: `ablation_markdown.ablation_markdown`); `load_ablation` reads a
 saved run. `merge_seeds` makes one result of the same run with several seeds:
 each row the mean, its per-seed rows kept (`AblationRow.runs`) for the spread
 (`AblationRow.spread`, `delta_spread`). Plain Python: this module imports no Keras.
@@ -163,9 +163,9 @@ class AblationResult:
         }
 
     def to_markdown(self) -> str:
-        from zfkeras.training.ablation_markdown import format_table
+        from zfkeras.training.ablation_markdown import ablation_markdown
 
-        return format_table(self)
+        return ablation_markdown(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "AblationResult":

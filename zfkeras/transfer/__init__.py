@@ -3,7 +3,7 @@
 Flow: `zfkeras.data.load_prepared` images -> `caltech_splits` (N per class, up to 50 test
 per class, background excluded) -> `extract_features` (one frozen forward pass, every layer
 at once, conv maps max-pooled to 3 x 3) -> `run_protocol` (a `LogisticProbe` per layer and
-split, mean per-class accuracy, mean +- std) -> `format_table` (the paper's Table 7 layout).
+split, mean per-class accuracy, mean +- std) -> `transfer_table` (the paper's Table 7 layout).
 `probe_model` does all of it for one model.
 """
 
@@ -26,7 +26,7 @@ from zfkeras.transfer.protocol import (
     caltech_splits,
     choose_layer,
     evaluate,
-    format_table,
+    transfer_table,
     probe_model,
     run_protocol,
     select_layer,
@@ -48,7 +48,7 @@ __all__ = [
     "evaluate",
     "extract_features",
     "feature_extractor",
-    "format_table",
+    "transfer_table",
     "grid_bins",
     "probe_model",
     "run_protocol",

@@ -43,7 +43,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.adapter import PAPER_LAYERS, AnalysableModel, analysable
 from zfkeras.models.features import feature_model
 
 __all__ = [
@@ -55,7 +55,7 @@ __all__ = [
     "transfer_layers",
 ]
 
-TRANSFER_LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
+TRANSFER_LAYERS: tuple[str, ...] = PAPER_LAYERS["transfer"]
 
 # Max-pooling grid (cells per side) of each conv layer; see the module docstring for why.
 POOL_GRID_DEFAULT = 3
@@ -84,13 +84,7 @@ def transfer_layers(model: keras.Model | AnalysableModel) -> list[str]:
     CNN: its block layers (`AnalysableModel.block_layers`) and the dense /
     global-pooling layers before the output.
     """
-    view = analysable(model)
-    names = view.feature_layer_names
-    present = [name for name in TRANSFER_LAYERS if name in names]
-    if present:
-        return present
-    head = [n for n in names if view.layers[n].kind in ("dense", "globalpool") and n != view.output_layer]
-    return list(dict.fromkeys(view.block_layers() + head))
+    return list(analysable(model).paper_layers("transfer"))
 
 
 def _check_layers(model: keras.Model, layers: Sequence[str] | str | None) -> list[str]:

@@ -38,7 +38,7 @@ __all__ = [
     "caltech_splits",
     "choose_layer",
     "evaluate",
-    "format_table",
+    "transfer_table",
     "probe_model",
     "run_protocol",
     "select_layer",
@@ -387,7 +387,7 @@ def probe_model(
     return out
 
 
-def format_table(
+def transfer_table(
     results: Mapping[str, TransferResult] | TransferResult,
     *,
     seconds: bool = False,

@@ -1,4 +1,5 @@
-"""Fig 5: invariance to translation, scale and rotation. The report's figure, its summary numbers and plot.
+"""Fig 5: invariance to translation, scale and rotation. The report's figure (`InvarianceFigure`), its
+summary numbers, its writer (`save_invariance`) and plot.
 
 The analysis is `zfkeras.analysis.Invariance`; results are saved as
 `OUT/invariance/invariance_curves.csv` (one row per image, transform and value),
@@ -24,8 +25,8 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.analysis.invariance import InvarianceResult
 
-__all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
-           "save_figure"]
+__all__ = ["InvarianceFigure", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
+           "save_figure", "save_invariance"]
 
 def caption(target: str = "true class") -> str:
     """The figure's caption; `target`: "true class", or "predicted class" for a model without class names."""
@@ -36,7 +37,7 @@ def caption(target: str = "true class") -> str:
 CAPTION = caption()
 
 
-class Invariance(Figure):
+class InvarianceFigure(Figure):
     """Fig 5 in the report: the curves of a few correctly classified images and their summary."""
 
     name = "invariance"
@@ -85,42 +86,22 @@ class Invariance(Figure):
                 "target": target}, source
 
     def _run(self, ctx: ReportContext, chosen: list[str], steps: dict, own: Path) -> None:
-        from zfkeras.analysis.invariance import (
-            DEFAULT_LAYERS, Invariance, default_values, model_fill, transform_image)
+        from zfkeras.analysis.invariance import Invariance, default_values, model_fill
+        from zfkeras.analysis.invariance_folder import resolve_labels
         from zfkeras.data import load_image, prepare
-        from zfkeras.utils.io import atomic_open, atomic_write_json
 
         view = ctx.view
-        layers = list(view.pick(DEFAULT_LAYERS, (view.block_layers()[0], view.top_feature_layer)))
         size = int(view.input_shape[0])
         bases = [prepare(load_image(p), size) for p in chosen]
-        class_names = list(view.class_names)
-        truth = [ctx.true_class(p) for p in chosen]  # None without class names: the predicted class instead
-        y = [class_names.index(t) for t in truth] if all(truth) else None
+        # a folder is a class only for a model with class names; else the predicted class (sources say so)
+        labels, sources = resolve_labels(view.class_names, [ctx.labels[p] for p in chosen],
+                                         match_folders=view.has_class_names)
         grid = {k: default_values(k, steps[k]) for k in ("translation", "scale", "rotation")}
         ctx.log(f"[report] invariance of {len(chosen)} images ({sum(len(v) for v in grid.values())} transforms each)")
-        result = Invariance(view, grid, layers=layers, batch_size=ctx.options.batch_size).run(
-            np.stack(bases), y, progress=ctx.progress)
-        rows = result.rows(image_names=[ctx.names[p] for p in chosen])
-        with atomic_open(own / "invariance_curves.csv", "w") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        fill = model_fill(view)
-        examples = {}
-        for kind, values in grid.items():
-            pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
-            examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
-                              .clip(0, 255).astype(np.uint8))
-        cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
-        legend = [f"{Path(p).name} ({cls[l]}{'' if y is not None else ', predicted'})"
-                  for p, l in zip(chosen, result.labels)]
-        target = "true class" if y is not None else "predicted class"
-        save_figure(plot_invariance(result, examples, legend, target=target), own / "invariance.png")
-        atomic_write_json(own / "invariance_config.json", {
-            "model": "report", "images": chosen, "labels": [cls[l] for l in result.labels], "target": target,
-            "layers": list(result.layers), "transforms": {k: v.tolist() for k, v in grid.items()},
-        })
+        result = Invariance(view, grid, batch_size=ctx.options.batch_size).run(
+            np.stack(bases), labels, progress=ctx.progress)
+        save_invariance(own, result, bases, chosen, fill=model_fill(view), model=str(ctx.model_path or view.model.name),
+                        label_sources=sources)
 
     def files(self, result: dict) -> list[str]:
         return [result["figure"]]
@@ -238,6 +219,44 @@ def invariance_summary(rows: Sequence[dict]) -> list[dict]:
                                             if r.get("image") in start])
         out.append({**row, **spreads})
     return out
+
+
+def save_invariance(
+    out: str | Path,
+    result: InvarianceResult,
+    bases: Sequence[np.ndarray],
+    paths: Sequence[str],
+    *,
+    fill: np.ndarray,
+    dpi: int | None = None,
+    **settings,
+) -> Path:
+    """The results folder of `zfkeras invariance --out` and the report's `OUT/invariance/`, one writer.
+
+    `zfkeras.analysis.invariance_folder.write_invariance(out, result, paths, **settings)` (the CSV
+    and `invariance_config.json`), then `invariance.png` (`plot_invariance`, with up to 5 examples
+    per transform of the first image, empty space filled with `fill`). `bases`: the `(B, B, 3)`
+    base-size images the result was computed on. Returns the PNG's path.
+    """
+    from zfkeras.analysis.invariance import transform_image
+    from zfkeras.analysis.invariance_folder import label_target, write_invariance
+
+    out = Path(out)
+    write_invariance(out, result, paths, **settings)
+    size = result.image_size
+    examples = {}
+    for kind, curve in result.curves.items():
+        values = curve.values
+        pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
+        examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
+                          .clip(0, 255).astype(np.uint8))
+    cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
+    sources = list(settings.get("label_sources") or ["folder"] * len(paths))
+    legend = [f"{Path(p).name} ({cls[l]}" + (", predicted)" if s == "prediction" else ")")
+              for p, l, s in zip(paths, result.labels, sources)]
+    save_figure(plot_invariance(result, examples, legend, target=label_target(sources)), out / "invariance.png",
+                dpi=dpi)
+    return out / "invariance.png"
 
 
 # ------------------------------------------------------------------ plot

@@ -26,10 +26,10 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
     import matplotlib.figure
 
     from zfkeras.analysis.diagnostics import ClippedHistory
-    from zfkeras.analysis.diagnostics import Diagnostics as Diagnosis  # `Diagnostics` here is the report figure
+    from zfkeras.analysis.diagnostics import Diagnostics
 
-__all__ = ["Diagnostics", "diagnostics_findings", "diagnostics_rows", "filter_mosaic", "layer2_blank", "plot_clipped_history",
-           "plot_filter_grids", "plot_layer2_features", "save_figure"]
+__all__ = ["DiagnosticsFigure", "diagnostics_findings", "diagnostics_rows", "filter_mosaic", "layer2_blank", "plot_clipped_history",
+           "plot_filter_grids", "plot_layer2_features", "save_diagnostics", "save_figure"]
 
 CAPTIONS = {
     "filters_layer1.png": "Layer-1 filters (Fig 6 c; a and b are other models).",
@@ -38,7 +38,7 @@ CAPTIONS = {
 }
 
 
-class Diagnostics(Figure):
+class DiagnosticsFigure(Figure):
     """Fig 6 in the report: the model's own layer-1 filters and layer-2 projections, with numbers."""
 
     name = "diagnostics"
@@ -79,8 +79,7 @@ class Diagnostics(Figure):
         return {"figures": figures, "rows": diagnostics_rows(summaries), "summaries": summaries}, source
 
     def _run(self, ctx: ReportContext, picks: list[int], own: Path) -> None:
-        from zfkeras.analysis.diagnostics import LayerDiagnostics, diagnostics_table
-        from zfkeras.utils.io import atomic_write_json, atomic_write_text
+        from zfkeras.analysis.diagnostics import LayerDiagnostics
 
         opts, model, model_path = ctx.options, ctx.model, ctx.model_path
         history = None
@@ -88,19 +87,10 @@ class Diagnostics(Figure):
             history = Path(model_path).parent / "history.csv"
         probe = np.stack([ctx.images(ctx.paths[i]) for i in picks]).astype(np.float32) if picks else None
         ctx.log(f"[report] layer-1/2 diagnostics ({len(picks)} probe images)")
-        d = LayerDiagnostics(model, name=model.name, history=history, layer2_channels=opts.layer2_channels,
+        d = LayerDiagnostics(ctx.view, name=model.name, history=history, layer2_channels=opts.layer2_channels,
                              batch_size=opts.batch_size, seed=opts.seed).run(probe, progress=ctx.progress)
-        save_figure(plot_filter_grids([d]), own / "filters_layer1.png")
-        if d.layer2_patches is not None:
-            save_figure(plot_layer2_features([d]), own / "layer2_features.png")
-        if d.clipped is not None:
-            save_figure(plot_clipped_history({d.name: d.clipped}), own / "clipped_fraction.png")
-        atomic_write_text(own / "diagnostics.txt", diagnostics_table([d]) + "\n")
-        atomic_write_json(own / "diagnostics.json", {
-            "models": [str(model_path) if model_path else model.name],
-            "histories": [str(history) if history else None], "probe_images": len(picks),
-            "diagnostics": [d.summary()],
-        })
+        save_diagnostics(own, [d], models=[str(model_path) if model_path else model.name], histories=[history],
+                         probe=[ctx.paths[i] for i in picks])
 
     def files(self, result: dict) -> list[str]:
         return [f.path for f in result["figures"]]
@@ -111,6 +101,31 @@ class Diagnostics(Figure):
             html += "<h3>Diagnostics</h3>" + markup.table(["measure", "value"], result["rows"], [False, True])
         html += markup.finding(diagnostics_findings(result.get("summaries", [])))
         return html or markup.missing(self.not_run, self.command)
+
+
+def save_diagnostics(out: str | Path, diags: Sequence[Diagnostics], *, dpi: int | None = None,
+                     **settings) -> tuple[str, list[Path]]:
+    """The results folder of `zfkeras diagnose --out` and the report's `OUT/diagnostics/`, one writer.
+
+    `zfkeras.analysis.diagnostics_folder.write_diagnostics(out, diags, findings=..., **settings)`
+    (`diagnostics.txt` with `diagnostics_findings`, `diagnostics.json`), then the figures: the
+    layer-1 filters, the layer-2 projections (when measured) and the clipped share per epoch
+    (with a history). Returns `(the text, the figures written)`.
+    """
+    from zfkeras.analysis.diagnostics_folder import write_diagnostics
+
+    out = Path(out)
+    text = write_diagnostics(out, diags, findings=diagnostics_findings([d.summary() for d in diags]), **settings)
+    written = [out / "filters_layer1.png"]
+    save_figure(plot_filter_grids(diags), written[0], dpi=dpi)
+    if any(d.layer2_patches is not None for d in diags):
+        written.append(out / "layer2_features.png")
+        save_figure(plot_layer2_features(diags), written[-1], dpi=dpi)
+    clipped = {d.name: d.clipped for d in diags if d.clipped is not None}
+    if clipped:
+        written.append(out / "clipped_fraction.png")
+        save_figure(plot_clipped_history(clipped), written[-1], dpi=dpi)
+    return text, written
 
 
 # A layer 1 with at least this share of white noise's high-frequency power is called near random.
@@ -221,7 +236,7 @@ def filter_mosaic(kernel: np.ndarray, ncols: int | None = None, pad: int = 1) ->
 
 
 def plot_filter_grids(
-    diagnostics: Sequence[Diagnosis] | None = None,
+    diagnostics: Sequence[Diagnostics] | None = None,
     *,
     kernels: Sequence[np.ndarray] | None = None,
     titles: Sequence[str] | None = None,
@@ -252,7 +267,7 @@ def plot_filter_grids(
     return fig
 
 
-def _diag_title(d: Diagnosis) -> str:
+def _diag_title(d: Diagnostics) -> str:
     s = d.summary()
     parts = [f"{d.name}: {s['kernel']}", f"dead {100 * s['dead_fraction']:.0f}%"]
     if s.get("energy_high") is not None:
@@ -263,7 +278,7 @@ def _diag_title(d: Diagnosis) -> str:
     return "\n".join([", ".join(parts[:2]), ", ".join(parts[2:])])
 
 
-def layer2_blank(d: Diagnosis) -> np.ndarray:
+def layer2_blank(d: Diagnostics) -> np.ndarray:
     """`(K,)` bool: layer-2 channels whose projection is blank (the channel never fired on the probe).
 
     `Diagnostics.layer2_aliasing` is NaN exactly for those (no positive activation to project).
@@ -273,7 +288,7 @@ def layer2_blank(d: Diagnosis) -> np.ndarray:
     return np.isnan(np.asarray(d.layer2_aliasing, np.float64))
 
 
-def plot_layer2_features(diagnostics: Sequence[Diagnosis], panel_inches: float = 4.0,
+def plot_layer2_features(diagnostics: Sequence[Diagnostics], panel_inches: float = 4.0,
                          min_tile: int = MIN_TILE) -> "matplotlib.figure.Figure":
     """Layer-2 projections (strongest activation per channel over the probe set) side by side (Fig 6 d, e).
 

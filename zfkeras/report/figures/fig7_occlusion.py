@@ -22,14 +22,13 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.plotting import save_figure  # noqa: F401 (re-exported)
-from zfkeras.utils.naming import unique_stems
 
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
     import matplotlib.figure
@@ -37,7 +36,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
     from zfkeras.analysis.occlusion import OcclusionResult
 
 __all__ = ["HARDLY_REACTS", "Occlusion", "misclassified_note", "occlusion_findings", "occlusion_montage",
-           "plot_occlusion", "probability_change", "reaction_note", "save_figure"]
+           "plot_occlusion", "probability_change", "reaction_note", "save_figure", "save_occlusion"]
 
 # A largest change of p(class) under occlusion below this is "the model hardly reacts to occlusion":
 # panel (d) then shows it near-white (its colour scale is at least +-HARDLY_REACTS) and says so.
@@ -261,6 +260,29 @@ def occlusion_findings(rows: list[dict]) -> list[str]:
     return out
 
 
+def save_occlusion(out: str | Path, results: Sequence[OcclusionResult], images: Sequence[np.ndarray],
+                   paths: Sequence[str], *, targets: Sequence[int | str | None] | None = None,
+                   **settings) -> list[Path]:
+    """The results folder of `zfkeras occlude --out` and the report's `OUT/occlusion/`, one writer.
+
+    `zfkeras.analysis.occlusion_folder.write_occlusion(out, results, images, paths, **settings)`
+    (the `.npz` files and `config.json`), then `<image stem>.png` per image (`plot_occlusion`).
+    `targets`: the class each image was occluded for (None: its predicted class, and the
+    title says so). Returns the PNG files in order.
+    """
+    from zfkeras.analysis.occlusion_folder import write_occlusion
+
+    files = write_occlusion(out, results, images, paths, **settings)
+    pngs = []
+    targets = list(targets) if targets is not None else [settings.get("target")] * len(results)
+    for res, image, path, npz, target in zip(results, images, paths, files, targets):
+        which = "class" if target is not None else "predicted class"
+        title = f"{Path(path).name}: {which} {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+        save_figure(plot_occlusion(res, image, title=title), npz.with_suffix(".png"))
+        pngs.append(npz.with_suffix(".png"))
+    return pngs
+
+
 def _palette(n: int) -> list:
     from matplotlib import colormaps
 
@@ -312,37 +334,33 @@ class Occlusion(Figure):
 
     def _run(self, ctx: ReportContext, chosen: list[str], own: Path) -> None:
         from zfkeras.analysis.occlusion import OcclusionSensitivity
+        from zfkeras.analysis.occlusion_folder import occlude_images
         from zfkeras.report.figure import pick_evenly
-        from zfkeras.utils.io import atomic_open, atomic_write_json
 
         opts, names = ctx.options, ctx.view.class_names
         engine = OcclusionSensitivity(ctx.view, batch_size=opts.batch_size, rule=opts.rule)
         picks = {ctx.paths.index(p) for p in chosen}
-        others_idx = [i for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
-        others = np.stack([ctx.images(ctx.paths[i]) for i in others_idx]).astype(np.float32) if others_idx else None
+        pool = [ctx.paths[i] for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
+        size = engine.input_shape[0]
+        others = np.stack([ctx.images(p) for p in pool]).astype(np.float32) if pool else np.zeros((0, size, size, 3),
+                                                                                                 np.float32)
         ctx.log(f"[report] occlusion of {len(chosen)} images ({len(engine.offsets) ** 2} positions each)")
-        for path, stem in zip(chosen, unique_stems(chosen)):
-            img = ctx.images(path)
-            target = ctx.true_class(path)  # None (no class names, or not a class): the predicted class
-            res = engine.run(img, target, others=others, top_k=4 if others is not None else None,
-                             progress=ctx.progress)
-            with atomic_open(own / f"{stem}.npz") as f:
-                np.savez_compressed(f, image=img, **res.to_arrays())
-            which = "class" if target is not None else "predicted class"
-            title = f"{Path(path).name}: {which} {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
-            save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
-        atomic_write_json(own / "config.json", {
-            "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
-            "stride": engine.stride, "positions": len(engine.offsets) ** 2, "class": None, "channel": None,
-            "top_k": 4, "image_size": engine.input_shape[0],
-        })
+        images = [ctx.images(p) for p in chosen]
+        targets = [ctx.true_class(p) for p in chosen]  # None (no class names, or not a class): the predicted class
+        top_k = 4 if pool else None
+        results = occlude_images(engine, np.stack(images), targets, others=others, top_k=top_k,
+                                 progress=ctx.progress)
+        save_occlusion(own, results, images, chosen, targets=targets, model=str(ctx.model_path or ctx.model.name), rule=opts.rule,
+                       top_k=top_k, others=pool)
 
     def _load(self, ctx: ReportContext, folder: Path) -> list[dict]:
         """One row per saved image: its figure (inside OUT) and the numbers of its summary line."""
-        done = json.loads((folder / "config.json").read_text()).get("images", [])
+        from zfkeras.analysis.occlusion_folder import read_occlusion
+
+        _, done = read_occlusion(folder)
         rows = []
-        for path, stem in zip(done, unique_stems(done)):
-            png, npz = folder / f"{stem}.png", folder / f"{stem}.npz"
+        for path, npz in done:
+            stem, png = npz.stem, npz.with_suffix(".png")
             if not png.exists():
                 continue
             label = ctx.labels.get(path)
@@ -360,6 +378,7 @@ class Occlusion(Figure):
                         "class": cls[int(z["target"])], "p": float(z["base_probabilities"][int(z["target"])]),
                         "p_min": float(prob.min()), "p_max": float(prob.max()), "top_when_hidden": cls[int(z["top_class"][where])],
                         "map": f"{z['layer']} {int(z['channel'])}",
+                        "softmax_added": bool(z["softmax_added"]) if "softmax_added" in z.files else False,
                     })
             rows.append(row)
         return rows
@@ -393,4 +412,7 @@ class Occlusion(Figure):
             ["image", "class (d)", "model's top class", "p unoccluded", "lowest p occluded",
              "top class at that position", "feature map (b, c)"],
             table, [False, False, False, True, True, False, False]))
+        if any(r.get("softmax_added") for r in rows):
+            parts.append(markup.note("The model ends in logits: for panels (d) and (e) the analysis applied a "
+                                     "softmax to its outputs (the model itself is unchanged)."))
         return "".join(parts) + markup.finding(occlusion_findings(rows))

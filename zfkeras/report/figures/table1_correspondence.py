@@ -2,7 +2,8 @@
 
 The analysis is `zfkeras.analysis.Correspondence` on the shipped faces
 (`zfkeras.data.parts` example); the result is `OUT/correspondence/correspondence.json`
-(`CorrespondenceResult.to_dict()`), the file `zfkeras correspondence --out` writes.
+(`CorrespondenceResult.to_dict()`, `model`, `parts_file`), written by
+`zfkeras.analysis.correspondence.write_correspondence` as `zfkeras correspondence --out` writes it.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from pathlib import Path
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
 
-__all__ = ["Correspondence", "correspondence_findings"]
+__all__ = ["CorrespondenceFigure", "correspondence_findings"]
 
 
-class Correspondence(Figure):
+class CorrespondenceFigure(Figure):
     """Table 1 in the report: Delta per occluded part and layer, with the random baseline."""
 
     name = "correspondence"
@@ -41,21 +42,20 @@ class Correspondence(Figure):
         opts, own, view = ctx.options, ctx.folder(self.name), ctx.view
         if opts.correspondence_file:
             return json.loads(Path(opts.correspondence_file).read_text()), f"reused {opts.correspondence_file}"
-        layers = list(view.pick(("pool5", "fc7"), (view.default_layer, view.top_feature_layer)))
+        layers = list(view.paper_layers("correspondence"))
         params = {"parts": "example", "layers": layers, "seeds": opts.correspondence_seeds}
         if ctx.is_current(own, params) and (own / "correspondence.json").exists():
             return json.loads((own / "correspondence.json").read_text()), "reused (same model)"
         if not layers or not opts.correspondence_seeds:
             ctx.note(self.anchor, "No random-baseline seeds asked.")
             return None, "skipped"
-        from zfkeras.analysis.correspondence import Correspondence
-        from zfkeras.utils.io import atomic_write_json
+        from zfkeras.analysis.correspondence import Correspondence, write_correspondence
 
         ctx.log(f"[report] correspondence on the shipped faces ({opts.correspondence_seeds} random seeds)")
         result = Correspondence(view, layers=layers, seeds=opts.correspondence_seeds,
                                 batch_size=opts.batch_size).run(progress=ctx.progress)  # the shipped faces
-        d = {**result.to_dict(), "parts_file": "zfkeras.data.parts example"}
-        atomic_write_json(own / "correspondence.json", d)
+        d = write_correspondence(own / "correspondence.json", result, model=str(ctx.model_path or view.model.name),
+                                 parts_file=None)
         ctx.mark_done(own, params)
         return d, "computed"
 

@@ -52,7 +52,7 @@ class Transfer(Figure):
         if not opts.transfer:
             return None, "not asked (--transfer)"
         from zfkeras.data import list_image_folder, load_prepared
-        from zfkeras.transfer import BACKGROUND_CLASSES, format_table, probe_model
+        from zfkeras.transfer import BACKGROUND_CLASSES, transfer_table, probe_model
         from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
         image_list = list_image_folder(ctx.data, ctx.list_file, exclude_classes=list(BACKGROUND_CLASSES))
@@ -68,7 +68,7 @@ class Transfer(Figure):
             ctx.note(self.anchor, f"The model was trained on {len(seen)} of these {len(image_list.class_names)} "
                                   "classes: the numbers measure the plumbing, not transfer to new classes.")
         atomic_write_json(own / "transfer.json", d)
-        atomic_write_text(own / "transfer.md", format_table(result) + "\n")
+        atomic_write_text(own / "transfer.md", transfer_table(result) + "\n")
         ctx.mark_done(own, params)
         return d, "computed"
 
