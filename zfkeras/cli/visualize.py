@@ -53,8 +53,8 @@ def run(args: argparse.Namespace) -> int:
     write_atlas(args.out, atlas, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
     for layer, v in atlas.visuals.items():
         n, dead = atlas.top.layers[layer].channels, int(atlas.top.layers[layer].dead.sum())
-        if args.channels > n:
-            log(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
+        if args.channels > n:  # an answer to what was asked: said even with --quiet
+            print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         log(f"{layer}: {len(v.channels)} of {n} channels shown, {dead} dead on these images")
     named = ", ".join(f"{Path(d['path']).name} ({d['reason']})" for d in skipped[:10])
     log(f"scanned {atlas.top.n_images} images ({len(skipped)} skipped{': ' + named if skipped else ''}); "

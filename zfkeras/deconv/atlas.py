@@ -284,8 +284,9 @@ def compute_atlas(
             v.save(folder / f"{l}_top{k}.npz")  # brought in from a reused folder
         have[l] = v
         todo[l] = want[l] if v is None else want[l][~np.isin(want[l], v.channels)]
-        if len(todo[l]) < len(want[l]) and source == "computed":
-            source = "computed; projected maps reused"
+    reused = sum(len(want[l]) - len(todo[l]) for l in layers)
+    if reused:
+        source += f"; {reused} projected maps reused"
     projected = _project(deconv, top, images, folder, s, have, todo, progress, log)
     visuals = {l: subset_visuals(LayerVisuals.load(folder / f"{l}_top{k}.npz"), want[l]) for l in layers}
     return Atlas(top, visuals, s, source, warnings, projected)
