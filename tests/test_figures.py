@@ -256,3 +256,33 @@ def test_report_picks_correctly_classified_images_and_says_how():
     assert len(chosen) == 8 and "only 6 of 12 images are classified correctly" in how
     chosen, how = pick_images(paths, {p: "" for p in paths}, predicted, 2)
     assert "no class the model knows" in how
+
+
+def _font_px_at_page(fig) -> list[tuple[str, float]]:
+    """(text, font size in screen px) of every drawn text when the saved figure is shown at the report's
+    page width (`PAGE_WIDTH`; narrower figures at their own size)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from zfkeras.report.plotting import PAGE_WIDTH
+
+    FigureCanvasAgg(fig).draw()
+    scale = min(1.0, PAGE_WIDTH / (fig.get_figwidth() * fig.dpi))
+    drawn = {t for t, _ in _texts_inside(fig)[0]}
+    texts = fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+    return [(t.get_text(), t.get_fontsize() * fig.dpi / 72 * scale) for t in texts
+            if t.get_visible() and t.get_text().strip() in {d.strip() for d in drawn}]
+
+
+def test_fig7_text_is_readable_at_page_width():
+    """Panel titles, colour-bar ticks and labels, legend: >= 10 px when Fig 7 is shown at the page's width."""
+    from zfkeras.report.figures.fig7_occlusion import plot_occlusion
+
+    prob = np.random.default_rng(0).uniform(0.2, 0.9, (9, 9))
+    res = _occlusion_result(prob, [0.1, 0.85, 0.05], names=("grand_piano", "Faces_easy", "Motorbikes"))
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    sizes = _font_px_at_page(fig)
+    titles = [t for t, _ in sizes if t.startswith(("(a)", "(b)", "(d)", "(e)"))]
+    assert len(titles) == 4 and any(t == "0.0" or t.endswith("0.5") for t, _ in sizes)  # tick labels are in
+    small = [(t, round(px, 1)) for t, px in sizes if px < 10]
+    assert not small, small
+    assert_all_text_inside(fig)
