@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     for kind, values in grid.items():
         pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
         examples[kind] = (
-            pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick]).clip(0, 255).astype(np.uint8)
+            pick, np.stack([[transform_image(b, kind, v, size, fill) for v in pick] for b in bases]).clip(0, 255)
+            .astype(np.uint8)  # a row per plotted image
         )
     legend = [f"{n} ({view.class_names[l]})" for n, l in zip(names, labels)]
     save_figure(plot_invariance(result, examples, legend), out / "invariance.png", dpi=args.dpi)
