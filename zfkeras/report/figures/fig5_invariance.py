@@ -26,8 +26,9 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 __all__ = ["Invariance", "invariance_findings", "invariance_summary", "nanmean_or_none", "plot_invariance",
            "save_figure"]
 
-CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples (a row per plotted image, framed in its curves' colour); relative feature distance at "
-           "the lowest and the highest feature layer; probability of the true class.")
+CAPTION = ("Rows: vertical translation, scale, rotation. Columns: examples (a row per plotted image, framed in "
+           "its curves' colour); relative feature distance at the lowest and the highest feature layer; "
+           "probability of the true class.")
 
 
 class Invariance(Figure):
