@@ -211,6 +211,7 @@ def test_pages_and_tiles_are_sized_for_a_screen(tmp_path):
     c, k, side = PAGE_MAPS + 4, 4, 150
     proj = rng.integers(0, 256, (c, k, side, side, 3), dtype=np.uint8)
     values = np.sort(rng.uniform(0.1, 1, (c, k)), axis=1)[:, ::-1].astype(np.float32)
+    values[3] = [1.04e-12, 2e-13, 0, 0]  # the last card of a row with the longest label: "fired on 2 images"
     v = LayerVisuals("deep", np.arange(c), values, np.full((c, k), "a.jpg"), np.zeros((c, k, 2), np.int64),
                      proj, proj[:, ::-1], np.zeros(c, bool), 1.0, "deconvnet")
     small = bound_tiles(v, STORE_TILE)
@@ -227,6 +228,14 @@ def test_pages_and_tiles_are_sized_for_a_screen(tmp_path):
     atlas = Atlas(TopActivations(k, 9, {"deep": lt}), {"deep": small}, AtlasSettings(top=k))
     pages = write_atlas(tmp_path, atlas, model="m.keras", data="data")
     assert [p.name for p in pages] == ["deep_top4.png", "deep_top4_p2.png"]
+    from test_figures import assert_all_text_inside
+
+    from zfkeras.report.figures.atlas import plot_top_activations
+
+    fig = plot_top_activations(small, rows=np.arange(PAGE_MAPS), max_tile=48, n_images=9)
+    texts = [t for t, _ in assert_all_text_inside(fig)]
+    assert "map 3  max 1.04e-12  (fired on 2 images)" in texts
+    assert any(f"Tiles: the {side} px receptive field, shown at 48 px." in t for t in texts)
     for page in pages:
         w, h = Image.open(page).size
         assert w <= 1400 and h <= 1400, (page.name, w, h)  # 4 cards a row, 48 px tiles

@@ -494,7 +494,8 @@ function check() {
     sizes: Array.prototype.map.call(d.images, function (im) {
       var r = im.getBoundingClientRect();
       return {src: im.getAttribute("src"), w: r.width, h: r.height, nw: im.naturalWidth, nh: im.naturalHeight,
-              kind: im.closest("figure.fmap") ? "card" : (im.closest("figure.wide") ? "figure" : "other")};
+              kind: im.closest("a.big") ? "big" : im.closest("figure.fmap") ? "card"
+                    : (im.closest("figure.wide") ? "figure" : "other")};
     }),
     findings: Array.prototype.map.call(d.querySelectorAll("section[id] p.finding"), function (p) {
       return {section: p.closest("section").id, text: p.textContent};
@@ -554,9 +555,13 @@ def test_report_in_headless_chromium(built, tmp_path):
     # No image is displayed smaller than its minimum size: every card tile >= 48 px (a card is two
     # 3 x 3 grids, 1 px gaps, so a stored tile is (natural height - 2) / 3 px), every figure at
     # >= half its natural width (and no image squashed).
-    cards = figures = 0
+    cards = figures = bigs = 0
     for r in results:
         for im in r["sizes"]:
+            if im["kind"] == "big":  # a card's enlarged view: hidden until the card is clicked (CSS :target)
+                bigs += 1
+                assert im["nw"] > 0 and im["w"] == 0, (r["page"], im)
+                continue
             assert im["nw"] > 0 and im["w"] > 0, (r["page"], im)
             scale = im["h"] / im["nh"]
             assert im["w"] / im["nw"] == pytest.approx(scale, rel=0.02), (r["page"], im)  # aspect kept
@@ -566,7 +571,7 @@ def test_report_in_headless_chromium(built, tmp_path):
             elif im["kind"] == "figure":
                 figures += 1
                 assert scale >= 0.5, (r["page"], im)
-    assert cards > 50 and figures >= 4
+    assert cards > 50 and figures >= 4 and bigs > 50
     # No caption contradicts its numbers: the Fig 5 "this model" sentence against the table beside it.
     table = [row for row in index["fig5"] if row]
     header, rows = table[0], table[1:]

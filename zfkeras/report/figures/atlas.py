@@ -321,13 +321,20 @@ def plot_top_activations(
     live = np.flatnonzero(~dead) if rows is None else np.asarray(rows, np.int64)
     k = visuals.projections.shape[1]
     side = visuals.projections.shape[2]
-    factor = tile_factor(side if max_tile is None else min(side, max_tile), min_tile)
+    shown_side = side if max_tile is None else min(side, max_tile)
+    factor = tile_factor(shown_side, min_tile)
     if len(live):
         mosaic, origins = layer_mosaic(visuals, ncols, min_tile, rows=live, max_tile=max_tile)
     else:
         mosaic, origins = np.full((40, 600, 3), _WHITE, np.uint8), []
     h, w = mosaic.shape[:2]
-    w_fig = max(w, 480)
+    labels = []
+    for n, (x, y) in zip(live, origins):
+        fired = int(np.sum(np.asarray(visuals.values[n]) > 0))
+        few = f"  (fired on {fired} image{'s' if fired > 1 else ''})" if fired < k else ""  # the rest: grey
+        labels.append((x, y, f"map {int(visuals.channels[n])}  max {float(visuals.values[n, 0]):.3g}{few}"))
+    # a label longer than its card (small tiles, few images fired) widens the canvas (0.62 em per glyph)
+    w_fig = max([w, 480] + [int(x + 0.62 * _FONT_PX[8] * len(t)) + 8 for x, _, t in labels])
     title = title or (
         f"{visuals.layer}: top {k} activations per feature map "
         f"(left: {visuals.rule} projections, right: image patches)"
@@ -335,8 +342,9 @@ def plot_top_activations(
     caption = (
         f"Each projection is scaled on its own: grey = 0, black/white = its largest |value|"
         f"{'' if visuals.contrast == 1 else f' / contrast {visuals.contrast:g}'}. "
-        + (f"Tiles: the {side} px receptive field, shown x{factor} (nearest neighbour)." if max_tile is None
-           or side <= max_tile else f"Tiles: the {side} px receptive field, shown at {max_tile * factor} px.")
+        + (f"Tiles: the {visuals.field_side} px receptive field, shown x{factor} (nearest neighbour)."
+           if (max_tile is None or side <= max_tile) and visuals.field_side == side
+           else f"Tiles: the {visuals.field_side} px receptive field, shown at {shown_side * factor} px.")
     )
     if dead.any():
         on = f" on these {n_images} images" if n_images else ""
@@ -352,12 +360,8 @@ def plot_top_activations(
     ax = fig.add_axes((0, foot / H, w / w_fig, h / H))
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
-    for n, (x, y) in zip(live, origins):
-        c = int(visuals.channels[n])
-        fired = int(np.sum(np.asarray(visuals.values[n]) > 0))
-        few = f"   (fired on {fired} image{'s' if fired > 1 else ''}; grey: none)" if fired < k else ""
-        ax.text(x, y - 5, f"map {c}   max {float(visuals.values[n, 0]):.3g}{few}", fontsize=8,
-                va="bottom", ha="left", color="black")
+    for x, y, text in labels:
+        ax.text(x, y - 5, text, fontsize=8, va="bottom", ha="left", color="black", clip_on=False)
     fig.text(pad / w_fig, 1 - pad / H, "\n".join(title_lines), fontsize=10, va="top", ha="left")
     fig.text(pad / w_fig, (foot - pad) / H, "\n".join(cap_lines), fontsize=8, va="top", ha="left",
              color="#333333", linespacing=1.3)
