@@ -327,6 +327,19 @@ def _fingerprint(deconv: Deconvnet, layers: list[str], k: int) -> str:
     )
 
 
+def drop_stale_checkpoint(path: Path, deconv: Deconvnet, layers: list[str], k: int) -> None:
+    """Remove a scan checkpoint of other weights / layers (one of this very scan resumes)."""
+    if not path.exists():
+        return
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            same = str(z["fingerprint"]) == _fingerprint(deconv, layers, k)
+    except (OSError, ValueError, KeyError):
+        same = False
+    if not same:
+        path.unlink()
+
+
 def _save_checkpoint(path: Path, fingerprint: str, layers, state, names, done) -> None:
     arrays = {"fingerprint": np.array(fingerprint), "done": np.array(done, np.int64)}
     for name in layers:

@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.deconv.visuals import LayerVisuals
 
-__all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "big_card", "big_file", "big_layout", "card_ext", "card_image", "card_layout", "channel_card",
+__all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "big_card", "big_file", "big_layout", "card_ext", "card_image",
+           "card_layout", "channel_card",
            "channel_file", "compact_ranges", "dead_line", "encode", "fmap_card", "layer_mosaic",
            "plot_top_activations", "tile_factor"]
 
@@ -247,7 +248,8 @@ def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Seque
     nav = [("index.html", "report")] + [
         (f"atlas/{safe(l)}.html", f"atlas {l}") for l in layers
     ]
-    return page(f"Atlas of {layer}: top-{visuals.values.shape[1]} activations, {visuals.rule} projections", intro + f'<div class="maps">{cards}</div>', depth=1, nav=nav)
+    heading = f"Atlas of {layer}: top-{visuals.values.shape[1]} activations, {visuals.rule} projections"
+    return page(heading, intro + f'<div class="maps">{cards}</div>', depth=1, nav=nav)
 
 
 # ------------------------------------------------------------------ the panel of one layer

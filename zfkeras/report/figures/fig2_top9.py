@@ -11,7 +11,6 @@ resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
