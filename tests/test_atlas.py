@@ -5,6 +5,7 @@ store what is shown, and say when the activations mean nothing."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -141,8 +142,13 @@ def test_interrupted_projections_continue_where_they_stopped(setup, tmp_path, mo
                             log=lambda s: None)
     assert again.pairs == resumed.projected == total - saved  # only what was left
     monkeypatch.undo()
-    fresh = compute_atlas(deconv, paths, ImageCache(64), tmp_path / "b", settings, progress=False, log=lambda s: None)
+    said: list[str] = []
+    fresh = compute_atlas(deconv, paths, ImageCache(64), tmp_path / "b", settings, progress=False, log=said.append)
     assert fresh.projected == total
+    # how long the projections will take, from the rate of the first batch, said once after it
+    (eta,) = [line for line in said if "pairs to project" in line]
+    first = int(re.search(r"\[atlas\] (\d+) pairs to project: about \d+ s at the rate of the first (\d+) ", eta)[2])
+    assert int(re.search(r"(\d+) pairs", eta)[1]) == total and 0 < first < total
     for layer in ("conv1", "conv3"):
         a, b = resumed.visuals[layer], fresh.visuals[layer]
         np.testing.assert_array_equal(a.channels, b.channels)
