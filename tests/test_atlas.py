@@ -245,3 +245,25 @@ def test_pages_and_tiles_are_sized_for_a_screen(tmp_path):
     for page in pages:
         w, h = Image.open(page).size
         assert w <= 1400 and h <= 1400, (page.name, w, h)  # 4 cards a row, 48 px tiles
+
+
+@pytest.mark.parametrize("text, expected", [("all", 0), (" ALL ", 0), ("0", 0), ("16", 16), ("x", None), ("1.5", None)])
+def test_channels_take_a_number_or_all(text, expected, capsys):
+    import argparse
+
+    from zfkeras.report.figures.fig2_top9 import TopActivationsFigure, count_or_all
+
+    if expected is None:
+        with pytest.raises(ValueError, match=rf"takes a number >= 0 or 'all'; got {text!r}"):
+            count_or_all(text)
+    else:
+        assert count_or_all(text) == expected
+    parser = argparse.ArgumentParser(prog="visualize")
+    TopActivationsFigure.add_options(parser, "channels", channels=16)
+    assert parser.parse_args([]).channels == 16
+    if expected is None:
+        with pytest.raises(SystemExit):
+            parser.parse_args(["--channels", text])
+        assert f"argument --channels: takes a number >= 0 or 'all'; got {text!r}" in capsys.readouterr().err
+    else:
+        assert parser.parse_args(["--channels", text]).channels == expected

@@ -10,6 +10,7 @@ resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import numpy as np
@@ -53,7 +54,11 @@ def count_or_all(text: str) -> int:
     try:
         return int(text)
     except ValueError:
-        raise ValueError(f"--channels takes a number or 'all'; got {text!r}") from None
+        raise _CountError(f"takes a number >= 0 or 'all'; got {text!r}") from None
+
+
+class _CountError(ValueError, argparse.ArgumentTypeError):
+    """A bad `--channels`: argparse shows its message as is; Python callers get a ValueError."""
 
 
 @dataclasses.dataclass
@@ -103,7 +108,7 @@ class TopActivationsFigure(Figure):
                "net); commas work too", metavar="LAYER", nargs="+"),
         Option("channels", 16, "feature maps per layer in the atlas, a seeded random subset; all (or 0): every "
                "map, the full atlas (it can take hours on a deep net: the run says how long at its start)",
-               minimum=0, parse=count_or_all),
+               minimum=0, parse=count_or_all, metavar="N|all"),
         Option("top", 9, "activations kept per feature map", minimum=1),
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),
