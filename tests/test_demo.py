@@ -170,11 +170,11 @@ def test_installed_demo_runs_from_any_folder(tmp_path):
     assert [p.stem for p in pages] == ["conv1", "conv2", "conv3", "conv4", "conv5"]
     fired = 0
     for page in pages:
-        said = re.search(r"1 of \d+ feature maps \(a seeded random subset; `--channels 0` shows all\); (\d) fired",
+        said = re.search(r"1 of \d+ feature maps \(a seeded random subset; `--channels all` shows all\); (\d) fired",
                          page.read_text(encoding="utf-8"))
         assert said, page
         fired += int(said.group(1))
-        assert len(list((index.parent / "atlas" / page.stem).glob("ch*.*"))) == int(said.group(1))
+        assert len(list((index.parent / "atlas" / page.stem).glob("ch????.*"))) == int(said.group(1))
     assert fired >= 3
 
 

@@ -37,7 +37,7 @@ def _texts_inside(fig):
         for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
             lo, hi = min(lo, hi), max(lo, hi)
             for tick in axis.get_major_ticks() + axis.get_minor_ticks():
-                if not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:
+                if not ax.axison or not lo - 1e-9 <= tick.get_loc() <= hi + 1e-9:  # axis("off"): not drawn
                     hidden.update({id(tick.label1), id(tick.label2)})
     out = []
     for t in fig.findobj(lambda a: hasattr(a, "get_text") and hasattr(a, "get_window_extent")):
@@ -357,3 +357,72 @@ def test_transfer_findings_call_a_rise_only_beyond_the_spread_over_splits():
                                               "splits, as in the paper; best fc7 (50.0 %)")
     one = {"layers": {"a": {"mean": 0.3, "scores": [0.3]}, "b": {"mean": 0.5, "scores": [0.5]}}}
     assert transfer_findings(one)[0].startswith("Whether accuracy rises with depth cannot be told from one split")
+
+def _font_px_at_page(fig) -> list[tuple[str, float]]:
+    """(text, font size in screen px) of every drawn text when the saved figure is shown at the report's
+    page width (`PAGE_WIDTH`; narrower figures at their own size)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from zfkeras.report.plotting import PAGE_WIDTH
+
+    FigureCanvasAgg(fig).draw()
+    scale = min(1.0, PAGE_WIDTH / (fig.get_figwidth() * fig.dpi))
+    drawn = {t for t, _ in _texts_inside(fig)[0]}
+    texts = fig.findobj(lambda a: hasattr(a, "get_fontsize") and hasattr(a, "get_text"))
+    return [(t.get_text(), t.get_fontsize() * fig.dpi / 72 * scale) for t in texts
+            if t.get_visible() and t.get_text().strip() in {d.strip() for d in drawn}]
+
+
+def test_fig7_text_is_readable_at_page_width():
+    """Panel titles, colour-bar ticks and labels, legend: >= 10 px when Fig 7 is shown at the page's width."""
+    from zfkeras.report.figures.fig7_occlusion import plot_occlusion
+
+    prob = np.random.default_rng(0).uniform(0.2, 0.9, (9, 9))
+    res = _occlusion_result(prob, [0.1, 0.85, 0.05], names=("grand_piano", "Faces_easy", "Motorbikes"))
+    fig = plot_occlusion(res, np.full((32, 32, 3), 90, np.uint8))
+    sizes = _font_px_at_page(fig)
+    titles = [t for t, _ in sizes if t.startswith(("(a)", "(b)", "(d)", "(e)"))]
+    assert len(titles) == 4 and any(t == "0.0" or t.endswith("0.5") for t, _ in sizes)  # tick labels are in
+    small = [(t, round(px, 1)) for t, px in sizes if px < 10]
+    assert not small, small
+    assert_all_text_inside(fig)
+
+
+def _invariance_result(n_img: int = 2, size: int = 32):
+    from zfkeras.analysis.invariance import InvarianceResult, TransformCurves
+
+    rng = np.random.default_rng(0)
+    curves = {}
+    for kind, values in (("translation", np.linspace(-60, 60, 7)), ("rotation", np.arange(0, 360, 60.0))):
+        t = len(values)
+        d = {l: rng.uniform(0, 1, (n_img, t)) for l in ("conv1", "conv5")}
+        curves[kind] = TransformCurves(kind, values, d, d, rng.uniform(0, 1, (n_img, t)), np.zeros((n_img, t), int))
+    return InvarianceResult(curves, ("conv1", "conv5"), np.zeros(n_img, int), np.full(n_img, 0.5), size, ["a", "b"])
+
+
+def test_fig5_example_strip_shows_every_plotted_image_with_readable_labels():
+    from matplotlib.patches import Rectangle
+
+    from zfkeras.report.figures.fig5_invariance import plot_invariance
+
+    res = _invariance_result()
+    rng = np.random.default_rng(1)
+    examples = {k: (c.values[:5], rng.integers(0, 255, (2, 5, 32, 32, 3)).astype(np.uint8))
+                for k, c in res.curves.items()}
+    fig = plot_invariance(res, examples, ["one.jpg (a)", "two.jpg (a)"])
+    strip = [a for a in fig.axes if a.get_title().startswith("vertical translation")
+             or a.get_title().startswith(("translation", "rotation"))]
+    assert len(strip) == 2
+    for ax in strip:
+        (im,) = ax.get_images()
+        h, w = im.get_array().shape[:2]
+        pad = 2
+        assert h == 2 * 32 + pad and w == 5 * 32 + 4 * pad  # two rows (both images) of five transforms
+        frames = [p for p in ax.patches if isinstance(p, Rectangle)]
+        colours = [p.get_edgecolor() for p in frames]
+        lines = [l.get_color() for l in fig.axes[1].get_lines()]  # the curves' colours, image order
+        from matplotlib.colors import to_rgba
+        assert [to_rgba(c) for c in colours] == [to_rgba(c) for c in lines[:2]]  # each row framed as its curve
+    small = [(t, round(px, 1)) for t, px in _font_px_at_page(fig) if px < 10]
+    assert not small, small
+    assert_all_text_inside(fig)

@@ -242,16 +242,24 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
 
     deconv = Deconvnet(model)
     top = TopActivations.load(out / "top9" / "top9.json")
+    shown = json.loads((out / "top9" / "config.json").read_text())["channels_shown"]
     for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
         channels = deconv.output_shape(layer)[2]
         values = np.asarray(top.layers[layer].values)
-        live = [c for c in range(channels) if values[c, 0] > 0]
+        # the default atlas: 16 seeded maps per layer (all of a layer with fewer)
+        assert len(shown[layer]) == min(16, channels)
+        live = [c for c in shown[layer] if values[c, 0] > 0]
         dead = [c for c in range(channels) if not values[c, 0] > 0]
         text = (out / "atlas" / f"{layer}.html").read_text(encoding="utf-8")
         p = _parse(out / "atlas" / f"{layer}.html")
-        cards = sorted(int(m) for m in re.findall(rf"{layer}/ch(\d{{4}})\.(?:png|webp)", " ".join(p.imgs)))
-        assert cards == live  # one card per map that fired, none for dead maps
-        assert len(list((out / "atlas" / layer).iterdir())) == len(live)  # no per-map pages, no blank tiles
+        cards = sorted({int(m) for m in re.findall(rf"{layer}/ch(\d{{4}})\.(?:png|webp)", " ".join(p.imgs))})
+        # one card per map that fired, none for dead maps, each with its enlarged view (a click)
+        assert cards == live
+        assert re.findall(r'<a class="big" id="big-ch(\d+)" href="#ch\1"', text) == [str(c) for c in live]
+        files = [f.name for f in (out / "atlas" / layer).iterdir()]
+        assert len([f for f in files if "_big." not in f]) == len(live)  # no per-map pages, no blank tiles
+        big = [f for f in files if "_big." in f]  # tiles stored over 48 px: a full-size image for the enlarged view
+        assert len(big) == (len(live) if deconv.receptive_field(layer)[0].size > 48 else 0)
         if dead:
             assert f"{len(dead)} of {channels} maps of {layer}: {compact_ranges(dead)}." in text
         assert text.count("<summary>sources</summary>") == len(live)
@@ -327,7 +335,13 @@ def test_second_run_reuses_and_new_weights_recompute(built, tmp_path):
     finally:
         kernel.assign(old)
     sources = {a["name"].split(" ")[0]: a["source"] for a in json.loads((work / "report.json").read_text())["analyses"]}
-    assert sources["top-9"] == "computed" and sources["occlusion"] == "computed"
+    # conv5's weights changed: the scan is redone; conv1-4's projections (same top-9 records, weights
+    # before conv5) are reused, conv5's are projected anew
+    assert sources["top-9"].startswith("computed") and sources["occlusion"] == "computed"
+    from zfkeras.deconv.visuals import LayerVisuals
+
+    kept = sum(len(LayerVisuals.load(work / "top9" / f"{l}_top9.npz").channels) for l in ("conv1", "conv2", "conv3", "conv4"))
+    assert sources["top-9"] == f"computed; {kept} projected maps reused"
 
 
 def _cli(argv) -> int:
@@ -490,7 +504,8 @@ function check() {
     sizes: Array.prototype.map.call(d.images, function (im) {
       var r = im.getBoundingClientRect();
       return {src: im.getAttribute("src"), w: r.width, h: r.height, nw: im.naturalWidth, nh: im.naturalHeight,
-              kind: im.closest("figure.fmap") ? "card" : (im.closest("figure.wide") ? "figure" : "other")};
+              kind: im.closest("a.big") ? "big" : im.closest("figure.fmap") ? "card"
+                    : (im.closest("figure.wide") ? "figure" : "other")};
     }),
     findings: Array.prototype.map.call(d.querySelectorAll("section[id] p.finding"), function (p) {
       return {section: p.closest("section").id, text: p.textContent};
@@ -550,9 +565,13 @@ def test_report_in_headless_chromium(built, tmp_path):
     # No image is displayed smaller than its minimum size: every card tile >= 48 px (a card is two
     # 3 x 3 grids, 1 px gaps, so a stored tile is (natural height - 2) / 3 px), every figure at
     # >= half its natural width (and no image squashed).
-    cards = figures = 0
+    cards = figures = bigs = 0
     for r in results:
         for im in r["sizes"]:
+            if im["kind"] == "big":  # a card's enlarged view: hidden until the card is clicked (CSS :target)
+                bigs += 1
+                assert im["nw"] > 0 and im["w"] == 0, (r["page"], im)
+                continue
             assert im["nw"] > 0 and im["w"] > 0, (r["page"], im)
             scale = im["h"] / im["nh"]
             assert im["w"] / im["nw"] == pytest.approx(scale, rel=0.02), (r["page"], im)  # aspect kept
@@ -562,7 +581,7 @@ def test_report_in_headless_chromium(built, tmp_path):
             elif im["kind"] == "figure":
                 figures += 1
                 assert scale >= 0.5, (r["page"], im)
-    assert cards > 50 and figures >= 4
+    assert cards > 50 and figures >= 4 and bigs > 50
     # No caption contradicts its numbers: the Fig 5 "this model" sentence against the table beside it.
     table = [row for row in index["fig5"] if row]
     header, rows = table[0], table[1:]

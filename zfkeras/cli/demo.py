@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.utils.io import atomic_write_json
 
     if args.channels < 0:
-        raise ValueError(f"--channels must be >= 0 (0: all); got {args.channels}")
+        raise ValueError(f"--channels must be >= 0 or 'all'; got {args.channels}")
     import tensorflow as tf
 
     tf.get_logger().setLevel("ERROR")  # Keras' retracing notes between the analyses' models are noise here
@@ -105,12 +105,15 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the embedded Caltech-101 subset (evaluate + HTML report)")
     p.add_argument("--out", default="zfkeras-demo",
-                   help="output folder (default: ./zfkeras-demo in the current folder; ~13 MB)")
+                   help="output folder (default: ./zfkeras-demo in the current folder; ~17 MB)")
     p.add_argument("--train", action="store_true", help="train a fresh small ZFNet on the subset first")
     p.add_argument("--epochs", type=int, default=30, help="epochs for --train (default 30)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--channels", type=int, default=0,
-                   help="feature maps per layer in the report's atlas (default 0: all)")
+    from zfkeras.report.figures.fig2_top9 import count_or_all
+
+    p.add_argument("--channels", type=count_or_all, default=16, metavar="N|all",
+                   help="feature maps per layer in the report's atlas, a seeded random subset; all (or 0): "
+                        "every map (default 16, as the report)")
     p.add_argument("--no-report", action="store_true", help="only evaluate (no analyses, no HTML report)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=run)

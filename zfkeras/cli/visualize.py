@@ -1,23 +1,25 @@
 """`zfkeras visualize`: top-9 activations of conv layers over a dataset, as in paper Fig 2.
 
-    zfkeras visualize MODEL DATA --out DIR [--layers conv1,conv5] [--channels N]
+    zfkeras visualize MODEL DATA --out DIR [--layers conv1,conv5] [--channels N|all]
                       [--top 9] [--list FILE]
 
-Streams the images of DATA once through MODEL (resumable: DIR/scan_checkpoint.npz),
-keeps for every channel of the chosen layers the top-k activations (one per
-image), then, for N channels per layer, projects them to pixels with the
-deconvnet and writes:
+Streams the images of DATA once through MODEL, keeps for every channel of the chosen
+layers the top-k activations (one per image), then, for N channels per layer, projects
+them to pixels with the backward rule (`zfkeras.deconv.atlas.compute_atlas`, the
+report's Figs 1-2 call the same) and writes (`write_atlas`; the layout of the report's
+OUT/top9, so either reuses the other's folder):
 
 - DIR/top9.json (+ top9.npz): per layer, per channel: image path, position, activation;
-- DIR/<layer>_top9.npz: the projections and patches behind each figure;
-- DIR/<layer>_top9.png: the figure (projections beside image patches);
-- DIR/config.json: the arguments and what was skipped.
+- DIR/<layer>_top9.npz: the projections and patches shown (tiles of at most 112 px);
+- DIR/<layer>_top9.png (+ _p2.png, ...): the figure, 16 maps a page;
+- DIR/config.json: the settings, the maps shown and what was skipped.
+
+Both long phases resume when rerun into the same DIR (scan_checkpoint.npz, <layer>_top9.npz).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from zfkeras.report.build import GENERAL_OPTIONS
@@ -25,78 +27,38 @@ from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
 
 
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
+    from zfkeras.cli._model import load_view
+    from zfkeras.data.files import decode_each
+    from zfkeras.data.images import ImageCache, list_images
     from zfkeras.deconv import Deconvnet
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
-    from zfkeras.data.images import ImageCache, image_batches, list_images
-    from zfkeras.deconv.scan import TopActivations, default_layers, scan_top_activations
-    from zfkeras.deconv.visuals import top_projections
+    from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
 
     TopActivationsFigure.check_options(args, "top", "channels")
-    from zfkeras.cli._model import load_view
-
     deconv = Deconvnet(load_view(args), rule=args.rule)
-    layers = [n for v in args.layers or () for n in v.split(",") if n] or default_layers(deconv)
-    for layer in layers:
-        deconv.output_shape(layer)  # one-line ValueError listing the valid layers
-    paths = list_images(args.data, args.list)
+    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
+    listed = list_images(args.data, args.list)
     if args.limit:
-        paths = paths[: args.limit]
-    size = deconv.input_shape[0]
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-
-    skipped: list = []
-    top = scan_top_activations(
-        deconv,
-        image_batches(paths, size, args.batch_size, skipped),
-        layers=layers,
-        k=args.top,
-        checkpoint=out / "scan_checkpoint.npz",
-        progress=not args.quiet,
-        total=len(paths),
-    )
-    top.save(out / "top9.json")
-    top = TopActivations.load(out / "top9.json")  # figures read what was saved
-
-    rng = np.random.default_rng(args.seed)
-    image = ImageCache(size, limit=512)
-
-    shown = {}
-    for layer in top.layers:
-        n = top.layers[layer].channels
-        count = n if args.channels == 0 else min(args.channels, n)
-        if args.channels > n:
+        listed = listed[: args.limit]
+    images = ImageCache(deconv.input_shape[0], limit=512)
+    _, paths, skipped = decode_each(listed, lambda p: images(p) is None, log=None)
+    if not paths:
+        raise ValueError(f"none of the {len(listed)} files in {str(args.data)!r} could be read as an image")
+    log = (lambda s: None) if args.quiet else print
+    settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
+                             rule=args.rule, seed=args.seed, batch_size=args.batch_size)
+    atlas = compute_atlas(deconv, paths, images, args.out, settings, progress=not args.quiet, log=log)
+    for w in atlas.warnings:
+        if args.quiet:
+            print(w)  # a warning is not progress: --quiet still says it
+    write_atlas(args.out, atlas, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
+    for layer, v in atlas.visuals.items():
+        n, dead = atlas.top.layers[layer].channels, int(atlas.top.layers[layer].dead.sum())
+        if args.channels > n:  # an answer to what was asked: said even with --quiet
             print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
-        chans = np.arange(n) if count == n else np.sort(rng.choice(n, count, replace=False))
-        visuals = top_projections(deconv, top, layer, image, chans, contrast=args.contrast,
-                                  batch_size=args.batch_size)
-        visuals.save(out / f"{layer}_top{args.top}.npz")
-        fig = plot_top_activations(visuals, n_images=top.n_images)
-        fig.savefig(out / f"{layer}_top{args.top}.png")
-        shown[layer] = [int(c) for c in chans]
-        dead = [int(c) for c in np.flatnonzero(top.layers[layer].dead)]
-        if not args.quiet:
-            print(f"{layer}: {n} channels, {len(dead)} dead{': ' + str(dead) if dead else ''}")
-
-    config = {
-        "model": str(args.model),
-        "data": str(args.data),
-        "list": str(args.list) if args.list else None,
-        "layers": list(top.layers),
-        "top": args.top,
-        "channels_shown": shown,
-        "contrast": args.contrast,
-        "rule": args.rule,
-        "seed": args.seed,
-        "images": top.n_images,
-        "skipped": [{"path": p, "reason": r} for p, r in skipped],
-    }
-    (out / "config.json").write_text(json.dumps(config, indent=1))
-    if not args.quiet:
-        print(f"scanned {top.n_images} images ({len(skipped)} skipped"
-              f"{': ' + ', '.join(f'{Path(p).name} ({r})' for p, r in skipped[:10]) if skipped else ''}); wrote {out}")
+        log(f"{layer}: {len(v.channels)} of {n} channels shown, {dead} dead on these images")
+    named = ", ".join(f"{Path(d['path']).name} ({d['reason']})" for d in skipped[:10])
+    log(f"scanned {atlas.top.n_images} images ({len(skipped)} skipped{': ' + named if skipped else ''}); "
+        f"wrote {args.out}")
     return 0
 
 

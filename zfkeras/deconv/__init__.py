@@ -10,8 +10,12 @@ Computing and plotting are separate; results are small objects that save and loa
 - `scan_top_activations(model, batches, layers=None, k=9, checkpoint=None)` ->
   `TopActivations` (JSON + npz); `merge_topk` is its pure NumPy merge.
 - `top_projections(model, top, layer, images, channels=None)` -> `LayerVisuals`
-  (npz); `zfkeras.report.figures.fig2_top9.plot_top_activations(visuals)` draws Fig 2
+  (npz: records, tiles as one encoded image per map); `zfkeras.report.figures.fig2_top9.plot_top_activations(visuals)` draws Fig 2
   (plotting lives with the figure in `zfkeras.report.figures`).
+- `compute_atlas(deconv, paths, images, folder, AtlasSettings(...))` -> `Atlas` (scan +
+  projections of the chosen maps, resumable, reusing what a folder holds) and
+  `write_atlas(folder, atlas, model=..., data=...)` (paged panels, `config.json`): the one
+  path of `zfkeras visualize` and the report's Figs 1-2 (`atlas`).
 - `to_display` (the one display normalization), `cut_patch` (receptive-field patches).
 - `rules`: the backward rules ("deconvnet", "guided", "gradient") and the general
   autodiff route for residual networks (`GradientRoute`).
@@ -19,6 +23,7 @@ Computing and plotting are separate; results are small objects that save and loa
   (transposed convs sharing the forward kernels, `MaxUnpooling2D` with the switches).
 """
 
+from zfkeras.deconv.atlas import Atlas, AtlasSettings, compute_atlas, write_atlas
 from zfkeras.deconv.chain import SUPPORTED_LAYERS, trace_chain, with_switches
 from zfkeras.deconv.deconvnet import Deconvnet, Projections
 from zfkeras.deconv.mirror import MirrorStep, mirror_inputs, mirror_model
@@ -30,6 +35,8 @@ from zfkeras.deconv.visuals import LayerVisuals, top_projections
 
 __all__ = [
     "SUPPORTED_LAYERS",
+    "Atlas",
+    "AtlasSettings",
     "Deconvnet",
     "LayerTop",
     "LayerVisuals",
@@ -38,6 +45,7 @@ __all__ = [
     "Projections",
     "TopActivations",
     "TopK",
+    "compute_atlas",
     "cut_patch",
     "empty_topk",
     "merge_topk",
@@ -49,4 +57,5 @@ __all__ = [
     "top_projections",
     "trace_chain",
     "with_switches",
+    "write_atlas",
 ]

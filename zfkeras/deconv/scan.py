@@ -106,11 +106,17 @@ class TopActivations:
             raise ValueError(f"save to a .json path (an .npz is written beside it); got {str(path)!r}")
         arrays = {"meta": np.array(json.dumps({"k": self.k, "n_images": self.n_images,
                                                "layers": list(self.layers)}))}
+        # each image id once (a deep net's C x k ids repeat a few paths): a table and int32 indices
+        table = sorted({str(i) for lt in self.layers.values() for i in np.asarray(lt.ids).ravel()})
+        where = {t: n for n, t in enumerate(table)}
+        arrays["ids/table"] = np.array(table, dtype=str)
         for name, lt in self.layers.items():
-            for field in ("values", "index", "rows", "cols", "ids"):
+            for field in ("values", "index", "rows", "cols"):
                 arrays[f"{name}/{field}"] = np.asarray(getattr(lt, field))
+            ids = np.asarray(lt.ids).astype(str)
+            arrays[f"{name}/id_index"] = np.array([where[i] for i in ids.ravel()], np.int32).reshape(ids.shape)
         atomic_savez(path.with_suffix(".npz"), **arrays)
-        atomic_write_text(path, json.dumps(self.to_json_dict(), indent=1))
+        atomic_write_text(path, json.dumps(self.to_json_dict(), separators=(",", ":")))
         return path
 
     @classmethod
@@ -121,8 +127,13 @@ class TopActivations:
         if npz.exists():
             with np.load(npz, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
+                table = z["ids/table"] if "ids/table" in z.files else None  # older files: ids per layer
+
+                def ids(name: str) -> np.ndarray:
+                    return z[f"{name}/ids"] if table is None else table[z[f"{name}/id_index"]]
+
                 layers = {
-                    name: LayerTop(*(z[f"{name}/{f}"] for f in ("values", "index", "rows", "cols", "ids")))
+                    name: LayerTop(*(z[f"{name}/{f}"] for f in ("values", "index", "rows", "cols")), ids(name))
                     for name in meta["layers"]
                 }
             return cls(meta["k"], meta["n_images"], layers)
@@ -314,6 +325,19 @@ def _fingerprint(deconv: Deconvnet, layers: list[str], k: int) -> str:
     return json.dumps(
         {"input": list(deconv.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
     )
+
+
+def drop_stale_checkpoint(path: Path, deconv: Deconvnet, layers: list[str], k: int) -> None:
+    """Remove a scan checkpoint of other weights / layers (one of this very scan resumes)."""
+    if not path.exists():
+        return
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            same = str(z["fingerprint"]) == _fingerprint(deconv, layers, k)
+    except (OSError, ValueError, KeyError):
+        same = False
+    if not same:
+        path.unlink()
 
 
 def _save_checkpoint(path: Path, fingerprint: str, layers, state, names, done) -> None:

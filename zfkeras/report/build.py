@@ -186,7 +186,7 @@ def build_report(
             names[p], labels[p] = rp.name, rp.parent.name
     ctx = ReportContext(view=view, out=out, options=opts, paths=paths, labels=labels, names=names, images=images,
                         digest=weights_digest(model), model_path=model_path, data=data, list_file=list_file,
-                        progress=progress, log=log)
+                        progress=progress, log=log, skipped=list(skipped))
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
     model_desc = str(model_path) if model_path else f"(in memory) {model.name}"
     content.model_rows = _model_rows(ctx, model_desc)

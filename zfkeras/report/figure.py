@@ -62,6 +62,7 @@ class Option:
         metavar: the flag's placeholder in `--help`.
         nargs: for a tuple default, "+" takes several values after one flag (`--layers a b`);
             without it the flag repeats (`--ablation A --ablation B`).
+        parse: the flag's argparse `type` (default: the default's type), e.g. `count_or_all`.
     """
 
     name: str
@@ -73,6 +74,7 @@ class Option:
     choices: tuple | None = None
     metavar: str | None = None
     nargs: str | None = None
+    parse: Callable[[str], Any] | None = None
 
     @property
     def cli(self) -> str:
@@ -96,7 +98,7 @@ class Option:
         else:
             kw.update(default=self.default)
             if self.default is not None:
-                kw["type"] = type(self.default)
+                kw["type"] = self.parse or type(self.default)
                 kw["help"] += f" (default: {self.default})"
             metavar = self.metavar or {int: "N", float: "X"}.get(type(self.default))
             if metavar:
@@ -250,6 +252,7 @@ class ReportContext:
         data, list_file: DATA and its list file, as given.
         progress, log: progress bars on/off, where step lines go.
         notes: `{anchor: [plain-text notes]}` shown under each section.
+        skipped: `{"path", "reason"}` of the listed files that did not decode.
     """
 
     view: Any
@@ -266,6 +269,7 @@ class ReportContext:
     progress: bool = True
     log: Callable[[str], None] = print
     notes: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    skipped: list[dict] = dataclasses.field(default_factory=list)
     _cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property

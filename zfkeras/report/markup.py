@@ -52,6 +52,10 @@ figcaption{font-size:.85em;color:#555}
 .fmap figcaption{text-align:center}
 .fmap details{font-size:.8em;max-width:420px}
 p.dead{font-size:.9em;color:#555}
+a.big{display:none}
+a.big:target{display:flex;flex-direction:column;align-items:center;justify-content:center;position:fixed;inset:0;z-index:10;background:rgba(20,20,20,.88);color:#fff;text-decoration:none;font-size:.9em}
+a.big img{height:auto;max-width:96vw;max-height:88vh;object-fit:contain;image-rendering:pixelated;background:#fff;border:4px solid #fff}
+a.big span{margin-top:.5em}
 .pager a{margin-right:1em}
 footer{color:#777;font-size:.8em;padding:1em 1.5em}
 """

@@ -18,9 +18,10 @@ from zfkeras.utils.io import atomic_write_bytes
 if TYPE_CHECKING:
     import matplotlib.figure
 
-__all__ = ["MIN_TILE", "compact_ranges", "save_figure", "tile", "tile_factor", "upscale"]
+__all__ = ["MIN_TILE", "PAGE_WIDTH", "compact_ranges", "save_figure", "tile", "tile_factor", "upscale"]
 
 MIN_TILE = 48  # px: the smallest side a projection / patch tile is displayed at (Figs 2, 6, the atlas)
+PAGE_WIDTH = 1100  # px: the width a report figure is read at (a 1280 px window less the page's margins)
 
 
 def tile(images: np.ndarray, ncols: int | None = None, pad: int = 1, fill: float = 1.0) -> np.ndarray:

@@ -35,7 +35,8 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.deconv.visuals import LayerVisuals
 
-__all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "card_ext", "card_image", "card_layout", "channel_card",
+__all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "big_card", "big_file", "big_layout", "card_ext", "card_image",
+           "card_layout", "channel_card",
            "channel_file", "compact_ranges", "dead_line", "encode", "fmap_card", "layer_mosaic",
            "plot_top_activations", "tile_factor"]
 
@@ -125,10 +126,11 @@ def channel_file(layer: str, channel: int, ext: str) -> str:
     return f"atlas/{safe(layer)}/ch{int(channel):04d}.{ext}"
 
 
-def _card_size(visuals) -> tuple[int, int]:
-    """Displayed `(width, height)` px of a layer's card image (all of a layer's cards are alike)."""
+def _card_size(visuals, stored: bool = False) -> tuple[int, int]:
+    """Displayed `(width, height)` px of a layer's card image (all of a layer's cards are alike);
+    `stored`: the size of the card at the stored tile side, unscaled (`big_card`)."""
     k = visuals.projections.shape[1]
-    side, factor = card_layout(visuals.projections.shape[2])
+    side, factor = (visuals.projections.shape[2], 1) if stored else card_layout(visuals.projections.shape[2])
     g = math.ceil(math.sqrt(k))
     rows = math.ceil(k / g)
     h = rows * side + (rows - 1)
@@ -136,19 +138,56 @@ def _card_size(visuals) -> tuple[int, int]:
     return w * factor, h * factor
 
 
-def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "") -> str:
-    """One live feature map: its card image (projections | patches), a caption, optional details."""
+def big_layout(visuals) -> tuple[int, bool]:
+    """`(displayed tile side, own file?)` of a card's enlarged view (a click on the card).
+
+    The stored tiles (at most `STORE_TILE` px) are shown at a whole multiple of their side that
+    is at least the receptive field's side and at least twice `MIN_TILE`; a card whose tiles are
+    stored downscaled to `MAX_TILE` gets its own full-size image file, a smaller one reuses its card.
+    """
+    s = int(visuals.projections.shape[2])
+    return s * math.ceil(max(visuals.field_side, 2 * MIN_TILE) / s), s > MAX_TILE
+
+
+def big_file(layer: str, channel: int, ext: str, own: bool) -> str:
+    """The enlarged card's image (`chNNNN_big.*` when `own`, else the card's own image)."""
+    return channel_file(layer, channel, ext).replace(f".{ext}", f"_big.{ext}") if own else channel_file(
+        layer, channel, ext)
+
+
+def big_card(visuals, i: int) -> np.ndarray:
+    """The uint8 image of the enlarged view of row `i`: the card at the stored tile size."""
+    return card_image(np.asarray(visuals.projections[i], np.uint8), np.asarray(visuals.patches[i], np.uint8))
+
+
+def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "", big: str | None = None) -> str:
+    """One live feature map: its card image (projections | patches), a caption, optional details.
+
+    `big`: the enlarged image (`big_file`), shown over the page when the card is clicked (CSS
+    `:target`, no script; a click anywhere closes it); `href` is then the page that holds it
+    ("" = this page).
+    """
     c = int(visuals.channels[i])
     w, h = _card_size(visuals)
     label = f"{layer} map {c}"
     k = visuals.values.shape[1]
     fired = int(np.sum(np.asarray(visuals.values[i]) > 0))
     cap = f"map {c} · max {fmt(float(visuals.values[i, 0]))}" + (f" · fired on {fired} of {k}" if fired < k else "")
+    alt = f"{label}: top-{k} {visuals.rule} projections (left) and image patches (right)"
+    overlay = ""
+    if big is not None and not href:
+        side, _ = big_layout(visuals)
+        scale = side / visuals.projections.shape[2]
+        bw, bh = _card_size(visuals, stored=True)
+        overlay = (f'<a class="big" id="big-ch{c}" href="#ch{c}" title="close">'
+                   f'<img src="{url(big)}" width="{round(bw * scale)}" height="{round(bh * scale)}" alt="{esc(alt)}">'
+                   f"<span>{esc(cap)} · tiles at {side} px (receptive field {visuals.field_side} px) · "
+                   "click to close</span></a>")
+    target = f"big-ch{c}" if big is not None else f"ch{c}"
     return (
-        f'<figure class="fmap" id="ch{c}"><a href="{url(href, f"ch{c}")}">'
-        f'<img src="{url(src)}" width="{w}" height="{h}" alt="{esc(label)}: top-{k} {esc(visuals.rule)} projections '
-        f'(left) and image patches (right)"></a>'
-        f"<figcaption>{esc(cap)}</figcaption>{details}</figure>"
+        f'<figure class="fmap" id="ch{c}"><a href="{url(href, target)}" title="enlarge">'
+        f'<img src="{url(src)}" width="{w}" height="{h}" alt="{esc(alt)}"></a>'
+        f"<figcaption>{esc(cap)}</figcaption>{details}</figure>{overlay}"
     )
 
 
@@ -186,14 +225,15 @@ def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Seque
     n = len(visuals.channels)
     shown = (
         f"all {n} feature maps" if n == total_channels
-        else f"{n} of {total_channels} feature maps (a seeded random subset; `--channels 0` shows all)"
+        else f"{n} of {total_channels} feature maps (a seeded random subset; `--channels all` shows all)"
     )
     side, factor = card_layout(visuals.projections.shape[2])
     intro = (
         f"<p>{esc(layer)}: {esc(shown)}; {len(live)} fired on these {n_images} images. Each card: the "
         f"{esc(visuals.rule)} projections of the feature map's strongest activations, strongest first (left; each scaled to its "
         "own largest |value|, grey = 0), and the image patches under the same receptive fields (right). "
-        f"Receptive field {visuals.projections.shape[2]} px, tiles shown at {side * factor} px. "
+        f"Receptive field {visuals.field_side} px, tiles shown at {side * factor} px; click a card to enlarge it "
+        f"(tiles at {big_layout(visuals)[0]} px). "
         "Open \u201csources\u201d for the images and positions.</p>"
         + dead_line(layer, dead_channels, total_channels, n_images)
         + f'<p class="look">{esc(look_for)}</p>'
@@ -201,13 +241,15 @@ def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Seque
     ext = card_ext(visuals)
     cards = "".join(
         fmap_card(layer, visuals, i, href="", src=channel_file(layer, int(visuals.channels[i]), ext)[len("atlas/"):],
-                   details=_sources_table(sources, visuals, i))
+                  details=_sources_table(sources, visuals, i),
+                  big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1])[len("atlas/"):])
         for i in live
     )
     nav = [("index.html", "report")] + [
         (f"atlas/{safe(l)}.html", f"atlas {l}") for l in layers
     ]
-    return page(f"Atlas of {layer}", intro + f'<div class="maps">{cards}</div>', depth=1, nav=nav)
+    heading = f"Atlas of {layer}: top-{visuals.values.shape[1]} activations, {visuals.rule} projections"
+    return page(heading, intro + f'<div class="maps">{cards}</div>', depth=1, nav=nav)
 
 
 # ------------------------------------------------------------------ the panel of one layer
@@ -217,18 +259,26 @@ _FONT_PX = {8: 11, 9: 12.5, 10: 14}  # approx. line height in px at 100 dpi
 
 
 def layer_mosaic(
-    visuals: LayerVisuals, ncols: int = 4, min_tile: int = MIN_TILE, rows: np.ndarray | None = None
+    visuals: LayerVisuals, ncols: int = 4, min_tile: int = MIN_TILE, rows: np.ndarray | None = None,
+    max_tile: int | None = None,
 ) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """The cards of `rows` (default: every channel) as one uint8 image, and each card's (x, y) top-left px.
 
-    Tiles are upscaled by `tile_factor(P, min_tile)`; a `_LABEL` px strip above each card is left
-    white for its label.
+    Tiles larger than `max_tile` px are downscaled to it (None: never), then upscaled by
+    `tile_factor(side, min_tile)`; a `_LABEL` px strip above each card is left white for its label.
     """
     rows = np.arange(len(visuals.channels)) if rows is None else np.asarray(rows, np.int64)
     if not len(rows):
         raise ValueError(f"no channels to plot for layer {visuals.layer!r}")
-    factor = tile_factor(visuals.projections.shape[2], min_tile)
-    cells = [card_image(visuals.projections[i], visuals.patches[i], factor, pad=2, gap=_CELL_GAP) for i in rows]
+    side = visuals.projections.shape[2]
+    shown = side if max_tile is None else min(side, max_tile)
+    factor = tile_factor(shown, min_tile)
+
+    def tiles(t: np.ndarray) -> np.ndarray:
+        return t if shown == side else _resize_tiles(np.asarray(t, np.uint8), shown)
+
+    cells = [card_image(tiles(visuals.projections[i]), tiles(visuals.patches[i]), factor, pad=2, gap=_CELL_GAP)
+             for i in rows]
     ch, cw = cells[0].shape[:2]
     ncols = max(1, min(ncols, len(cells)))
     nrows = math.ceil(len(cells) / ncols)
@@ -249,7 +299,8 @@ def _wrap(text: str, width_px: float, font_px: float) -> list[str]:
 
 def plot_top_activations(
     visuals: LayerVisuals, ncols: int = 4, title: str | None = None, dpi: int = 100,
-    min_tile: int = MIN_TILE, n_images: int | None = None,
+    min_tile: int = MIN_TILE, n_images: int | None = None, rows: np.ndarray | None = None,
+    max_tile: int | None = None,
 ) -> "matplotlib.figure.Figure":
     """Fig 2 panel for one layer: per live feature map, k projections beside k image patches.
 
@@ -260,6 +311,8 @@ def plot_top_activations(
         dpi: the figure is at the mosaic's native resolution at this dpi.
         min_tile: smallest displayed tile side in px (nearest-neighbour upscaling).
         n_images: images scanned (said in the dead-map line when given).
+        rows: the live rows to draw (a page; default: every live map).
+        max_tile: tiles larger than this are shown downscaled to it (None: native size).
 
     Returns:
         a `matplotlib.figure.Figure` (save with `save_figure`; in a notebook it displays as is).
@@ -267,16 +320,23 @@ def plot_top_activations(
     from matplotlib.figure import Figure as MplFigure
 
     dead = np.asarray(visuals.dead, bool)
-    live = np.flatnonzero(~dead)
+    live = np.flatnonzero(~dead) if rows is None else np.asarray(rows, np.int64)
     k = visuals.projections.shape[1]
     side = visuals.projections.shape[2]
-    factor = tile_factor(side, min_tile)
+    shown_side = side if max_tile is None else min(side, max_tile)
+    factor = tile_factor(shown_side, min_tile)
     if len(live):
-        mosaic, origins = layer_mosaic(visuals, ncols, min_tile, rows=live)
+        mosaic, origins = layer_mosaic(visuals, ncols, min_tile, rows=live, max_tile=max_tile)
     else:
         mosaic, origins = np.full((40, 600, 3), _WHITE, np.uint8), []
     h, w = mosaic.shape[:2]
-    w_fig = max(w, 480)
+    labels = []
+    for n, (x, y) in zip(live, origins):
+        fired = int(np.sum(np.asarray(visuals.values[n]) > 0))
+        few = f"  (fired on {fired} image{'s' if fired > 1 else ''})" if fired < k else ""  # the rest: grey
+        labels.append((x, y, f"map {int(visuals.channels[n])}  max {float(visuals.values[n, 0]):.3g}{few}"))
+    # a label longer than its card (small tiles, few images fired) widens the canvas (0.62 em per glyph)
+    w_fig = max([w, 480] + [int(x + 0.62 * _FONT_PX[8] * len(t)) + 8 for x, _, t in labels])
     title = title or (
         f"{visuals.layer}: top {k} activations per feature map "
         f"(left: {visuals.rule} projections, right: image patches)"
@@ -284,7 +344,9 @@ def plot_top_activations(
     caption = (
         f"Each projection is scaled on its own: grey = 0, black/white = its largest |value|"
         f"{'' if visuals.contrast == 1 else f' / contrast {visuals.contrast:g}'}. "
-        f"Tiles: the {side} px receptive field, shown x{factor} (nearest neighbour)."
+        + (f"Tiles: the {visuals.field_side} px receptive field, shown x{factor} (nearest neighbour)."
+           if (max_tile is None or side <= max_tile) and visuals.field_side == side
+           else f"Tiles: the {visuals.field_side} px receptive field, shown at {shown_side * factor} px.")
     )
     if dead.any():
         on = f" on these {n_images} images" if n_images else ""
@@ -300,12 +362,8 @@ def plot_top_activations(
     ax = fig.add_axes((0, foot / H, w / w_fig, h / H))
     ax.imshow(mosaic, interpolation="nearest")
     ax.set_axis_off()
-    for n, (x, y) in zip(live, origins):
-        c = int(visuals.channels[n])
-        fired = int(np.sum(np.asarray(visuals.values[n]) > 0))
-        few = f"   (fired on {fired} image{'s' if fired > 1 else ''}; grey: none)" if fired < k else ""
-        ax.text(x, y - 5, f"map {c}   max {float(visuals.values[n, 0]):.3g}{few}", fontsize=8,
-                va="bottom", ha="left", color="black")
+    for x, y, text in labels:
+        ax.text(x, y - 5, text, fontsize=8, va="bottom", ha="left", color="black", clip_on=False)
     fig.text(pad / w_fig, 1 - pad / H, "\n".join(title_lines), fontsize=10, va="top", ha="left")
     fig.text(pad / w_fig, (foot - pad) / H, "\n".join(cap_lines), fontsize=8, va="top", ha="left",
              color="#333333", linespacing=1.3)

@@ -10,14 +10,15 @@ resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
-    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, encode, fmap_card,
+    ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file, dead_line,
+    encode, fmap_card,
     plot_top_activations)
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
@@ -39,6 +40,28 @@ LOOK_FOR = (
 )
 
 
+RULE_NAMES = {"deconvnet": "the deconvnet", "guided": "guided backpropagation", "gradient": "the plain gradient"}
+
+
+def heading(rule: str) -> str:
+    """Figs 1-2's heading with the backward rule used, e.g. "... projected by guided backpropagation"."""
+    return f"Figs 1 and 2: top-9 activations projected by {RULE_NAMES.get(rule, rule)}"
+
+
+def count_or_all(text: str) -> int:
+    """`--channels` value: a number >= 0, or "all" (= 0: every map)."""
+    if str(text).strip().lower() == "all":
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise _CountError(f"takes a number >= 0 or 'all'; got {text!r}") from None
+
+
+class _CountError(ValueError, argparse.ArgumentTypeError):
+    """A bad `--channels`: argparse shows its message as is; Python callers get a ValueError."""
+
+
 @dataclasses.dataclass
 class TopNine:
     """The result of Figs 1-2 in the report.
@@ -49,12 +72,14 @@ class TopNine:
         sources: display names / classes of the scanned images.
         preview_channels: `{layer: [channels]}` shown on the index (default: 8 seeded random maps
             that fired on all k images).
+        rule: the backward rule of the projections (named in the heading).
     """
 
     top_k: object | None
     visuals: dict
     sources: ChannelSource | None = None
     preview_channels: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    rule: str = "deconvnet"
 
     def layer_stats(self, layer: str) -> tuple[int, list[int]]:
         """`(maps in the layer, maps dead on every image)`: from the scan, else from the shown maps."""
@@ -74,7 +99,7 @@ class TopActivationsFigure(Figure):
 
     name = "top9"
     anchor = "fig2"
-    title = "Figs 1 and 2: top-9 activations projected by the deconvnet"
+    title = "Figs 1 and 2: top-9 activations projected back to pixels"
     step = "top-9 scan + projections (Figs 1-2)"
     look_for = LOOK_FOR
     command = "zfkeras visualize MODEL.keras DATA --out VIS, then zfkeras report MODEL.keras DATA --out OUT --top9-dir VIS"
@@ -82,7 +107,9 @@ class TopActivationsFigure(Figure):
     options = (
         Option("layers", (), "layers to scan and show (default: every conv layer, or every block of a deep "
                "net); commas work too", metavar="LAYER", nargs="+"),
-        Option("channels", 0, "feature maps per layer in the atlas, a seeded random subset; 0: all", minimum=0),
+        Option("channels", 16, "feature maps per layer in the atlas, a seeded random subset; all (or 0): every "
+               "map, the full atlas (it can take hours on a deep net: the run says how long at its start)",
+               minimum=0, parse=count_or_all, metavar="N|all"),
         Option("top", 9, "activations kept per feature map", minimum=1),
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),
@@ -90,71 +117,31 @@ class TopActivationsFigure(Figure):
     )
 
     def compute(self, ctx: ReportContext):
-        from zfkeras.deconv.scan import default_layers, scan_top_activations
-        from zfkeras.deconv.visuals import LayerVisuals, top_projections
+        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
 
-        deconv, paths, images, opts, log = ctx.deconv, ctx.paths, ctx.images, ctx.options, ctx.log
-        progress, content = ctx.progress, TopNine(None, {}, ChannelSource(ctx.names, ctx.labels))
-
+        opts = ctx.options
         layers = [n.strip() for v in (opts.layers or ()) for n in str(v).split(",") if n.strip()]
         if opts.layers and not layers:
             raise ValueError("--layers needs at least one layer name, e.g. conv1 conv5")
-        layers = layers or default_layers(deconv)
-        for layer in layers:
-            deconv.output_shape(layer)  # ValueError listing the valid layers
-        layers = sorted(dict.fromkeys(layers), key=deconv.order)
+        layers = resolve_layers(ctx.deconv, layers)  # ValueError listing the valid layers
+        channels = count_or_all(opts.channels) if isinstance(opts.channels, str) else int(opts.channels)
+        settings = AtlasSettings(layers=tuple(layers), top=opts.top, channels=channels, contrast=opts.contrast,
+                                 rule=opts.rule, seed=opts.seed, batch_size=opts.batch_size)
         own = ctx.folder(self.name)
-        folders = [Path(opts.top9_dir)] if opts.top9_dir else []
-        folders.append(own)
-        top, source, scan_folder = None, "computed", None
-        for folder in folders:
-            top, why = _load_saved_top(folder, deconv, layers, opts.top, paths, need_fingerprint=folder == own)
-            if top is not None:
-                source, scan_folder = f"reused {folder}", folder
-                log(f"[report] top-{opts.top} scan: reusing {folder / 'top9.json'}")
-                break
-            if folder != own:
-                log(f"[report] not reusing {folder}: {why}")
-        if top is None:
-            log(f"[report] top-{opts.top} scan of {len(paths)} images, layers {', '.join(layers)}")
-            _drop_stale_checkpoint(own / "scan_checkpoint.npz", deconv, layers, opts.top)
-            top = scan_top_activations(
-                deconv, ctx.batches(), layers=layers, k=opts.top,
-                checkpoint=own / "scan_checkpoint.npz", progress=progress, total=len(paths),
-            )
-            top.save(own / "top9.json")
-        content.top_k = top
-
-        rng = np.random.default_rng(opts.seed)
-        reused_maps = 0
+        atlas = compute_atlas(ctx.deconv, ctx.paths, ctx.images, own, settings,
+                              reuse=[opts.top9_dir] if opts.top9_dir else [], progress=ctx.progress, log=ctx.log)
+        model = str(ctx.model_path) if ctx.model_path else ctx.model.name
+        write_atlas(own, atlas, model=model, data=str(ctx.data), list_file=ctx.list_file, skipped=ctx.skipped)
         for layer in layers:
-            n = top.layers[layer].channels
-            want = _channels_for(n, opts.channels, rng)
-            if opts.channels > n:
-                note = f"{layer}: {opts.channels} feature maps asked (--channels), it has {n}; showing all {n}."
-                log(f"[report] {note}")
+            n = atlas.top.layers[layer].channels
+            if channels > n:
+                note = f"{layer}: {channels} feature maps asked (--channels), it has {n}; showing all {n}."
+                ctx.log(f"[report] {note}")
                 ctx.note(self.anchor, note)
-            have = None
-            saved = scan_folder / f"{layer}_top{opts.top}.npz" if scan_folder is not None else None
-            if saved is not None and saved.exists():  # projections made from this very scan
-                try:
-                    v = LayerVisuals.load(saved)
-                    same = abs(v.contrast - opts.contrast) < 1e-9 and v.rule == opts.rule
-                    if same and v.projections.shape[1] == opts.top:
-                        have = v
-                except (OSError, ValueError, KeyError):
-                    pass
-            missing = want if have is None else want[~np.isin(want, have.channels)]
-            if len(missing):
-                log(f"[report] {layer}: projecting the top-{opts.top} of {len(missing)} feature maps")
-                fresh = top_projections(deconv, top, layer, images, missing, contrast=opts.contrast, rule=opts.rule,
-                                        batch_size=max(opts.batch_size, 64))
-                have = fresh if have is None else _merge_visuals(have, fresh)
-            reused_maps += len(want) - len(missing)
-            content.visuals[layer] = _subset_visuals(have, want)
-        if reused_maps:
-            source += f"; {reused_maps} projected maps reused"
-        return content, source
+        for w in atlas.warnings:
+            ctx.note(self.anchor, w)
+        content = TopNine(atlas.top, atlas.visuals, ChannelSource(ctx.names, ctx.labels), rule=opts.rule)
+        return content, atlas.source
 
     def pages(self, result: TopNine, ctx: ReportContext) -> None:
         """One card image per live map (`OUT/atlas/<layer>/chNNNN.*`) and one atlas page per layer."""
@@ -170,12 +157,21 @@ class TopActivationsFigure(Figure):
                         continue  # listed on the page, no card
                     image, _ = channel_card(visuals, i)
                     atomic_write_bytes(out / channel_file(layer, int(visuals.channels[i]), ext), encode(image, ext))
+                    if big_layout(visuals)[1]:
+                        atomic_write_bytes(out / big_file(layer, int(visuals.channels[i]), ext, True),
+                                           encode(big_card(visuals, i), ext))
                     bar.update(1)
                 total_ch, dead = result.layer_stats(layer)
                 atomic_write_text(out / "atlas" / f"{safe(layer)}.html", atlas_page(
                     visuals, total_ch, result.n_images, dead, sources=result.sources,
                     layers=list(result.visuals),
                     look_for=" ".join([self.look_for, *first_layer_finding(ctx.view)])))
+
+    def render(self, result, ctx: ReportContext) -> str:
+        """The section, its heading naming the backward rule actually used (not always the deconvnet)."""
+        html = super().render(result, ctx)
+        rule = result.rule if result is not None else ctx.options.rule
+        return html.replace(f"<h2>{esc(self.title)}</h2>", f"<h2>{esc(heading(rule))}</h2>", 1)
 
     def nav(self, result: TopNine, ctx: ReportContext) -> list[tuple[str, str]]:
         """The atlas page of each layer, in page order (listed under Figs 1-2 in the contents)."""
@@ -191,7 +187,8 @@ class TopActivationsFigure(Figure):
             ext = card_ext(visuals)
             atlas = f"atlas/{safe(layer)}.html"
             cards = "".join(
-                fmap_card(layer, visuals, i, href=atlas, src=channel_file(layer, int(visuals.channels[i]), ext))
+                fmap_card(layer, visuals, i, href=atlas, src=channel_file(layer, int(visuals.channels[i]), ext),
+                          big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1]))
                 for i in preview(result, layer, visuals))
             parts.append(
                 f'<h3 id="fig2-{esc(safe(layer))}">{esc(layer)}</h3>'
@@ -260,91 +257,3 @@ def preview(c: TopNine, layer: str, visuals, count: int = 8) -> list[int]:
         return pool
     rng = np.random.default_rng(sum(map(ord, layer)))
     return sorted(rng.choice(pool, count, replace=False).tolist())
-
-
-
-def _load_saved_top(folder: Path, deconv, layers, k: int, paths, *, need_fingerprint: bool):
-    """A saved scan usable for these layers, images and weights: `(TopActivations, "ok")` or `(None, why)`.
-
-    The weights are checked with the scan's own checkpoint fingerprint when
-    `scan_checkpoint.npz` is there; without it the scan is trusted only if
-    `need_fingerprint` is False (a folder the user pointed at).
-    """
-    from zfkeras.deconv.scan import TopActivations, _fingerprint
-
-    if not (folder / "top9.json").exists():
-        return None, "no saved scan"
-    try:
-        top = TopActivations.load(folder / "top9.json")
-    except (OSError, ValueError, KeyError) as err:
-        return None, f"unreadable saved scan ({err})"
-    if top.k != k:
-        return None, f"saved scan kept {top.k} per map, not {k}"
-    missing = [l for l in layers if l not in top.layers]
-    if missing:
-        return None, f"saved scan lacks {missing}"
-    for l in layers:
-        if top.layers[l].channels != deconv.output_shape(l)[2]:
-            return None, f"saved scan of {l} has {top.layers[l].channels} maps, the model {deconv.output_shape(l)[2]}"
-    if top.n_images != len(paths):
-        return None, f"saved scan covers {top.n_images} images, DATA has {len(paths)}"
-    listed = {str(Path(p).resolve()) for p in paths}
-    ids = {str(i) for l in layers for i in np.asarray(top.layers[l].ids).ravel() if str(i)}
-    if not all(str(Path(i).resolve()) in listed for i in ids):
-        return None, "saved scan is of other images"
-    ckpt = folder / "scan_checkpoint.npz"
-    if ckpt.exists():
-        try:
-            with np.load(ckpt, allow_pickle=False) as z:
-                saved = str(z["fingerprint"])
-        except (OSError, ValueError, KeyError):
-            return None, "unreadable scan checkpoint"
-        if saved != _fingerprint(deconv, sorted(top.layers, key=deconv.order), k):
-            return None, "saved scan was made with other weights"
-    elif need_fingerprint:
-        return None, "saved scan cannot be checked against the weights"
-    return top, "ok"
-
-
-def _drop_stale_checkpoint(path: Path, deconv, layers, k: int) -> None:
-    """Remove a scan checkpoint of other weights / layers (one of this very scan resumes)."""
-    from zfkeras.deconv.scan import _fingerprint
-
-    if not path.exists():
-        return
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            same = str(z["fingerprint"]) == _fingerprint(deconv, layers, k)
-    except (OSError, ValueError, KeyError):
-        same = False
-    if not same:
-        path.unlink()
-
-
-def _channels_for(n: int, count: int, rng) -> np.ndarray:
-    return np.arange(n) if count in (0, n) or count > n else np.sort(rng.choice(n, count, replace=False))
-
-
-def _merge_visuals(a, b):
-    """Two `LayerVisuals` of one layer -> one, sorted by channel (a wins on overlap)."""
-    from zfkeras.deconv.visuals import LayerVisuals
-
-    keep_b = ~np.isin(b.channels, a.channels)
-    order = np.argsort(np.concatenate([a.channels, b.channels[keep_b]]), kind="stable")
-    cat = lambda x, y: np.concatenate([x, y[keep_b]])[order]  # noqa: E731
-    return LayerVisuals(
-        layer=a.layer, channels=cat(a.channels, b.channels), values=cat(a.values, b.values),
-        ids=cat(a.ids.astype(str), b.ids.astype(str)), positions=cat(a.positions, b.positions),
-        projections=cat(a.projections, b.projections), patches=cat(a.patches, b.patches),
-        dead=cat(a.dead, b.dead), contrast=a.contrast, rule=a.rule,
-    )
-
-
-def _subset_visuals(v, channels: np.ndarray):
-    from zfkeras.deconv.visuals import LayerVisuals
-
-    idx = np.array([int(np.flatnonzero(v.channels == c)[0]) for c in channels], np.int64)
-    return LayerVisuals(v.layer, v.channels[idx], v.values[idx], v.ids[idx], v.positions[idx],
-                        v.projections[idx], v.patches[idx], v.dead[idx], v.contrast, v.rule)
-
-

@@ -30,8 +30,9 @@ __all__ = ["InvarianceFigure", "invariance_findings", "invariance_summary", "nan
 
 def caption(target: str = "true class") -> str:
     """The figure's caption; `target`: "true class", or "predicted class" for a model without class names."""
-    return ("Rows: vertical translation, scale, rotation. Columns: examples; relative feature distance at "
-            f"the lowest and the highest feature layer; probability of the {target}.")
+    return ("Rows: vertical translation, scale, rotation. Columns: examples (a row per plotted image, framed in "
+            "its curves' colour); relative feature distance at the lowest and the highest feature layer; "
+            f"probability of the {target}.")
 
 
 CAPTION = caption()
@@ -235,7 +236,7 @@ def save_invariance(
 
     `zfkeras.analysis.invariance_folder.write_invariance(out, result, paths, **settings)` (the CSV
     and `invariance_config.json`), then `invariance.png` (`plot_invariance`, with up to 5 examples
-    per transform of the first image, empty space filled with `fill`). `bases`: the `(B, B, 3)`
+    per transform of each image (a row each), empty space filled with `fill`). `bases`: the `(B, B, 3)`
     base-size images the result was computed on. Returns the PNG's path.
     """
     from zfkeras.analysis.invariance import transform_image
@@ -248,8 +249,8 @@ def save_invariance(
     for kind, curve in result.curves.items():
         values = curve.values
         pick = values[np.linspace(0, len(values) - 1, min(5, len(values))).round().astype(int)]
-        examples[kind] = (pick, np.stack([transform_image(bases[0], kind, v, size, fill) for v in pick])
-                          .clip(0, 255).astype(np.uint8))
+        examples[kind] = (pick, np.stack([[transform_image(b, kind, v, size, fill) for v in pick] for b in bases])
+                          .clip(0, 255).astype(np.uint8))  # a row per plotted image
     cls = result.class_names or [str(i) for i in range(int(result.labels.max()) + 1)]
     sources = list(settings.get("label_sources") or ["folder"] * len(paths))
     legend = [f"{Path(p).name} ({cls[l]}" + (", predicted)" if s == "prediction" else ")")
@@ -278,8 +279,9 @@ def plot_invariance(
 
     Args:
         result: from `invariance_curves`.
-        examples: optional `{kind: (values, (k, S, S, 3) images)}` shown as a
-            strip in the first column (e.g. `transform_image` of image 0).
+        examples: optional `{kind: (values, images)}` shown in the first column: images
+            `(n, k, S, S, 3)`, one row per plotted image, framed in its curves' colour
+            (e.g. `transform_image` of each image), or `(k, S, S, 3)` for image 0 only.
         image_names: legend labels, one per image.
         target: what the probabilities are of: "true class", or "predicted class" when the
             labels were the model's own top-1 (no class names).
@@ -293,8 +295,9 @@ def plot_invariance(
     n_img = len(result.labels)
     names = list(image_names) if image_names is not None else [f"image {i}" for i in range(n_img)]
     ncols = len(result.layers) + 1 + (1 if examples else 0)
-    fig = MplFigure(figsize=(3.4 * ncols, 2.8 * len(kinds)))
-    axes = fig.subplots(len(kinds), ncols, squeeze=False)
+    ratios = ([1.5] if examples else []) + [1.0] * (ncols - (1 if examples else 0))
+    fig = MplFigure(figsize=(3.2 * sum(ratios), 3.0 * len(kinds)))
+    axes = fig.subplots(len(kinds), ncols, squeeze=False, gridspec_kw={"width_ratios": ratios})
     colors = [f"C{i % 10}" for i in range(n_img)]
     for row, kind in enumerate(kinds):
         c = result.curves[kind]
@@ -305,27 +308,45 @@ def plot_invariance(
             ax = axes[row, 0]
             if kind in examples:
                 vals, imgs = examples[kind]
-                ax.imshow(tile(np.asarray(imgs, np.uint8), ncols=len(imgs), pad=2, fill=255))
+                _example_rows(ax, np.asarray(imgs, np.uint8), colors)
                 shown = np.asarray(vals) * (result.image_size / REFERENCE_SIZE if kind == "translation" else 1)
-                ax.set_title(", ".join(f"{v:.3g}" for v in shown), fontsize=7)
+                ax.set_title(f"{_TRANSFORM_TITLES.get(kind, kind).split(' (')[0]}: "
+                             + ", ".join(f"{v:.3g}" for v in shown), fontsize=_TEXT)
             ax.axis("off")
             col = 1
         for layer in result.layers:
             ax = axes[row, col]
             for i in range(n_img):
                 ax.plot(x, c.distances[layer][i], color=colors[i], marker=".", label=names[i])
-            ax.set_title(_LAYER_TITLES.get(layer, layer), fontsize=9)
-            ax.set_ylabel("||f(Tx) - f(x)|| / ||f(x)||", fontsize=8)
+            ax.set_title(_LAYER_TITLES.get(layer, layer), fontsize=_TEXT + 1)
+            ax.set_ylabel("||f(Tx) - f(x)|| / ||f(x)||", fontsize=_TEXT)
             col += 1
         ax = axes[row, col]
         for i in range(n_img):
             ax.plot(x, c.probabilities[i], color=colors[i], marker=".", label=names[i])
         ax.set_ylim(0, 1)
-        ax.set_title(f"p({target})", fontsize=9)
+        ax.set_title(f"p({target})", fontsize=_TEXT + 1)
         for a in axes[row, (1 if examples else 0):]:
             a.set_xlabel(_TRANSFORM_TITLES.get(kind, f"{kind} ({UNITS.get(kind, '')})").format(size=result.image_size),
-                         fontsize=8)
+                         fontsize=_TEXT)
             a.grid(alpha=0.3)
-    axes[0, -1].legend(fontsize=7, loc="best")
+    axes[0, -1].legend(fontsize=_TEXT, loc="best")
     fig.tight_layout()
     return fig
+
+
+_TEXT = 10  # pt: >= 10 px when the figure is shown at PAGE_WIDTH
+
+
+def _example_rows(ax, imgs: np.ndarray, colors: Sequence[str]) -> None:
+    """Draw `(n, k, S, S, 3)` (or `(k, S, S, 3)`) examples as n rows, each framed in its image's colour."""
+    from matplotlib.patches import Rectangle
+
+    rows = imgs if imgs.ndim == 5 else imgs[None]
+    n, k, s = rows.shape[0], rows.shape[1], rows.shape[2]
+    pad = max(2, s // 16)
+    ax.imshow(tile(rows.reshape(n * k, *rows.shape[2:]), ncols=k, pad=pad, fill=255))
+    for i in range(n):
+        top = i * (s + pad) - pad / 2 - 0.5
+        ax.add_patch(Rectangle((-0.5 - pad / 2, top), k * (s + pad), s + pad, fill=False,
+                               ec=colors[i % len(colors)], lw=2.5, clip_on=False))

@@ -95,6 +95,9 @@ def occlusion_montage(
     return out
 
 
+_TITLE, _SMALL = 11, 10  # pt at 100 dpi: 15 and 14 px, >= 10 px when the 1400 px figure is shown at PAGE_WIDTH
+
+
 def plot_occlusion(
     result: OcclusionResult,
     image: np.ndarray,
@@ -125,7 +128,7 @@ def plot_occlusion(
     if image.shape[:2] != (size, size):
         raise ValueError(f"`image` must be the {size}x{size} model input of the result; got {image.shape}")
     names = result.class_names
-    fig = MplFigure(figsize=(17.5, 4.4), dpi=dpi)
+    fig = MplFigure(figsize=(14, 4.8), dpi=dpi)  # read at PAGE_WIDTH: every text >= 10 px there
     axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2, 1]})
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
 
@@ -139,16 +142,16 @@ def plot_occlusion(
     ax.imshow(np.clip(shown, 0, 255).astype(np.uint8), extent=extent)
     ax.add_patch(Rectangle((left - 0.5, top - 0.5), p, p, fill=False, ec="white", lw=1))
     n = len(result.offsets)
-    ax.set_title(f"(a) input, occluder {p} px\n(stride {result.stride}, {n}² positions)", fontsize=9)
+    ax.set_title(f"(a) input, occluder {p} px\n(stride {result.stride}, {n}² positions)", fontsize=_TITLE)
 
     # (b) total activation of the feature map.
     ax = axes[1]
     im = ax.imshow(result.upsampled("activation"), cmap="jet", extent=extent)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04).ax.tick_params(labelsize=_SMALL)
     ax.set_title(
         f"(b) {result.layer} map {result.channel}: total activation\n"
         f"(unoccluded {result.base_activation:.3g})",
-        fontsize=9,
+        fontsize=_TITLE,
     )
 
     # (c) projections.
@@ -156,12 +159,12 @@ def plot_occlusion(
     montage = occlusion_montage(result, max_others, contrast)
     if montage is None:
         ax.text(0.5, 0.5, f"no deconv projection\nfor layer {result.layer}", ha="center", va="center",
-                transform=ax.transAxes, fontsize=9)
-        ax.set_title("(c) projection", fontsize=9)
+                transform=ax.transAxes, fontsize=_TITLE)
+        ax.set_title("(c) projection", fontsize=_TITLE)
     else:
         ax.imshow(montage, interpolation="nearest")
         k = 0 if result.other_projections is None else min(len(result.other_projections), max_others)
-        ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=9)
+        ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=_TITLE)
 
     # (d) probability of the class, as the change from the unoccluded image on its own range:
     # on a fixed 0..1 scale a class the model is sure of (or rules out) is one flat colour.
@@ -169,13 +172,13 @@ def plot_occlusion(
     base, delta, lim = probability_change(result)
     im = ax.imshow(result.upsampled("probability") - base, cmap="RdBu_r", vmin=-lim, vmax=lim, extent=extent)
     bar = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
-    bar.set_label(f"p - {base:.3f} (unoccluded)", fontsize=8)
-    bar.ax.tick_params(labelsize=7)
+    bar.set_label(f"p - {base:.3f} (unoccluded)", fontsize=_SMALL)
+    bar.ax.tick_params(labelsize=_SMALL)
     low, high = float(result.probability.min()), float(result.probability.max())
     hardly = float(np.abs(delta).max()) < HARDLY_REACTS
     ax.set_title(f"(d) p({names[result.target]}): change when occluded\n"
                  f"unoccluded {base:.3f}; occluded {low:.3f} to {high:.3f}"
-                 + ("\nhardly reacts (pale: scale ±0.05)" if hardly else ""), fontsize=9)
+                 + ("\nhardly reacts (pale: scale ±0.05)" if hardly else ""), fontsize=_TITLE)
 
     # (e) most probable class, legend by area.
     ax = axes[4]
@@ -190,9 +193,9 @@ def plot_occlusion(
     handles = [Patch(color=palette[k], label=names[c]) for k, c in enumerate(order[:_MAX_LEGEND])]
     if len(order) > _MAX_LEGEND:
         handles.append(Patch(color="white", label=f"+{len(order) - _MAX_LEGEND} more"))
-    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=7,
+    ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.04), fontsize=_SMALL,
               ncol=2, frameon=False)
-    ax.set_title("(e) most probable class", fontsize=9)
+    ax.set_title("(e) most probable class", fontsize=_TITLE)
 
     for ax in axes:
         ax.set_xticks([])
@@ -200,8 +203,8 @@ def plot_occlusion(
     head = title or (f"Occlusion sensitivity: class {names[result.target]!r}, "
                      f"layer {result.layer} map {result.channel}")
     note = misclassified_note(result)
-    fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=11, color="black")
-    fig.subplots_adjust(left=0.01, right=0.97, top=0.74 if note else 0.80, bottom=0.16, wspace=0.3)
+    fig.suptitle(head + (f"\n{note}" if note else ""), fontsize=13, color="black")
+    fig.subplots_adjust(left=0.01, right=0.965, top=0.75 if note else 0.80, bottom=0.2, wspace=0.35)
     return fig
 
 
