@@ -117,6 +117,7 @@ def build_report(
     list_file: str | os.PathLike | None = None,
     options: ReportOptions | None = None,
     model_path: str | os.PathLike | None = None,
+    model_desc: str | None = None,
     evaluation: dict | None = None,
     title: str | None = None,
     progress: bool = True,
@@ -130,6 +131,8 @@ def build_report(
             class names).
         model_path: for a loaded model, the file it came from (shown, and its folder is
             searched for `history.csv` and `feature_evolution.png`).
+        model_desc: how the model row names the model (default: `model_path`, else
+            "(in memory) NAME"), e.g. "keras.applications.VGG16 (weights /path/w.h5)".
         data: image folder with one sub-folder per class (the class = the folder name).
         out: report folder.
         list_file: restrict DATA to these relative paths (Caltech's `test.txt` format).
@@ -188,7 +191,7 @@ def build_report(
                         digest=weights_digest(model), model_path=model_path, data=data, list_file=list_file,
                         progress=progress, log=log)
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
-    model_desc = str(model_path) if model_path else f"(in memory) {model.name}"
+    model_desc = model_desc or (str(model_path) if model_path else f"(in memory) {model.name}")
     content.model_rows = _model_rows(ctx, model_desc)
     present = sorted(set(labels.values()) - {""})
     content.data_rows = [
@@ -214,7 +217,12 @@ def build_report(
         if not f.wanted(ctx):
             continue
         start = time.time()
-        result, source = f.compute(ctx)
+        try:
+            result, source = f.compute(ctx)
+        except Exception as err:  # one figure that fails never costs the others: shown, not raised
+            result, source = None, f"failed: {failure_reason(err)}"
+            ctx.note(f.anchor, f"This figure was skipped: its analysis failed with {failure_reason(err)}")
+            log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
         content.results[f.name] = result
         content.provenance.append((f.step or f.title, source, time.time() - start))
 
@@ -227,6 +235,12 @@ def build_report(
         "images": {"listed": len(listed), "used": len(paths), "skipped": skipped},
     })
     return index
+
+
+def failure_reason(err: BaseException) -> str:
+    """`"ValueError: <first line>"`: why a figure was skipped, in one line."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:

@@ -83,9 +83,26 @@ def _index(c: ReportContent, figures, ctx, links: dict[str, list[tuple[str, str]
     sections = [("summary", "Model and data")] + [(f.anchor, f.title) for f in figures]
     toc = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a>{_links(links.get(a, []))}</li>' for a, t in sections)
     body = f"<section><h2>Contents</h2><ul>{toc}</ul></section>\n" + _summary_section(c)
-    body += "".join(f.render(c.results.get(f.name), ctx) for f in figures)
+    body += "".join(_render(f, c, ctx) for f in figures)
     nav = [("index.html#" + a, t.split(":")[0]) for a, t in sections]
     return page(c.title, body, depth=0, nav=nav)
+
+
+def _skip(f, c: ReportContent, ctx, err: Exception) -> None:
+    """Drop a figure whose pages or section failed: the report goes on, the reason is shown."""
+    from zfkeras.report.build import failure_reason
+
+    c.results[f.name] = None
+    ctx.note(f.anchor, f"This figure was skipped: writing it failed with {failure_reason(err)}")
+    ctx.log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
+
+
+def _render(f, c: ReportContent, ctx) -> str:
+    try:
+        return f.render(c.results.get(f.name), ctx)
+    except Exception as err:  # one failing figure never aborts the report
+        _skip(f, c, ctx, err)
+        return f.render(None, ctx)
 
 
 def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=None) -> Path:
@@ -105,16 +122,21 @@ def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=N
         result = content.results.get(f.name)
         if result is None:
             continue
-        for rel in f.files(result):
-            if not (out / rel).is_file():
-                raise FileNotFoundError(f"figure {rel!r} is not in the report folder {str(out)!r}")
-        f.pages(result, ctx)
-        links[f.anchor] = f.nav(result, ctx)
-        for href, _ in links[f.anchor]:
-            rel = href.partition("#")[0]
-            if rel and not (out / rel).is_file():
-                raise FileNotFoundError(f"page {rel!r} listed by figure {f.name!r} is not in the report folder "
-                                        f"{str(out)!r}")
+        try:
+            for rel in f.files(result):
+                if not (out / rel).is_file():
+                    raise FileNotFoundError(f"figure {rel!r} is not in the report folder {str(out)!r}")
+            f.pages(result, ctx)
+            nav = f.nav(result, ctx)
+            for href, _ in nav:
+                rel = href.partition("#")[0]
+                if rel and not (out / rel).is_file():
+                    raise FileNotFoundError(f"page {rel!r} listed by figure {f.name!r} is not in the report "
+                                            f"folder {str(out)!r}")
+        except Exception as err:  # one failing figure never aborts the report
+            _skip(f, content, ctx, err)
+            continue
+        links[f.anchor] = nav
     index = out / "index.html"
     atomic_write_text(index, _index(content, figures, ctx, links))
     return index
