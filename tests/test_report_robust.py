@@ -122,3 +122,45 @@ def test_cli_report_names_the_weights_file_and_quiet_prints_no_step_lines(tmp_pa
     assert str(weights.resolve()) in (tmp_path / "r" / "index.html").read_text()
     assert main(argv) == 0
     assert "[report] writing pages" in capsys.readouterr().out
+
+
+def _small_resnet():
+    """Stem conv, two residual blocks (conv-conv-Add-ReLU), a pool and a conv: 6 convs."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2, padding="same", activation="relu", name="stem")(inp)
+    for b in range(2):
+        y = keras.layers.Conv2D(8, 3, padding="same", activation="relu", name=f"b{b}_conv1")(x)
+        y = keras.layers.Conv2D(8, 3, padding="same", name=f"b{b}_conv2")(y)
+        x = keras.layers.Add(name=f"b{b}_add")([x, y])
+        x = keras.layers.ReLU(name=f"b{b}_out")(x) if b == 0 else x  # block 1 ends at its Add
+    x = keras.layers.MaxPooling2D(2, name="pool")(x)
+    x = keras.layers.Conv2D(8, 3, name="head_conv")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras.Model(inp, keras.layers.Dense(3, activation="softmax", name="predictions")(x))
+
+
+def test_fig3_shows_kernel_stride_and_field_after_a_residual_add():
+    from zfkeras.models.adapter import analysable
+    from zfkeras.report.figures.fig3_architecture import architecture_rows
+
+    rows = {r["layer"]: r for r in architecture_rows(analysable(_small_resnet()))}
+    # By hand: field r_l = r_{l-1} + (k - 1) * jump, jump *= stride; an Add takes the union of its branches.
+    want = {"stem": ("3x3", "2", "3 (step 2)"), "b0_conv1": ("3x3", "1", "7 (step 2)"),
+            "b0_conv2": ("3x3", "1", "11 (step 2)"), "b0_add": ("", "", "11 (step 2)"),
+            "b0_out": ("", "", "11 (step 2)"), "b1_conv1": ("3x3", "1", "15 (step 2)"),
+            "b1_conv2": ("3x3", "1", "19 (step 2)"), "b1_add": ("", "", "19 (step 2)"),
+            "pool": ("2x2", "2", "21 (step 4)"), "head_conv": ("3x3", "1", "29 (step 4)")}
+    got = {n: (rows[n].get("kernel", ""), rows[n].get("stride", ""), rows[n].get("rf", "")) for n in want}
+    assert got == want
+    assert rows["gap"]["output"] == "8" and "rf" not in rows["gap"]
+
+
+def test_default_layers_of_a_small_residual_network_include_each_block_output():
+    from zfkeras.deconv import Deconvnet
+    from zfkeras.deconv.scan import default_layers
+
+    layers = default_layers(Deconvnet(_small_resnet()))
+    assert layers == ["stem", "b0_conv1", "b0_conv2", "b0_out", "b1_conv1", "b1_conv2", "b1_add", "head_conv"]

@@ -141,17 +141,34 @@ class AnalysableModel:
 
     def block_layers(self, max_convs: int = 8) -> list[str]:
         """Default layers for top-9 / atlas: the conv layers when there are at most
-        `max_convs` (ZFNet: conv1..conv5), else the last layer at each map size (every
-        block: VGG16's block1_conv2 .. block5_pool, ResNet50's conv1_relu ..
+        `max_convs` (ZFNet: conv1..conv5), with the output of each residual block (the
+        `Add`, or the activation right after it); else the last layer at each map size
+        (every block: VGG16's block1_conv2 .. block5_pool, ResNet50's conv1_relu ..
         conv5_block3_out)."""
         names = self.layer_names
         convs = [n for n in names if self.layers[n].kind == "conv"]
         if 0 < len(convs) <= max_convs:
-            return convs
+            keep = set(convs) | set(self._residual_outputs())
+            return [n for n in names if n in keep]
         last: dict[tuple, str] = {}
         for n in names:
             last[self.layers[n].output_shape[:2]] = n
         return [n for n in names if n in set(last.values())]
+
+    def _residual_outputs(self) -> list[str]:
+        """Per `keras.layers.Add`: the activation that alone reads it (the block's output), else the Add."""
+        found = []
+        for name, info in self.layers.items():
+            if not isinstance(info.layer, keras.layers.Add):
+                continue
+            end = name
+            while True:
+                readers = [n for n, i in self.layers.items() if any(t is self.layers[end].output for t in i.inputs)]
+                if len(readers) != 1 or self.layers[readers[0]].kind not in ("relu", "act"):
+                    break
+                end = readers[0]
+            found.append(end)
+        return found
 
     @property
     def output_layer(self) -> str:
