@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.analysis.occlusion import OcclusionSensitivity, resolve_class
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.data.files import decode_images, image_files
-    from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, save_figure
+    from zfkeras.report.figures.fig7_occlusion import misclassified_note, occlusion_title, plot_occlusion, save_figure
     from zfkeras.utils.io import atomic_open, atomic_write_json
     from zfkeras.utils.naming import unique_stems
 
@@ -33,6 +33,8 @@ def run(args: argparse.Namespace) -> int:
         load_view(args), args.layer, patch=args.patch, stride=args.stride, batch_size=args.batch_size,
         rule=args.rule,
     )
+    if args.target is not None and not engine.classes:
+        raise ValueError("--class: the model has no class output (a backbone without a classifier); leave it out")
     if args.target is not None:
         resolve_class(args.target, engine.class_names)  # fail before any work
     size = engine.input_shape[0]
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     for k, (path, stem) in enumerate(zip(paths, unique_stems(paths))):
         others = np.delete(batch, k, axis=0) if len(batch) > 1 else None
         folder = Path(path).parent.name
-        target = args.target if args.target is not None else (folder if folder in engine.class_names else None)
+        target = args.target if args.target is not None else (
+            folder if engine.classes and folder in engine.class_names else None)
         res = engine.run(
             batch[k], target=target, channel=args.channel, others=others,
             top_k=args.top_k, progress=args.progress,
@@ -59,10 +62,11 @@ def run(args: argparse.Namespace) -> int:
             res.other_indices = np.where(res.other_indices >= k, res.other_indices + 1, res.other_indices)
         with atomic_open(out / f"{stem}.npz") as f:
             np.savez_compressed(f, image=images[k], **res.to_arrays())
-        name = res.class_names[res.target]
-        title = f"{Path(path).name}: class {name!r}, {res.layer} map {res.channel}"
-        fig = plot_occlusion(res, images[k], title=title)
+        fig = plot_occlusion(res, images[k], title=occlusion_title(Path(path).name, res))
         save_figure(fig, out / f"{stem}.png")
+        if not res.has_classes:
+            print(f"{path}: {res.layer} map {res.channel} (no class output: panels a-c) -> {out / (stem + '.png')}")
+            continue
         low = float(res.probability.min())
         note = misclassified_note(res)
         print(f"{path}: class {res.class_names[res.target]!r} p={res.base_probabilities[res.target]:.3f} "

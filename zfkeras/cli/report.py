@@ -35,8 +35,9 @@ def run(args: argparse.Namespace) -> int:
     application = str(args.model).startswith("keras.applications.")
     model_path = None if application else args.model
     # --quiet: no progress bars and no step or per-layer lines; what failed is still said below.
-    index = build_report(load_view(args), args.data, args.out, list_file=args.list, options=options,
-                         model_path=model_path, model_desc=model_description(args) if application else None,
+    view = load_view(args)
+    index = build_report(view, args.data, args.out, list_file=args.list, options=options,
+                         model_path=model_path, model_desc=model_description(args, view) if application else None,
                          progress=not args.quiet, log=(lambda line: None) if args.quiet else print)
     if args.quiet:
         import json
@@ -49,8 +50,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_description(args: argparse.Namespace) -> str:
-    """How the report names a keras.applications model: its name and the weights it was built from."""
+def model_description(args: argparse.Namespace, view) -> str:
+    """How the report names a keras.applications model: its name, the weights it was built from, and
+    whether it is a backbone without its classifier."""
     from pathlib import Path
 
     weights = str(getattr(args, "weights", "none") or "none")
@@ -60,9 +62,8 @@ def model_description(args: argparse.Namespace) -> str:
         source = "ImageNet weights"
     else:
         source = f"weights {Path(weights).resolve()}"
-    top = "" if getattr(args, "include_top", None) is None else (
-        ", with classifier" if args.include_top else ", backbone without classifier")
-    return f"{args.model} ({source}{top})"
+    backbone = len(view.model.outputs[0].shape) != 2
+    return f"{args.model} ({source}{'; backbone without its classifier' if backbone else ''})"
 
 
 def add_parser(sub) -> None:

@@ -273,7 +273,7 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
 
 def application(
-    name: str, weights: str | None = "none", image_size: int | None = None
+    name: str, weights: str | None = "none", image_size: int | None = None, include_top: bool | None = None,
 ) -> tuple[keras.Model, str]:
     """A `keras.applications` model by name and its input convention.
 
@@ -282,6 +282,9 @@ def application(
         weights: "none" (random init), "imagenet" (Keras downloads them on
             the user's machine; nothing in zfkeras downloads) or a weights file.
         image_size: square input side (default 224).
+        include_top: with the classifier (True) or the backbone alone (False:
+            the last conv block is the output, as a fine-tuned backbone file has it);
+            None: with the classifier, unless a weights file has none (read from the file).
 
     Returns:
         `(model, preprocess mode)`.
@@ -303,13 +306,37 @@ def application(
             file = Path(weights)
             if not file.is_file():
                 raise FileNotFoundError(f"no weights file at {str(file)!r} (use --weights none|imagenet|FILE)")
-    model = getattr(keras.applications, short)(**kw)
-    if file is not None:
+    top = True if include_top is None else bool(include_top)
+    model = getattr(keras.applications, short)(include_top=top, **kw)
+    if file is None:
+        return model, APPLICATION_PREPROCESSING[short]
+    try:
+        _load_weights(model, file, quiet=include_top is None)
+    except (ValueError, OSError, KeyError) as err:
+        if include_top is not None:
+            raise ValueError(f"could not load weights {str(file)!r} into {short}"
+                             f"{'' if top else ' without its classifier'}: {_first_line(err)}") from err
+        # A backbone-only file (no classifier weights), the usual fine-tuned file: build the backbone.
+        model = getattr(keras.applications, short)(include_top=False, **kw)
         try:
-            model.load_weights(str(file))
-        except (ValueError, OSError, KeyError) as err:
-            raise ValueError(f"could not load weights {str(file)!r} into {short}: {err}") from err
+            _load_weights(model, file)
+        except (ValueError, OSError, KeyError) as err2:
+            raise ValueError(f"could not load weights {str(file)!r} into {short}, with or without its "
+                             f"classifier: {_first_line(err)}") from err2
     return model, APPLICATION_PREPROCESSING[short]
+
+
+def _load_weights(model: keras.Model, file: Path, quiet: bool = False) -> None:
+    import warnings
+
+    with warnings.catch_warnings():
+        if quiet:  # a first try that may not fit: Keras' per-container notes are noise then
+            warnings.simplefilter("ignore")
+        model.load_weights(str(file))
+
+
+def _first_line(err: BaseException) -> str:
+    return next((l.strip() for l in str(err).splitlines() if l.strip()), type(err).__name__)
 
 
 def analysable(
@@ -319,12 +346,14 @@ def analysable(
     *,
     weights: str | None = "none",
     image_size: int | None = None,
+    include_top: bool | None = None,
 ) -> AnalysableModel:
     """The `AnalysableModel` of a model, a `.keras` path or "keras.applications.NAME".
 
     An `AnalysableModel` is returned as it is. `class_names` may be a list or a
     text file (one name per line). For a `keras.applications` name the
-    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`).
+    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`);
+    `weights`, `image_size` and `include_top` are those of `application`.
     """
     if isinstance(model, AnalysableModel):
         return model
@@ -336,7 +365,7 @@ def analysable(
     if isinstance(model, (str, os.PathLike)):
         spec = str(model)
         if spec.startswith(APPLICATIONS_PREFIX):
-            model, mode = application(spec, weights, image_size)
+            model, mode = application(spec, weights, image_size, include_top)
             preprocess = mode if preprocess is None else preprocess
         else:
             from zfkeras.models.io import load_model

@@ -254,7 +254,7 @@ def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:
         ("conv channels", _conv_channels(convs)),
         ("backward rule", ctx.options.rule),
         ("trainable parameters", f"{params:,}"),
-        ("classes", _name_list(list(view.class_names))),
+        ("classes", _name_list(list(view.class_names)) if view.class_names else "none (no class output)"),
         ("weights digest (SHA-1)", ctx.digest[:16]),
     ]
 

@@ -318,7 +318,8 @@ class ReportContext:
 
     def pick(self, count: int, offset: float, anchor: str) -> list[str]:
         """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
-        chosen, how = pick_images(self.paths, self.labels, self.predicted(), count, offset)
+        predicted = self.predicted() if len(self.model.outputs[0].shape) == 2 else {}  # {}: a backbone
+        chosen, how = pick_images(self.paths, self.labels if predicted else {}, predicted, count, offset)
         self.note(anchor, how)
         return chosen
 

@@ -35,8 +35,8 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
     from zfkeras.analysis.occlusion import OcclusionResult
 
-__all__ = ["Occlusion", "misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change",
-           "save_figure"]
+__all__ = ["Occlusion", "misclassified_note", "occlusion_montage", "occlusion_title", "plot_occlusion",
+           "probability_change", "save_figure"]
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
@@ -121,12 +121,15 @@ def plot_occlusion(
     if image.shape[:2] != (size, size):
         raise ValueError(f"`image` must be the {size}x{size} model input of the result; got {image.shape}")
     names = result.class_names
-    fig = MplFigure(figsize=(17.5, 4.4), dpi=dpi)
-    axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2, 1]})
+    classes = result.has_classes  # a backbone without a classifier: panels (a)-(c) only
+    ratios = [1, 1.2, 1.6, 1.2, 1] if classes else [1, 1.2, 1.6]
+    fig = MplFigure(figsize=(17.5 if classes else 11.0, 4.4), dpi=dpi)
+    axes = fig.subplots(1, len(ratios), gridspec_kw={"width_ratios": ratios})
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
 
-    # (a) input with the occluder where the class probability is lowest.
-    i, j = np.unravel_index(np.argmin(result.probability), result.probability.shape)
+    # (a) input with the occluder where the class probability (a backbone: the map's activation) is lowest.
+    lowest = result.probability if classes else result.activation
+    i, j = np.unravel_index(np.argmin(lowest), lowest.shape)
     top, left = int(result.offsets[i]), int(result.offsets[j])
     shown = image.astype(np.float32).copy()
     p = result.patch
@@ -158,6 +161,16 @@ def plot_occlusion(
         ax.imshow(montage, interpolation="nearest")
         k = 0 if result.other_projections is None else min(len(result.other_projections), max_others)
         ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=9)
+
+    if not classes:
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        head = title or f"Occlusion sensitivity: layer {result.layer} map {result.channel}"
+        fig.suptitle(f"{head}\nthe model is a backbone without a classifier: no class panels (d), (e)",
+                     fontsize=11, color="black")
+        fig.subplots_adjust(left=0.01, right=0.97, top=0.80, bottom=0.05, wspace=0.3)
+        return fig
 
     # (d) probability of the class, as the change from the unoccluded image on its own range:
     # on a fixed 0..1 scale a class the model is sure of (or rules out) is one flat colour.
@@ -210,8 +223,16 @@ def probability_change(result: OcclusionResult) -> tuple[float, np.ndarray, floa
     return base, delta, max(float(np.abs(delta).max()), 1e-3)
 
 
+def occlusion_title(image_name: str, result: OcclusionResult) -> str:
+    """"photo.jpg: class 'dog', pool5 map 7" (a backbone: no class)."""
+    what = f"class {result.class_names[result.target]!r}, " if result.has_classes else ""
+    return f"{image_name}: {what}{result.layer} map {result.channel}"
+
+
 def misclassified_note(result: OcclusionResult) -> str:
     """A sentence when the model's top class on the unoccluded image is not the class of panel (d)."""
+    if not result.has_classes:
+        return ""
     top = int(np.argmax(result.base_probabilities))
     if top == int(result.target):
         return ""
@@ -286,7 +307,7 @@ class Occlusion(Figure):
                              progress=ctx.progress)
             with atomic_open(own / f"{stem}.npz") as f:
                 np.savez_compressed(f, image=img, **res.to_arrays())
-            title = f"{Path(path).name}: class {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+            title = occlusion_title(Path(path).name, res)
             save_figure(plot_occlusion(res, img, title=title), own / f"{stem}.png")
         atomic_write_json(own / "config.json", {
             "model": "report", "images": list(chosen), "layer": engine.layer, "patch": engine.patch,
@@ -310,6 +331,11 @@ class Occlusion(Figure):
                 with np.load(npz, allow_pickle=False) as z:
                     cls = [str(c) for c in z["class_names"]]
                     prob = z["probability"]
+                    if int(z["target"]) < 0:  # a backbone without a classifier: panels (a)-(c) only
+                        row.update({"class": "-", "top1": "-", "top_when_hidden": "-", "backbone": True,
+                                    "map": f"{z['layer']} {int(z['channel'])}"})
+                        rows.append(row)
+                        continue
                     where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                     row.update({
                         "top1": cls[int(np.argmax(z["base_probabilities"]))],
@@ -332,6 +358,9 @@ class Occlusion(Figure):
             caption = (f"{r['image']} (class of panel d: {r['class']}"
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
                        + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability on its own range.")
+            if r.get("backbone"):
+                caption = (f"{r['image']}: panels (a)-(c) of paper Fig 7 (the model is a backbone without a "
+                           "classifier, so there is no class probability (d) or top class (e)).")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
         table = [(r["image"], r["class"], r["top1"], markup.fmt(r["p"]), markup.fmt(r["p_min"]),
                   r["top_when_hidden"], r["map"]) for r in rows]
