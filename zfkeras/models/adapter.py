@@ -87,8 +87,12 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
+        if shape[2] not in (1, 3):
+            raise ValueError(f"model {model.name!r} takes {shape[2]} input channels; photos are fed as RGB (3) "
+                             "or grayscale (1)")
         self.source = model
-        self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
+        self.grayscale = shape[2] == 1  # analysed from RGB photos through `rgb_to_gray` in front
+        self.input_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), 3)
         if isinstance(preprocess, str):
             if preprocess not in MODES:
                 raise ValueError(f"unknown preprocessing {preprocess!r}; valid: {', '.join(MODES)}")
@@ -100,10 +104,14 @@ class AnalysableModel:
             )
         self.preprocess = preprocess
         inputs = keras.Input(shape=self.input_shape, name="image")
-        x = preprocess(inputs) if preprocess is not None else inputs
+        gray = _rgb_to_gray() if self.grayscale else None
+        x = gray(inputs) if gray is not None else inputs
+        front = {gray.name: _input_info(gray, x)} if gray is not None else {}
+        x = preprocess(x) if preprocess is not None else x
         outputs, infos = trace_layers(model, x)
         if preprocess is not None:
-            infos = {preprocess.name: _input_info(preprocess, x), **infos}
+            front[preprocess.name] = _input_info(preprocess, x)
+        infos = {**front, **infos}
         # Always the replayed graph (the user's layers on a fresh input): one code path,
         # and every layer's output tensor below belongs to it.
         self.model = keras.Model(inputs, outputs, name=model.name)
@@ -242,6 +250,15 @@ class AnalysableModel:
         return np.full(shape, 127.5, np.float32)
 
 
+def _rgb_to_gray() -> keras.layers.Conv2D:
+    """RGB -> (R + G + B) / 3 as a fixed 1x1 conv: a grey photo stays itself, and the deconvnet (its
+    transpose) projects back to equal R, G, B, i.e. grey projections."""
+    layer = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
+    layer.build((None, None, None, 3))
+    layer.set_weights([np.full((1, 1, 3, 1), 1 / 3, np.float32)])
+    return layer
+
+
 def _input_info(layer, output) -> LayerInfo:
     unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
     return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
@@ -282,9 +299,8 @@ def application(
         weights: "none" (random init), "imagenet" (Keras downloads them on
             the user's machine; nothing in zfkeras downloads) or a weights file.
         image_size: square input side (default 224).
-        include_top: with the classifier (True) or the backbone alone (False:
-            the last conv block is the output, as a fine-tuned backbone file has it);
-            None: with the classifier, unless a weights file has none (read from the file).
+        include_top: with the classifier (True) or the backbone alone (False); None: with it,
+            unless the weights file has none (a fine-tuned backbone file; read from the file).
 
     Returns:
         `(model, preprocess mode)`.
@@ -330,8 +346,7 @@ def _load_weights(model: keras.Model, file: Path, quiet: bool = False) -> None:
     import warnings
 
     with warnings.catch_warnings():
-        if quiet:  # a first try that may not fit: Keras' per-container notes are noise then
-            warnings.simplefilter("ignore")
+        warnings.simplefilter("ignore" if quiet else "default")  # quiet: a first try that may not fit
         model.load_weights(str(file))
 
 

@@ -156,8 +156,7 @@ def build_report(
     for f in run:  # bad given results (e.g. an --ablation folder) fail before any analysis runs
         if hasattr(f, "check"):
             f.check(opts)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made once the model and the images are known to be usable
     data = Path(data)
     model_path = Path(model_path) if model_path is not None else None
     if isinstance(model, (str, os.PathLike)):
@@ -166,6 +165,10 @@ def build_report(
             model_path = Path(model)
     view = analysable(model)
     model = view.model
+    # Options that name layers fail here, in one line, not as a skipped figure after the scan.
+    for name in (n.strip() for v in getattr(opts, "layers", None) or () for n in str(v).split(",")):
+        if name:
+            view.layer(name)  # ValueError listing the valid layers
     size = int(view.input_shape[0])
     listed = list_images(data, list_file)
     if not listed:
@@ -177,6 +180,7 @@ def build_report(
     if not paths:
         raise ValueError(f"none of the {len(listed)} files in {str(data)!r} could be read as an image "
                          f"({skipped_summary(skipped, len(listed))})")
+    out.mkdir(parents=True, exist_ok=True)
     root = data.resolve()
     names, labels = {}, {}
     for p in paths:
@@ -249,7 +253,8 @@ def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:
     convs = [view.layers[n] for n in view.layer_names if view.layers[n].kind == "conv"]
     return [
         ("model", model_desc),
-        ("input", f"{view.input_shape[0]} x {view.input_shape[1]} x {view.input_shape[2]} (raw RGB 0..255"
+        ("input", f"{view.input_shape[0]} x {view.input_shape[1]} x {1 if view.grayscale else 3} ("
+                  + ("grayscale: the mean of R, G, B of " if view.grayscale else "") + "raw RGB 0..255"
                   + (f", then {view.preprocess.mode or 'custom'} preprocessing)" if view.preprocess else ")")),
         ("conv channels", _conv_channels(convs)),
         ("backward rule", ctx.options.rule),
