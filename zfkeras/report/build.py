@@ -225,7 +225,7 @@ def build_report(
             result, source = f.compute(ctx)
         except Exception as err:  # one figure that fails never costs the others: shown, not raised
             result, source = None, f"failed: {failure_reason(err)}"
-            ctx.note(f.anchor, f"This figure was skipped: its analysis failed with {failure_reason(err)}")
+            content.failed[f.name] = f"This figure was skipped: its analysis failed with {failure_reason(err)}"
             log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
         content.results[f.name] = result
         content.provenance.append((f.step or f.title, source, time.time() - start))

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from zfkeras.report.markup import FigureItem, esc, kv, page, pct, table, url
+from zfkeras.report.markup import FigureItem, esc, kv, note, page, pct, table, url
 from zfkeras.utils.io import atomic_write_text
 
 __all__ = ["FigureItem", "ReportContent", "esc", "render_report", "url"]
@@ -43,6 +43,8 @@ class ReportContent:
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
         skipped: files of DATA that could not be decoded, `[{"path", "reason"}]` (left out of
             every analysis; named in `data_rows`).
+        failed: `{figure name: sentence}` for figures skipped because they failed (shown in
+            their section instead of it).
     """
 
     title: str = "zfkeras report"
@@ -52,6 +54,7 @@ class ReportContent:
     results: dict = dataclasses.field(default_factory=dict)
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
     skipped: list[dict] = dataclasses.field(default_factory=list)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _summary_section(c: ReportContent) -> str:
@@ -93,16 +96,18 @@ def _skip(f, c: ReportContent, ctx, err: Exception) -> None:
     from zfkeras.report.build import failure_reason
 
     c.results[f.name] = None
-    ctx.note(f.anchor, f"This figure was skipped: writing it failed with {failure_reason(err)}")
+    c.failed[f.name] = f"This figure was skipped: writing it failed with {failure_reason(err)}"
     ctx.log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
 
 
 def _render(f, c: ReportContent, ctx) -> str:
-    try:
-        return f.render(c.results.get(f.name), ctx)
-    except Exception as err:  # one failing figure never aborts the report
-        _skip(f, c, ctx, err)
-        return f.render(None, ctx)
+    if f.name not in c.failed:
+        try:
+            return f.render(c.results.get(f.name), ctx)
+        except Exception as err:  # one failing figure never aborts the report
+            _skip(f, c, ctx, err)
+    notes = "".join(note(n) for n in [c.failed[f.name], *ctx.notes.get(f.anchor, [])])
+    return f'<section id="{esc(f.anchor)}"><h2>{esc(f.title)}</h2>{notes}</section>\n'
 
 
 def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=None) -> Path:
