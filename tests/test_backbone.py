@@ -112,3 +112,14 @@ def test_cli_occlude_visualize_and_report_on_a_backbone(vgg_files, tmp_path, cap
     html = (tmp_path / "r" / "index.html").read_text()
     assert "panels (a)-(c) of paper Fig 7 (the model is a backbone without a classifier" in html
     assert "<th>classes</th><td>none (no class output)</td>" in html
+
+
+def test_predict_on_a_backbone_says_it_has_no_class_output(vgg_files, tmp_path, capsys):
+    from zfkeras.cli import main
+
+    _, notop, _, _ = vgg_files
+    img = make_image_folder(tmp_path / "d", classes=1, per_class=1) / "class0" / "img_000.jpg"
+    assert main(["predict", "keras.applications.VGG16", str(img), "--image-size", "32", "--weights", str(notop)]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "zfkeras predict: error: keras.applications.VGG16 has no class output (a backbone without a classifier; "
+        "output (1, 1, 512)): predict needs one")

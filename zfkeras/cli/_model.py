@@ -46,6 +46,15 @@ def load_view(args: argparse.Namespace):
     )
 
 
+def load_classifier_view(args: argparse.Namespace):
+    """`load_view`, refusing (in one line) a backbone without a classifier: the command needs classes."""
+    view = load_view(args)
+    if len(view.model.outputs[0].shape) != 2:
+        raise ValueError(f"{args.model} has no class output (a backbone without a classifier; output "
+                         f"{tuple(view.model.outputs[0].shape[1:])}): {args.command} needs one")
+    return view
+
+
 def _yes_no(text: str) -> bool:
     value = text.strip().lower()
     if value in ("true", "yes", "1"):

@@ -38,6 +38,7 @@ from zfkeras.models.graph import (
     functional_view,
     trace_layers,
 )
+from zfkeras.utils.model_files import first_line
 
 APPLICATIONS_PREFIX = "keras.applications."
 # keras.applications models and the `preprocess_input` mode each was trained with
@@ -331,14 +332,14 @@ def application(
     except (ValueError, OSError, KeyError) as err:
         if include_top is not None:
             raise ValueError(f"could not load weights {str(file)!r} into {short}"
-                             f"{'' if top else ' without its classifier'}: {_first_line(err)}") from err
+                             f"{'' if top else ' without its classifier'}: {first_line(err)}") from err
         # A backbone-only file (no classifier weights), the usual fine-tuned file: build the backbone.
         model = getattr(keras.applications, short)(include_top=False, **kw)
         try:
             _load_weights(model, file)
         except (ValueError, OSError, KeyError) as err2:
             raise ValueError(f"could not load weights {str(file)!r} into {short}, with or without its "
-                             f"classifier: {_first_line(err)}") from err2
+                             f"classifier: {first_line(err)}") from err2
     return model, APPLICATION_PREPROCESSING[short]
 
 
@@ -348,10 +349,6 @@ def _load_weights(model: keras.Model, file: Path, quiet: bool = False) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore" if quiet else "default")  # quiet: a first try that may not fit
         model.load_weights(str(file))
-
-
-def _first_line(err: BaseException) -> str:
-    return next((l.strip() for l in str(err).splitlines() if l.strip()), type(err).__name__)
 
 
 def analysable(

@@ -243,8 +243,9 @@ def build_report(
 
 def failure_reason(err: BaseException) -> str:
     """`"ValueError: <first line>"`: why a figure was skipped, in one line."""
-    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+    from zfkeras.utils.model_files import first_line
+
+    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
 
 
 def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:

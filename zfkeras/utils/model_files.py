@@ -15,7 +15,7 @@ import re
 import zipfile
 from pathlib import Path
 
-__all__ = ["MODEL_SUFFIXES", "check_model_file", "load_error_message"]
+__all__ = ["MODEL_SUFFIXES", "check_model_file", "first_line", "load_error_message"]
 
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5")
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
@@ -103,5 +103,9 @@ def load_error_message(path: str | os.PathLike, err: BaseException) -> str:
                 "which is not defined here; import the Python module that defines it (registered with "
                 "@keras.saving.register_keras_serializable) before loading"
             )
-    first = next((line.strip() for line in text.splitlines() if line.strip()), type(err).__name__)
-    return f"could not load model {str(path)!r}: {first}"
+    return f"could not load model {str(path)!r}: {first_line(err)}"
+
+
+def first_line(err: BaseException) -> str:
+    """The first non-empty line of an error's message (its type's name if it has none)."""
+    return next((line.strip() for line in str(err).splitlines() if line.strip()), type(err).__name__)
