@@ -88,7 +88,8 @@ def test_bad_input_leaves_no_output_folder(tmp_path, capsys):
     _gray_model(channels=4).save(rgba)
     data = make_image_folder(tmp_path / "data", classes=1, per_class=2, size=72)
     for argv in (["report", str(rgba), str(data), "--out", str(tmp_path / "r"), "--quiet"],
-                 ["visualize", str(rgba), str(data), "--out", str(tmp_path / "v"), "--quiet"]):
+                 ["visualize", str(rgba), str(data), "--out", str(tmp_path / "v"), "--quiet"],
+                 ["diagnose", str(rgba), "--out", str(tmp_path / "d"), "--quiet"]):
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err == [f"zfkeras {argv[0]}: error: model 'faces' takes 4 input channels; photos are fed as "
@@ -100,4 +101,4 @@ def test_bad_input_leaves_no_output_folder(tmp_path, capsys):
     assert main(["report", str(gray), str(data), "--out", str(tmp_path / "r"), "--layers", "conv9",
                  "--quiet"]) == 2
     capsys.readouterr()
-    assert not (tmp_path / "r").exists() and not (tmp_path / "v").exists()
+    assert not any((tmp_path / d).exists() for d in ("r", "v", "d"))

@@ -328,7 +328,7 @@ def application(
     if file is None:
         return model, APPLICATION_PREPROCESSING[short]
     try:
-        _load_weights(model, file, quiet=include_top is None)
+        _load_weights(model, file)
     except (ValueError, OSError, KeyError) as err:
         if include_top is not None:
             raise ValueError(f"could not load weights {str(file)!r} into {short}"
@@ -343,12 +343,15 @@ def application(
     return model, APPLICATION_PREPROCESSING[short]
 
 
-def _load_weights(model: keras.Model, file: Path, quiet: bool = False) -> None:
+def _load_weights(model: keras.Model, file: Path) -> None:
+    """`model.load_weights`; Keras' warnings are passed on only when it loaded (a failed try is an error)."""
     import warnings
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore" if quiet else "default")  # quiet: a first try that may not fit
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.load_weights(str(file))
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def analysable(
