@@ -291,7 +291,7 @@ def test_paper_layers_on_zfnet_a_reduced_zfnet_and_another_network():
     assert no_fc7.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6")
     assert no_fc7.paper_layers("correspondence") == ("pool5", "fc6")  # last spatial, top feature layer
     net = analysable(_residual_logits_net())
-    assert net.paper_layers("evolution") == ("c1", "c2", "c3")
+    assert net.paper_layers("evolution") == ("c1", "c2", "r2", "c3")  # r2: the residual block's output
     assert net.paper_layers("layer1") == ("c1",)
     assert net.paper_layers("invariance") == ("c1", "gap")
     with pytest.raises(ValueError, match="unknown use 'fig9'"):

@@ -202,7 +202,8 @@ class Invariance(Analysis):
         self._features = feature_model(view, list(dict.fromkeys(self.layers + (self.output,))))
         shape = tuple(view.layers[self.output].output.shape)
         if len(shape) != 2:
-            raise ValueError(f"output layer {self.output!r} must give (N, classes); got {shape}")
+            raise ValueError(f"output layer {self.output!r} must give (N, classes) for p(true class); got {shape}"
+                             + (" (a backbone without a classifier)" if len(shape) == 4 else ""))
         names = list(view.class_names)
         self.class_names = names if len(names) == shape[1] else [str(i) for i in range(shape[1])]
 

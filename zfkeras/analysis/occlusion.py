@@ -78,7 +78,9 @@ class OcclusionSensitivity(Analysis):
         model: any Keras CNN from images `(B, H, W, C)` to class probabilities
             `(B, classes)` (a model ending in logits gets a softmax in the analysis
             model, declared as `softmax_added`), or its
-            `AnalysableModel`; images are raw RGB 0..255 (see `preprocess`).
+            `AnalysableModel`; images are raw RGB 0..255 (see `preprocess`). A
+            backbone without a classifier (output a map) gets (a)-(c) only: its
+            results have `target` -1 and NaN probabilities.
         layer: the layer of (b)/(c), any layer of
             `AnalysableModel.feature_layer_names`; default: the last spatial
             layer (ZFNet's "pool5"). For switch-returning pools the pooled
@@ -136,18 +138,18 @@ class OcclusionSensitivity(Analysis):
         if len(act.shape) not in (2, 4):
             raise ValueError(f"layer {layer!r} must output (B, C) or (B, H, W, C); got {act.shape}")
         probs = model.outputs[0]
-        if len(probs.shape) != 2:
-            raise ValueError(f"the model must output class probabilities (B, classes); got {probs.shape}")
+        # A backbone (no classifier: its output is a map) gets panels (a)-(c) only: `classes` 0.
+        self.classes = int(probs.shape[-1]) if len(probs.shape) == 2 else 0
         # A model ending in logits gets a Softmax in the analysis model (the user's model is not
         # changed); declared in every result (`softmax_added`), its folder and the report.
-        self.softmax_added = _ends_in_logits(self.view.layers[self.view.output_layer].layer)
+        self.softmax_added = bool(self.classes) and _ends_in_logits(self.view.layers[self.view.output_layer].layer)
         if self.softmax_added:
             probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
-        self._probe = keras.Model(model.inputs[0], [probs, act], name=f"{model.name}_occlusion")
+        outputs = [probs, act] if self.classes else [act]
+        self._probe = keras.Model(model.inputs[0], outputs, name=f"{model.name}_occlusion")
         self.channels = int(act.shape[-1])  # feature maps (or units) of the layer
         self._fn = None
         self._deconv = None
-        self.classes = int(probs.shape[-1])
         self.class_names = list(self.view.class_names) or [str(i) for i in range(self.classes)]
 
     # ----------------------------------------------------------- batched pass
@@ -156,6 +158,7 @@ class OcclusionSensitivity(Analysis):
             h, w, c = self.input_shape
             patch = self.patch
             probe = self._probe
+            classes = self.classes
 
             @tf.function(
                 input_signature=[
@@ -171,7 +174,11 @@ class OcclusionSensitivity(Analysis):
                 k = (cols >= offsets[:, 1:2]) & (cols < offsets[:, 1:2] + patch)  # (n, W)
                 mask = (r[:, :, None] & k[:, None, :])[..., None]
                 x = tf.where(mask, fill[None], image[None])
-                probs, act = probe(x, training=False)
+                if classes:
+                    probs, act = probe(x, training=False)
+                else:  # a backbone: no class output, (n, 0) probabilities
+                    act = probe(x, training=False)
+                    probs = tf.zeros((tf.shape(x)[0], 0), act.dtype)
                 axes = [1, 2] if len(act.shape) == 4 else []
                 sums = tf.reduce_sum(act, axis=axes) if axes else act
                 maxes = tf.reduce_max(act, axis=axes) if axes else act
@@ -256,6 +263,9 @@ class OcclusionSensitivity(Analysis):
             raise ValueError(
                 f"channel {channel!r} out of range for layer {self.layer!r}: valid 0..{n_ch - 1}"
             )
+        if not self.classes and targets is not None:
+            raise ValueError(f"model {self.model.name!r} has no class output (a backbone): occlusion shows its "
+                             "feature maps only; leave the class out")
         chosen = resolve_targets(targets, len(batch), self.class_names)
         if others is not None:
             others = self._check_images(others, "others", single=False, batch="K")
@@ -270,8 +280,13 @@ class OcclusionSensitivity(Analysis):
         probs, sums, maxes, _ = self.scan(image, progress=progress)
         n = len(self.offsets)
         channel = int(np.argmax(maxes[0])) if channel is None else int(channel)
-        tgt = int(np.argmax(probs[0])) if chosen is None else chosen
-        grid = probs[1:].reshape(n, n, -1)
+        if self.classes:
+            tgt = int(np.argmax(probs[0])) if chosen is None else chosen
+            grid = probs[1:].reshape(n, n, -1)
+            probability, top_class, top_probability = grid[..., tgt], grid.argmax(-1).astype(np.int32), grid.max(-1)
+        else:  # a backbone: no class for (d)/(e): target -1, NaN probabilities, top class -1
+            tgt, nan = -1, np.full((n, n), np.nan, np.float32)
+            probability, top_class, top_probability = nan, np.full((n, n), -1, np.int32), nan.copy()
         result = OcclusionResult(
             offsets=self.offsets.copy(),
             patch=self.patch,
@@ -281,9 +296,9 @@ class OcclusionSensitivity(Analysis):
             activation=sums[1:, channel].reshape(n, n),
             base_activation=float(sums[0, channel]),
             target=tgt,
-            probability=grid[..., tgt],
-            top_class=grid.argmax(-1).astype(np.int32),
-            top_probability=grid.max(-1),
+            probability=probability,
+            top_class=top_class,
+            top_probability=top_probability,
             base_probabilities=probs[0],
             class_names=list(self.class_names),
             fill=self.fill.copy(),

@@ -26,7 +26,8 @@ class OcclusionResult:
         layer, channel: the feature map of (b) and (c).
         activation: `(n, n)` (b) total activation of that map per position.
         base_activation: its total on the unoccluded image.
-        target: class index of (d); `class_names[target]` its name.
+        target: class index of (d); `class_names[target]` its name (-1: the model has
+            no class output, a backbone; then (d)/(e) are NaN / -1).
         probability: `(n, n)` (d) probability of `target` per position.
         top_class: `(n, n)` int (e) most probable class per position.
         top_probability: `(n, n)` probability of that class.
@@ -67,6 +68,11 @@ class OcclusionResult:
     other_indices: np.ndarray | None = None
     other_windows: np.ndarray | None = None
     softmax_added: bool = False
+
+    @property
+    def has_classes(self) -> bool:
+        """False for a backbone without a classifier: only panels (a)-(c) have values."""
+        return int(self.target) >= 0
 
     @property
     def image_size(self) -> int:

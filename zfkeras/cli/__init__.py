@@ -35,10 +35,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2 for bad input, with a one-line error)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    from zfkeras.cli._checks import check_arguments
     from zfkeras.utils.tf_quiet import import_tensorflow
 
-    import_tensorflow()  # before any command imports it: no start-up / CUDA notices
     try:
+        check_arguments(args)  # paths first: a typo answers without the seconds of importing TensorFlow
+        import_tensorflow()  # before any command imports it: no start-up / CUDA notices
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"zfkeras {args.command}: error: {err}", file=sys.stderr)

@@ -63,14 +63,13 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"{len(names)} --names for {len(models)} models")
     histories = _histories(args.history, models)
     out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = probe_paths(args.probe, args.probe_count) if args.probe else None
     probes: dict[int, object] = {}
     skipped: list[dict] = []
     diags = []
     for path, name, hist in zip(models, names, histories):
         model = analysable(path, preprocess=args.preprocess, class_names=args.class_names,
-                           weights=args.weights, image_size=args.image_size)
+                           weights=args.weights, image_size=args.image_size, include_top=args.include_top)
         probe = None
         if paths is not None:
             size = model.image_size

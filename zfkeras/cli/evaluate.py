@@ -13,11 +13,11 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.cli.train import excluded_classes
     from zfkeras.data import list_image_folder, load_prepared, load_tfds, parse_source
-    from zfkeras.cli._model import load_view
+    from zfkeras.cli._model import load_classifier_view
     from zfkeras.training.evaluate import evaluate_prepared, evaluate_tfds
     from zfkeras.utils.io import atomic_open, atomic_write_json, atomic_write_text
 
-    view = load_view(args)
+    view = load_classifier_view(args)
     model = view.model
     source = parse_source(args.data)
     report = None

@@ -34,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
         load_view(args), args.layer, patch=args.patch, stride=args.stride, batch_size=args.batch_size,
         rule=args.rule,
     )
+    if args.target is not None and not engine.classes:
+        raise ValueError("--class: the model has no class output (a backbone without a classifier); leave it out")
     if args.target is not None:
         resolve_class(args.target, engine.class_names)  # fail before any work
     size = engine.input_shape[0]
@@ -50,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     targets = []
     for path in paths:
         folder = Path(path).parent.name
-        known = engine.view.has_class_names and folder in engine.class_names  # else output k is not folder k
+        # a folder names the class only for a model with class names (else output k is not folder k)
+        known = engine.classes and engine.view.has_class_names and folder in engine.class_names
         targets.append(args.target if args.target is not None else (folder if known else None))
     results = occlude_images(engine, np.stack(images), targets, others=pool, channel=args.channel,
                              top_k=args.top_k, progress=args.progress)
@@ -58,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
                           target=args.target,
                           channel=args.channel, top_k=args.top_k, others=pool_paths, skipped=skipped)
     for path, res, png, target in zip(paths, results, pngs, targets):
+        if not res.has_classes:
+            print(f"{path}: {res.layer} map {res.channel} (no class output: panels a-c) -> {png}")
+            continue
         low = float(res.probability.min())
         note = misclassified_note(res)
         which = "class" if target is not None else "predicted class"
@@ -66,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
               + (f"; {note}" if note else ""))
     if results[0].softmax_added:
         print("note: the model ends in logits; a softmax was applied to its outputs for (d) and (e)")
-    if args.target is None and not engine.view.has_class_names:
+    if args.target is None and engine.classes and not engine.view.has_class_names:
         from zfkeras.models.adapter import NO_CLASS_NAMES
 
         print(f"note: panel (d) shows each image's predicted class: {NO_CLASS_NAMES}")

@@ -10,10 +10,10 @@ def run(args: argparse.Namespace) -> int:
 
     from zfkeras.data import load_image, prepare
     from zfkeras.data.decode import ImageDecodeError
-    from zfkeras.cli._model import load_view
+    from zfkeras.cli._model import load_classifier_view
     from zfkeras.training.evaluate import predict_prepared
 
-    view = load_view(args)
+    view = load_classifier_view(args)
     model = view.model
     names = view.class_names
     if not view.has_class_names:

@@ -32,11 +32,38 @@ def run(args: argparse.Namespace) -> int:
     options = ReportOptions(**{k: v for k, v in values.items() if v is not None})
     from zfkeras.cli._model import load_view
 
-    model_path = None if str(args.model).startswith("keras.applications.") else args.model
-    index = build_report(load_view(args), args.data, args.out, list_file=args.list, options=options,
-                         model_path=model_path, progress=not args.quiet)
+    application = str(args.model).startswith("keras.applications.")
+    model_path = None if application else args.model
+    # --quiet: no progress bars and no step or per-layer lines; what failed is still said below.
+    view = load_view(args)
+    index = build_report(view, args.data, args.out, list_file=args.list, options=options,
+                         model_path=model_path, model_desc=model_description(args, view) if application else None,
+                         progress=not args.quiet, log=(lambda line: None) if args.quiet else print)
+    if args.quiet:
+        import json
+
+        made = json.loads((index.parent / "report.json").read_text())
+        for a in made["analyses"]:
+            if a["source"].startswith("failed: "):
+                print(f"[report] {a['name']} skipped: {a['source'][len('failed: '):]}")
     print(f"[report] done in {time.time() - start:.0f} s: open {index.resolve()}")
     return 0
+
+
+def model_description(args: argparse.Namespace, view) -> str:
+    """How the report names a keras.applications model: its name, the weights it was built from, and
+    whether it is a backbone without its classifier."""
+    from pathlib import Path
+
+    weights = str(getattr(args, "weights", "none") or "none")
+    if weights in ("none", "None"):
+        source = "random weights (--weights none)"
+    elif weights == "imagenet":
+        source = "ImageNet weights"
+    else:
+        source = f"weights {Path(weights).resolve()}"
+    backbone = len(view.model.outputs[0].shape) != 2
+    return f"{args.model} ({source}{'; backbone without its classifier' if backbone else ''})"
 
 
 def add_parser(sub) -> None:

@@ -39,6 +39,7 @@ from zfkeras.models.graph import (
     functional_view,
     trace_layers,
 )
+from zfkeras.utils.model_files import first_line
 
 APPLICATIONS_PREFIX = "keras.applications."
 # keras.applications models and the `preprocess_input` mode each was trained with
@@ -90,8 +91,12 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
+        if shape[2] not in (1, 3):
+            raise ValueError(f"model {model.name!r} takes {shape[2]} input channels; photos are fed as RGB (3) "
+                             "or grayscale (1)")
         self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `analysable`)
-        self.input_shape: tuple[int, int, int] = tuple(int(d) for d in shape)  # type: ignore[assignment]
+        self.grayscale = shape[2] == 1  # analysed from RGB photos through `rgb_to_gray` in front
+        self.input_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), 3)
         if isinstance(preprocess, str):
             if preprocess not in MODES:
                 raise ValueError(f"unknown preprocessing {preprocess!r}; valid: {', '.join(MODES)}")
@@ -103,10 +108,14 @@ class AnalysableModel:
             )
         self.preprocess = preprocess
         inputs = keras.Input(shape=self.input_shape, name="image")
-        x = preprocess(inputs) if preprocess is not None else inputs
+        gray = _rgb_to_gray() if self.grayscale else None
+        x = gray(inputs) if gray is not None else inputs
+        front = {gray.name: _input_info(gray, x)} if gray is not None else {}
+        x = preprocess(x) if preprocess is not None else x
         outputs, infos = trace_layers(model, x)
         if preprocess is not None:
-            infos = {preprocess.name: _input_info(preprocess, x), **infos}
+            front[preprocess.name] = _input_info(preprocess, x)
+        infos = {**front, **infos}
         # Always the replayed graph (the user's layers on a fresh input): one code path,
         # and every layer's output tensor below belongs to it.
         self.model = keras.Model(inputs, outputs, name=model.name)
@@ -152,17 +161,34 @@ class AnalysableModel:
 
     def block_layers(self, max_convs: int = 8) -> list[str]:
         """Default layers for top-9 / atlas: the conv layers when there are at most
-        `max_convs` (ZFNet: conv1..conv5), else the last layer at each map size (every
-        block: VGG16's block1_conv2 .. block5_pool, ResNet50's conv1_relu ..
+        `max_convs` (ZFNet: conv1..conv5), with the output of each residual block (the
+        `Add`, or the activation right after it); else the last layer at each map size
+        (every block: VGG16's block1_conv2 .. block5_pool, ResNet50's conv1_relu ..
         conv5_block3_out)."""
         names = self.layer_names
         convs = [n for n in names if self.layers[n].kind == "conv"]
         if 0 < len(convs) <= max_convs:
-            return convs
+            keep = set(convs) | set(self._residual_outputs())
+            return [n for n in names if n in keep]
         last: dict[tuple, str] = {}
         for n in names:
             last[self.layers[n].output_shape[:2]] = n
         return [n for n in names if n in set(last.values())]
+
+    def _residual_outputs(self) -> list[str]:
+        """Per `keras.layers.Add`: the activation that alone reads it (the block's output), else the Add."""
+        found = []
+        for name, info in self.layers.items():
+            if not isinstance(info.layer, keras.layers.Add):
+                continue
+            end = name
+            while True:
+                readers = [n for n, i in self.layers.items() if any(t is self.layers[end].output for t in i.inputs)]
+                if len(readers) != 1 or self.layers[readers[0]].kind not in ("relu", "act"):
+                    break
+                end = readers[0]
+            found.append(end)
+        return found
 
     @property
     def output_layer(self) -> str:
@@ -259,6 +285,15 @@ class AnalysableModel:
         return np.full(shape, 127.5, np.float32)
 
 
+def _rgb_to_gray() -> keras.layers.Conv2D:
+    """RGB -> (R + G + B) / 3 as a fixed 1x1 conv: a grey photo stays itself, and the deconvnet (its
+    transpose) projects back to equal R, G, B, i.e. grey projections."""
+    layer = keras.layers.Conv2D(1, 1, use_bias=False, trainable=False, name="rgb_to_gray")
+    layer.build((None, None, None, 3))
+    layer.set_weights([np.full((1, 1, 3, 1), 1 / 3, np.float32)])
+    return layer
+
+
 def _input_info(layer, output) -> LayerInfo:
     unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
     return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
@@ -295,7 +330,7 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
 
 
 def application(
-    name: str, weights: str | None = "none", image_size: int | None = None
+    name: str, weights: str | None = "none", image_size: int | None = None, include_top: bool | None = None,
 ) -> tuple[keras.Model, str]:
     """A `keras.applications` model by name and its input convention.
 
@@ -304,6 +339,8 @@ def application(
         weights: "none" (random init), "imagenet" (Keras downloads them on
             the user's machine; nothing in zfkeras downloads) or a weights file.
         image_size: square input side (default 224).
+        include_top: with the classifier (True) or the backbone alone (False); None: with it,
+            unless the weights file has none (a fine-tuned backbone file; read from the file).
 
     Returns:
         `(model, preprocess mode)`.
@@ -325,13 +362,35 @@ def application(
             file = Path(weights)
             if not file.is_file():
                 raise FileNotFoundError(f"no weights file at {str(file)!r} (use --weights none|imagenet|FILE)")
-    model = getattr(keras.applications, short)(**kw)
-    if file is not None:
+    top = True if include_top is None else bool(include_top)
+    model = getattr(keras.applications, short)(include_top=top, **kw)
+    if file is None:
+        return model, APPLICATION_PREPROCESSING[short]
+    try:
+        _load_weights(model, file)
+    except (ValueError, OSError, KeyError) as err:
+        if include_top is not None:
+            raise ValueError(f"could not load weights {str(file)!r} into {short}"
+                             f"{'' if top else ' without its classifier'}: {first_line(err)}") from err
+        # A backbone-only file (no classifier weights), the usual fine-tuned file: build the backbone.
+        model = getattr(keras.applications, short)(include_top=False, **kw)
         try:
-            model.load_weights(str(file))
-        except (ValueError, OSError, KeyError) as err:
-            raise ValueError(f"could not load weights {str(file)!r} into {short}: {err}") from err
+            _load_weights(model, file)
+        except (ValueError, OSError, KeyError) as err2:
+            raise ValueError(f"could not load weights {str(file)!r} into {short}, with or without its "
+                             f"classifier: {first_line(err)}") from err2
     return model, APPLICATION_PREPROCESSING[short]
+
+
+def _load_weights(model: keras.Model, file: Path) -> None:
+    """`model.load_weights`; Keras' warnings are passed on only when it loaded (a failed try is an error)."""
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.load_weights(str(file))
+    for w in caught:
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def analysable(
@@ -341,12 +400,14 @@ def analysable(
     *,
     weights: str | None = "none",
     image_size: int | None = None,
+    include_top: bool | None = None,
 ) -> AnalysableModel:
     """The `AnalysableModel` of a model, a `.keras` path or "keras.applications.NAME".
 
     An `AnalysableModel` is returned as it is. `class_names` may be a list or a
     text file (one name per line). For a `keras.applications` name the
-    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`).
+    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`);
+    `weights`, `image_size` and `include_top` are those of `application`.
     """
     if isinstance(model, AnalysableModel):
         return model
@@ -358,7 +419,7 @@ def analysable(
     if isinstance(model, (str, os.PathLike)):
         spec = str(model)
         if spec.startswith(APPLICATIONS_PREFIX):
-            model, mode = application(spec, weights, image_size)
+            model, mode = application(spec, weights, image_size, include_top)
             preprocess = mode if preprocess is None else preprocess
         else:
             from zfkeras.models.io import load_model

@@ -33,10 +33,11 @@ def feature_model(
 
     Shares every weight with `model` (no copy): later training shows up here.
     Outputs: `{name: activation}` for each requested layer (default: every
-    `feature_layer_names(model)`). With `switches`, also `{name + "_switches":
-    (B, h, w, C) int64}` for every max-pooling layer of the model (all of them,
-    as a deconvnet needs every switch below a layer), in the format of
-    `MaxPoolingWithArgmax2D`; they are computed beside the model's own pooling.
+    `feature_layer_names(model)`; the output layer may be asked for too). With
+    `switches`, also `{name + "_switches": (B, h, w, C) int64}` for every
+    max-pooling layer of the model (all of them, as a deconvnet needs every
+    switch below a layer), in the format of `MaxPoolingWithArgmax2D`; they are
+    computed beside the model's own pooling.
 
     Raises ValueError naming the valid choices for an unknown layer.
     """
@@ -44,6 +45,8 @@ def feature_model(
     valid = view.feature_layer_names
     if layers is None:
         layers = valid
+    if view.output_layer not in valid:  # e.g. a separate Activation("softmax") after the last Dense
+        valid = [*valid, view.output_layer]
     unknown = [n for n in layers if n not in valid]
     if unknown:
         raise ValueError(f"unknown layer(s) {unknown}; valid layers: {valid}")

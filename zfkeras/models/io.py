@@ -12,6 +12,7 @@ import numpy as np
 
 import zfkeras.layers  # noqa: F401  (registers the custom objects)
 import zfkeras.models.zfnet  # noqa: F401
+from zfkeras.utils.model_files import check_model_file, load_error_message
 
 
 def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
@@ -39,38 +40,18 @@ def save_model(model: keras.Model, path: str | os.PathLike) -> Path:
 
 
 def load_model(path: str | os.PathLike) -> keras.Model:
-    """Load a `.keras` model in safe mode; a clear error if it is missing or not one."""
+    """Load a `.keras` or Keras 2 `.h5`/`.hdf5` model in safe mode, without its optimizer.
+
+    One-line errors for a missing file, a file that is not a model
+    (`zfkeras.utils.model_files.check_model_file`) and a custom layer that is
+    not defined in this process (named).
+    """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no model file at {str(path)!r}")
-    if path.suffix != ".keras":
-        raise ValueError(f"expected a .keras model file; got {str(path)!r}")
-    _check_keras_archive(path)
+    check_model_file(path)
     try:
         return keras.models.load_model(path, safe_mode=True, compile=False)
-    except (ValueError, OSError, KeyError) as err:
-        raise ValueError(f"could not load model {str(path)!r}: {err}") from err
-
-
-def _check_keras_archive(path: Path) -> None:
-    """ValueError unless `path` is a zip archive with a `config.json` (what a `.keras` file is)."""
-    import zipfile
-
-    if path.is_dir():
-        raise ValueError(f"{str(path)!r} is a folder, not a Keras model file")
-    size = path.stat().st_size
-    ok = zipfile.is_zipfile(path)
-    if ok:
-        try:
-            with zipfile.ZipFile(path) as z:
-                ok = "config.json" in z.namelist()
-        except (zipfile.BadZipFile, OSError):
-            ok = False
-    if not ok:
-        raise ValueError(
-            f"{str(path)!r} is not a Keras model file ({size:,} bytes that are not a .keras zip archive "
-            "with a config.json): give a file written by model.save(...) or zfkeras train"
-        )
+    except (ValueError, OSError, KeyError, TypeError) as err:
+        raise ValueError(load_error_message(path, err)) from err
 
 
 def export_saved_model(model: keras.Model, directory: str | os.PathLike) -> Path:

@@ -117,6 +117,7 @@ def build_report(
     list_file: str | os.PathLike | None = None,
     options: ReportOptions | None = None,
     model_path: str | os.PathLike | None = None,
+    model_desc: str | None = None,
     evaluation: dict | None = None,
     title: str | None = None,
     progress: bool = True,
@@ -130,6 +131,8 @@ def build_report(
             class names).
         model_path: for a loaded model, the file it came from (shown, and its folder is
             searched for `history.csv` and `feature_evolution.png`).
+        model_desc: how the model row names the model (default: `model_path`, else
+            "(in memory) NAME"), e.g. "keras.applications.VGG16 (weights /path/w.h5)".
         data: image folder with one sub-folder per class (the class = the folder name).
         out: report folder.
         list_file: restrict DATA to these relative paths (Caltech's `test.txt` format).
@@ -153,8 +156,7 @@ def build_report(
     for f in run:  # bad given results (e.g. an --ablation folder) fail before any analysis runs
         if hasattr(f, "check"):
             f.check(opts)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = Path(out)  # made once the model and the images are known to be usable
     data = Path(data)
     model_path = Path(model_path) if model_path is not None else None
     if isinstance(model, (str, os.PathLike)):
@@ -163,6 +165,10 @@ def build_report(
             model_path = Path(model)
     view = analysable(model)
     model = view.model
+    # Options that name layers fail here, in one line, not as a skipped figure after the scan.
+    for name in (n.strip() for v in getattr(opts, "layers", None) or () for n in str(v).split(",")):
+        if name:
+            view.layer(name)  # ValueError listing the valid layers
     size = int(view.input_shape[0])
     listed = list_images(data, list_file)
     if not listed:
@@ -174,6 +180,7 @@ def build_report(
     if not paths:
         raise ValueError(f"none of the {len(listed)} files in {str(data)!r} could be read as an image "
                          f"({skipped_summary(skipped, len(listed))})")
+    out.mkdir(parents=True, exist_ok=True)
     root = data.resolve()
     names, labels = {}, {}
     for p in paths:
@@ -188,7 +195,7 @@ def build_report(
                         digest=weights_digest(model), model_path=model_path, data=data, list_file=list_file,
                         progress=progress, log=log, skipped=list(skipped))
     content = ReportContent(title=title or f"zfkeras report: {model.name}")
-    model_desc = str(model_path) if model_path else f"(in memory) {model.name}"
+    model_desc = model_desc or (str(model_path) if model_path else f"(in memory) {model.name}")
     content.model_rows = _model_rows(ctx, model_desc)
     present = sorted(set(labels.values()) - {""})
     content.data_rows = [
@@ -220,7 +227,12 @@ def build_report(
         if not f.wanted(ctx):
             continue
         start = time.time()
-        result, source = f.compute(ctx)
+        try:
+            result, source = f.compute(ctx)
+        except Exception as err:  # one figure that fails never costs the others: shown, not raised
+            result, source = None, f"failed: {failure_reason(err)}"
+            content.failed[f.name] = f"This figure was skipped: its analysis failed with {failure_reason(err)}"
+            log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
         content.results[f.name] = result
         content.provenance.append((f.step or f.title, source, time.time() - start))
 
@@ -235,18 +247,27 @@ def build_report(
     return index
 
 
+def failure_reason(err: BaseException) -> str:
+    """`"ValueError: <first line>"`: why a figure was skipped, in one line."""
+    from zfkeras.utils.model_files import first_line
+
+    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
+
+
 def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:
     view, model = ctx.view, ctx.model
     params = int(sum(int(np.prod(v.shape)) for v in model.trainable_weights))
     convs = [view.layers[n] for n in view.layer_names if view.layers[n].kind == "conv"]
     return [
         ("model", model_desc),
-        ("input", f"{view.input_shape[0]} x {view.input_shape[1]} x {view.input_shape[2]} (raw RGB 0..255"
+        ("input", f"{view.input_shape[0]} x {view.input_shape[1]} x {1 if view.grayscale else 3} ("
+                  + ("grayscale: the mean of R, G, B of " if view.grayscale else "") + "raw RGB 0..255"
                   + (f", then {view.preprocess.mode or 'custom'} preprocessing)" if view.preprocess else ")")),
         ("conv channels", _conv_channels(convs)),
         ("backward rule", ctx.options.rule),
         ("trainable parameters", f"{params:,}"),
-        ("classes", _name_list(list(view.class_names)) if view.has_class_names else
+        ("classes", "none (no class output)" if not view.class_names else
+                    _name_list(list(view.class_names)) if view.has_class_names else
                     f"{len(view.class_names)} outputs without names (shown as \"class k\"; give --class-names FILE "
                     "to score accuracy and name the true class)"),
         ("weights digest (SHA-1)", ctx.digest[:16]),

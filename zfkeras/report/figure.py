@@ -336,7 +336,8 @@ class ReportContext:
     def pick(self, count: int, offset: float, anchor: str) -> list[str]:
         """`pick_images` for a figure, its how-chosen sentence noted under `anchor`."""
         known = getattr(self.view, "has_class_names", True)
-        chosen, how = pick_images(self.paths, self.labels if known else {}, self.predicted(), count, offset,
+        predicted = self.predicted() if len(self.model.outputs[0].shape) == 2 else {}  # {}: a backbone
+        chosen, how = pick_images(self.paths, self.labels if known and predicted else {}, predicted, count, offset,
                                   class_names_known=known)
         self.note(anchor, how)
         return chosen

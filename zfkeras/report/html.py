@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from zfkeras.report.markup import FigureItem, esc, kv, page, pct, table, url
+from zfkeras.report.markup import FigureItem, esc, kv, note, page, pct, table, url
 from zfkeras.utils.io import atomic_write_text
 
 __all__ = ["FigureItem", "ReportContent", "esc", "render_report", "url"]
@@ -44,6 +44,8 @@ class ReportContent:
         provenance: `[(analysis, "computed" | "reused from ...", seconds)]`.
         skipped: files of DATA that could not be decoded, `[{"path", "reason"}]` (left out of
             every analysis; named in `data_rows`).
+        failed: `{figure name: sentence}` for figures skipped because they failed (shown in
+            their section instead of it).
     """
 
     title: str = "zfkeras report"
@@ -54,6 +56,7 @@ class ReportContent:
     provenance: list[tuple[str, str, float]] = dataclasses.field(default_factory=list)
     skipped: list[dict] = dataclasses.field(default_factory=list)
     accuracy_note: str | None = None  # why the accuracy was not scored (e.g. no class names)
+    failed: dict[str, str] = dataclasses.field(default_factory=dict)
 
 
 def _summary_section(c: ReportContent) -> str:
@@ -87,9 +90,28 @@ def _index(c: ReportContent, figures, ctx, links: dict[str, list[tuple[str, str]
     sections = [("summary", "Model and data")] + [(f.anchor, f.title) for f in figures]
     toc = "".join(f'<li><a href="#{esc(a)}">{esc(t)}</a>{_links(links.get(a, []))}</li>' for a, t in sections)
     body = f"<section><h2>Contents</h2><ul>{toc}</ul></section>\n" + _summary_section(c)
-    body += "".join(f.render(c.results.get(f.name), ctx) for f in figures)
+    body += "".join(_render(f, c, ctx) for f in figures)
     nav = [("index.html#" + a, t.split(":")[0]) for a, t in sections]
     return page(c.title, body, depth=0, nav=nav)
+
+
+def _skip(f, c: ReportContent, ctx, err: Exception) -> None:
+    """Drop a figure whose pages or section failed: the report goes on, the reason is shown."""
+    from zfkeras.report.build import failure_reason
+
+    c.results[f.name] = None
+    c.failed[f.name] = f"This figure was skipped: writing it failed with {failure_reason(err)}"
+    ctx.log(f"[report] {f.step or f.title} skipped: {failure_reason(err)}")
+
+
+def _render(f, c: ReportContent, ctx) -> str:
+    if f.name not in c.failed:
+        try:
+            return f.render(c.results.get(f.name), ctx)
+        except Exception as err:  # one failing figure never aborts the report
+            _skip(f, c, ctx, err)
+    notes = "".join(note(n) for n in [c.failed[f.name], *ctx.notes.get(f.anchor, [])])
+    return f'<section id="{esc(f.anchor)}"><h2>{esc(f.title)}</h2>{notes}</section>\n'
 
 
 def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=None) -> Path:
@@ -109,16 +131,21 @@ def render_report(out: str | os.PathLike, content: ReportContent, ctx, figures=N
         result = content.results.get(f.name)
         if result is None:
             continue
-        for rel in f.files(result):
-            if not (out / rel).is_file():
-                raise FileNotFoundError(f"figure {rel!r} is not in the report folder {str(out)!r}")
-        f.pages(result, ctx)
-        links[f.anchor] = f.nav(result, ctx)
-        for href, _ in links[f.anchor]:
-            rel = href.partition("#")[0]
-            if rel and not (out / rel).is_file():
-                raise FileNotFoundError(f"page {rel!r} listed by figure {f.name!r} is not in the report folder "
-                                        f"{str(out)!r}")
+        try:
+            for rel in f.files(result):
+                if not (out / rel).is_file():
+                    raise FileNotFoundError(f"figure {rel!r} is not in the report folder {str(out)!r}")
+            f.pages(result, ctx)
+            nav = f.nav(result, ctx)
+            for href, _ in nav:
+                rel = href.partition("#")[0]
+                if rel and not (out / rel).is_file():
+                    raise FileNotFoundError(f"page {rel!r} listed by figure {f.name!r} is not in the report "
+                                            f"folder {str(out)!r}")
+        except Exception as err:  # one failing figure never aborts the report
+            _skip(f, content, ctx, err)
+            continue
+        links[f.anchor] = nav
     index = out / "index.html"
     atomic_write_text(index, _index(content, figures, ctx, links))
     return index

@@ -8,32 +8,28 @@ from zfkeras.report.figure import Figure, ReportContext
 __all__ = ["Architecture", "architecture_rows"]
 
 
-def architecture_rows(view, deconv) -> list[dict]:
-    """Fig 3 as rows `{"layer", "kind", "output", "kernel", "stride", "rf"}`: the deconvnet's chain
-    (with receptive fields), then the rest of the model (the dense head)."""
+def architecture_rows(view, deconv=None) -> list[dict]:
+    """Fig 3 as rows `{"layer", "kind", "output", "kernel", "stride", "rf"}`, one per layer of the model
+    in order, from the adapter's trace (`view.layers`): kernel and stride of every conv / pooling layer
+    and the receptive field of every map whose field the adapter knows, also after a residual Add or a
+    Concatenate (the union of the branches' windows). `deconv` is not needed (kept for callers)."""
     rows = []
-    chain = {s.name for s in deconv.steps}
-    for s in deconv.steps:
-        if s.kind in ("identity", "pad", "scale"):
+    for name, info in view.layers.items():
+        if info.kind in ("identity", "pad"):
             continue
-        h, w, c = s.output_shape
-        row = {"layer": s.name, "kind": s.kind, "output": f"{h} x {w} x {c}"}
-        if s.kind in ("conv", "pool"):
-            row["kernel"] = f"{s.kernel[0]}x{s.kernel[1]}"
-            row["stride"] = str(s.strides[0])
-        if s.kind in ("conv", "pool", "norm", "relu"):
-            gr, _ = deconv.receptive_field(s.name)
-            row["rf"] = f"{gr.size} (step {gr.stride})"
+        layer = info.layer
+        kind = info.kind or type(layer).__name__
+        row = {"layer": name, "kind": kind, "output": " x ".join(str(d) for d in info.output_shape)}
+        window = getattr(layer, "kernel_size", None) or getattr(layer, "pool_size", None)
+        strides = getattr(layer, "strides", None)
+        if info.kind in ("conv", "pool", "avgpool") and window is not None and strides is not None:
+            row["kernel"] = "x".join(str(int(k)) for k in window)
+            row["stride"] = str(int(strides[0])) if len(set(strides)) == 1 else "x".join(str(int(v)) for v in strides)
+        if info.spatial and info.geometry is not None:
+            gr, gc = info.geometry
+            size = str(gr.size) if gr.size == gc.size else f"{gr.size}x{gc.size}"
+            row["rf"] = f"{size} (step {gr.stride})"
         rows.append(row)
-    for layer in view.model.layers:
-        if layer.name in chain or not hasattr(layer, "output"):
-            continue
-        kind = type(layer).__name__
-        if kind in ("InputLayer", "Dropout", "ZeroPadding2D"):
-            continue
-        out = layer.output
-        out = out[0] if isinstance(out, (list, tuple)) else out
-        rows.append({"layer": layer.name, "kind": kind, "output": " x ".join(str(d) for d in out.shape[1:])})
     return rows
 
 
@@ -43,14 +39,14 @@ class Architecture(Figure):
     title = "Fig 3: the architecture"
     step = "architecture (Fig 3)"
     look_for = (
-        "Each row is one layer of the convnet as traced by the deconvnet. The receptive field "
+        "Each row is one layer of the convnet, in order. The receptive field "
         "grows with depth: an activation in a higher layer sees a larger part of the image, "
         "which is why its projections and patches below are larger."
     )
     not_run = "No architecture traced."
 
     def compute(self, ctx: ReportContext):
-        return architecture_rows(ctx.view, ctx.deconv), "computed"
+        return architecture_rows(ctx.view), "computed"
 
     def section(self, rows: list[dict], ctx: ReportContext) -> str:
         body = [(r["layer"], r["kind"], r["output"], r.get("kernel", ""), r.get("stride", ""), r.get("rf", ""))

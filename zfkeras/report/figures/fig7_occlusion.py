@@ -19,7 +19,6 @@ occluder centres to the image (`OcclusionResult.upsampled`).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
@@ -36,7 +35,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
     from zfkeras.analysis.occlusion import OcclusionResult
 
 __all__ = ["HARDLY_REACTS", "Occlusion", "misclassified_note", "occlusion_findings", "occlusion_montage",
-           "plot_occlusion", "probability_change", "reaction_note", "save_figure", "save_occlusion"]
+           "occlusion_title", "plot_occlusion", "probability_change", "reaction_note", "save_figure", "save_occlusion"]
 
 # A largest change of p(class) under occlusion below this is "the model hardly reacts to occlusion":
 # panel (d) then shows it near-white (its colour scale is at least +-HARDLY_REACTS) and says so.
@@ -128,12 +127,16 @@ def plot_occlusion(
     if image.shape[:2] != (size, size):
         raise ValueError(f"`image` must be the {size}x{size} model input of the result; got {image.shape}")
     names = result.class_names
-    fig = MplFigure(figsize=(14, 4.8), dpi=dpi)  # read at PAGE_WIDTH: every text >= 10 px there
-    axes = fig.subplots(1, 5, gridspec_kw={"width_ratios": [1, 1.2, 1.6, 1.2, 1]})
+    classes = result.has_classes  # a backbone without a classifier: panels (a)-(c) only
+    ratios = [1, 1.2, 1.6, 1.2, 1] if classes else [1, 1.2, 1.6]
+    # read at PAGE_WIDTH: every text >= 10 px there
+    fig = MplFigure(figsize=(14 if classes else 9.0, 4.8), dpi=dpi)
+    axes = fig.subplots(1, len(ratios), gridspec_kw={"width_ratios": ratios})
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
 
-    # (a) input with the occluder where the class probability is lowest.
-    i, j = np.unravel_index(np.argmin(result.probability), result.probability.shape)
+    # (a) input with the occluder where the class probability (a backbone: the map's activation) is lowest.
+    lowest = result.probability if classes else result.activation
+    i, j = np.unravel_index(np.argmin(lowest), lowest.shape)
     top, left = int(result.offsets[i]), int(result.offsets[j])
     shown = image.astype(np.float32).copy()
     p = result.patch
@@ -165,6 +168,16 @@ def plot_occlusion(
         ax.imshow(montage, interpolation="nearest")
         k = 0 if result.other_projections is None else min(len(result.other_projections), max_others)
         ax.set_title(f"(c) map {result.channel}: this image (framed)\n+ {k} other images", fontsize=_TITLE)
+
+    if not classes:
+        for ax in axes:
+            ax.set_xticks([])
+            ax.set_yticks([])
+        head = title or f"Occlusion sensitivity: layer {result.layer} map {result.channel}"
+        fig.suptitle(f"{head}\nthe model is a backbone without a classifier: no class panels (d), (e)",
+                     fontsize=11, color="black")
+        fig.subplots_adjust(left=0.01, right=0.97, top=0.80, bottom=0.05, wspace=0.3)
+        return fig
 
     # (d) probability of the class, as the change from the unoccluded image on its own range:
     # on a fixed 0..1 scale a class the model is sure of (or rules out) is one flat colour.
@@ -230,8 +243,17 @@ def reaction_note(p: float, p_min: float, p_max: float) -> str:
     return f"covering one position lowers p from {p:.3f} to {p_min:.3f}"
 
 
+def occlusion_title(image_name: str, result: OcclusionResult, predicted: bool = False) -> str:
+    """"photo.jpg: class 'dog', pool5 map 7" ("predicted class" when `predicted`; a backbone: no class)."""
+    which = "predicted class" if predicted else "class"
+    what = f"{which} {result.class_names[result.target]!r}, " if result.has_classes else ""
+    return f"{image_name}: {what}{result.layer} map {result.channel}"
+
+
 def misclassified_note(result: OcclusionResult) -> str:
     """A sentence when the model's top class on the unoccluded image is not the class of panel (d)."""
+    if not result.has_classes:
+        return ""
     top = int(np.argmax(result.base_probabilities))
     if top == int(result.target):
         return ""
@@ -279,8 +301,7 @@ def save_occlusion(out: str | Path, results: Sequence[OcclusionResult], images: 
     pngs = []
     targets = list(targets) if targets is not None else [settings.get("target")] * len(results)
     for res, image, path, npz, target in zip(results, images, paths, files, targets):
-        which = "class" if target is not None else "predicted class"
-        title = f"{Path(path).name}: {which} {res.class_names[res.target]!r}, {res.layer} map {res.channel}"
+        title = occlusion_title(Path(path).name, res, predicted=target is None)
         save_figure(plot_occlusion(res, image, title=title), npz.with_suffix(".png"))
         pngs.append(npz.with_suffix(".png"))
     return pngs
@@ -340,7 +361,7 @@ class Occlusion(Figure):
         from zfkeras.analysis.occlusion_folder import occlude_images
         from zfkeras.report.figure import pick_evenly
 
-        opts, names = ctx.options, ctx.view.class_names
+        opts = ctx.options
         engine = OcclusionSensitivity(ctx.view, batch_size=opts.batch_size, rule=opts.rule)
         picks = {ctx.paths.index(p) for p in chosen}
         pool = [ctx.paths[i] for i in pick_evenly(len(ctx.paths), 16, 0.25) if i not in picks]
@@ -353,8 +374,8 @@ class Occlusion(Figure):
         top_k = 4 if pool else None
         results = occlude_images(engine, np.stack(images), targets, others=others, top_k=top_k,
                                  progress=ctx.progress)
-        save_occlusion(own, results, images, chosen, targets=targets, model=str(ctx.model_path or ctx.model.name), rule=opts.rule,
-                       top_k=top_k, others=pool)
+        save_occlusion(own, results, images, chosen, targets=targets, model=str(ctx.model_path or ctx.model.name),
+                       rule=opts.rule, top_k=top_k, others=pool)
 
     def _load(self, ctx: ReportContext, folder: Path) -> list[dict]:
         """One row per saved image: its figure (inside OUT) and the numbers of its summary line."""
@@ -374,6 +395,11 @@ class Occlusion(Figure):
                 with np.load(npz, allow_pickle=False) as z:
                     cls = [str(c) for c in z["class_names"]]
                     prob = z["probability"]
+                    if int(z["target"]) < 0:  # a backbone without a classifier: panels (a)-(c) only
+                        row.update({"class": "-", "top1": "-", "top_when_hidden": "-", "backbone": True,
+                                    "map": f"{z['layer']} {int(z['channel'])}"})
+                        rows.append(row)
+                        continue
                     where = np.unravel_index(int(np.argmin(prob)), prob.shape)
                     row.update({
                         "predicted": ctx.true_class(path) != cls[int(z["target"])],
@@ -401,6 +427,9 @@ class Occlusion(Figure):
                        + (f"; the model misclassifies it as {r['top1']}" if wrong else "")
                        + "): panels (a)-(e) as in paper Fig 7; (d) shows the change in probability, its colour "
                        f"scale the largest change but at least ±{HARDLY_REACTS}.")
+            if r.get("backbone"):
+                caption = (f"{r['image']}: panels (a)-(c) of paper Fig 7 (the model is a backbone without a "
+                           "classifier, so there is no class probability (d) or top class (e)).")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
         if any(r.get("predicted") for r in rows):
             from zfkeras.models.adapter import NO_CLASS_NAMES
