@@ -1,0 +1,126 @@
+"""Who runs the blocks: in this process ("local") or a Ray cluster ("ray", Ray Data).
+
+Both take a worker class (`work.ScanWorker` / `work.ProjectWorker`), its constructor
+arguments and the numbered items (a block's paths, a group's image ids), and call
+`on_done(number, result)` in the driver as each block finishes, in any order.
+
+On Ray, `Dataset.map_batches` runs the worker as a stateful callable class: one
+actor per worker holds one copy of the model (built once in `__init__`), on
+`num_gpus` GPUs when asked; an actor that dies is restarted and its blocks are
+retried (`max_restarts`, `max_task_retries`), so a lost worker costs time, not results.
+Ray is imported only here and only for `engine="ray"` (`pip install "zfkeras[ray]"`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from zfkeras.scale.store import pack, unpack
+
+ENGINES = ("local", "ray")
+OnDone = Callable[[int, dict], None]
+
+
+def check_engine(engine: str, workers: int, gpus_per_worker: float) -> None:
+    """One-line errors for the engine options, before any work (and Ray importable for "ray")."""
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
+    if not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive int; got {workers!r}")
+    if gpus_per_worker < 0:
+        raise ValueError(f"gpus per worker must be >= 0; got {gpus_per_worker!r}")
+    if engine == "ray":
+        try:
+            import ray  # noqa: F401
+            import ray.data  # noqa: F401
+        except ImportError:
+            raise RuntimeError(
+                'engine "ray" needs Ray Data: pip install "zfkeras[ray]" (or use --engine local)'
+            ) from None
+    elif workers != 1 or gpus_per_worker:
+        raise ValueError("--workers and --gpus-per-worker are for --engine ray; the local engine uses this process")
+
+
+def run_blocks(
+    engine: str,
+    worker_cls: type,
+    worker_kwargs: Mapping[str, Any],
+    items: Sequence[tuple[int, Sequence[str]]],
+    on_done: OnDone,
+    *,
+    workers: int = 1,
+    gpus_per_worker: float = 0,
+    address: str | None = None,
+) -> None:
+    """Run `worker_cls(**worker_kwargs)(item)` for every `(number, item)`; `on_done` each result."""
+    if not items:
+        return
+    if engine == "local":
+        worker = worker_cls(**worker_kwargs)
+        for number, item in items:
+            on_done(number, worker(item))
+        return
+    _run_ray(worker_cls, worker_kwargs, items, on_done, workers, gpus_per_worker, address)
+
+
+class _RayBlocks:
+    """The Ray Data callable class: one worker (one model copy) per actor; a batch is a few blocks."""
+
+    def __init__(self, worker_cls: type, worker_kwargs: Mapping[str, Any]):
+        import ray
+
+        kwargs = {k: ray.get(v) if isinstance(v, ray.ObjectRef) else v for k, v in worker_kwargs.items()}
+        self.worker = worker_cls(**kwargs)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        results = [pack(self.worker(json.loads(str(item)))) for item in batch["item"]]
+        return {"block": np.asarray(batch["block"]), "result": np.array(results, dtype=object)}
+
+
+def connect(address: str | None = None, workers: int = 1) -> None:
+    """`ray.init` unless already connected: `address` ("auto", "HOST:PORT", "ray://...") joins a
+    running cluster; None starts a local one. Workers import this copy of zfkeras."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    root = str(Path(__file__).resolve().parents[2])
+    paths = [root, *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    ray.init(
+        address=address,
+        runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(dict.fromkeys(paths)),
+                                  "TF_CPP_MIN_LOG_LEVEL": "2"}},
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level="ERROR",
+    )
+
+
+def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gpus: float, address) -> None:
+    import ray
+    import ray.data
+
+    connect(address, workers)
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = False  # the driver shows one bar per phase
+    ctx.print_on_execution_start = False
+    big = {k: ray.put(v) for k, v in worker_kwargs.items()}  # the model once in the object store
+    rows = [{"block": int(n), "item": json.dumps(list(item))} for n, item in items]
+    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds = ds.map_batches(
+        _RayBlocks,
+        fn_constructor_kwargs={"worker_cls": worker_cls, "worker_kwargs": big},
+        batch_size=1,
+        concurrency=int(workers),
+        num_cpus=1,
+        num_gpus=float(gpus) if gpus else None,
+        max_restarts=-1,
+        max_task_retries=-1,
+    )
+    for row in ds.iter_rows():
+        on_done(int(row["block"]), unpack(row["result"]))
