@@ -7,7 +7,7 @@ arguments and the numbered items (a block's paths, a group's image ids), and cal
 On Ray, `Dataset.map_batches` runs the worker as a stateful callable class: one
 actor per worker holds one copy of the model (built once in `__init__`), on
 `num_gpus` GPUs when asked; an actor that dies is restarted and its blocks are
-retried (`max_restarts`, `max_task_retries`), so a lost worker costs time, not results.
+retried (Ray Data's defaults for actor pools: `max_restarts=-1`, `max_task_retries=-1`), so a lost worker costs time, not results.
 Ray is imported only here and only for `engine="ray"` (`pip install "zfkeras[ray]"`).
 """
 
@@ -116,11 +116,9 @@ def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gp
         _RayBlocks,
         fn_constructor_kwargs={"worker_cls": worker_cls, "worker_kwargs": big},
         batch_size=1,
-        concurrency=int(workers),
+        compute=ray.data.ActorPoolStrategy(size=int(workers)),
         num_cpus=1,
         num_gpus=float(gpus) if gpus else None,
-        max_restarts=-1,
-        max_task_retries=-1,
     )
     for row in ds.iter_rows():
         on_done(int(row["block"]), unpack(row["result"]))
