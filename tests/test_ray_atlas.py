@@ -205,7 +205,8 @@ def test_ray_atlas_resumes_survives_a_killed_worker_and_equals_in_process(ray_cl
     assert killed and killed[0] != os.getpid()
     with pytest.raises(ProcessLookupError):
         os.kill(killed[0], 0)
-    assert atlas.workers["scan"][killed[0]]["blocks"] == 1  # the rest went to live workers
+    others = sum(w["blocks"] for pid, w in atlas.workers["scan"].items() if pid != killed[0])
+    assert others >= 1 and atlas.workers["scan"][killed[0]]["blocks"] < 6  # live workers took over
     assert set(atlas.workers["project"]).isdisjoint({killed[0], os.getpid()})  # real worker processes
     top, visuals, skipped = _in_process(shipped, paths, layers, 3, 4, {n: v.channels for n, v in atlas.visuals.items()})
     _assert_same_atlas(atlas, top, visuals, skipped)

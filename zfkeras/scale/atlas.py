@@ -43,7 +43,8 @@ class Atlas:
         visuals: `{layer: LayerVisuals}` of the shown channels.
         skipped: `(path, reason)` of the files that could not be decoded, in file order.
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
-        workers: per phase, `{pid: {"blocks", "images", "seconds"}}` of the blocks computed now.
+        workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
+            computed now (seconds: in the worker's block calls; peak_rss: bytes).
     """
 
     top: TopActivations
@@ -172,8 +173,9 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
         from zfkeras.scale.store import pack
 
         store.write(phase, number, pack(result))
-        w = per_worker.setdefault(int(result["pid"]), {"blocks": 0, "images": 0, "seconds": 0.0})
+        w = per_worker.setdefault(int(result["pid"]), {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
         w["blocks"] += 1
+        w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
         bar.update(len(size[number]))

@@ -62,7 +62,7 @@ class ScanWorker:
 
     The result holds, per layer, `<layer>/values|index|rows|cols` `(C, k)` with
     block-local image numbers (0.. in the order of the decoded images), `ids` `(n,)`
-    the decoded paths, `skipped_path` / `skipped_reason`, and `pid`, `seconds`.
+    the decoded paths, `skipped_path` / `skipped_reason`, and `pid`, `seconds`, `peak_rss` (`_process`).
     """
 
     def __init__(self, recipe: ModelRecipe, layers: Sequence[str], k: int, batch_size: int):
@@ -93,8 +93,7 @@ class ScanWorker:
             ids=np.array(ids, dtype=str),
             skipped_path=np.array([p for p, _ in skipped], dtype=str),
             skipped_reason=np.array([str(r) for _, r in skipped], dtype=str),
-            pid=np.array(os.getpid()),
-            seconds=np.array(time.perf_counter() - start),
+            **_process(start),
         )
         return out
 
@@ -155,7 +154,7 @@ class ProjectWorker:
         contrast, batch_size: as `top_projections`.
 
     The result holds, per layer, `<layer>/slots` `(n, 2)` (row in `channels`, rank
-    j), `<layer>/projections` and `<layer>/patches` `(n, P, P, 3)` uint8, and `pid`, `seconds`.
+    j), `<layer>/projections` and `<layer>/patches` `(n, P, P, 3)` uint8, and `pid`, `seconds`, `peak_rss` (`_process`).
     """
 
     def __init__(self, recipe: ModelRecipe, top: TopActivations, channels: Mapping[str, Sequence[int]],
@@ -180,5 +179,13 @@ class ProjectWorker:
             out[f"{layer}/slots"] = np.argwhere(filled)
             out[f"{layer}/projections"] = v.projections[filled]
             out[f"{layer}/patches"] = v.patches[filled]
-        out.update(pid=np.array(os.getpid()), seconds=np.array(time.perf_counter() - start))
+        out.update(_process(start))
         return out
+
+
+def _process(start: float) -> dict[str, np.ndarray]:
+    """Who did a block and at what cost: `pid`, `seconds` (since `start`), `peak_rss` (bytes)."""
+    import resource
+
+    return {"pid": np.array(os.getpid()), "seconds": np.array(time.perf_counter() - start),
+            "peak_rss": np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}
