@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.scale.engines import check_engine
 
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
-    check_engine(args.engine, workers, args.gpus_per_worker)  # before the model is loaded
+    check_engine(args.engine, workers, args.gpus_per_worker, args.address)  # before the model is loaded
     TopActivationsFigure.check_options(args, "top")
 
     from zfkeras.cli._model import load_view

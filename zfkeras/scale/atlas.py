@@ -103,7 +103,7 @@ def build_atlas(
     from zfkeras.deconv.deconvnet import Deconvnet
     from zfkeras.deconv.scan import _fingerprint, default_layers
 
-    check_engine(engine, workers, gpus_per_worker)
+    check_engine(engine, workers, gpus_per_worker, address)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if rule is not None and rule != deconv.rule:
         deconv = Deconvnet(deconv.adapter, rule=rule)

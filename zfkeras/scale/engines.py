@@ -26,7 +26,7 @@ ENGINES = ("local", "ray")
 OnDone = Callable[[int, dict], None]
 
 
-def check_engine(engine: str, workers: int, gpus_per_worker: float) -> None:
+def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str | None = None) -> None:
     """One-line errors for the engine options, before any work (and Ray importable for "ray")."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
@@ -42,8 +42,10 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float) -> None:
             raise RuntimeError(
                 'engine "ray" needs Ray Data: pip install "zfkeras[ray]" (or use --engine local)'
             ) from None
-    elif workers != 1 or gpus_per_worker:
-        raise ValueError("--workers and --gpus-per-worker are for --engine ray; the local engine uses this process")
+    elif workers != 1 or gpus_per_worker or address:
+        raise ValueError(
+            "--workers, --gpus-per-worker and --address are for --engine ray; the local engine uses this process"
+        )
 
 
 def run_blocks(
@@ -82,7 +84,7 @@ class _RayBlocks:
         return {"block": np.asarray(batch["block"]), "result": np.array(results, dtype=object)}
 
 
-def connect(address: str | None = None, workers: int = 1) -> None:
+def connect(address: str | None = None) -> None:
     """`ray.init` unless already connected: `address` ("auto", "HOST:PORT", "ray://...") joins a
     running cluster; None starts a local one. Workers import this copy of zfkeras."""
     import ray
@@ -105,7 +107,14 @@ def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gp
     import ray
     import ray.data
 
-    connect(address, workers)
+    connect(address)
+    have = ray.cluster_resources()
+    for name, need in (("CPU", workers), ("GPU", workers * gpus)):
+        if need and have.get(name, 0) < need:
+            raise ValueError(
+                f"{workers} workers need {need:g} {name}s; the Ray cluster has {have.get(name, 0):g}: "
+                "ask for fewer --workers / --gpus-per-worker or add nodes"
+            )
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the driver shows one bar per phase
     ctx.print_on_execution_start = False

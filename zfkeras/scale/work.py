@@ -32,15 +32,16 @@ from zfkeras.deconv.scan import LayerTop, TopActivations
 @dataclasses.dataclass(frozen=True)
 class ModelRecipe:
     """What a worker needs to rebuild the driver's `Deconvnet`: the pickled Keras model
-    (architecture and weights), its input preprocessing, and the backward rule."""
+    (architecture and weights), its input preprocessing, the backward rule and the dtype."""
 
     payload: bytes
     rule: str
+    dtype: str = "float32"
 
     @classmethod
     def of(cls, deconv) -> "ModelRecipe":
         adapter = deconv.adapter
-        return cls(pickle.dumps((adapter.source, adapter.preprocess)), deconv.rule)
+        return cls(pickle.dumps((adapter.source, adapter.preprocess)), deconv.rule, deconv.dtype.name)
 
     def build(self):
         """A new `Deconvnet` of the model (`import zfkeras` registers its layers first)."""
@@ -48,7 +49,7 @@ class ModelRecipe:
         from zfkeras.deconv.deconvnet import Deconvnet
 
         model, preprocess = pickle.loads(self.payload)
-        return Deconvnet(model, rule=self.rule, preprocess=preprocess)
+        return Deconvnet(model, self.dtype, rule=self.rule, preprocess=preprocess)
 
 
 class ScanWorker:
