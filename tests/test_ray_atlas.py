@@ -42,7 +42,7 @@ def _in_process(deconv, paths, layers, k, batch_size, channels):
     return top, visuals, skipped
 
 
-def _assert_same_atlas(atlas, top, visuals, skipped, tiles_atol=0):
+def _assert_same_atlas(atlas, top, visuals, skipped):
     assert atlas.top.k == top.k and atlas.top.n_images == top.n_images
     assert list(atlas.top.layers) == list(top.layers)
     for name, lt in top.layers.items():
@@ -55,9 +55,10 @@ def _assert_same_atlas(atlas, top, visuals, skipped, tiles_atol=0):
         for field in ("channels", "values", "ids", "positions", "dead", "patches"):
             np.testing.assert_array_equal(getattr(got, field), getattr(v, field), err_msg=f"{name}.{field}")
         assert (got.layer, got.rule, got.contrast) == (v.layer, v.rule, v.contrast)
-        # tiles: uint8 displays of float32 projections computed in other batches (<= 1 level apart)
+        # tiles: uint8 displays of float32 projections whose pairs were batched differently (grouped
+        # by image): float32 rounding may move a display level by 1 on some CPUs (here: identical)
         diff = np.abs(got.projections.astype(int) - v.projections.astype(int))
-        assert diff.max() <= tiles_atol, f"{name}: projections differ by up to {diff.max()}"
+        assert diff.max() <= 1 and (diff == 0).mean() >= 0.99, f"{name}: projections differ by up to {diff.max()}"
         assert (v.values > 0).sum() > 0 and len(np.unique(got.projections)) > 2  # not all grey
 
 

@@ -91,7 +91,7 @@ def add_parser(sub) -> None:
     g.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (default 0: CPU)")
     g.add_argument("--block-size", type=int, default=None,
                    help="images per scan block, a multiple of --batch-size (default 8 batches)")
-    g.add_argument("--group-size", type=int, default=16, help="images per projection block (default 16)")
+    g.add_argument("--group-size", type=int, default=64, help="images per projection block (default 64)")
     TopActivationsFigure.add_options(p, "layers", "top", "contrast")
     p.add_argument("--channels", type=channels_arg, default=0,
                    help="feature maps per layer, a seeded random subset, or all (default all)")

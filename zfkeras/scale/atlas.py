@@ -77,7 +77,7 @@ def build_atlas(
     address: str | None = None,
     batch_size: int = 32,
     block_size: int | None = None,
-    group_size: int = 16,
+    group_size: int = 64,
     progress: bool = True,
     on_block: Callable[[str, int, dict], None] | None = None,
 ) -> Atlas:
