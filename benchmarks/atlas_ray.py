@@ -14,6 +14,7 @@ seconds inside the workers' block calls), and whether the top-k equals inproc's 
 
     python benchmarks/atlas_ray.py [--model shipped|vgg16] [--images 300] [--channels 8]
                                    [--modes inproc,local,ray1,ray2] [--image-size 224]
+                                   [--gpus-per-worker 1]
 """
 
 from __future__ import annotations
@@ -91,8 +92,10 @@ def child(args) -> dict:
                      runtime_env={"env_vars": {"PYTHONPATH": str(ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}})
             out["cluster_start"] = time.perf_counter() - t
         start = time.perf_counter()
+        gpus = args.gpus_per_worker if engine == "ray" else 0
         atlas = build_atlas(deconv, paths, Path(args.workdir) / args.child, k=9, channels=args.channels,
-                            engine=engine, workers=workers, batch_size=args.batch_size, progress=False)
+                            engine=engine, workers=workers, gpus_per_worker=gpus, batch_size=args.batch_size,
+                            block_size=args.block_size, progress=False)
         out["wall"] = time.perf_counter() - start
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}
@@ -112,6 +115,8 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=224, help="VGG16 input size")
     p.add_argument("--channels", type=int, default=8, help="channels projected per layer (0: all)")
     p.add_argument("--modes", default="inproc,local,ray1,ray2")
+    p.add_argument("--block-size", type=int, default=None, help="images per scan block (default 8 batches)")
+    p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray worker (a GPU host)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()

@@ -135,7 +135,9 @@ def build_atlas(
         "contrast": float(contrast), "rule": deconv.rule,
     }
     store = BlockStore(out, settings)
-    recipe = ModelRecipe.of(deconv)
+    # Ray actors rebuild the model from its bytes; in process the blocks share this Deconvnet
+    # (and its compiled graphs)
+    recipe = ModelRecipe.of(deconv) if engine == "ray" else deconv
     run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker, address=address)
     blocks, stats = {}, {}
 
@@ -147,13 +149,20 @@ def build_atlas(
     top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
 
     # ------------------------------------------------------- phase 2: projections
-    wanted = sorted({str(i) for n in layers for i in top.layers[n].ids[shown[n]][top.layers[n].values[shown[n]] > 0]})
+    live = (top.layers[n] for n in layers)
+    wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
     groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
     _run_phase(store, "project", list(enumerate(groups)), ProjectWorker,
                dict(recipe=recipe, top=top, channels=shown, contrast=contrast, batch_size=batch_size),
                run, progress, on_block, blocks, stats)
-    parts = [store.read("project", i) for i in range(len(groups))]
-    visuals = {n: _assemble(deconv, top, n, shown[n], contrast, parts) for n in layers}
+    visuals = {n: _layout(deconv, top, n, shown[n], contrast) for n in layers}
+    for i in range(len(groups)):  # one block in memory at a time
+        part = store.read("project", i)
+        for n, v in visuals.items():
+            slots = part[f"{n}/slots"]
+            if len(slots):
+                v.projections[slots[:, 0], slots[:, 1]] = part[f"{n}/projections"]
+                v.patches[slots[:, 0], slots[:, 1]] = part[f"{n}/patches"]
     return Atlas(top, visuals, skipped, blocks, stats)
 
 
@@ -173,7 +182,8 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
         from zfkeras.scale.store import pack
 
         store.write(phase, number, pack(result))
-        w = per_worker.setdefault(int(result["pid"]), {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
+        w = per_worker.setdefault(int(result["pid"]),
+                                  {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
         w["blocks"] += 1
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
@@ -195,22 +205,15 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
         raise RuntimeError(f"{phase} blocks {missing[:5]} did not finish; rerun the same command to resume")
 
 
-def _assemble(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast: float, parts):
-    """The `LayerVisuals` of `layer`: the layout `top_projections` gives, tiles from the blocks."""
+def _layout(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast: float):
+    """The `LayerVisuals` `top_projections` gives for `layer`, its tiles still grey (filled from
+    the blocks): `top_projections` itself over no slot, with the scan's values put back."""
     from zfkeras.deconv.visuals import top_projections
     from zfkeras.scale.work import only_images
 
-    lt = top.layers[layer]
-    # no slot to project: top_projections returns the grey layout and the scan's records
     empty = top_projections(deconv, only_images(top, layer, set()), layer, {}, chans, contrast=contrast)
-    values = lt.values[chans]
-    v = dataclasses.replace(empty, values=values, dead=~(values[:, 0] > 0))
-    for part in parts:
-        slots = part[f"{layer}/slots"]
-        if len(slots):
-            v.projections[slots[:, 0], slots[:, 1]] = part[f"{layer}/projections"]
-            v.patches[slots[:, 0], slots[:, 1]] = part[f"{layer}/patches"]
-    return v
+    values = top.layers[layer].values[chans]
+    return dataclasses.replace(empty, values=values, dead=~(values[:, 0] > 0))
 
 
 def write_atlas(out: str | os.PathLike, atlas: Atlas, config: dict) -> Path:

@@ -7,7 +7,8 @@ arguments and the numbered items (a block's paths, a group's image ids), and cal
 On Ray, `Dataset.map_batches` runs the worker as a stateful callable class: one
 actor per worker holds one copy of the model (built once in `__init__`), on
 `num_gpus` GPUs when asked; an actor that dies is restarted and its blocks are
-retried (Ray Data's defaults for actor pools: `max_restarts=-1`, `max_task_retries=-1`), so a lost worker costs time, not results.
+retried (Ray Data's defaults for actor pools: `max_restarts=-1`, `max_task_retries=-1`),
+so a lost worker costs time, not results.
 Ray is imported only here and only for `engine="ray"` (`pip install "zfkeras[ray]"`).
 """
 

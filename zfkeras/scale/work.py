@@ -38,6 +38,11 @@ class ModelRecipe:
     rule: str
     dtype: str = "float32"
 
+    @staticmethod
+    def load(recipe):
+        """The worker's `Deconvnet`: built from a recipe, or the driver's own (local engine)."""
+        return recipe.build() if isinstance(recipe, ModelRecipe) else recipe
+
     @classmethod
     def of(cls, deconv) -> "ModelRecipe":
         adapter = deconv.adapter
@@ -56,20 +61,21 @@ class ScanWorker:
     """Phase 1 worker: `worker(paths)` -> the partial top-k of a block of image files.
 
     Args:
-        recipe: the model.
+        recipe: the model (a `ModelRecipe`, or in process the driver's `Deconvnet`).
         layers: layers to scan (model order).
         k: entries per channel.
         batch_size: images per forward pass (the in-process scan's `--batch-size`).
 
     The result holds, per layer, `<layer>/values|index|rows|cols` `(C, k)` with
     block-local image numbers (0.. in the order of the decoded images), `ids` `(n,)`
-    the decoded paths, `skipped_path` / `skipped_reason`, and `pid`, `seconds`, `peak_rss` (`_process`).
+    the decoded paths, `skipped_path` / `skipped_reason`, and `pid`, `seconds`,
+    `peak_rss` (`_process`).
     """
 
     def __init__(self, recipe: ModelRecipe, layers: Sequence[str], k: int, batch_size: int):
         from zfkeras.deconv.scan import _scan_fn
 
-        self.deconv = recipe.build()
+        self.deconv = ModelRecipe.load(recipe)
         self.layers, self.k, self.batch_size = list(layers), int(k), int(batch_size)
         self.fn = _scan_fn(self.deconv, self.layers)
 
@@ -149,18 +155,19 @@ class ProjectWorker:
     """Phase 2 worker: `worker(ids)` -> the projections and patches of the pairs of those images.
 
     Args:
-        recipe: the model (and the backward rule).
+        recipe: the model and the backward rule (a `ModelRecipe`, or the driver's `Deconvnet`).
         top: the merged scan.
         channels: `{layer: channels shown}`.
         contrast, batch_size: as `top_projections`.
 
     The result holds, per layer, `<layer>/slots` `(n, 2)` (row in `channels`, rank
-    j), `<layer>/projections` and `<layer>/patches` `(n, P, P, 3)` uint8, and `pid`, `seconds`, `peak_rss` (`_process`).
+    j), `<layer>/projections` and `<layer>/patches` `(n, P, P, 3)` uint8, and `pid`,
+    `seconds`, `peak_rss` (`_process`).
     """
 
     def __init__(self, recipe: ModelRecipe, top: TopActivations, channels: Mapping[str, Sequence[int]],
                  contrast: float, batch_size: int):
-        self.deconv = recipe.build()
+        self.deconv = ModelRecipe.load(recipe)
         self.top, self.contrast, self.batch_size = top, float(contrast), int(batch_size)
         self.channels = {n: np.asarray(c, np.int64) for n, c in channels.items()}
 
