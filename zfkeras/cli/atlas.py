@@ -37,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.scale.engines import check_engine
 
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
-    check_engine(args.engine, workers, args.gpus_per_worker, args.address)  # before the model is loaded
+    # engine options checked before the model is loaded
+    check_engine(args.engine, workers, args.gpus_per_worker, args.address, args.cpus_per_worker)
     TopActivationsFigure.check_options(args, "top")
 
     from zfkeras.cli._model import load_view
@@ -53,8 +54,8 @@ def run(args: argparse.Namespace) -> int:
     atlas = build_atlas(
         deconv, paths, args.out, layers=layers, k=args.top, channels=args.channels, seed=args.seed,
         contrast=args.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
-        address=args.address, batch_size=args.batch_size, block_size=args.block_size,
-        group_size=args.group_size, progress=not args.quiet,
+        cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
+        block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
     config = {
         "model": str(args.model), "data": str(args.data), "list": str(args.list) if args.list else None,
@@ -89,6 +90,9 @@ def add_parser(sub) -> None:
                    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start a local one)")
     g.add_argument("--workers", type=int, default=None, help="Ray actors, one model copy each (default 2)")
     g.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray actor (default 0: CPU)")
+    g.add_argument("--cpus-per-worker", type=float, default=None,
+                   help="CPUs per Ray actor and its TensorFlow threads (default: 1 reserved, TensorFlow's own "
+                        "threads; on a CPU-only host: cores / workers)")
     g.add_argument("--block-size", type=int, default=None,
                    help="images per scan block, a multiple of --batch-size (default 8 batches)")
     g.add_argument("--group-size", type=int, default=64, help="images per projection block (default 64)")

@@ -74,6 +74,7 @@ def build_atlas(
     engine: str = "local",
     workers: int = 1,
     gpus_per_worker: float = 0,
+    cpus_per_worker: float | None = None,
     address: str | None = None,
     batch_size: int = 32,
     block_size: int | None = None,
@@ -92,6 +93,7 @@ def build_atlas(
         k, channels, seed, contrast: as `zfkeras visualize` (`channels` 0: all).
         engine: "local" (this process) or "ray" (Ray Data actors).
         workers, gpus_per_worker, address: Ray actors, GPUs per actor, cluster address.
+        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.run_blocks`).
         batch_size: images per forward pass (the in-process scan's batches).
         block_size: images per scan block (default `8 * batch_size`; a multiple of it).
         group_size: images per projection block.
@@ -103,7 +105,7 @@ def build_atlas(
     from zfkeras.deconv.deconvnet import Deconvnet
     from zfkeras.deconv.scan import _fingerprint, default_layers
 
-    check_engine(engine, workers, gpus_per_worker, address)
+    check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if rule is not None and rule != deconv.rule:
         deconv = Deconvnet(deconv.adapter, rule=rule)
@@ -138,7 +140,8 @@ def build_atlas(
     # Ray actors rebuild the model from its bytes; in process the blocks share this Deconvnet
     # (and its compiled graphs)
     recipe = ModelRecipe.of(deconv) if engine == "ray" else deconv
-    run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker, address=address)
+    run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
+               cpus_per_worker=cpus_per_worker, address=address)
     blocks, stats = {}, {}
 
     # ---------------------------------------------------------------- phase 1: scan
@@ -193,8 +196,8 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
             on_block(phase, number, result)
 
     try:
-        run_blocks(run["engine"], worker_cls, kwargs, todo, finished, workers=run["workers"],
-                   gpus_per_worker=run["gpus_per_worker"], address=run["address"])
+        opts = dict(run)
+        run_blocks(opts.pop("engine"), worker_cls, kwargs, todo, finished, **opts)
     finally:
         bar.close()
         blocks[phase] = {"computed": sum(w["blocks"] for w in per_worker.values()),

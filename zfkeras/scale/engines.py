@@ -27,7 +27,8 @@ ENGINES = ("local", "ray")
 OnDone = Callable[[int, dict], None]
 
 
-def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str | None = None) -> None:
+def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str | None = None,
+                 cpus_per_worker: float | None = None) -> None:
     """One-line errors for the engine options, before any work (and Ray importable for "ray")."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}; got {engine!r}")
@@ -35,6 +36,8 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str
         raise ValueError(f"workers must be a positive int; got {workers!r}")
     if gpus_per_worker < 0:
         raise ValueError(f"gpus per worker must be >= 0; got {gpus_per_worker!r}")
+    if cpus_per_worker is not None and cpus_per_worker <= 0:
+        raise ValueError(f"cpus per worker must be > 0; got {cpus_per_worker!r}")
     if engine == "ray":
         try:
             import ray  # noqa: F401
@@ -43,9 +46,10 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str
             raise RuntimeError(
                 'engine "ray" needs Ray Data: pip install "zfkeras[ray]" (or use --engine local)'
             ) from None
-    elif workers != 1 or gpus_per_worker or address:
+    elif workers != 1 or gpus_per_worker or address or cpus_per_worker:
         raise ValueError(
-            "--workers, --gpus-per-worker and --address are for --engine ray; the local engine uses this process"
+            "--workers, --gpus-per-worker, --cpus-per-worker and --address are for --engine ray; "
+            "the local engine uses this process"
         )
 
 
@@ -58,9 +62,14 @@ def run_blocks(
     *,
     workers: int = 1,
     gpus_per_worker: float = 0,
+    cpus_per_worker: float | None = None,
     address: str | None = None,
 ) -> None:
-    """Run `worker_cls(**worker_kwargs)(item)` for every `(number, item)`; `on_done` each result."""
+    """Run `worker_cls(**worker_kwargs)(item)` for every `(number, item)`; `on_done` each result.
+
+    `cpus_per_worker`: CPUs each Ray actor reserves, and TensorFlow's threads in it (None: one
+    CPU reserved, TensorFlow's own thread count; on a CPU-only host give `cores / workers`, so
+    the actors do not oversubscribe the cores)."""
     if not items:
         return
     if engine == "local":
@@ -68,14 +77,20 @@ def run_blocks(
         for number, item in items:
             on_done(number, worker(item))
         return
-    _run_ray(worker_cls, worker_kwargs, items, on_done, workers, gpus_per_worker, address)
+    _run_ray(worker_cls, worker_kwargs, items, on_done, workers, gpus_per_worker, cpus_per_worker, address)
 
 
 class _RayBlocks:
     """The Ray Data callable class: one worker (one model copy) per actor; a batch is a few blocks."""
 
-    def __init__(self, worker_cls: type, worker_kwargs: Mapping[str, Any]):
+    def __init__(self, worker_cls: type, worker_kwargs: Mapping[str, Any], threads: int | None = None):
         import ray
+
+        if threads:  # before the model is built: TensorFlow's thread pools start with the first op
+            import tensorflow as tf
+
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(threads)
 
         kwargs = {k: ray.get(v) if isinstance(v, ray.ObjectRef) else v for k, v in worker_kwargs.items()}
         self.worker = worker_cls(**kwargs)
@@ -104,13 +119,14 @@ def connect(address: str | None = None) -> None:
     )
 
 
-def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gpus: float, address) -> None:
+def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gpus: float,
+             cpus: float | None, address) -> None:
     import ray
     import ray.data
 
     connect(address)
     have = ray.cluster_resources()
-    for name, need in (("CPU", workers), ("GPU", workers * gpus)):
+    for name, need in (("CPU", workers * (cpus or 1)), ("GPU", workers * gpus)):
         if need and have.get(name, 0) < need:
             raise ValueError(
                 f"{workers} workers need {need:g} {name}s; the Ray cluster has {have.get(name, 0):g}: "
@@ -124,10 +140,11 @@ def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gp
     ds = ray.data.from_items(rows, override_num_blocks=len(rows))
     ds = ds.map_batches(
         _RayBlocks,
-        fn_constructor_kwargs={"worker_cls": worker_cls, "worker_kwargs": big},
+        fn_constructor_kwargs={"worker_cls": worker_cls, "worker_kwargs": big,
+                               "threads": max(1, int(cpus)) if cpus else None},
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=int(workers)),
-        num_cpus=1,
+        num_cpus=cpus or 1,
         num_gpus=float(gpus) if gpus else None,
     )
     for row in ds.iter_rows():
