@@ -14,7 +14,7 @@ seconds inside the workers' block calls), and whether the top-k equals inproc's 
 
     python benchmarks/atlas_ray.py [--model shipped|vgg16] [--images 300] [--channels 8]
                                    [--modes inproc,local,ray1,ray2] [--image-size 224]
-                                   [--gpus-per-worker 1]
+                                   [--split-cores] [--gpus-per-worker 1]
 """
 
 from __future__ import annotations
@@ -93,9 +93,11 @@ def child(args) -> dict:
             out["cluster_start"] = time.perf_counter() - t
         start = time.perf_counter()
         gpus = args.gpus_per_worker if engine == "ray" else 0
+        cpus = 2 / workers if engine == "ray" and args.split_cores else None  # the cluster's 2 CPUs
+        out["cpus_per_worker"] = cpus
         atlas = build_atlas(deconv, paths, Path(args.workdir) / args.child, k=9, channels=args.channels,
-                            engine=engine, workers=workers, gpus_per_worker=gpus, batch_size=args.batch_size,
-                            block_size=args.block_size, progress=False)
+                            engine=engine, workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus,
+                            batch_size=args.batch_size, block_size=args.block_size, progress=False)
         out["wall"] = time.perf_counter() - start
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}
@@ -116,6 +118,8 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=8, help="channels projected per layer (0: all)")
     p.add_argument("--modes", default="inproc,local,ray1,ray2")
     p.add_argument("--block-size", type=int, default=None, help="images per scan block (default 8 batches)")
+    p.add_argument("--split-cores", action="store_true",
+                   help="rayN: each worker reserves 2/N CPUs and runs that many TensorFlow threads")
     p.add_argument("--gpus-per-worker", type=float, default=0, help="GPUs per Ray worker (a GPU host)")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     p.add_argument("--workdir", default=None, help=argparse.SUPPRESS)
@@ -125,6 +129,8 @@ def main() -> None:
         return
 
     runs = []
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{args.model}_{args.images}img_{args.channels}ch{'_split' if args.split_cores else ''}.json"
     with tempfile.TemporaryDirectory() as work:
         for mode in args.modes.split(","):
             cmd = [sys.executable, __file__, *sys.argv[1:], "--child", mode, "--workdir", work]
@@ -134,10 +140,8 @@ def main() -> None:
                 sys.exit(f"{mode} failed:\n{proc.stderr[-3000:]}")
             runs.append(json.loads(line[0][7:]))
             print(summary(runs[-1], runs[0]), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{args.model}_{args.images}img_{args.channels}ch.json"
-    path.write_text(json.dumps({"command": "python benchmarks/atlas_ray.py " + " ".join(sys.argv[1:]),
-                                "runs": runs}, indent=1))
+            path.write_text(json.dumps({"command": "python benchmarks/atlas_ray.py " + " ".join(sys.argv[1:]),
+                                        "runs": runs}, indent=1))  # after each run: a stopped run keeps its part
     print(f"wrote {path}")
 
 
