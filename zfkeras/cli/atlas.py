@@ -1,8 +1,8 @@
 """`zfkeras atlas`: the full atlas (Fig 2 for every channel), resumable, in process or on a Ray cluster.
 
     zfkeras atlas MODEL DATA --out DIR [--engine local|ray] [--address auto|HOST:PORT]
-                  [--workers N] [--gpus-per-worker G] [--layers conv1,conv5]
-                  [--channels N|all] [--rule deconvnet]
+                  [--workers N] [--gpus-per-worker G] [--cpus-per-worker C]
+                  [--layers conv1,conv5] [--channels N|all] [--rule deconvnet]
 
 The same scan and projections as `zfkeras visualize` and the same folder (top9.json,
 <layer>_top9.npz/.png, config.json), computed in blocks stored under DIR/blocks/: a
