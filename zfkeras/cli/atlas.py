@@ -14,7 +14,6 @@ worker (on G GPUs each); DATA must be readable at the same path on every node.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from zfkeras.report.build import GENERAL_OPTIONS
 from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
@@ -63,11 +62,13 @@ def run(args: argparse.Namespace) -> int:
     }
     write_atlas(args.out, atlas, config)
     if not args.quiet:
-        b, s = atlas.blocks, atlas.skipped
-        names = ", ".join(f"{Path(p).name} ({r})" for p, r in s[:10])
-        print(f"scanned {atlas.top.n_images} images ({len(s)} skipped{': ' + names if s else ''}); "
-              f"blocks computed/reused: scan {b['scan']['computed']}/{b['scan']['reused']}, "
-              f"projections {b['project']['computed']}/{b['project']['reused']}; wrote {args.out}")
+        from zfkeras.data.files import skipped_summary
+
+        b = atlas.blocks
+        skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
+        print(f"{skipped_summary(skipped, len(paths))}; blocks computed/reused: scan "
+              f"{b['scan']['computed']}/{b['scan']['reused']}, projections "
+              f"{b['project']['computed']}/{b['project']['reused']}; wrote {args.out}")
     return 0
 
 
