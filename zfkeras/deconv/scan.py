@@ -235,13 +235,7 @@ def scan_top_activations(
                 continue
             images = deconv._check_images(images)
             index = np.arange(done, done + len(ids))
-            outputs = fn(tf.constant(images))
-            new_state = {}
-            for name in layers:
-                values, flat = (t.numpy() for t in outputs[name])
-                w = deconv.output_shape(name)[1]
-                new_state[name] = merge_topk(state[name], values, index, flat // w, flat % w)
-            state = new_state
+            state = merge_batch(deconv, fn, state, images, index)
             names.update(zip(index.tolist(), ids))
             kept = np.unique(np.concatenate([top.index.ravel() for top in state.values()]))
             names = {int(i): names[int(i)] for i in kept if i >= 0}
@@ -296,6 +290,18 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
         return out
 
     return compile_graph(fn, [tf.TensorSpec((None, h, w, c), deconv.dtype)])
+
+
+def merge_batch(deconv: Deconvnet, fn, state: dict[str, TopK], images: np.ndarray, index) -> dict[str, TopK]:
+    """Run the scan graph `fn` (`_scan_fn`) on one batch `(B, H, W, C)` and merge each image's
+    per-channel maximum into `state` (`{layer: TopK}`); `index` `(B,)` the images' stream indices."""
+    outputs = fn(tf.constant(images))
+    new_state = {}
+    for name, top in state.items():
+        values, flat = (t.numpy() for t in outputs[name])
+        w = deconv.output_shape(name)[1]
+        new_state[name] = merge_topk(top, values, index, flat // w, flat % w)
+    return new_state
 
 
 def _skip(batches: Iterable, n: int) -> Iterator:

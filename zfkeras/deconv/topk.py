@@ -62,6 +62,30 @@ def merge_topk(top: TopK, values, index, rows, cols) -> TopK:
     idx = np.concatenate([top.index, np.broadcast_to(index, (c, b))], axis=1)
     rr = np.concatenate([top.rows, np.asarray(rows, np.int32).T], axis=1)
     cc = np.concatenate([top.cols, np.asarray(cols, np.int32).T], axis=1)
+    return _best(vals, idx, rr, cc, k)
+
+
+def combine_topk(a: TopK, b: TopK) -> TopK:
+    """The top-k of two states of the same channels (top-k of top-ks; associative, commutative).
+
+    Same order as `merge_topk`: larger value first, ties broken by the smaller
+    stream index, NaN last, so merging the states of disjoint parts of a stream
+    (indices in the stream's own numbering) gives the state of the whole stream.
+
+    Args:
+        a, b: states with arrays `(C, k)` (the same C and k).
+
+    Returns:
+        The merged state, arrays `(C, k)`.
+    """
+    if a.values.shape != b.values.shape:
+        raise ValueError(f"states of different shapes: {a.values.shape} and {b.values.shape}")
+    cat = [np.concatenate([x, y], axis=1) for x, y in zip(a, b)]
+    return _best(*cat, a.values.shape[1])
+
+
+def _best(vals, idx, rr, cc, k: int) -> TopK:
+    """The `k` best of each row: larger value first, then smaller index; empty slots (-1) last."""
     tie = np.where(idx < 0, np.iinfo(np.int64).max, idx)
     order = np.lexsort((tie, -vals), axis=-1)[:, :k]
     pick = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731

@@ -1,0 +1,247 @@
+"""The atlas (paper Fig 2 for every channel of every block) in blocks, on one machine or a Ray cluster.
+
+`build_atlas(model, paths, out)` runs two resumable phases and returns `Atlas`:
+
+1. scan: the image files in blocks of `block_size` (a multiple of `batch_size`);
+   each block's partial top-k (`work.ScanWorker`) is stored under `OUT/blocks/`, then
+   all are merged by the associative top-k (`work.merge_scan_blocks`) into the
+   `TopActivations` the in-process `scan_top_activations` returns over the same files
+   (identical values, image ids and positions; skipped files named the same way);
+2. projections: the winning (image, layer, channel, position) pairs of the shown
+   channels grouped by image, `group_size` images per block (`work.ProjectWorker`,
+   one forward pass per image for all its pairs), assembled into the `LayerVisuals`
+   `top_projections` gives (the same tiles, within float32 rounding).
+
+`engine="ray"` runs the blocks on Ray Data actors (`engines`); a rerun in the same
+folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
+`write_atlas` writes the folder `zfkeras visualize` writes, with its writers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from zfkeras.deconv.scan import TopActivations
+from zfkeras.scale.engines import check_engine, run_blocks
+from zfkeras.scale.store import BlockStore
+from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
+
+
+@dataclasses.dataclass
+class Atlas:
+    """Result of `build_atlas`.
+
+    Attributes:
+        top: the merged scan (`TopActivations`).
+        visuals: `{layer: LayerVisuals}` of the shown channels.
+        skipped: `(path, reason)` of the files that could not be decoded, in file order.
+        blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
+        workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
+            computed now (seconds: in the worker's block calls; peak_rss: bytes).
+    """
+
+    top: TopActivations
+    visuals: dict
+    skipped: list
+    blocks: dict
+    workers: dict
+
+
+def choose_channels(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
+    """The channels shown of a layer with `n`: all when `count` is 0 or >= n, else a sorted
+    seeded random `count` (the rule of `zfkeras visualize` and the report)."""
+    return np.arange(n) if count in (0, n) or count > n else np.sort(rng.choice(n, count, replace=False))
+
+
+def build_atlas(
+    model,
+    paths: Sequence[str],
+    out: str | os.PathLike,
+    *,
+    layers: Sequence[str] | None = None,
+    k: int = 9,
+    channels: int = 0,
+    seed: int = 0,
+    contrast: float = 1.0,
+    rule: str | None = None,
+    engine: str = "local",
+    workers: int = 1,
+    gpus_per_worker: float = 0,
+    cpus_per_worker: float | None = None,
+    address: str | None = None,
+    batch_size: int = 32,
+    block_size: int | None = None,
+    group_size: int = 64,
+    progress: bool = True,
+    on_block: Callable[[str, int, dict], None] | None = None,
+) -> Atlas:
+    """Scan `paths` and project the top-`k` of `channels` per layer, resumably, on `engine`.
+
+    Args:
+        model: a Keras model, an `AnalysableModel` or a `Deconvnet` (its rule is used
+            unless `rule` is given).
+        paths: image files (as `zfkeras.data.images.list_images` gives them).
+        out: the folder of the finished blocks (`OUT/blocks/`, `OUT/atlas_settings.json`).
+        layers: layers to scan (default: the model's blocks, as `visualize`).
+        k, channels, seed, contrast: as `zfkeras visualize` (`channels` 0: all).
+        engine: "local" (this process) or "ray" (Ray Data actors).
+        workers, gpus_per_worker, address: Ray actors, GPUs per actor, cluster address.
+        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.run_blocks`).
+        batch_size: images per forward pass (the in-process scan's batches).
+        block_size: images per scan block (default `8 * batch_size`; a multiple of it).
+        group_size: images per projection block.
+        on_block: called as `on_block(phase, number, result)` after each block is stored.
+
+    Returns:
+        `Atlas`.
+    """
+    from zfkeras.deconv.deconvnet import Deconvnet
+    from zfkeras.deconv.scan import _fingerprint, default_layers
+
+    check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
+    deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
+    if rule is not None and rule != deconv.rule:
+        deconv = Deconvnet(deconv.adapter, rule=rule)
+    layers = list(layers) if layers else default_layers(deconv)
+    for name in layers:
+        deconv.output_shape(name)  # ValueError listing the valid layers
+    layers = sorted(dict.fromkeys(layers), key=deconv.order)
+    for name, value in (("k", k), ("batch_size", batch_size), ("group_size", group_size)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive int; got {value!r}")
+    if not isinstance(channels, int) or channels < 0:
+        raise ValueError(f"`channels` must be an int >= 0 (0: all); got {channels!r}")
+    block_size = 8 * batch_size if block_size is None else block_size
+    if not isinstance(block_size, int) or block_size < 1 or block_size % batch_size:
+        raise ValueError(
+            f"`block_size` must be a positive multiple of batch_size {batch_size} (the in-process "
+            f"scan's batches, so values match bit for bit); got {block_size!r}"
+        )
+    paths = [str(p) for p in paths]
+    if not paths:
+        raise ValueError("no images to scan")
+    rng = np.random.default_rng(seed)
+    shown = {n: choose_channels(deconv.output_shape(n)[2], channels, rng) for n in layers}
+    settings = {
+        "model": json.loads(_fingerprint(deconv, layers, k)),
+        "images": {"count": len(paths), "sha1": hashlib.sha1("\n".join(paths).encode()).hexdigest()},
+        "batch_size": batch_size, "block_size": block_size, "group_size": group_size,
+        "channels": {n: c.tolist() for n, c in shown.items()},
+        "contrast": float(contrast), "rule": deconv.rule,
+    }
+    store = BlockStore(out, settings)
+    # Ray actors rebuild the model from its bytes; in process the blocks share this Deconvnet
+    # (and its compiled graphs)
+    recipe = ModelRecipe.of(deconv) if engine == "ray" else deconv
+    run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
+               cpus_per_worker=cpus_per_worker, address=address)
+    blocks, stats = {}, {}
+
+    # ---------------------------------------------------------------- phase 1: scan
+    chunks = [paths[i : i + block_size] for i in range(0, len(paths), block_size)]
+    _run_phase(store, "scan", list(enumerate(chunks)), ScanWorker,
+               dict(recipe=recipe, layers=layers, k=k, batch_size=batch_size),
+               run, progress, on_block, blocks, stats)
+    top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+
+    # ------------------------------------------------------- phase 2: projections
+    live = (top.layers[n] for n in layers)
+    wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
+    groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
+    _run_phase(store, "project", list(enumerate(groups)), ProjectWorker,
+               dict(recipe=recipe, top=top, channels=shown, contrast=contrast, batch_size=batch_size),
+               run, progress, on_block, blocks, stats)
+    visuals = {n: _layout(deconv, top, n, shown[n], contrast) for n in layers}
+    for i in range(len(groups)):  # one block in memory at a time
+        part = store.read("project", i)
+        for n, v in visuals.items():
+            slots = part[f"{n}/slots"]
+            if len(slots):
+                v.projections[slots[:, 0], slots[:, 1]] = part[f"{n}/projections"]
+                v.patches[slots[:, 0], slots[:, 1]] = part[f"{n}/patches"]
+    return Atlas(top, visuals, skipped, blocks, stats)
+
+
+def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block, blocks, stats) -> None:
+    """Run the unfinished blocks of one phase with a progress bar (images/s, ETA)."""
+    from tqdm.auto import tqdm
+
+    done = store.finished(phase)
+    todo = [(n, item) for n, item in items if n not in done]
+    per_worker: dict = {}
+    total = sum(len(item) for _, item in items)
+    bar = tqdm(total=total, initial=total - sum(len(i) for _, i in todo), unit="img",
+               desc="top-k scan" if phase == "scan" else "projections", disable=not progress)
+    size = dict(todo)
+
+    def finished(number: int, result: dict) -> None:
+        from zfkeras.scale.store import pack
+
+        store.write(phase, number, pack(result))
+        w = per_worker.setdefault(int(result["pid"]),
+                                  {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
+        w["blocks"] += 1
+        w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
+        w["images"] += len(size[number])
+        w["seconds"] += float(result["seconds"])
+        bar.update(len(size[number]))
+        if on_block is not None:
+            on_block(phase, number, result)
+
+    try:
+        opts = dict(run)
+        run_blocks(opts.pop("engine"), worker_cls, kwargs, todo, finished, **opts)
+    finally:
+        bar.close()
+        blocks[phase] = {"computed": sum(w["blocks"] for w in per_worker.values()),
+                         "reused": len(items) - len(todo), "total": len(items)}
+        stats[phase] = per_worker
+    missing = sorted(set(n for n, _ in items) - store.finished(phase))
+    if missing:
+        raise RuntimeError(f"{phase} blocks {missing[:5]} did not finish; rerun the same command to resume")
+
+
+def _layout(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast: float):
+    """The `LayerVisuals` `top_projections` gives for `layer`, its tiles still grey (filled from
+    the blocks): `top_projections` itself over no slot, with the scan's values put back."""
+    from zfkeras.deconv.visuals import top_projections
+    from zfkeras.scale.work import only_images
+
+    empty = top_projections(deconv, only_images(top, layer, set()), layer, {}, chans, contrast=contrast)
+    values = top.layers[layer].values[chans]
+    return dataclasses.replace(empty, values=values, dead=~(values[:, 0] > 0))
+
+
+def write_atlas(out: str | os.PathLike, atlas: Atlas, config: dict) -> Path:
+    """Write the folder `zfkeras visualize` writes (top9.json/.npz, `<layer>_top<k>.npz` and
+    `.png`, config.json) with the package's own writers."""
+    import matplotlib.pyplot as plt
+
+    from zfkeras.report.figures.fig2_top9 import plot_top_activations
+    from zfkeras.report.plotting import save_figure
+    from zfkeras.utils.io import atomic_write_json
+
+    out = Path(out)
+    atlas.top.save(out / "top9.json")
+    for layer, visuals in atlas.visuals.items():
+        visuals.save(out / f"{layer}_top{atlas.top.k}.npz")
+        fig = plot_top_activations(visuals, n_images=atlas.top.n_images)
+        save_figure(fig, out / f"{layer}_top{atlas.top.k}.png", tight=False)
+        plt.close(fig)
+    atomic_write_json(out / "config.json", {
+        **config,
+        "layers": list(atlas.top.layers),
+        "top": atlas.top.k,
+        "channels_shown": {n: [int(c) for c in v.channels] for n, v in atlas.visuals.items()},
+        "images": atlas.top.n_images,
+        "skipped": [{"path": p, "reason": r} for p, r in atlas.skipped],
+        "blocks": atlas.blocks,
+    })
+    return out

@@ -1,0 +1,199 @@
+"""The work of one block, the same whichever engine runs it (in process, or a Ray actor).
+
+- `ModelRecipe`: the driver's model as bytes, rebuilt once per worker (one model copy
+  per worker process / GPU; the random weights of a `weights=None` model travel too).
+- `ScanWorker(paths)`: phase 1 on a block of image files: the partial top-k of every
+  channel (value, block-local image number, position) over the block, the decoded
+  image ids and the skipped files. The batches are the in-process scan's batches
+  (`image_batches`, the scan graph `scan._scan_fn`, `scan.merge_batch`), so the values
+  are the in-process values bit for bit when the block size is a multiple of the
+  batch size.
+- `ProjectWorker(ids)`: phase 2 on a group of images: `visuals.top_projections` of the
+  top-k slots whose image is in the group (each image decoded and forwarded once for
+  all its pairs), returned as the filled slots and their tiles.
+
+Results are plain dicts of arrays (`store.pack` turns them into the npz bytes a
+block is stored as).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pickle
+import time
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+from zfkeras.deconv.scan import LayerTop, TopActivations
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelRecipe:
+    """What a worker needs to rebuild the driver's `Deconvnet`: the pickled Keras model
+    (architecture and weights), its input preprocessing, the backward rule and the dtype."""
+
+    payload: bytes
+    rule: str
+    dtype: str = "float32"
+
+    @staticmethod
+    def load(recipe):
+        """The worker's `Deconvnet`: built from a recipe, or the driver's own (local engine)."""
+        return recipe.build() if isinstance(recipe, ModelRecipe) else recipe
+
+    @classmethod
+    def of(cls, deconv) -> "ModelRecipe":
+        adapter = deconv.adapter
+        return cls(pickle.dumps((adapter.source, adapter.preprocess)), deconv.rule, deconv.dtype.name)
+
+    def build(self):
+        """A new `Deconvnet` of the model (`import zfkeras` registers its layers first)."""
+        import zfkeras  # noqa: F401  (the serializable layers of ZFNet models)
+        from zfkeras.deconv.deconvnet import Deconvnet
+
+        model, preprocess = pickle.loads(self.payload)
+        return Deconvnet(model, self.dtype, rule=self.rule, preprocess=preprocess)
+
+
+class ScanWorker:
+    """Phase 1 worker: `worker(paths)` -> the partial top-k of a block of image files.
+
+    Args:
+        recipe: the model (a `ModelRecipe`, or in process the driver's `Deconvnet`).
+        layers: layers to scan (model order).
+        k: entries per channel.
+        batch_size: images per forward pass (the in-process scan's `--batch-size`).
+
+    The result holds, per layer, `<layer>/values|index|rows|cols` `(C, k)` with
+    block-local image numbers (0.. in the order of the decoded images), `ids` `(n,)`
+    the decoded paths, `skipped_path` / `skipped_reason`, and `pid`, `seconds`,
+    `peak_rss` (`_process`).
+    """
+
+    def __init__(self, recipe: ModelRecipe, layers: Sequence[str], k: int, batch_size: int):
+        from zfkeras.deconv.scan import _scan_fn
+
+        self.deconv = ModelRecipe.load(recipe)
+        self.layers, self.k, self.batch_size = list(layers), int(k), int(batch_size)
+        self.fn = _scan_fn(self.deconv, self.layers)
+
+    def __call__(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        from zfkeras.data.images import image_batches
+        from zfkeras.deconv.scan import merge_batch
+        from zfkeras.deconv.topk import empty_topk
+
+        start = time.perf_counter()
+        deconv = self.deconv
+        state = {n: empty_topk(deconv.output_shape(n)[2], self.k) for n in self.layers}
+        ids: list[str] = []
+        skipped: list = []
+        for batch_ids, images in image_batches(list(paths), deconv.input_shape[0], self.batch_size, skipped):
+            if not len(batch_ids):
+                continue
+            index = np.arange(len(ids), len(ids) + len(batch_ids))
+            state = merge_batch(deconv, self.fn, state, deconv._check_images(images), index)
+            ids.extend(str(i) for i in batch_ids)
+        out = {f"{n}/{f}": a for n, top in state.items() for f, a in zip(top._fields, top)}
+        out.update(
+            ids=np.array(ids, dtype=str),
+            skipped_path=np.array([p for p, _ in skipped], dtype=str),
+            skipped_reason=np.array([str(r) for _, r in skipped], dtype=str),
+            **_process(start),
+        )
+        return out
+
+
+def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequence[str], k: int):
+    """Phase 1 reduction: the partial top-ks of consecutive blocks (in file order, read one at
+    a time) -> the whole scan.
+
+    Block-local image numbers become stream numbers (offset by the images decoded
+    in the blocks before), then the states are merged by `combine_topk` (top-k of
+    top-ks, ties to the earlier image), giving the `TopActivations` the in-process
+    scan returns over the same files.
+
+    Returns:
+        `(TopActivations, skipped)` with `skipped` a list of `(path, reason)`.
+    """
+    from zfkeras.deconv.topk import TopK, combine_topk
+
+    state: dict = {}
+    names: dict[int, str] = {}
+    skipped: list[tuple[str, str]] = []
+    offset = 0
+    for block in blocks:
+        ids = block["ids"]
+        for name in layers:
+            part = TopK(*(block[f"{name}/{f}"] for f in TopK._fields))
+            part = part._replace(index=np.where(part.index >= 0, part.index + offset, -1))
+            state[name] = part if name not in state else combine_topk(state[name], part)
+        names.update((offset + i, str(p)) for i, p in enumerate(ids))
+        skipped.extend(zip(block["skipped_path"].tolist(), block["skipped_reason"].tolist()))
+        offset += len(ids)
+    if not state:
+        raise ValueError("no image blocks to merge")
+    layers_out = {}
+    for name in layers:
+        top = state[name]
+        ids = np.array([[names.get(int(i), "") for i in row] for row in top.index], dtype=str)
+        layers_out[name] = LayerTop(top.values, top.index, top.rows, top.cols, ids)
+    return TopActivations(int(k), offset, layers_out), skipped
+
+
+def only_images(top: TopActivations, layer: str, ids: set[str]) -> TopActivations:
+    """`top` reduced to one layer whose slots outside the images `ids` are emptied
+    (value -inf): what `top_projections` then projects is exactly those images' pairs."""
+    lt = top.layers[layer]
+    keep = np.isin(lt.ids, list(ids))
+    values = np.where(keep, lt.values, -np.inf).astype(lt.values.dtype)
+    return TopActivations(top.k, top.n_images, {layer: dataclasses.replace(lt, values=values)})
+
+
+class ProjectWorker:
+    """Phase 2 worker: `worker(ids)` -> the projections and patches of the pairs of those images.
+
+    Args:
+        recipe: the model and the backward rule (a `ModelRecipe`, or the driver's `Deconvnet`).
+        top: the merged scan.
+        channels: `{layer: channels shown}`.
+        contrast, batch_size: as `top_projections`.
+
+    The result holds, per layer, `<layer>/slots` `(n, 2)` (row in `channels`, rank
+    j), `<layer>/projections` and `<layer>/patches` `(n, P, P, 3)` uint8, and `pid`,
+    `seconds`, `peak_rss` (`_process`).
+    """
+
+    def __init__(self, recipe: ModelRecipe, top: TopActivations, channels: Mapping[str, Sequence[int]],
+                 contrast: float, batch_size: int):
+        self.deconv = ModelRecipe.load(recipe)
+        self.top, self.contrast, self.batch_size = top, float(contrast), int(batch_size)
+        self.channels = {n: np.asarray(c, np.int64) for n, c in channels.items()}
+
+    def __call__(self, ids: Sequence[str]) -> dict[str, np.ndarray]:
+        from zfkeras.data.images import ImageCache
+        from zfkeras.deconv.visuals import top_projections
+
+        start = time.perf_counter()
+        group = {str(i) for i in ids}
+        images = ImageCache(self.deconv.input_shape[0], limit=len(group) + 1)
+        out: dict[str, np.ndarray] = {}
+        for layer, chans in self.channels.items():
+            part = only_images(self.top, layer, group)
+            filled = part.layers[layer].values[chans] > 0
+            v = top_projections(self.deconv, part, layer, images, chans, contrast=self.contrast,
+                                batch_size=self.batch_size)
+            out[f"{layer}/slots"] = np.argwhere(filled)
+            out[f"{layer}/projections"] = v.projections[filled]
+            out[f"{layer}/patches"] = v.patches[filled]
+        out.update(_process(start))
+        return out
+
+
+def _process(start: float) -> dict[str, np.ndarray]:
+    """Who did a block and at what cost: `pid`, `seconds` (since `start`), `peak_rss` (bytes)."""
+    import resource
+
+    return {"pid": np.array(os.getpid()), "seconds": np.array(time.perf_counter() - start),
+            "peak_rss": np.array(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}
