@@ -4,9 +4,10 @@ All functions take stacks of 2-D maps `(N, h, w)` (pairs compared row by row) an
 `to_2d` reduces pixel maps `(N, H, W, C)` to `(N, H, W)`: the sum over channels, of the
 absolute values for the `|map|` variants (as the paper's "absolute value" rows).
 
-A constant map has no ranks: its Spearman correlation with anything is defined here as 0
-(no shared structure), not NaN, so a map that a randomized network flattens to zero
-counts as changed.
+A constant map has no ranks: `spearman` defines its correlation with anything as 0 (no
+shared structure), so a map that a randomized network flattens to zero counts as changed.
+`similarity` gives NaN for a pair whose *original* map is constant (nothing to compare:
+e.g. Grad-CAM at a 1x1 layer); summaries skip NaN and count them.
 """
 
 from __future__ import annotations
@@ -68,8 +69,11 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def similarity(original: np.ndarray, randomized: np.ndarray) -> dict[str, np.ndarray]:
     """`{metric: (N,)}` for `METRICS`: Spearman of |map|, Spearman of map, SSIM of |map|."""
     abs_o, abs_r = to_2d(original, True), to_2d(randomized, True)
-    return {
+    flat = abs_o.reshape(len(abs_o), -1)
+    undefined = flat.max(1) == flat.min(1)
+    out = {
         "spearman_abs": spearman(abs_o, abs_r),
         "spearman": spearman(to_2d(original, False), to_2d(randomized, False)),
         "ssim": ssim(abs_o, abs_r),
     }
+    return {k: np.where(undefined, np.nan, v) for k, v in out.items()}
