@@ -75,3 +75,19 @@ def test_faithfulness_bad_input():
     f = Faithfulness(_toy_model(), ("gradient",))
     with pytest.raises(ValueError, match="at least 2 images"):
         f.run(np.zeros((1, SIZE, SIZE, 3)))
+
+
+def test_given_maps_equal_computed_ones(rng):
+    """`run(maps=...)` (the sanity check's trained maps) gives the curves of computing them again."""
+    from zfkeras.analysis.faithfulness import Faithfulness
+    from zfkeras.analysis.sanity import SanityCheck
+
+    images = rng.uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    model = _toy_model()
+    check = SanityCheck(model, ("gradient", "occlusion"), depths=1, patch=4, stride=4)
+    check.run(images, targets=0)
+    f = Faithfulness(model, ("gradient", "occlusion"), steps=4, patch=4, stride=4)
+    a = f.run(images, list(check.targets), maps=check.trained_maps)
+    b = f.run(images, 0)
+    for m in ("gradient", "occlusion", "random"):
+        np.testing.assert_allclose(a.deletion[m], b.deletion[m], rtol=1e-6)

@@ -195,11 +195,16 @@ class Faithfulness(Analysis):
                                      stride=stride, batch_size=min(batch_size, 16))
         self._graph = _Curves(self.view)
 
-    def saliency(self, images: np.ndarray, targets: np.ndarray) -> dict[str, np.ndarray]:
-        """`{method: (N, H, W)}` pixel importance (|map| channel sum; occlusion upsampled)."""
+    def saliency(self, images: np.ndarray, targets: np.ndarray, maps: dict | None = None) -> dict[str, np.ndarray]:
+        """`{method: (N, H, W)}` pixel importance (|map| channel sum; occlusion upsampled).
+
+        `maps`: the methods' maps already computed for these images and targets (e.g.
+        `SanityCheck.trained_maps`, same occlusion grid), instead of computing them again.
+        """
         s = self.view.input_shape[0]
         out = {}
-        for m, maps in self.explainers.maps(images, targets).items():
+        maps = self.explainers.maps(images, targets) if maps is None else {m: maps[m] for m in self.methods}
+        for m, maps in maps.items():
             if m == "occlusion":
                 offsets, patch = self.explainers.occlusion_geometry()
                 out[m] = np.stack([upsample_map(g, offsets, patch, s) for g in maps])
@@ -207,8 +212,9 @@ class Faithfulness(Analysis):
                 out[m] = np.abs(maps).sum(-1) if maps.ndim == 4 else maps
         return out
 
-    def run(self, images, targets=None, *, progress: bool = False) -> FaithfulnessResult:
-        """Curves for `images` `(N >= 2, H, W, C)` raw RGB; `targets` as in `resolve_targets`."""
+    def run(self, images, targets=None, *, progress: bool = False, maps: dict | None = None) -> FaithfulnessResult:
+        """Curves for `images` `(N >= 2, H, W, C)` raw RGB; `targets` as in `resolve_targets`;
+        `maps` as in `saliency` (then `targets` must be the classes they explain)."""
         images = np.asarray(images, np.float32)
         if images.ndim != 4 or images.shape[1:] != self.view.input_shape:
             raise ValueError(f"`images` must have shape (N, {', '.join(map(str, self.view.input_shape))}); "
@@ -222,7 +228,7 @@ class Faithfulness(Analysis):
             tgt = np.where(tgt < 0, top, tgt).astype(np.int32)
         rng = np.random.default_rng(self.seed)
         h, w, _ = self.view.input_shape
-        orders = {m: pixel_order(s, rng) for m, s in self.saliency(images, tgt).items()}
+        orders = {m: pixel_order(s, rng) for m, s in self.saliency(images, tgt, maps).items()}
         randoms = [np.stack([rng.permutation(h * w) for _ in images]) for _ in range(self.random_orders)]
         curves: dict = {"deletion": {}, "insertion": {}}
         jobs = [(m, o) for m, o in orders.items()] + [("random", o) for o in randoms]

@@ -89,6 +89,11 @@ class SanityResult:
     seconds: dict = dataclasses.field(default_factory=dict)
     threshold: float = PASS_THRESHOLD
 
+    @property
+    def items(self) -> int:
+        """M: the images (or images x units) every similarity is measured on."""
+        return int(np.asarray(self.scores[self.methods[0]]["spearman_abs"]).shape[1])
+
     def layer_at(self, depth: int) -> str:
         """The deepest layer randomized at `depth` (cascade: the lowest one so far)."""
         return self.order[depth - 1]
@@ -222,6 +227,7 @@ class SanityCheck(Analysis):
             tgt = np.where(tgt < 0, top, tgt).astype(np.int32)
         units = ex.units(images, self.units) if self.unit_layer is not None else None
         trained = ex.maps(images, tgt, units)
+        self.trained_maps, self.targets = trained, tgt  # for `Faithfulness.run(maps=...)`: no second pass
         seconds = {"trained": time.perf_counter() - t0, "randomized": 0.0}
         e = min(self.n_examples, len(images) * (self.units if units is not None else 1))
         examples = {m: [_display(trained[m][:e])] for m in self.methods}

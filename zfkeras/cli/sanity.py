@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
         mean, sd = (v[-1] for v in res.stats(m))
         print(f"  {METHOD_LABELS.get(m, m):16s} {mean:6.3f} ± {sd:.3f}  {res.verdict(m)}")
     if faith is not None:
-        fr = faith.run(images, args.target, progress=args.progress)
+        fr = faith.run(images, list(check.targets), progress=args.progress, maps=check.trained_maps)
         fr.save(out)
         save_figure(plot_faithfulness(fr), out / "faithfulness.png")
         print("faithfulness: AUC (mean ± sd over images); deletion lower and insertion higher than random is better")
