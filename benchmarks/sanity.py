@@ -41,6 +41,8 @@ def _bn_net(args, size: int = 64):
     pick = sorted(rng.choice(len(paths), min(args.bn_train, len(paths)), replace=False))
     x, used, _ = load_batch([paths[i] for i in pick], 0, size)
     y = np.array([classes.index(Path(p).parent.name) for p in used])
+    order = rng.permutation(len(x))  # the list is class-sorted: shuffle before the validation split
+    x, y = x[order], y[order]
     keras.utils.set_random_seed(0)
     inp = keras.Input((size, size, 3))
     h = keras.layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
@@ -80,6 +82,20 @@ def _atlas_pass(view, images, layers, batch_size: int) -> float:
     return time.perf_counter() - start
 
 
+def _method_seconds(check, images, stride: int) -> dict:
+    """Seconds of one explanation pass per method on the copy (compiled: the second call timed)."""
+    from zfkeras.analysis.explainers import Explainers
+
+    out = {}
+    for m in check.methods:
+        ex = Explainers(check.copy.view, (m,), stride=stride)
+        ex.maps(images, check.targets)
+        start = time.perf_counter()
+        ex.maps(images, check.targets)
+        out[m] = round(time.perf_counter() - start, 2)
+    return out
+
+
 def _check(name: str, model, images, args, out: Path, unit_layer: str, atlas_layers) -> dict:
     from zfkeras.analysis.faithfulness import Faithfulness
     from zfkeras.analysis.sanity import SanityCheck
@@ -98,6 +114,7 @@ def _check(name: str, model, images, args, out: Path, unit_layer: str, atlas_lay
     row["pass_seconds"] = {k: round(v, 1) for k, v in res.seconds.items()}
     res.save(folder / "class")
     save_figure(plot_sanity(res), folder / "class" / "sanity.png")
+    row["method_seconds"] = _method_seconds(check, images, stride)
     row["class"] = {m: {"spearman_abs": [round(float(v), 3) for v in res.stats(m)[0]],
                         "sd": [round(float(v), 3) for v in res.stats(m)[1]],
                         "verdict": res.verdict(m)} for m in res.methods}
@@ -108,6 +125,8 @@ def _check(name: str, model, images, args, out: Path, unit_layer: str, atlas_lay
     row["units"] = {m: {"layers": [units.layer_at(d) for d in units.depths],
                         "spearman_abs": [round(float(v), 3) for v in units.stats(m)[0]],
                         "sd": [round(float(v), 3) for v in units.stats(m)[1]],
+                        "blank": [round(float(v), 3) for v in units.blank_share(m)],
+                        "active": [round(float(v), 3) for v in units.stats(m, active_only=True)[0]],
                         "verdict": units.verdict(m)} for m in units.methods}
     faith = Faithfulness(view, check.methods, steps=args.steps, stride=stride, seed=args.seed)
     fr = faith.run(images, list(check.targets), maps=check.trained_maps)
@@ -132,7 +151,8 @@ def _summary(rows: list[dict]) -> str:
             lines.append(f"| {m} | " + " | ".join(cells) + f" | {v['verdict']} |")
         lines.append("")
         for m, v in r["units"].items():
-            cells = ", ".join(f"{h} {a:.2f} ± {b:.2f}" for h, a, b in zip(v["layers"], v["spearman_abs"], v["sd"]))
+            cells = ", ".join(f"{h} {a:.2f} ± {b:.2f} ({k:.0%} blank, others {c:.2f})" for h, a, b, k, c in
+                              zip(v["layers"], v["spearman_abs"], v["sd"], v["blank"], v["active"]))
             lines.append(f"- units ({m}): {cells} -> {v['verdict']}")
         lines.append("")
         lines.append("| method | deletion AUC | insertion AUC | verdicts (deletion / insertion) |")
@@ -142,6 +162,8 @@ def _summary(rows: list[dict]) -> str:
             vt = f"{verdict['deletion']} / {verdict['insertion']}" if verdict else "-"
             lines.append(f"| {m} | {v['deletion']:.3f} ± {v['deletion_sd']:.3f} | "
                          f"{v['insertion']:.3f} ± {v['insertion_sd']:.3f} | {vt} |")
+        lines.append("\nOne explanation pass per method (compiled): " + ", ".join(
+            f"{m} {s} s" for m, s in r["method_seconds"].items()) + ".")
         p = r["pass_seconds"]
         lines.append(f"\nCost: sanity check {r['sanity_seconds']} s (trained pass {p['trained']} s incl. "
                      f"compiling, {len(r['depths'])} randomized passes {p['randomized']} s); one atlas pass "

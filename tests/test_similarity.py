@@ -38,3 +38,17 @@ def test_ssim_and_to_2d(rng):
     sims = similarity(rgb, -rgb)
     np.testing.assert_allclose(sims["spearman_abs"], 1.0)
     np.testing.assert_allclose(sims["spearman"], -1.0)
+
+
+def test_blank_and_undefined_maps(rng):
+    """A randomized map gone blank counts as changed (Spearman 0, blank 1); a constant trained map is NaN."""
+    from zfkeras.analysis.similarity import similarity
+
+    a = rng.uniform(size=(3, 8, 8))
+    b = a.copy()
+    b[1] = 0.0
+    a[2] = 1.0
+    sims = similarity(a, b)
+    np.testing.assert_array_equal(sims["blank"][:2], [0.0, 1.0])
+    assert sims["spearman_abs"][0] == 1.0 and sims["spearman_abs"][1] == 0.0
+    assert all(np.isnan(v[2]) for v in sims.values())

@@ -98,14 +98,22 @@ class SanityResult:
         """The deepest layer randomized at `depth` (cascade: the lowest one so far)."""
         return self.order[depth - 1]
 
-    def stats(self, method: str, metric: str = "spearman_abs") -> tuple[np.ndarray, np.ndarray]:
-        """`(mean (D,), sd (D,))` over images (sample sd, ddof=1), NaN items (constant trained maps) skipped."""
+    def stats(self, method: str, metric: str = "spearman_abs", active_only: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """`(mean (D,), sd (D,))` over images (sample sd, ddof=1), NaN items (constant trained maps)
+        skipped; `active_only` also skips items whose randomized map is blank."""
         s = np.asarray(self.scores[method][metric], np.float64)
+        if active_only:
+            s = np.where(np.asarray(self.scores[method]["blank"]) == 1, np.nan, s)
         n = np.isfinite(s).sum(1)
         with np.errstate(invalid="ignore", divide="ignore"):
             mean = np.where(n > 0, np.nansum(s, 1) / np.maximum(n, 1), np.nan)
             var = np.nansum((s - mean[:, None]) ** 2, 1) / (n - 1)
         return mean, np.where(n > 1, np.sqrt(var), np.nan)
+
+    def blank_share(self, method: str) -> np.ndarray:
+        """`(D,)` share of items whose randomized map is blank (a silenced unit, a zero Grad-CAM):
+        they count as changed (Spearman 0); `stats(..., active_only=True)` leaves them out."""
+        return self.stats(method, "blank")[0]
 
     def undefined(self, method: str) -> int:
         """How many items had a constant trained map (no similarity defined)."""
@@ -129,9 +137,12 @@ class SanityResult:
         for m in self.methods:
             for i, d in enumerate(self.depths):
                 row = {"method": m, "depth": d, "layer": self.layer_at(d)}
-                for metric in METRICS:
+                for metric in (k for k in METRICS if k in self.scores[m]):
                     mean, sd = self.stats(m, metric)
                     row[metric], row[f"{metric}_sd"] = float(mean[i]), float(sd[i])
+                if "blank" in self.scores[m]:
+                    mean, sd = self.stats(m, active_only=True)
+                    row["spearman_abs_active"], row["spearman_abs_active_sd"] = float(mean[i]), float(sd[i])
                 out.append(row)
         return out
 
@@ -154,7 +165,8 @@ class SanityResult:
         folder = Path(folder)
         meta = json.loads((folder / "sanity.json").read_text())
         with np.load(folder / "sanity.npz") as z:
-            scores = {m: {k: z[f"scores/{m}/{k}"] for k in METRICS} for m in meta["methods"]}
+            scores = {m: {k: z[f"scores/{m}/{k}"] for k in METRICS if f"scores/{m}/{k}" in z}
+                      for m in meta["methods"]}
             examples = {m: z[f"examples/{m}"] for m in meta["methods"]}
             images = z["example_images"]
         meta.pop("verdicts"), meta.pop("rows")

@@ -16,7 +16,7 @@ import numpy as np
 
 __all__ = ["METRICS", "normalize01", "similarity", "spearman", "ssim", "to_2d"]
 
-METRICS = ("spearman_abs", "spearman", "ssim")
+METRICS = ("spearman_abs", "spearman", "ssim", "blank")
 
 
 def to_2d(maps: np.ndarray, absolute: bool) -> np.ndarray:
@@ -67,11 +67,14 @@ def ssim(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def similarity(original: np.ndarray, randomized: np.ndarray) -> dict[str, np.ndarray]:
-    """`{metric: (N,)}` for `METRICS`: Spearman of |map|, Spearman of map, SSIM of |map|."""
+    """`{metric: (N,)}` for `METRICS`: Spearman of |map|, Spearman of map, SSIM of |map|, and
+    "blank": 1 where the randomized map is constant (e.g. a unit the randomization silenced), else 0."""
     abs_o, abs_r = to_2d(original, True), to_2d(randomized, True)
     flat = abs_o.reshape(len(abs_o), -1)
     undefined = flat.max(1) == flat.min(1)
+    flat_r = abs_r.reshape(len(abs_r), -1)
     out = {
+        "blank": (flat_r.max(1) == flat_r.min(1)).astype(np.float64),
         "spearman_abs": spearman(abs_o, abs_r),
         "spearman": spearman(to_2d(original, False), to_2d(randomized, False)),
         "ssim": ssim(abs_o, abs_r),

@@ -83,7 +83,10 @@ def run(args: argparse.Namespace) -> int:
           f"down to {res.layer_at(res.depths[-1])}, mean ± sd over images (pass: mean + sd < {res.threshold:g})")
     for m in res.methods:
         mean, sd = (v[-1] for v in res.stats(m))
-        print(f"  {METHOD_LABELS.get(m, m):16s} {mean:6.3f} ± {sd:.3f}  {res.verdict(m)}")
+        blank = float(res.blank_share(m)[-1])
+        rest = (f" ({blank:.0%} of the maps blank; the others {res.stats(m, active_only=True)[0][-1]:.3f})"
+                if blank > 0 else "")
+        print(f"  {METHOD_LABELS.get(m, m):16s} {mean:6.3f} ± {sd:.3f}  {res.verdict(m)}{rest}")
     if faith is not None:
         fr = faith.run(images, list(check.targets), progress=args.progress, maps=check.trained_maps)
         fr.save(out)
