@@ -87,7 +87,7 @@ def test_gradcam_bad_images_and_targets(tiny_model):
     from zfkeras.analysis.gradcam import GradCAM
 
     cam = GradCAM(tiny_model, guided=False)
-    with pytest.raises(ValueError, match=r"`images` must have shape \(N, 64, 64, 3\)"):
+    with pytest.raises(ValueError, match=r"`images` must have shape \(B, 64, 64, 3\)"):
         cam.run(np.zeros((2, 32, 32, 3)))
     with pytest.raises(ValueError, match="class index 9 out of range"):
         cam.run(np.zeros((2, 64, 64, 3)), targets=9)

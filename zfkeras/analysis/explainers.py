@@ -21,7 +21,7 @@ import numpy as np
 from zfkeras.deconv.rules import RULES
 from zfkeras.models.adapter import AnalysableModel
 
-__all__ = ["CLASS_METHODS", "METHODS", "Explainers", "check_methods"]
+__all__ = ["CLASS_METHODS", "METHODS", "Explainers", "check_batch", "check_methods", "class_targets"]
 
 METHODS = (*RULES, "occlusion", "gradcam")
 CLASS_METHODS = ("occlusion", "gradcam")  # explain a class only (not a feature map's unit)
@@ -39,6 +39,29 @@ def check_methods(methods: Sequence[str] | str, unit_layer: str | None = None) -
             raise ValueError(f"method {m!r} explains a class, not a unit of {unit_layer!r}: "
                              f"with a unit layer use {', '.join(RULES)}")
     return tuple(dict.fromkeys(methods))
+
+
+def check_batch(view: AnalysableModel, images, minimum: int = 1, what: str = "") -> np.ndarray:
+    """`images` as a float32 `(N, H, W, C)` batch of the model's input; ValueError (one line)
+    for another shape or fewer than `minimum` images (`what` names the check that needs them)."""
+    from zfkeras.deconv.selection import check_images
+
+    images = check_images(images, view.input_shape, np.float32)
+    if len(images) < minimum:
+        raise ValueError(f"{what} needs at least {minimum} images for a spread over images; got {len(images)}")
+    return images
+
+
+def class_targets(view: AnalysableModel, images: np.ndarray, targets) -> np.ndarray:
+    """`(N,)` int32 classes: `targets` resolved (`resolve_targets`), None -> the model's top class."""
+    from zfkeras.analysis.base import resolve_targets
+
+    chosen = resolve_targets(targets, len(images), view.class_names)
+    tgt = np.array([-1 if t is None else t for t in chosen], np.int32)
+    if (tgt < 0).any():
+        top = np.argmax(view.model.predict(images, verbose=0, batch_size=32), -1)
+        tgt = np.where(tgt < 0, top, tgt).astype(np.int32)
+    return tgt
 
 
 class Explainers:

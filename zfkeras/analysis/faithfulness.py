@@ -20,8 +20,8 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
-from zfkeras.analysis.explainers import METHODS, Explainers, check_methods
+from zfkeras.analysis.base import Analysis, check_int, progress_bar
+from zfkeras.analysis.explainers import METHODS, Explainers, check_batch, check_methods, class_targets
 from zfkeras.analysis.occluders import upsample_map
 from zfkeras.models.adapter import AnalysableModel
 
@@ -215,17 +215,8 @@ class Faithfulness(Analysis):
     def run(self, images, targets=None, *, progress: bool = False, maps: dict | None = None) -> FaithfulnessResult:
         """Curves for `images` `(N >= 2, H, W, C)` raw RGB; `targets` as in `resolve_targets`;
         `maps` as in `saliency` (then `targets` must be the classes they explain)."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[1:] != self.view.input_shape:
-            raise ValueError(f"`images` must have shape (N, {', '.join(map(str, self.view.input_shape))}); "
-                             f"got {images.shape}")
-        if len(images) < 2:
-            raise ValueError(f"faithfulness needs at least 2 images for a spread over images; got {len(images)}")
-        chosen = resolve_targets(targets, len(images), self.view.class_names)
-        tgt = np.array([-1 if t is None else t for t in chosen], np.int32)
-        if (tgt < 0).any():
-            top = np.argmax(self.view.model.predict(images, verbose=0, batch_size=32), -1)
-            tgt = np.where(tgt < 0, top, tgt).astype(np.int32)
+        images = check_batch(self.view, images, 2, "faithfulness")
+        tgt = class_targets(self.view, images, targets)
         rng = np.random.default_rng(self.seed)
         h, w, _ = self.view.input_shape
         orders = {m: pixel_order(s, rng) for m, s in self.saliency(images, tgt, maps).items()}

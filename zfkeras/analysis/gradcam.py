@@ -180,9 +180,9 @@ class GradCAM(Analysis):
 
     def run(self, images, targets=None, *, progress: bool = False) -> GradCAMResult:
         """Grad-CAM of `images` `(N, H, W, C)` raw RGB for `targets` (None: each image's top class)."""
-        images = np.asarray(images, np.float32)
-        if images.ndim != 4 or images.shape[1:] != self.view.input_shape:
-            raise ValueError(f"`images` must have shape (N, {', '.join(map(str, self.view.input_shape))}); got {images.shape}")
+        from zfkeras.analysis.explainers import check_batch
+
+        images = check_batch(self.view, images)
         tgt = _targets(self.view, targets, len(images))
         score, cls, _, amap, grad_map = _batched(self._plain, images, tgt, self.batch_size, progress, "grad-cam")
         cams = np.maximum(np.einsum("nhwk,nk->nhw", amap, grad_map.mean(axis=(1, 2))), 0.0)

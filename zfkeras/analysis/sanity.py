@@ -29,8 +29,8 @@ from typing import Sequence
 
 import numpy as np
 
-from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
-from zfkeras.analysis.explainers import METHODS, Explainers, check_methods
+from zfkeras.analysis.base import Analysis, check_int, progress_bar
+from zfkeras.analysis.explainers import METHODS, Explainers, check_batch, check_methods, class_targets
 from zfkeras.deconv.rules import RULES
 from zfkeras.analysis.randomization import MODES, RandomizedCopy, depth_layers
 from zfkeras.analysis.similarity import METRICS, normalize01, similarity, to_2d
@@ -223,20 +223,11 @@ class SanityCheck(Analysis):
 
     def run(self, images, targets=None, *, progress: bool = False) -> SanityResult:
         """Similarity curves for `images` `(N >= 2, H, W, C)` raw RGB; `targets` as in `resolve_targets`."""
-        images = np.asarray(images, np.float32)
-        shape = ", ".join(map(str, self.view.input_shape))
-        if images.ndim != 4 or images.shape[1:] != self.view.input_shape:
-            raise ValueError(f"`images` must have shape (N, {shape}); got {images.shape}")
-        if len(images) < 2:
-            raise ValueError(f"the sanity check needs at least 2 images for a spread over images; got {len(images)}")
-        chosen = resolve_targets(targets, len(images), self.view.class_names)
+        images = check_batch(self.view, images, 2, "the sanity check")
+        tgt = class_targets(self.view, images, targets)  # the trained model's classes, kept for every depth
         ex = self.explainers
         self.copy.restore()
         t0 = time.perf_counter()
-        tgt = np.array([-1 if t is None else t for t in chosen], np.int32)
-        if (tgt < 0).any():  # the trained model's top classes, kept for every depth
-            top = np.argmax(self.view.model.predict(images, verbose=0, batch_size=32), -1)
-            tgt = np.where(tgt < 0, top, tgt).astype(np.int32)
         units = ex.units(images, self.units) if self.unit_layer is not None else None
         trained = ex.maps(images, tgt, units)
         self.trained_maps, self.targets = trained, tgt  # for `Faithfulness.run(maps=...)`: no second pass
