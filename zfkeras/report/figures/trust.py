@@ -52,6 +52,8 @@ class Trust(Figure):
     )
 
     def wanted(self, ctx: ReportContext) -> bool:
+        if ctx.options.sanity_images == 1:
+            ctx.note(self.anchor, "--sanity-images 1 gives no spread over images: give 0 (none) or at least 2.")
         return ctx.options.sanity_images >= 2
 
     def compute(self, ctx: ReportContext):
