@@ -47,6 +47,8 @@ def plot_sanity(result, example: int = 0):
         for c in range(len(depths) + 1):
             ax = fig.add_subplot(grid[r, c + 1])
             ax.imshow(maps[c], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            if maps[c].max() == 0:
+                ax.text(0.5, 0.5, "blank", color="w", ha="center", va="center", transform=ax.transAxes, fontsize=8)
             ax.set_xticks([]), ax.set_yticks([])
             if r == 0:
                 ax.set_title("trained" if c == 0 else f"up to {result.layer_at(depths[c - 1])}", fontsize=8)
@@ -58,11 +60,14 @@ def plot_sanity(result, example: int = 0):
         mean, sd = np.r_[1.0, mean], np.r_[0.0, sd]
         ax.plot(x, mean, "o-", color=colors[m], label=METHOD_LABELS.get(m, m))
         ax.fill_between(x, mean - sd, mean + sd, color=colors[m], alpha=0.15)
+        if "blank" in result.scores[m] and np.nanmax(result.blank_share(m)) > 0:
+            active = np.r_[1.0, result.stats(m, active_only=True)[0]]
+            ax.plot(x, active, ":", color=colors[m], lw=1.2)
     ax.axhline(result.threshold, color="k", lw=0.8, ls="--")
     ax.text(x[-1], result.threshold + 0.02, f"pass below {result.threshold:g}", ha="right", fontsize=7)
     ax.set_xticks(x, ["trained", *[result.layer_at(d) for d in depths]], rotation=45, ha="right", fontsize=8)
     ax.set_ylim(-0.3, 1.05)
-    ax.set_ylabel("Spearman |map| vs trained (mean ± sd)", fontsize=8)
+    ax.set_ylabel("Spearman |map| vs trained (mean ± sd; dotted: non-blank maps only)", fontsize=8)
     ax.set_xlabel(f"{result.mode} randomization, top down to", fontsize=8)
     ax.legend(fontsize=7, loc="lower left")
     return fig
