@@ -60,7 +60,7 @@ def plot_sanity(result, example: int = 0):
         mean, sd = np.r_[1.0, mean], np.r_[0.0, sd]
         ax.plot(x, mean, "o-", color=colors[m], label=METHOD_LABELS.get(m, m))
         ax.fill_between(x, mean - sd, mean + sd, color=colors[m], alpha=0.15)
-        if "blank" in result.scores[m] and np.nanmax(result.blank_share(m)) > 0:
+        if "blank" in result.scores[m] and np.any(np.nan_to_num(result.blank_share(m)) > 0):
             active = np.r_[1.0, result.stats(m, active_only=True)[0]]
             ax.plot(x, active, ":", color=colors[m], lw=1.2)
     ax.axhline(result.threshold, color="k", lw=0.8, ls="--")
