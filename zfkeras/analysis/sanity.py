@@ -5,7 +5,9 @@ images (same classes; for feature maps the same units and positions) with the tr
 network and with copies whose layers are re-initialized one depth at a time
 (`randomization.RandomizedCopy`: cascading from the explained output down, or one layer
 at a time), and measures per method, depth and image how similar the randomized map is to
-the trained one (`similarity`: Spearman rank correlation of |map| and of map, SSIM).
+the trained one (`similarity`: Spearman rank correlation of |map| and of map, SSIM), and how
+many randomized maps went blank (a unit the randomization silenced: counted as changed, and
+reported apart with `blank_share` / `stats(..., active_only=True)`).
 
 **Verdict** (`SanityResult.verdict`): at the deepest measured depth, a method *passes*
 when the mean Spearman correlation of |map| plus its standard deviation over images is
@@ -67,7 +69,7 @@ class SanityResult:
         mode: "cascade" or "independent".
         order: layers with weights, top first (what is randomized in turn).
         depths: `(D,)` measured depths (number of randomized layers, cascade).
-        scores: `{method: {metric: (D, M)}}`, M = images (or images x units).
+        scores: `{method: {metric: (D, M)}}` for `similarity.METRICS`, M = images (or images x units).
         examples: `{method: (D + 1, E, h, w)}` |map| in [0, 1] of the first E items,
             row 0 the trained model.
         example_images: `(E, H, W, C)` uint8 images of the examples.
