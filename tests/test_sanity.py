@@ -97,4 +97,4 @@ def test_save_load_round_trip(tiny_model, images, tmp_path):
     res.save(tmp_path)
     back = SanityResult.load(tmp_path)
     assert back.rows() == res.rows() and back.verdict("guided") == res.verdict("guided")
-    np.testing.assert_array_equal(back.examples["occlusion"], res.examples["occlusion"])
+    np.testing.assert_allclose(back.examples["occlusion"], res.examples["occlusion"], atol=0.5 / 255)  # uint8 on disk

@@ -154,7 +154,8 @@ class SanityResult:
 
         folder = Path(folder)
         arrays = {f"scores/{m}/{k}": np.asarray(v) for m, d in self.scores.items() for k, v in d.items()}
-        arrays.update({f"examples/{m}": v for m, v in self.examples.items()})
+        # display maps in [0, 1], stored as uint8 (what a picture needs; 4x smaller)
+        arrays.update({f"examples/{m}": np.round(np.asarray(v) * 255).astype(np.uint8) for m, v in self.examples.items()})
         atomic_savez(folder / "sanity.npz", example_images=self.example_images, **arrays)
         meta = {k: getattr(self, k) for k in ("methods", "mode", "order", "depths", "unit_layer",
                                               "gradcam_layer", "seconds", "threshold")}
@@ -169,7 +170,7 @@ class SanityResult:
         with np.load(folder / "sanity.npz") as z:
             scores = {m: {k: z[f"scores/{m}/{k}"] for k in METRICS if f"scores/{m}/{k}" in z}
                       for m in meta["methods"]}
-            examples = {m: z[f"examples/{m}"] for m in meta["methods"]}
+            examples = {m: z[f"examples/{m}"].astype(np.float32) / 255 for m in meta["methods"]}
             images = z["example_images"]
         meta.pop("verdicts"), meta.pop("rows")
         return cls(scores=scores, examples=examples, example_images=images, **meta)

@@ -89,21 +89,22 @@ class Trust(Figure):
         res = check.run(images, targets, progress=ctx.progress)
         res.save(own)
         for i in range(len(res.example_images)):
-            save_figure(plot_sanity(res, example=i), own / f"sanity_{i}.png")
+            save_figure(plot_sanity(res, example=i), own / f"sanity_{i}.png", dpi=72)
         ctx.log("[report] faithfulness: deletion / insertion curves")
         faith = Faithfulness(view, check.methods, steps=opts.faithfulness_steps, stride=stride, seed=opts.seed)
         fr = faith.run(images, list(check.targets), maps=check.trained_maps)
-        save_figure(plot_faithfulness(fr), own / "faithfulness.png")
+        save_figure(plot_faithfulness(fr), own / "faithfulness.png", dpi=80)
         cam = GradCAM(view).run(images, list(fr.targets))
         occ = (faith.saliency(images, fr.targets, check.trained_maps)["occlusion"]
                if "occlusion" in check.methods else None)
         titles = [f"{Path(p).parent.name}/{Path(p).name}: {names[t]}" for p, t in zip(chosen, fr.targets)]
-        save_figure(plot_gradcam(images, cam, occ, titles=titles), own / "gradcam.png")
+        # photos and heat maps: WebP, about 1/5 of the PNG
+        save_figure(plot_gradcam(images, cam, occ, titles=titles), own / "gradcam.webp", dpi=72)
         fr.save(own)  # last: its JSON marks the folder complete
 
     def files(self, result) -> list[str]:
         n = len(result["sanity"].example_images)
-        return [f"{self.name}/{f}" for f in [*(f"sanity_{i}.png" for i in range(n)), "faithfulness.png", "gradcam.png"]]
+        return [f"{self.name}/{f}" for f in [*(f"sanity_{i}.png" for i in range(n)), "faithfulness.png", "gradcam.webp"]]
 
     def section(self, result, ctx: ReportContext) -> str:
         res, fr = result["sanity"], result["faith"]
@@ -138,7 +139,7 @@ class Trust(Figure):
                 title="Trained vs randomized explanations")))
         parts.append(faithfulness_html(fr, self.name))
         parts.append(markup.figure(markup.FigureItem(
-            f"{self.name}/gradcam.png",
+            f"{self.name}/gradcam.webp",
             "Grad-CAM (Selvaraju et al. 2017) at the last spatial layer over each image, guided Grad-CAM, "
             "and the occlusion map (drop of the class probability when a grey square covers each position) "
             "of the same class: two ways to localize what the class depends on.",
