@@ -25,6 +25,7 @@ EXPECTED = [
     "04_transfer.ipynb",
     "05_ablation.ipynb",
     "06_your_own_network.ipynb",
+    "07_sanity_checks.ipynb",
 ]
 
 nbformat = pytest.importorskip("nbformat")

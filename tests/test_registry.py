@@ -85,7 +85,7 @@ def test_register_rejects_clashes_and_unknown_options(toy):
 
 def test_builtin_registry_is_the_papers_figures_in_page_order():
     assert [f.anchor for f in registry.figures()] == [
-        "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "table3", "transfer"]
+        "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "table3", "transfer", "trust"]
     names = [o.name for o in registry.options()]
     assert len(names) == len(set(names))
 

@@ -32,8 +32,9 @@ from conftest import TINY, make_image_folder
 
 XSS = "<script>alert(1)</script>"
 FOLDER = "<img src=x onerror=alert(1)>"
-SECTIONS = ("summary", "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "table3", "transfer")
-FAST = dict(occlude=2, invariance=1, diagnostics_probe=8, layer2_channels=4, correspondence_seeds=2)
+SECTIONS = ("summary", "fig3", "fig2", "fig4", "fig5", "fig6", "fig7", "table1", "table3", "transfer", "trust")
+FAST = dict(occlude=2, invariance=1, diagnostics_probe=8, layer2_channels=4, correspondence_seeds=2,
+            sanity_images=2, sanity_depths=2, faithfulness_steps=2)
 
 
 def _tiny_model(seed: int = 0):

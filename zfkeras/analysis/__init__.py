@@ -3,7 +3,8 @@
 One call shape (`base.Analysis`): an object built from the model and its settings, one verb
 `run(images, targets=None, *, progress=False)` returning a small result object:
 `OcclusionSensitivity` (Fig 7), `Invariance` (Fig 5), `LayerDiagnostics` (Fig 6),
-`Correspondence` (Table 1, `run(parts)`); `FeatureEvolution` (Fig 4) is a training callback.
+`Correspondence` (Table 1, `run(parts)`); the trust checks `SanityCheck` (Adebayo et al. 2018),
+`Faithfulness` (deletion / insertion) and `GradCAM`; `FeatureEvolution` (Fig 4) is a training callback.
 The functions `occlusion_sensitivity`, `invariance_curves`, `diagnose`, `correspondence` are
 one-call shortcuts. Plotting lives in `zfkeras.report`.
 """
@@ -45,6 +46,11 @@ from zfkeras.analysis.occlusion import (
     default_patch_stride,
     occlusion_sensitivity,
 )
+# trust (#23): sanity checks, Grad-CAM, deletion / insertion
+from zfkeras.analysis.faithfulness import Faithfulness, FaithfulnessResult
+from zfkeras.analysis.gradcam import GradCAM, GradCAMResult, class_projection
+from zfkeras.analysis.randomization import RandomizedCopy
+from zfkeras.analysis.sanity import SanityCheck, SanityResult
 
 __all__ = [
     "Analysis",
@@ -83,4 +89,13 @@ __all__ = [
     "TransformCurves",
     "invariance_curves",
     "transform_image",
+    # trust
+    "Faithfulness",
+    "FaithfulnessResult",
+    "GradCAM",
+    "GradCAMResult",
+    "RandomizedCopy",
+    "SanityCheck",
+    "SanityResult",
+    "class_projection",
 ]

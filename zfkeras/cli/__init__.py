@@ -16,7 +16,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # errors answer without importing TensorFlow (tests/test_cli.py checks it).
 COMMANDS = (
     "demo", "train", "evaluate", "predict", "visualize", "occlude", "correspondence",
-    "invariance", "diagnose", "transfer", "ablate", "report", "summary", "atlas",
+    "invariance", "diagnose", "transfer", "ablate", "report", "summary", "atlas", "sanity", "gradcam",
 )
 
 

@@ -25,6 +25,7 @@ FIGURES: list[str] = [
     "zfkeras.report.figures.table1_correspondence:CorrespondenceFigure",
     "zfkeras.report.figures.table3_ablation:Ablation",
     "zfkeras.report.figures.table4_transfer:Transfer",
+    "zfkeras.report.figures.trust:Trust",  # sanity checks, faithfulness, Grad-CAM (#23)
 ]
 
 _loaded: list[Figure] | None = None
