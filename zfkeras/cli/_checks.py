@@ -61,8 +61,11 @@ def check_arguments(args: argparse.Namespace) -> None:
     data = getattr(args, "data", None)
     if isinstance(data, (str, os.PathLike)):
         _check_data(str(data))
+    elif isinstance(data, (list, tuple)):  # DATA... : image files or folders
+        _check_sources(data, "image")
     for name in ("list", "list_file", "test_list"):
         _check_file(getattr(args, name, None), "list file")
-    if getattr(args, "command", None) != "predict":  # predict skips a missing file and goes on
-        _check_sources(getattr(args, "images", None), "image")
+    images = getattr(args, "images", None)  # IMAGE... (a count in `sanity --images N`)
+    if getattr(args, "command", None) != "predict" and isinstance(images, (list, tuple)):
+        _check_sources(images, "image")  # predict skips a missing file and goes on
     _check_sources(getattr(args, "probe", None), "probe image")
