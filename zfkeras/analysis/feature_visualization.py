@@ -65,6 +65,10 @@ class FeatureVisualization(Analysis):
         transforms: `Transforms` (default: lucid's, pad and jitter scaled to the input size);
             `Transforms.none()` for plain gradient ascent.
         decay_power: exponent of the spectrum's 1/f scaling (0: white, pixel-like).
+        pre_relu: for a layer that ends in a ReLU (a Conv2D / Dense with `activation="relu"`, or
+            a ReLU layer), optimize the value before it (lucid's `*_pre_relu`): a unit that is
+            off at the start still gets a gradient. `values` / `final` are then pre-ReLU;
+            `activations` gives the layer's own output.
         seed: the start and every transformation derive from it (and the unit).
         preprocess: the model's input convention ("caffe", "torch", "tf") if not raw RGB.
 
@@ -88,6 +92,7 @@ class FeatureVisualization(Analysis):
         color="imagenet",
         transforms: Transforms | None = None,
         decay_power: float = 1.0,
+        pre_relu: bool = True,
         seed: int = 0,
         preprocess: str | None = None,
     ):
@@ -112,6 +117,7 @@ class FeatureVisualization(Analysis):
         self.color = resolve_color(color, c)
         self._color_setting = color if isinstance(color, str) else "given"
         self.position: tuple[int, int] | None = None
+        self.pre_relu = False
         if objective == "class":
             self.layer = view.output_layer
             target = _logits(view)
@@ -125,7 +131,9 @@ class FeatureVisualization(Analysis):
                 layer = view.default_layer
             info = view.layer(layer, spatial=objective == "neuron")  # ValueError listing valid layers
             self.layer = layer
-            target = info.output
+            target = _pre_relu(info) if pre_relu else None
+            self.pre_relu = target is not None
+            target = info.output if target is None else target
             if len(target.shape) not in (2, 4):
                 raise ValueError(f"layer {layer!r} must output (B, C) or (B, H, W, C); got {target.shape}")
             self.n_units = int(target.shape[-1])
@@ -137,6 +145,8 @@ class FeatureVisualization(Analysis):
                                      f"(rows 0..{mh - 1}, cols 0..{mw - 1})")
                 self.position = pos
         self._probe = keras.Model(view.model.inputs[0], target, name=f"{view.model.name}_featvis")
+        own = view.layers[self.layer].output if objective != "class" else view.model.outputs[0]
+        self._own = keras.Model(view.model.inputs[0], own, name=f"{view.model.name}_featvis_layer")
         self._scale = tf.constant(spectrum_scale(h, w, self.decay_power))
         fill = view.neutral_pixel().reshape(-1, c).mean(axis=0) / 255.0
         self._fill = tf.constant(np.clip(fill, 0.0, 1.0).astype(np.float32))
@@ -179,6 +189,13 @@ class FeatureVisualization(Analysis):
         onehot = self._onehot(units, int(x.shape[0]))
         act = self._probe(x, training=False)
         return self._unit_values(act, onehot).numpy()
+
+    def activations(self, images, units: Sequence[int] | int) -> np.ndarray:
+        """`(N,)` the unit's value in the layer's own output (after its ReLU; the class
+        probability for "class"): channel mean, neuron or unit, for raw RGB `images`."""
+        x = tf.constant(np.asarray(images, np.float32))
+        onehot = self._onehot(units, int(x.shape[0]))
+        return self._unit_values(self._own(x, training=False), onehot).numpy()
 
     def input_gradient(self, images, units: Sequence[int] | int) -> np.ndarray:
         """`(N, H, W, C)` gradient of the summed objective w.r.t. raw RGB `images` (the model input)."""
@@ -293,7 +310,8 @@ class FeatureVisualization(Analysis):
             "position": None if self.position is None else list(self.position),
             "steps": self.steps, "learning_rate": self.learning_rate, "batch_size": self.batch_size,
             "copies": self.copies, "diversity_weight": self.diversity_weight, "color": self._color_setting,
-            "transforms": self.transforms.to_dict(), "decay_power": self.decay_power, "seed": self.seed,
+            "transforms": self.transforms.to_dict(), "decay_power": self.decay_power,
+            "pre_relu": self.pre_relu, "seed": self.seed,
             "image_size": list(self.view.input_shape),
         }
 
@@ -312,16 +330,34 @@ def _diversity(act: tf.Tensor, copies: int) -> tf.Tensor:
     return off / copies
 
 
-class _Logits(keras.layers.Layer):
-    """A softmax Dense layer's pre-activation (its own kernel and bias, shared)."""
+class _PreActivation(keras.layers.Layer):
+    """A Dense or Conv2D layer's output before its activation (its own kernel and bias, shared)."""
 
-    def __init__(self, dense: keras.layers.Dense, **kwargs):
+    def __init__(self, source: keras.layers.Layer, **kwargs):
         super().__init__(**kwargs)
-        self.dense = dense
+        self.source = source
 
     def call(self, x):
-        y = keras.ops.matmul(x, self.dense.kernel)
-        return y + self.dense.bias if self.dense.use_bias else y
+        src = self.source
+        if isinstance(src, keras.layers.Dense):
+            y = keras.ops.matmul(x, src.kernel)
+        else:
+            y = src.convolution_op(x, src.kernel)
+        return y + src.bias if src.use_bias else y
+
+
+def _act_name(layer) -> str:
+    return getattr(getattr(layer, "activation", None), "__name__", "")
+
+
+def _pre_relu(info):
+    """The tensor before a layer's ReLU (fused in a Conv2D / Dense, or a ReLU layer), else None."""
+    layer, L = info.layer, keras.layers
+    if isinstance(layer, L.ReLU) or (isinstance(layer, L.Activation) and _act_name(layer) == "relu"):
+        return info.inputs[0]
+    if isinstance(layer, (L.Dense, L.Conv2D)) and _act_name(layer) == "relu":
+        return _PreActivation(layer, name=f"{layer.name}_pre_relu")(info.inputs[0])
+    return None
 
 
 def _logits(view: AnalysableModel):
@@ -332,10 +368,10 @@ def _logits(view: AnalysableModel):
     if len(out.shape) != 2:
         raise ValueError(f"objective 'class' needs a classifier output (B, classes); got {out.shape}")
     if isinstance(layer, keras.layers.Softmax) or (
-            isinstance(layer, keras.layers.Activation) and getattr(layer.activation, "__name__", "") == "softmax"):
+            isinstance(layer, keras.layers.Activation) and _act_name(layer) == "softmax"):
         return info.inputs[0]
-    if isinstance(layer, keras.layers.Dense) and getattr(layer.activation, "__name__", "") == "softmax":
-        return _Logits(layer, name="featvis_logits")(info.inputs[0])
+    if isinstance(layer, keras.layers.Dense) and _act_name(layer) == "softmax":
+        return _PreActivation(layer, name="featvis_logits")(info.inputs[0])
     return out
 
 
