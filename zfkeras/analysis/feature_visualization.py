@@ -59,7 +59,8 @@ class FeatureVisualization(Analysis):
         steps: Adam steps; learning_rate: Adam's step size (lucid: 0.05).
         batch_size: images per optimization (units x copies; a unit's copies stay together).
         copies: images per unit; with `copies > 1` a diversity penalty of `diversity_weight`
-            pushes them apart.
+            pushes them apart (the cosine similarity of their Gram matrices at the layer's output,
+            after its ReLU; a map layer only).
         color: "imagenet" (lucid's colour correlation, right for keras.applications models),
             a `(3, 3)` matrix or RGB images `(N, H, W, 3)` to measure it from, or "none".
         transforms: `Transforms` (default: lucid's, pad and jitter scaled to the input size);
@@ -88,7 +89,7 @@ class FeatureVisualization(Analysis):
         learning_rate: float = 0.05,
         batch_size: int = 64,
         copies: int = 1,
-        diversity_weight: float = 1.0,
+        diversity_weight: float = 100.0,
         color="imagenet",
         transforms: Transforms | None = None,
         decay_power: float = 1.0,
@@ -141,12 +142,14 @@ class FeatureVisualization(Analysis):
                 mh, mw = int(target.shape[1]), int(target.shape[2])
                 pos = (mh // 2, mw // 2) if position is None else tuple(int(p) for p in position)
                 if len(pos) != 2 or not (0 <= pos[0] < mh and 0 <= pos[1] < mw):
-                    raise ValueError(f"neuron position {position!r} is outside {layer!r}'s {mh}x{mw} map "
+                    raise ValueError(f"neuron position {position!r} is outside the {mh}x{mw} map of layer {layer!r} "
                                      f"(rows 0..{mh - 1}, cols 0..{mw - 1})")
                 self.position = pos
         self._probe = keras.Model(view.model.inputs[0], target, name=f"{view.model.name}_featvis")
         own = view.layers[self.layer].output if objective != "class" else view.model.outputs[0]
         self._own = keras.Model(view.model.inputs[0], own, name=f"{view.model.name}_featvis_layer")
+        # the objective's tensor and the layer's own output (the diversity penalty's, as lucid's)
+        self._both = keras.Model(view.model.inputs[0], [target, own], name=f"{view.model.name}_featvis_both")
         self._scale = tf.constant(spectrum_scale(h, w, self.decay_power))
         fill = view.neutral_pixel().reshape(-1, c).mean(axis=0) / 255.0
         self._fill = tf.constant(np.clip(fill, 0.0, 1.0).astype(np.float32))
@@ -218,11 +221,11 @@ class FeatureVisualization(Analysis):
         h, w, _ = self.view.input_shape
         rgb = params_to_rgb(spectrum, self._scale, self._color_t, h, w)
         x = apply_affine(rgb, rows, self._fill) * 255.0
-        act = self._probe(x, training=False)
+        act, own = self._both(x, training=False)
         values = self._unit_values(act, onehot)
         loss = -tf.reduce_sum(values)
-        if self.copies > 1 and self.diversity_weight > 0:
-            loss = loss + self.diversity_weight * _diversity(act, self.copies)
+        if self.copies > 1 and self.diversity_weight > 0 and len(own.shape) == 4:
+            loss = loss + self.diversity_weight * _diversity(own, self.copies)
         return values, loss
 
     def gradients(self, spectrum: np.ndarray, rows: np.ndarray, units) -> tuple[np.ndarray, np.ndarray]:
