@@ -37,7 +37,7 @@ def test_help_of_every_command_does_not_import_tensorflow():
     proc = _python(code)
     assert proc.returncode == 0, proc.stderr
     last = proc.stdout.strip().splitlines()[-1]
-    assert last == "HEAVY [] 13", last
+    assert last == "HEAVY [] 14", last
     assert proc.stderr == ""
 
 

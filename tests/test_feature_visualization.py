@@ -278,3 +278,33 @@ def test_bad_input_gives_one_line_errors_before_any_work(build, units, match):
     with pytest.raises(ValueError, match=match) as err:
         build().run(units)
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------ the command line
+def test_dream_command_writes_images_traces_and_config(tmp_path, capsys):
+    import json
+
+    from PIL import Image
+
+    from zfkeras.cli import main
+    from zfkeras.cli.dream import parse_units
+
+    assert parse_units("0-3,7,2") == [0, 1, 2, 3, 7]
+    path = tmp_path / "small.keras"
+    small_cnn().save(path)
+    out = tmp_path / "dream"
+    assert main(["dream", str(path), "--layers", "c1,c2", "--channels", "0-2", "--steps", "4", "--out", str(out),
+                 "--quiet"]) == 0
+    for layer, n in (("c1", 3), ("c2", 3)):
+        res = FeatureVisualizationResult.load(out / f"{layer}.npz")
+        assert res.units.tolist() == [0, 1, 2] and res.values.shape == (n, 4)
+        np.testing.assert_array_equal(np.asarray(Image.open(out / layer / "ch0001.png")), res.images[1])
+    assert json.loads((out / "config.json").read_text())["units"] == {"c1": [0, 1, 2], "c2": [0, 1, 2]}
+    again = FeatureVisualization(keras.saving.load_model(path), "c2", steps=4).run([0, 1, 2])  # = the API's
+    np.testing.assert_array_equal(res.images, again.images)
+
+    code = main(["dream", str(path), "--layers", "c2", "--channels", "5-6", "--steps", "4", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err == "zfkeras dream: error: channel 6 out of range for layer 'c2': valid 0..5"
+    assert main(["dream", str(path), "--layers", "conv9", "--out", str(out)]) == 2
+    assert "unknown layer 'conv9'; valid layers: c1, c2" in capsys.readouterr().err
