@@ -274,26 +274,23 @@ class FeatureVisualization(Analysis):
         chunks = [idx[i:i + per_chunk] for i in range(0, len(idx), per_chunk)]
         images, values = [], []
         plan = [(k, s) for k in range(len(chunks)) for s in range(self.steps)]
-        bar = iter(progress_bar(plan, progress, f"feature visualization {self.layer}", "step"))
+        step = self._step()
         start = time.perf_counter()
-        for chunk in chunks:
-            items = [(u, j) for u in chunk for j in range(self.copies)]
-            rngs = [np.random.default_rng([self.seed, u, j]) for u, j in items]
-            var = tf.Variable(np.stack([init_spectrum(r, h, w, c) for r in rngs]))
-            m, v = tf.Variable(tf.zeros_like(var)), tf.Variable(tf.zeros_like(var))
-            onehot = tf.one_hot([u for u, _ in items], self.n_units, dtype=tf.float32)
-            trace = np.zeros((len(items), self.steps), np.float32)
-            step = self._step()
-            for s in range(self.steps):
-                rows = tf.constant(sample_affine(rngs, min(h, w), self.transforms))
-                trace[:, s] = step(var, m, v, tf.constant(float(s + 1)), rows, onehot).numpy()
-                next(bar, None)
-            rgb = params_to_rgb(var, self._scale, self._color_t, h, w).numpy()
-            images.append(np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8))
-            values.append(trace)
+        for k, s in progress_bar(plan, progress, f"feature visualization {self.layer}", "step"):
+            if s == 0:  # a new batch of units: its start, its generators, fresh Adam moments
+                items = [(u, j) for u in chunks[k] for j in range(self.copies)]
+                rngs = [np.random.default_rng([self.seed, u, j]) for u, j in items]
+                var = tf.Variable(np.stack([init_spectrum(r, h, w, c) for r in rngs]))
+                m, v = tf.Variable(tf.zeros_like(var)), tf.Variable(tf.zeros_like(var))
+                onehot = tf.one_hot([u for u, _ in items], self.n_units, dtype=tf.float32)
+                trace = np.zeros((len(items), self.steps), np.float32)
+            rows = tf.constant(sample_affine(rngs, min(h, w), self.transforms))
+            trace[:, s] = step(var, m, v, tf.constant(float(s + 1)), rows, onehot).numpy()
+            if s == self.steps - 1:
+                rgb = params_to_rgb(var, self._scale, self._color_t, h, w).numpy()
+                images.append(np.clip(np.round(rgb * 255.0), 0, 255).astype(np.uint8))
+                values.append(trace)
         seconds = time.perf_counter() - start
-        if hasattr(bar, "close"):
-            bar.close()
         out = np.concatenate(images)
         units_all = np.repeat(np.asarray(idx, np.int64), self.copies)
         final = self.objective_values(out.astype(np.float32), units_all.tolist())
