@@ -308,3 +308,31 @@ def test_dream_command_writes_images_traces_and_config(tmp_path, capsys):
     assert code == 2 and err == "zfkeras dream: error: channel 6 out of range for layer 'c2': valid 0..5"
     assert main(["dream", str(path), "--layers", "conv9", "--out", str(out)]) == 2
     assert "unknown layer 'conv9'; valid layers: c1, c2" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ the report's atlas cards
+def test_report_atlas_cards_show_each_maps_optimized_image(tmp_path, tiny_model):
+    import re
+
+    from PIL import Image
+
+    from conftest import make_image_folder
+    from zfkeras.report import registry
+    from zfkeras.report.build import ReportOptions, build_report
+
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=3, size=80)
+    out = tmp_path / "report"
+    skip = tuple(n for n in registry.names() if n != "top9")
+    build_report(tiny_model, data, out, options=ReportOptions(skip=skip, layers=("conv2",), dream_steps=3),
+                 progress=False)
+    page = (out / "atlas" / "conv2.html").read_text(encoding="utf-8")
+    cards = re.findall(r'<figure class="fmap" id="ch(\d+)">(.*?)</figure>', page, re.S)
+    assert cards and "image optimized to excite the feature map" in page
+    channels = [int(c) for c, _ in cards]
+    expected = FeatureVisualization(tiny_model, "conv2", steps=3).run(channels)
+    for (c, body), img in zip(cards, expected.images):
+        src = re.search(r'<img class="dream" src="([^"]+)"', body).group(1)
+        assert src == f"conv2/ch{int(c):04d}_dream.png"
+        np.testing.assert_array_equal(np.asarray(Image.open(out / "atlas" / src)), img)
+    index = (out / "index.html").read_text(encoding="utf-8")
+    assert index.count('<img class="dream" src="atlas/conv2/ch') >= 1  # the preview cards too

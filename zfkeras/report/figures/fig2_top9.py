@@ -17,7 +17,7 @@ import numpy as np
 
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
-    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, encode, fmap_card,
+    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, dream_file, encode, fmap_card,
     plot_top_activations)
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
@@ -48,12 +48,15 @@ class TopNine:
         sources: display names / classes of the scanned images.
         preview_channels: `{layer: [channels]}` shown on the index (default: 8 seeded random maps
             that fired on all k images).
+        dreams: `{layer: {channel: (H, W, 3) uint8}}` images optimized to excite the maps
+            (feature visualization, `--dream-steps`), shown first on their cards; empty: none.
     """
 
     top_k: object | None
     visuals: dict
     sources: ChannelSource | None = None
     preview_channels: dict[str, list[int]] = dataclasses.field(default_factory=dict)
+    dreams: dict[str, dict[int, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def layer_stats(self, layer: str) -> tuple[int, list[int]]:
         """`(maps in the layer, maps dead on every image)`: from the scan, else from the shown maps."""
@@ -86,6 +89,8 @@ class TopActivationsFigure(Figure):
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),
         Option("contrast", 1.0, "display contrast of projections", positive=True),
+        Option("dream_steps", 0, "feature visualization: optimize an image per projected feature map for N "
+               "steps (as `zfkeras dream`) and show it first on its atlas card; 0: off", minimum=0, metavar="N"),
     )
 
     def compute(self, ctx: ReportContext):
@@ -153,6 +158,9 @@ class TopActivationsFigure(Figure):
             content.visuals[layer] = _subset_visuals(have, want)
         if reused_maps:
             source += f"; {reused_maps} projected maps reused"
+        if opts.dream_steps:
+            content.dreams = _dreams(ctx, content.visuals, opts.dream_steps, opts.seed)
+            source += f"; feature visualization of {sum(map(len, content.dreams.values()))} maps"
         return content, source
 
     def pages(self, result: TopNine, ctx: ReportContext) -> None:
@@ -170,10 +178,13 @@ class TopActivationsFigure(Figure):
                     image, _ = channel_card(visuals, i)
                     atomic_write_bytes(out / channel_file(layer, int(visuals.channels[i]), ext), encode(image, ext))
                     bar.update(1)
+                dreams = result.dreams.get(layer, {})
+                for c, img in dreams.items():
+                    atomic_write_bytes(out / dream_file(layer, c), encode(img, "png"))
                 total_ch, dead = result.layer_stats(layer)
                 atomic_write_text(out / "atlas" / f"{safe(layer)}.html", atlas_page(
                     visuals, total_ch, result.n_images, dead, sources=result.sources,
-                    layers=list(result.visuals), look_for=self.look_for))
+                    layers=list(result.visuals), look_for=self.look_for, dreams=sorted(dreams)))
 
     def nav(self, result: TopNine, ctx: ReportContext) -> list[tuple[str, str]]:
         """The atlas page of each layer, in page order (listed under Figs 1-2 in the contents)."""
@@ -188,8 +199,11 @@ class TopActivationsFigure(Figure):
             total, dead = result.layer_stats(layer)
             ext = card_ext(visuals)
             atlas = f"atlas/{safe(layer)}.html"
+            dreams = result.dreams.get(layer, {})
             cards = "".join(
-                fmap_card(layer, visuals, i, href=atlas, src=channel_file(layer, int(visuals.channels[i]), ext))
+                fmap_card(layer, visuals, i, href=atlas, src=channel_file(layer, int(visuals.channels[i]), ext),
+                          dream=dream_file(layer, int(visuals.channels[i])) if int(visuals.channels[i]) in dreams
+                          else None)
                 for i in preview(result, layer, visuals))
             parts.append(
                 f'<h3 id="fig2-{esc(safe(layer))}">{esc(layer)}</h3>'
@@ -216,6 +230,21 @@ def preview(c: TopNine, layer: str, visuals, count: int = 8) -> list[int]:
     rng = np.random.default_rng(sum(map(ord, layer)))
     return sorted(rng.choice(pool, count, replace=False).tolist())
 
+
+
+def _dreams(ctx: ReportContext, visuals: dict, steps: int, seed: int) -> dict[str, dict[int, np.ndarray]]:
+    """Feature visualization of every live projected map: `{layer: {channel: image}}`, a layer per batch run."""
+    from zfkeras.analysis.feature_visualization import FeatureVisualization
+
+    out = {}
+    for layer, v in visuals.items():
+        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
+        if not live:
+            continue
+        ctx.log(f"[report] {layer}: feature visualization of {len(live)} feature maps, {steps} steps")
+        res = FeatureVisualization(ctx.view, layer, steps=steps, seed=seed).run(live, progress=ctx.progress)
+        out[layer] = {int(u): img for u, img in zip(res.units, res.images)}
+    return out
 
 
 def _load_saved_top(folder: Path, deconv, layers, k: int, paths, *, need_fingerprint: bool):
