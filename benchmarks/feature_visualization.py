@@ -65,13 +65,11 @@ def speed(args) -> None:
 
 
 def pictures(args) -> None:
-    from PIL import Image
-
     from zfkeras.data.images import ImageCache
     from zfkeras.deconv import Deconvnet
     from zfkeras.deconv.visuals import top_projections
-    from zfkeras.report.figures.atlas import card_image
-    from zfkeras.report.plotting import tile_factor, upscale
+    from zfkeras.report.figures.atlas import encode
+    from zfkeras.report.figures.dream import dream_rows
 
     view = analysable(str(SHIPPED_MODEL))
     layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
@@ -104,28 +102,9 @@ def pictures(args) -> None:
         print(f"{layer}: {len(chans)} channels in {res.seconds:.0f} s; optimized beats the top-1 image on max "
               f"{summary[layer]['beats_max']}/{len(chans)}, on mean {summary[layer]['beats_mean']}/{len(chans)}",
               flush=True)
-        p = visuals.projections.shape[2]
-        factor = tile_factor(p, 48)
-        rows = []
-        for i in range(len(chans)):
-            card = card_image(visuals.projections[i], visuals.patches[i], factor=factor, gap=8)
-            h = card.shape[0]
-            opt = np.asarray(Image.fromarray(res.images[i]).resize((h, h), Image.Resampling.LANCZOS))
-            gap = np.full((h, 8, 3), 255, np.uint8)
-            rows.append(np.concatenate([opt, gap, card], 1))
-            rows.append(np.full((8, rows[-1].shape[1], 3), 255, np.uint8))
-        atomic_write_bytes(OUT / f"shipped_{layer}.png", _png(np.concatenate(rows[:-1], 0)))
+        images = {int(c): img for c, img in zip(chans, res.images)}
+        atomic_write_bytes(OUT / f"shipped_{layer}.png", encode(dream_rows(visuals, images), "png"))
     atomic_write_json(OUT / "pictures.json", {"images": top.n_images, "steps": args.steps, "layers": summary})
-
-
-def _png(img: np.ndarray) -> bytes:
-    import io
-
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(img).save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
 
 
 def main() -> None:

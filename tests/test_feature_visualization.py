@@ -336,3 +336,33 @@ def test_report_atlas_cards_show_each_maps_optimized_image(tmp_path, tiny_model)
         np.testing.assert_array_equal(np.asarray(Image.open(out / "atlas" / src)), img)
     index = (out / "index.html").read_text(encoding="utf-8")
     assert index.count('<img class="dream" src="atlas/conv2/ch') >= 1  # the preview cards too
+
+
+def test_visualize_dream_steps_puts_each_maps_optimized_image_beside_its_top9(tmp_path, tiny_model):
+    from PIL import Image
+
+    from conftest import make_image_folder
+    from zfkeras.cli import main
+    from zfkeras.deconv.visuals import LayerVisuals
+    from zfkeras.report.figures.atlas import card_image
+    from zfkeras.report.plotting import tile_factor
+
+    data = make_image_folder(tmp_path / "data", classes=2, per_class=3, size=80)
+    path = tmp_path / "tiny.keras"
+    tiny_model.save(path)
+    out = tmp_path / "vis"
+    assert main(["visualize", str(path), str(data), "--out", str(out), "--layers", "conv2", "--channels", "3",
+                 "--dream-steps", "3", "--quiet"]) == 0
+    visuals = LayerVisuals.load(out / "conv2_top9.npz")
+    res = FeatureVisualizationResult.load(out / "conv2_dream.npz")
+    live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
+    assert res.units.tolist() == live
+    again = FeatureVisualization(keras.saving.load_model(path), "conv2", steps=3).run(live)
+    np.testing.assert_array_equal(res.images, again.images)
+    picture = np.asarray(Image.open(out / "conv2_dream.png"))
+    i = int(np.flatnonzero(visuals.channels == live[0])[0])
+    card = card_image(visuals.projections[i], visuals.patches[i], factor=tile_factor(visuals.projections.shape[2]),
+                      gap=8)
+    h = card.shape[0]
+    assert picture.shape[0] == len(live) * h + (len(live) - 1) * 8
+    np.testing.assert_array_equal(picture[:h, h + 8:h + 8 + card.shape[1]], card)  # first row: image | card

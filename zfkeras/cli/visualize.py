@@ -11,6 +11,8 @@ deconvnet and writes:
 - DIR/top9.json (+ top9.npz): per layer, per channel: image path, position, activation;
 - DIR/<layer>_top9.npz: the projections and patches behind each figure;
 - DIR/<layer>_top9.png: the figure (projections beside image patches);
+- with --dream-steps N: DIR/<layer>_dream.png (per map: the image optimized to excite it, then
+  its projections and patches) and DIR/<layer>_dream.npz/.json (`FeatureVisualizationResult`);
 - DIR/config.json: the arguments and what was skipped.
 """
 
@@ -36,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     TopActivationsFigure.check_options(args, "top", "channels")
     from zfkeras.cli._model import load_view
 
-    deconv = Deconvnet(load_view(args), rule=args.rule)
+    view = load_view(args)
+    deconv = Deconvnet(view, rule=args.rule)
     layers = [n for v in args.layers or () for n in v.split(",") if n] or default_layers(deconv)
     for layer in layers:
         deconv.output_shape(layer)  # one-line ValueError listing the valid layers
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         visuals.save(out / f"{layer}_top{args.top}.npz")
         fig = plot_top_activations(visuals, n_images=top.n_images)
         fig.savefig(out / f"{layer}_top{args.top}.png")
+        if args.dream_steps:
+            _dream(view, visuals, out, args)
         shown[layer] = [int(c) for c in chans]
         dead = [int(c) for c in np.flatnonzero(top.layers[layer].dead)]
         if not args.quiet:
@@ -100,6 +105,25 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dream(view, visuals, out: Path, args: argparse.Namespace) -> None:
+    """Feature visualization of the live shown maps of one layer, beside their top-k."""
+    from zfkeras.analysis.feature_visualization import FeatureVisualization
+    from zfkeras.report.figures.dream import dream_rows
+    from zfkeras.report.figures.atlas import encode
+    from zfkeras.utils.io import atomic_write_bytes
+
+    live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
+    if not live:
+        return
+    res = FeatureVisualization(view, visuals.layer, steps=args.dream_steps, seed=args.seed,
+                               batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
+    res.save(out / f"{visuals.layer}_dream.npz")
+    images = {int(u): img for u, img in zip(res.units, res.images)}
+    atomic_write_bytes(out / f"{visuals.layer}_dream.png", encode(dream_rows(visuals, images), "png"))
+    if not args.quiet:
+        print(f"{visuals.layer}: {res.summary()}")
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser(
         "visualize",
@@ -113,7 +137,7 @@ def add_parser(sub) -> None:
                    "(or the files named by --list); unreadable files are skipped and named in config.json")
     p.add_argument("--out", required=True, help="output folder")
     # The options it shares with the report's Figs 1-2 (same flags, meaning and checks).
-    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", channels=16)
+    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", "dream_steps", channels=16)
     for o in GENERAL_OPTIONS:
         if o.name in ("batch_size", "seed"):
             o.add_to(p)

@@ -90,7 +90,7 @@ class TopActivationsFigure(Figure):
                metavar="DIR"),
         Option("contrast", 1.0, "display contrast of projections", positive=True),
         Option("dream_steps", 0, "feature visualization: optimize an image per projected feature map for N "
-               "steps (as `zfkeras dream`) and show it first on its atlas card; 0: off", minimum=0, metavar="N"),
+               "steps (as `zfkeras dream`) and show it beside its top-k (report: first on its atlas card); 0: off", minimum=0, metavar="N"),
     )
 
     def compute(self, ctx: ReportContext):
