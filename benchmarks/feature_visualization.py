@@ -12,7 +12,7 @@ Prints steps/s and seconds per channel-step and writes benchmarks/results/featvi
 pictures: for conv1..conv5 of the shipped model, `--channels` channels per layer (seeded pick)
 optimized with the package defaults, beside the top-9 deconvnet projections and patches of the
 first `--images` images of Caltech-101's test.txt; one PNG per layer in
-benchmarks/results/featvis/, and per channel whether the optimized image beats the dataset's
+benchmarks/results/featvis/ (WebP), and per channel whether the optimized image beats the dataset's
 strongest image (channel max and channel mean after the ReLU).
 """
 
@@ -103,7 +103,7 @@ def pictures(args) -> None:
               f"{summary[layer]['beats_max']}/{len(chans)}, on mean {summary[layer]['beats_mean']}/{len(chans)}",
               flush=True)
         images = {int(c): img for c, img in zip(chans, res.images)}
-        atomic_write_bytes(OUT / f"shipped_{layer}.png", encode(dream_rows(visuals, images), "png"))
+        atomic_write_bytes(OUT / f"shipped_{layer}.webp", encode(dream_rows(visuals, images), "webp"))
     atomic_write_json(OUT / "pictures.json", {"images": top.n_images, "steps": args.steps, "layers": summary})
 
 
