@@ -336,6 +336,7 @@ def test_report_atlas_cards_show_each_maps_optimized_image(tmp_path, tiny_model)
         np.testing.assert_array_equal(np.asarray(Image.open(out / "atlas" / src)), img)
     index = (out / "index.html").read_text(encoding="utf-8")
     assert index.count('<img class="dream" src="atlas/conv2/ch') >= 1  # the preview cards too
+    assert "First on each card: the image optimized to excite the feature map" in index
 
 
 def test_visualize_dream_steps_puts_each_maps_optimized_image_beside_its_top9(tmp_path, tiny_model):

@@ -17,8 +17,8 @@ import numpy as np
 
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
-    ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, dream_file, encode, fmap_card,
-    plot_top_activations)
+    DREAM_NOTE, ChannelSource, atlas_page, card_ext, channel_card, channel_file, dead_line, dream_file, encode,
+    fmap_card, plot_top_activations)
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
@@ -211,6 +211,7 @@ class TopActivationsFigure(Figure):
                 f"{result.n_images} images. <a href=\"{url(atlas)}\">"
                 f"Atlas: every projected feature map of {esc(layer)} &rarr;</a></p>"
                 + dead_line(layer, dead, total, result.n_images)
+                + (f"<p>{DREAM_NOTE}</p>" if dreams else "")
                 + f'<div class="maps">{cards}</div>'
             )
         return "".join(parts)
