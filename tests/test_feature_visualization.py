@@ -286,6 +286,7 @@ def test_dream_command_writes_images_traces_and_config(tmp_path, capsys):
 
     from PIL import Image
 
+    from conftest import make_image_folder
     from zfkeras.cli import main
     from zfkeras.cli.dream import parse_units
 
@@ -302,6 +303,13 @@ def test_dream_command_writes_images_traces_and_config(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["units"] == {"c1": [0, 1, 2], "c2": [0, 1, 2]}
     again = FeatureVisualization(keras.saving.load_model(path), "c2", steps=4).run([0, 1, 2])  # = the API's
     np.testing.assert_array_equal(res.images, again.images)
+
+    data = make_image_folder(tmp_path / "data", classes=1, per_class=2, size=40)
+    assert main(["dream", str(path), "--layers", "c2", "--channels", "0", "--steps", "2", "--out", str(tmp_path / "d2"),
+                 "--color", "data", "--data", str(data), "--quiet"]) == 0
+    assert FeatureVisualizationResult.load(tmp_path / "d2" / "c2.npz").settings["color"] == "given"
+    assert main(["dream", str(path), "--color", "data", "--out", str(out)]) == 2
+    assert "--color data needs --data DIR" in capsys.readouterr().err
 
     code = main(["dream", str(path), "--layers", "c2", "--channels", "5-6", "--steps", "4", "--out", str(out)])
     err = capsys.readouterr().err.strip()
