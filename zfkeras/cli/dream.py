@@ -88,14 +88,6 @@ def run(args: argparse.Namespace) -> int:
         res = engine.run(units, progress=not args.quiet)
         name = "classes" if args.objective == "class" else engine.layer
         res.save(out / f"{name}.npz")
-        from PIL import Image
-        import io
-
-        def png(img) -> bytes:
-            buf = io.BytesIO()
-            Image.fromarray(img.squeeze(-1) if img.shape[-1] == 1 else img).save(buf, format="PNG")
-            return buf.getvalue()
-
         for img, u, k in zip(res.images, res.units, res.copies):
             suffix = f"_{int(k)}" if args.copies > 1 else ""
             atomic_write_bytes(out / name / f"ch{int(u):04d}{suffix}.png", png(img))
@@ -104,6 +96,13 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{res.summary()} -> {out / (name + '.png')}")
     return 0
+
+
+def png(image) -> bytes:
+    """PNG bytes of an `(H, W, 3)` or `(H, W, 1)` uint8 image."""
+    from zfkeras.report.figures.atlas import encode
+
+    return encode(image[..., 0] if image.shape[-1] == 1 else image, "png")
 
 
 def add_parser(sub) -> None:
