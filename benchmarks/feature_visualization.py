@@ -3,6 +3,7 @@ and the shipped model's optimized images beside their dataset top-9.
 
     python benchmarks/feature_visualization.py speed [--steps 8] [--vgg-steps 2]
     python benchmarks/feature_visualization.py pictures [--channels 8] [--steps 256] [--images 1000]
+    python benchmarks/feature_visualization.py diversity [--weights 0,0.3,1,3,10,100]
 
 speed: the shipped ZFNet (112 px, conv5) and VGG16 (keras.applications, weights=None, 224 px,
 block5_conv3) in the same run; per model a batch of 64 channels (`batch_size=64`) and 4 channels
@@ -14,6 +15,10 @@ optimized with the package defaults, beside the top-9 deconvnet projections and 
 first `--images` images of Caltech-101's test.txt; one PNG per layer in
 benchmarks/results/featvis/ (WebP), and per channel whether the optimized image beats the dataset's
 strongest image (channel max and channel mean after the ReLU).
+
+diversity: 3 copies of shipped conv5 channels 0 and 1 (64 steps) per diversity weight: the mean
+cosine similarity of the copies' Gram matrices (conv5 after its ReLU; what the penalty lowers)
+and the objective each copy keeps.
 """
 
 from __future__ import annotations
@@ -107,6 +112,22 @@ def pictures(args) -> None:
     atomic_write_json(OUT / "pictures.json", {"images": top.n_images, "steps": args.steps, "layers": summary})
 
 
+def diversity(args) -> None:
+    view = analysable(str(SHIPPED_MODEL))
+    own = keras.Model(view.model.inputs[0], view.layers["conv5"].output)
+    rows = []
+    for w in (float(x) for x in args.weights.split(",")):
+        res = FeatureVisualization(view, "conv5", steps=64, copies=3, diversity_weight=w).run([0, 1])
+        act = own(res.images.astype(np.float32)).numpy().reshape(6, -1, 128)
+        g = np.stack([a.T @ a for a in act]).reshape(2, 3, -1)
+        g /= np.linalg.norm(g, axis=-1, keepdims=True)
+        cos = float(np.mean([g[u, i] @ g[u, j] for u in range(2) for i in range(3) for j in range(i + 1, 3)]))
+        rows.append({"weight": w, "gram_cosine": cos, "final": res.final.tolist()})
+        print(f"diversity weight {w:g}: Gram cosine between copies {cos:.2f}, objective per copy "
+              f"{' '.join(f'{v:.1f}' for v in res.final)} (mean {res.final.mean():.1f})", flush=True)
+    atomic_write_json(OUT / "diversity.json", rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="part", required=True)
@@ -117,8 +138,10 @@ def main() -> None:
     add_image_options(q, images=1000, batch_size=32)
     q.add_argument("--channels", type=int, default=8)
     q.add_argument("--steps", type=int, default=256)
+    d = sub.add_parser("diversity")
+    d.add_argument("--weights", default="0,0.3,1,3,10,100")
     args = p.parse_args()
-    speed(args) if args.part == "speed" else pictures(args)
+    {"speed": speed, "pictures": pictures, "diversity": diversity}[args.part](args)
 
 
 if __name__ == "__main__":

@@ -60,7 +60,10 @@ class FeatureVisualization(Analysis):
         batch_size: images per optimization (units x copies; a unit's copies stay together).
         copies: images per unit; with `copies > 1` a diversity penalty of `diversity_weight`
             pushes them apart (the cosine similarity of their Gram matrices at the layer's output,
-            after its ReLU; a map layer only).
+            after its ReLU; a map layer only). Its scale depends on the objective's: lucid used
+            100 for InceptionV1; on the shipped ZFNet's conv5, 1 lowers the copies' Gram cosine
+            from 0.97 to ~0.7 and keeps most of the objective, 3 and more trade most of it away
+            (BENCHMARKS.md).
         color: "imagenet" (lucid's colour correlation, right for keras.applications models),
             a `(3, 3)` matrix or RGB images `(N, H, W, 3)` to measure it from, or "none".
         transforms: `Transforms` (default: lucid's, pad and jitter scaled to the input size);
@@ -89,7 +92,7 @@ class FeatureVisualization(Analysis):
         learning_rate: float = 0.05,
         batch_size: int = 64,
         copies: int = 1,
-        diversity_weight: float = 100.0,
+        diversity_weight: float = 1.0,
         color="imagenet",
         transforms: Transforms | None = None,
         decay_power: float = 1.0,

@@ -128,8 +128,8 @@ def add_parser(sub) -> None:
     p.add_argument("--learning-rate", type=float, default=0.05, help="Adam step size (default 0.05)")
     p.add_argument("--batch-size", type=int, default=64, help="images optimized together (default 64)")
     p.add_argument("--copies", type=int, default=1, help="images per unit, pushed apart by diversity (default 1)")
-    p.add_argument("--diversity-weight", type=float, default=100.0,
-                   help="weight of the diversity penalty with --copies > 1 (default 100)")
+    p.add_argument("--diversity-weight", type=float, default=1.0,
+                   help="weight of the diversity penalty with --copies > 1 (default 1)")
     p.add_argument("--color", choices=("imagenet", "data", "none"), default="imagenet",
                    help="colour decorrelation: ImageNet's (default), measured on --data, or none")
     p.add_argument("--data", default=None, help="image folder for --color data")
