@@ -3,6 +3,7 @@ and the shipped model's optimized images beside their dataset top-9.
 
     python benchmarks/feature_visualization.py speed [--steps 8] [--vgg-steps 2]
     python benchmarks/feature_visualization.py pictures [--channels 8] [--steps 256] [--images 1000]
+    python benchmarks/feature_visualization.py pictures --model vgg16 --layers block2_conv2,block3_conv3 ...
     python benchmarks/feature_visualization.py diversity [--weights 0,0.3,1,3,10,100]
 
 speed: the shipped ZFNet (112 px, conv5) and VGG16 (keras.applications, weights=None, 224 px,
@@ -76,8 +77,12 @@ def pictures(args) -> None:
     from zfkeras.report.figures.atlas import encode
     from zfkeras.report.figures.dream import dream_rows
 
-    view = analysable(str(SHIPPED_MODEL))
-    layers = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+    if args.model == "shipped":
+        view, prefix = analysable(str(SHIPPED_MODEL)), "shipped"
+    else:  # random weights: nothing is downloaded
+        keras.utils.set_random_seed(0)
+        view, prefix = analysable("keras.applications.VGG16"), "vgg16_random"
+    layers = args.layers.split(",") if args.layers else ["conv1", "conv2", "conv3", "conv4", "conv5"]
     deconv = Deconvnet(view)
     top, scan_s = scan_image_list(deconv, args, layers)
     print(f"top-9 scan of {top.n_images} images: {scan_s:.1f} s", flush=True)
@@ -108,8 +113,8 @@ def pictures(args) -> None:
               f"{summary[layer]['beats_max']}/{len(chans)}, on mean {summary[layer]['beats_mean']}/{len(chans)}",
               flush=True)
         images = {int(c): img for c, img in zip(chans, res.images)}
-        atomic_write_bytes(OUT / f"shipped_{layer}.webp", encode(dream_rows(visuals, images), "webp"))
-    atomic_write_json(OUT / "pictures.json", {"images": top.n_images, "steps": args.steps, "layers": summary})
+        atomic_write_bytes(OUT / f"{prefix}_{layer}.webp", encode(dream_rows(visuals, images), "webp"))
+    atomic_write_json(OUT / f"pictures{'' if prefix == 'shipped' else '_' + prefix}.json", {"images": top.n_images, "steps": args.steps, "layers": summary})
 
 
 def diversity(args) -> None:
@@ -138,6 +143,9 @@ def main() -> None:
     add_image_options(q, images=1000, batch_size=32)
     q.add_argument("--channels", type=int, default=8)
     q.add_argument("--steps", type=int, default=256)
+    q.add_argument("--model", choices=("shipped", "vgg16"), default="shipped",
+                   help="the shipped ZFNet, or VGG16 with random weights (224 px)")
+    q.add_argument("--layers", default=None, help="comma-separated (default conv1..conv5)")
     d = sub.add_parser("diversity")
     d.add_argument("--weights", default="0,0.3,1,3,10,100")
     args = p.parse_args()
