@@ -3,8 +3,9 @@
 One call shape (`base.Analysis`): an object built from the model and its settings, one verb
 `run(images, targets=None, *, progress=False)` returning a small result object:
 `OcclusionSensitivity` (Fig 7), `Invariance` (Fig 5), `LayerDiagnostics` (Fig 6),
-`Correspondence` (Table 1, `run(parts)`); the trust checks `SanityCheck` (Adebayo et al. 2018),
-`Faithfulness` (deletion / insertion) and `GradCAM`; `FeatureEvolution` (Fig 4) is a training callback.
+`Correspondence` (Table 1, `run(parts)`), `FeatureVisualization` (images optimized to excite
+units, `run(units)`); the trust checks `SanityCheck` (Adebayo et al. 2018), `Faithfulness`
+(deletion / insertion) and `GradCAM`; `FeatureEvolution` (Fig 4) is a training callback.
 The functions `occlusion_sensitivity`, `invariance_curves`, `diagnose`, `correspondence` are
 one-call shortcuts. Plotting lives in `zfkeras.report`.
 """
@@ -33,6 +34,12 @@ from zfkeras.analysis.diagnostics import (
     stride_aliasing,
 )
 from zfkeras.analysis.evolution import EvolutionSnapshot, FeatureEvolution, evolution_grid
+from zfkeras.analysis.feature_visualization import (
+    FeatureVisualization,
+    FeatureVisualizationResult,
+    Transforms,
+    feature_visualization,
+)
 from zfkeras.analysis.invariance import (
     Invariance,
     InvarianceResult,
@@ -83,6 +90,11 @@ __all__ = [
     "EvolutionSnapshot",
     "FeatureEvolution",
     "evolution_grid",
+    # feature visualization (#26)
+    "FeatureVisualization",
+    "FeatureVisualizationResult",
+    "Transforms",
+    "feature_visualization",
     # invariance
     "Invariance",
     "InvarianceResult",

@@ -17,6 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 COMMANDS = (
     "demo", "train", "evaluate", "predict", "visualize", "occlude", "correspondence",
     "invariance", "diagnose", "transfer", "ablate", "report", "summary", "atlas", "sanity", "gradcam",
+    "dream",
 )
 
 

@@ -12,6 +12,8 @@ OUT/top9, so either reuses the other's folder):
 - DIR/top9.json (+ top9.npz): per layer, per channel: image path, position, activation;
 - DIR/<layer>_top9.npz: the projections and patches shown (tiles of at most 112 px);
 - DIR/<layer>_top9.png (+ _p2.png, ...): the figure, 16 maps a page;
+- with --dream-steps N: DIR/<layer>_dream.png (per map: the image optimized to excite it, then
+  its projections and patches) and DIR/<layer>_dream.npz/.json (`FeatureVisualizationResult`);
 - DIR/config.json: the settings, the maps shown and what was skipped.
 
 Both long phases resume when rerun into the same DIR (scan_checkpoint.npz, <layer>_top9.npz).
@@ -34,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
 
     TopActivationsFigure.check_options(args, "top", "channels")
-    deconv = Deconvnet(load_view(args), rule=args.rule)
+    view = load_view(args)
+    deconv = Deconvnet(view, rule=args.rule)
     layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
     listed = list_images(args.data, args.list)
     if args.limit:
@@ -56,10 +59,31 @@ def run(args: argparse.Namespace) -> int:
         if args.channels > n:  # an answer to what was asked: said even with --quiet
             print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         log(f"{layer}: {len(v.channels)} of {n} channels shown, {dead} dead on these images")
+        if args.dream_steps:
+            _dream(view, v, Path(args.out), args)
     named = ", ".join(f"{Path(d['path']).name} ({d['reason']})" for d in skipped[:10])
     log(f"scanned {atlas.top.n_images} images ({len(skipped)} skipped{': ' + named if skipped else ''}); "
         f"wrote {args.out}")
     return 0
+
+
+def _dream(view, visuals, out: Path, args: argparse.Namespace) -> None:
+    """Feature visualization of the live shown maps of one layer, beside their top-k."""
+    from zfkeras.analysis.feature_visualization import FeatureVisualization
+    from zfkeras.report.figures.dream import dream_rows
+    from zfkeras.report.figures.atlas import encode
+    from zfkeras.utils.io import atomic_write_bytes
+
+    live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
+    if not live:
+        return
+    res = FeatureVisualization(view, visuals.layer, steps=args.dream_steps, seed=args.seed,
+                               batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
+    res.save(out / f"{visuals.layer}_dream.npz")
+    images = {int(u): img for u, img in zip(res.units, res.images)}
+    atomic_write_bytes(out / f"{visuals.layer}_dream.png", encode(dream_rows(visuals, images), "png"))
+    if not args.quiet:
+        print(f"{visuals.layer}: {res.summary()}")
 
 
 def add_parser(sub) -> None:
@@ -75,7 +99,7 @@ def add_parser(sub) -> None:
                    "(or the files named by --list); unreadable files are skipped and named in config.json")
     p.add_argument("--out", required=True, help="output folder")
     # The options it shares with the report's Figs 1-2 (same flags, meaning and checks).
-    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", channels=16)
+    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", "dream_steps", channels=16)
     for o in GENERAL_OPTIONS:
         if o.name in ("batch_size", "seed"):
             o.add_to(p)

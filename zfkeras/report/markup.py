@@ -49,6 +49,7 @@ figcaption{font-size:.85em;color:#555}
 .fmap{border:1px solid #ddd;border-radius:4px;padding:4px;background:#fff;margin:0}
 .fmap a{text-decoration:none;color:inherit}
 .fmap img{image-rendering:pixelated;vertical-align:top;max-width:none}
+.fmap img.dream{image-rendering:auto;margin-right:6px}
 .fmap figcaption{text-align:center}
 .fmap details{font-size:.8em;max-width:420px}
 p.dead{font-size:.9em;color:#555}

@@ -37,7 +37,7 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
 __all__ = ["MIN_TILE", "ChannelSource", "atlas_page", "big_card", "big_file", "big_layout", "card_ext", "card_image",
            "card_layout", "channel_card",
-           "channel_file", "compact_ranges", "dead_line", "encode", "fmap_card", "layer_mosaic",
+           "channel_file", "compact_ranges", "dead_line", "dream_file", "encode", "fmap_card", "layer_mosaic",
            "plot_top_activations", "tile_factor"]
 
 
@@ -55,6 +55,12 @@ class ChannelSource:
         return self.labels.get(image_id, "")
 
 
+DREAM_NOTE = (
+    "First on each card: the image optimized to excite the feature map (the mean of the map before "
+    "its ReLU; lucid's Fourier, decorrelated-colour parameterization with random jitter, scale and "
+    "rotation; `zfkeras dream`), at the size of the whole input, beside the top activations' "
+    "receptive-field crops: what the unit wants to see beside what it saw."
+)
 MAX_TILE = 48  # px: larger receptive fields are stored downscaled to this tile side
 _WHITE = 255
 
@@ -138,6 +144,17 @@ def _card_size(visuals, stored: bool = False) -> tuple[int, int]:
     return w * factor, h * factor
 
 
+def dream_file(layer: str, channel: int) -> str:
+    """Where the atlas keeps a feature map's optimized image (feature visualization, `--dream-steps`)."""
+    return f"atlas/{safe(layer)}/ch{int(channel):04d}_dream.png"
+
+
+def dream_img(src: str, height: int, label: str) -> str:
+    """The optimized image of a card, shown at the card's height before its projections."""
+    return (f'<img class="dream" src="{url(src)}" width="{height}" height="{height}" '
+            f'alt="{esc(label)}: image optimized to excite it (feature visualization)">')
+
+
 def big_layout(visuals) -> tuple[int, bool]:
     """`(displayed tile side, own file?)` of a card's enlarged view (a click on the card).
 
@@ -160,8 +177,11 @@ def big_card(visuals, i: int) -> np.ndarray:
     return card_image(np.asarray(visuals.projections[i], np.uint8), np.asarray(visuals.patches[i], np.uint8))
 
 
-def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "", big: str | None = None) -> str:
+def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "", big: str | None = None,
+              dream: str | None = None) -> str:
     """One live feature map: its card image (projections | patches), a caption, optional details.
+
+    `dream`: the src of its optimized image (feature visualization), shown first.
 
     `big`: the enlarged image (`big_file`), shown over the page when the card is clicked (CSS
     `:target`, no script; a click anywhere closes it); `href` is then the page that holds it
@@ -186,6 +206,7 @@ def fmap_card(layer: str, visuals, i: int, href: str, src: str, details: str = "
     target = f"big-ch{c}" if big is not None else f"ch{c}"
     return (
         f'<figure class="fmap" id="ch{c}"><a href="{url(href, target)}" title="enlarge">'
+        + (dream_img(dream, h, label) if dream else "") +
         f'<img src="{url(src)}" width="{w}" height="{h}" alt="{esc(alt)}"></a>'
         f"<figcaption>{esc(cap)}</figcaption>{details}</figure>{overlay}"
     )
@@ -218,8 +239,10 @@ def _sources_table(sources: "ChannelSource | None", visuals, i: int) -> str:
 
 
 def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Sequence[int], *,
-               sources: "ChannelSource | None", layers: Sequence[str], look_for: str) -> str:
-    """The atlas page of one layer: a card per live feature map, with its sources."""
+               sources: "ChannelSource | None", layers: Sequence[str], look_for: str,
+               dreams: Sequence[int] = ()) -> str:
+    """The atlas page of one layer: a card per live feature map, with its sources; the maps in
+    `dreams` show their optimized image first (`dream_file`)."""
     layer = visuals.layer
     live = [i for i in range(len(visuals.channels)) if not visuals.dead[i]]
     n = len(visuals.channels)
@@ -237,12 +260,15 @@ def atlas_page(visuals, total_channels: int, n_images: int, dead_channels: Seque
         "Open \u201csources\u201d for the images and positions.</p>"
         + dead_line(layer, dead_channels, total_channels, n_images)
         + f'<p class="look">{esc(look_for)}</p>'
+        + (f"<p>{DREAM_NOTE}</p>" if len(dreams) else "")
     )
     ext = card_ext(visuals)
     cards = "".join(
         fmap_card(layer, visuals, i, href="", src=channel_file(layer, int(visuals.channels[i]), ext)[len("atlas/"):],
                   details=_sources_table(sources, visuals, i),
-                  big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1])[len("atlas/"):])
+                  big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1])[len("atlas/"):],
+                  dream=dream_file(layer, int(visuals.channels[i]))[len("atlas/"):]
+                  if int(visuals.channels[i]) in set(dreams) else None)
         for i in live
     )
     nav = [("index.html", "report")] + [

@@ -17,9 +17,8 @@ import numpy as np
 
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
-    ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file, dead_line,
-    encode, fmap_card,
-    plot_top_activations)
+    DREAM_NOTE, ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file,
+    dead_line, dream_file, encode, fmap_card, plot_top_activations)
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
@@ -73,6 +72,8 @@ class TopNine:
         preview_channels: `{layer: [channels]}` shown on the index (default: 8 seeded random maps
             that fired on all k images).
         rule: the backward rule of the projections (named in the heading).
+        dreams: `{layer: {channel: (H, W, 3) uint8}}` images optimized to excite the maps
+            (feature visualization, `--dream-steps`), shown first on their cards; empty: none.
     """
 
     top_k: object | None
@@ -80,6 +81,7 @@ class TopNine:
     sources: ChannelSource | None = None
     preview_channels: dict[str, list[int]] = dataclasses.field(default_factory=dict)
     rule: str = "deconvnet"
+    dreams: dict[str, dict[int, np.ndarray]] = dataclasses.field(default_factory=dict)
 
     def layer_stats(self, layer: str) -> tuple[int, list[int]]:
         """`(maps in the layer, maps dead on every image)`: from the scan, else from the shown maps."""
@@ -114,6 +116,8 @@ class TopActivationsFigure(Figure):
         Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
                metavar="DIR"),
         Option("contrast", 1.0, "display contrast of projections", positive=True),
+        Option("dream_steps", 0, "feature visualization: optimize an image per projected feature map for N "
+               "steps (as `zfkeras dream`) and show it beside its top-k (report: first on its atlas card); 0: off", minimum=0, metavar="N"),
     )
 
     def compute(self, ctx: ReportContext):
@@ -141,7 +145,11 @@ class TopActivationsFigure(Figure):
         for w in atlas.warnings:
             ctx.note(self.anchor, w)
         content = TopNine(atlas.top, atlas.visuals, ChannelSource(ctx.names, ctx.labels), rule=opts.rule)
-        return content, atlas.source
+        source = atlas.source
+        if opts.dream_steps:
+            content.dreams = _dreams(ctx, content.visuals, opts.dream_steps, opts.seed)
+            source += f"; feature visualization of {sum(map(len, content.dreams.values()))} maps"
+        return content, source
 
     def pages(self, result: TopNine, ctx: ReportContext) -> None:
         """One card image per live map (`OUT/atlas/<layer>/chNNNN.*`) and one atlas page per layer."""
@@ -161,11 +169,14 @@ class TopActivationsFigure(Figure):
                         atomic_write_bytes(out / big_file(layer, int(visuals.channels[i]), ext, True),
                                            encode(big_card(visuals, i), ext))
                     bar.update(1)
+                dreams = result.dreams.get(layer, {})
+                for c, img in dreams.items():
+                    atomic_write_bytes(out / dream_file(layer, c), encode(img, "png"))
                 total_ch, dead = result.layer_stats(layer)
                 atomic_write_text(out / "atlas" / f"{safe(layer)}.html", atlas_page(
                     visuals, total_ch, result.n_images, dead, sources=result.sources,
                     layers=list(result.visuals),
-                    look_for=" ".join([self.look_for, *first_layer_finding(ctx.view)])))
+                    look_for=" ".join([self.look_for, *first_layer_finding(ctx.view)]), dreams=sorted(dreams)))
 
     def render(self, result, ctx: ReportContext) -> str:
         """The section, its heading naming the backward rule actually used (not always the deconvnet)."""
@@ -186,9 +197,12 @@ class TopActivationsFigure(Figure):
             total, dead = result.layer_stats(layer)
             ext = card_ext(visuals)
             atlas = f"atlas/{safe(layer)}.html"
+            dreams = result.dreams.get(layer, {})
             cards = "".join(
                 fmap_card(layer, visuals, i, href=atlas, src=channel_file(layer, int(visuals.channels[i]), ext),
-                          big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1]))
+                          big=big_file(layer, int(visuals.channels[i]), ext, big_layout(visuals)[1]),
+                          dream=dream_file(layer, int(visuals.channels[i])) if int(visuals.channels[i]) in dreams
+                          else None)
                 for i in preview(result, layer, visuals))
             parts.append(
                 f'<h3 id="fig2-{esc(safe(layer))}">{esc(layer)}</h3>'
@@ -196,6 +210,7 @@ class TopActivationsFigure(Figure):
                 f"{result.n_images} images. <a href=\"{url(atlas)}\">"
                 f"Atlas: every projected feature map of {esc(layer)} &rarr;</a></p>"
                 + dead_line(layer, dead, total, result.n_images)
+                + (f"<p>{DREAM_NOTE}</p>" if dreams else "")
                 + f'<div class="maps">{cards}</div>'
             )
         from zfkeras.report.markup import finding
@@ -257,3 +272,18 @@ def preview(c: TopNine, layer: str, visuals, count: int = 8) -> list[int]:
         return pool
     rng = np.random.default_rng(sum(map(ord, layer)))
     return sorted(rng.choice(pool, count, replace=False).tolist())
+
+
+def _dreams(ctx: ReportContext, visuals: dict, steps: int, seed: int) -> dict[str, dict[int, np.ndarray]]:
+    """Feature visualization of every live projected map: `{layer: {channel: image}}`, a layer per batch run."""
+    from zfkeras.analysis.feature_visualization import FeatureVisualization
+
+    out = {}
+    for layer, v in visuals.items():
+        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
+        if not live:
+            continue
+        ctx.log(f"[report] {layer}: feature visualization of {len(live)} feature maps, {steps} steps")
+        res = FeatureVisualization(ctx.view, layer, steps=steps, seed=seed).run(live, progress=ctx.progress)
+        out[layer] = {int(u): img for u, img in zip(res.units, res.images)}
+    return out
