@@ -93,7 +93,7 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     index = tmp_path / "report" / "index.html"
     assert result["report"] == str(index.resolve()) and f"[demo] report: {index.resolve()}" in printed
     page = index.read_text()
-    for section in ("fig2", "fig3", "fig5", "fig6", "fig7", "table1", "table3"):
+    for section in ("fig2", "fig3", "fig5", "fig6", "fig7", "table1", "table3", "trust"):
         assert f'<section id="{section}">' in page
     # Table 3: the shipped ablation, every row with its test top-1 error, and the figure.
     from zfkeras.training.ablation import load_ablation

@@ -114,3 +114,26 @@ def test_randomize_unknown_layer(tiny_model):
         copy.randomize(["pool1"])
     with pytest.raises(ValueError, match="unknown layer 'nope'"):
         copy.order("nope")
+
+
+def test_depthwise_and_separable_convs_use_their_own_initializers():
+    """DepthwiseConv2D's `kernel` -> depthwise_initializer, SeparableConv2D's two kernels -> theirs."""
+    import keras
+
+    from zfkeras.analysis.randomization import RandomizedCopy
+
+    x = keras.Input((16, 16, 3))
+    y = keras.layers.DepthwiseConv2D(3, depthwise_initializer="ones", name="dw")(x)
+    y = keras.layers.SeparableConv2D(4, 3, depthwise_initializer="zeros", pointwise_initializer="ones",
+                                     bias_initializer="ones", name="sep")(y)
+    y = keras.layers.Flatten()(y)
+    model = keras.Model(x, keras.layers.Dense(2, name="out")(y))
+    copy = RandomizedCopy(model)
+    copy.check(copy.order())
+    copy.randomize(["dw", "sep"])
+    dw = copy.view.model.get_layer("dw").get_weights()
+    sep = copy.view.model.get_layer("sep").get_weights()
+    np.testing.assert_array_equal(dw[0], 1.0)
+    np.testing.assert_array_equal(sep[0], 0.0)
+    np.testing.assert_array_equal(sep[1], 1.0)
+    np.testing.assert_array_equal(sep[2], 1.0)

@@ -111,16 +111,16 @@ class RandomizedCopy:
             layer.set_weights([self._fresh(layer, w, i) for i, w in enumerate(layer.weights)])
         self.randomized = tuple(layers)
 
+    def check(self, layers: Sequence[str]) -> None:
+        """ValueError (one line) if a weight of `layers` has no initializer to re-initialize it with."""
+        for name in layers:
+            layer = self._layers[name]
+            for v in layer.weights:
+                _initializer(layer, v)
+
     def _fresh(self, layer, variable, index: int) -> np.ndarray:
         """New values of one weight from the layer's own initializer, seeded by (seed, layer, weight)."""
-        short = variable.path.rsplit("/", 1)[-1]
-        init = getattr(layer, f"{short}_initializer", None)
-        if init is None:
-            raise ValueError(
-                f"cannot re-initialize weight {short!r} of layer {layer.name!r} ({type(layer).__name__}): "
-                f"it has no `{short}_initializer`"
-            )
-        init = keras.initializers.get(init)
+        init = keras.initializers.get(_initializer(layer, variable))
         config = init.get_config()
         if "seed" in config:
             key = f"{self.seed}/{layer.name}/{index}".encode()
@@ -128,3 +128,22 @@ class RandomizedCopy:
             init = type(init).from_config(config)
         shape = tuple(variable.shape)
         return np.asarray(keras.ops.convert_to_numpy(init(shape, dtype=variable.dtype)))
+
+
+def _initializer(layer, variable):
+    """The layer's own initializer of one of its weights (`kernel` -> `kernel_initializer`; a
+    DepthwiseConv2D's `kernel` -> `depthwise_initializer`; `depthwise_kernel` -> `depthwise_initializer`)."""
+    short = variable.path.rsplit("/", 1)[-1]
+    names = [f"{short}_initializer"]
+    if short.endswith("_kernel"):
+        names.append(f"{short[: -len('_kernel')]}_initializer")
+    if short == "kernel":
+        names.append("depthwise_initializer")
+    for n in names:
+        init = getattr(layer, n, None)
+        if init is not None:
+            return init
+    raise ValueError(
+        f"cannot re-initialize weight {short!r} of layer {layer.name!r} ({type(layer).__name__}): "
+        f"it has no `{names[0]}`"
+    )

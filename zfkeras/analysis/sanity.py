@@ -220,6 +220,7 @@ class SanityCheck(Analysis):
         self.copy = RandomizedCopy(self.view, seed=seed)
         self.order = self.copy.order(unit_layer)
         self.depths = pick_depths(depths, len(self.order))
+        self.copy.check(self.order[: max(self.depths)] if mode == "cascade" else [self.order[d - 1] for d in self.depths])
         self.mode, self.unit_layer, self.units, self.n_examples = mode, unit_layer, units, examples
         self.explainers = Explainers(self.copy.view, self.methods, gradcam_layer=gradcam_layer,
                                      unit_layer=unit_layer, patch=patch, stride=stride, batch_size=batch_size)

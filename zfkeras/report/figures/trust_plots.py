@@ -55,6 +55,7 @@ def plot_sanity(result, example: int = 0):
     ax = fig.add_subplot(grid[:, ncol:])
     colors = _colors(methods)
     x = np.arange(len(depths) + 1)
+    low = -0.3
     for m in methods:
         mean, sd = result.stats(m)
         mean, sd = np.r_[1.0, mean], np.r_[0.0, sd]
@@ -63,10 +64,12 @@ def plot_sanity(result, example: int = 0):
         if "blank" in result.scores[m] and np.any(np.nan_to_num(result.blank_share(m)) > 0):
             active = np.r_[1.0, result.stats(m, active_only=True)[0]]
             ax.plot(x, active, ":", color=colors[m], lw=1.2)
+            low = min(low, float(np.nanmin(active)) - 0.05)
+        low = min(low, float(np.nanmin(np.r_[mean, 1.0])) - 0.05)
     ax.axhline(result.threshold, color="k", lw=0.8, ls="--")
     ax.text(x[-1], result.threshold + 0.02, f"pass below {result.threshold:g}", ha="right", fontsize=7)
     ax.set_xticks(x, ["trained", *[result.layer_at(d) for d in depths]], rotation=45, ha="right", fontsize=8)
-    ax.set_ylim(-0.3, 1.05)
+    ax.set_ylim(max(low, -1.05), 1.05)
     ax.set_ylabel("Spearman |map| vs trained (mean ± sd; dotted: non-blank maps only)", fontsize=8)
     ax.set_xlabel(f"{result.mode} randomization, top down to", fontsize=8)
     ax.legend(fontsize=7, loc="lower left")
