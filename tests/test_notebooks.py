@@ -44,7 +44,7 @@ def _execute(nb, cwd: Path, monkeypatch, timeout: int = 600):
     return nb
 
 
-def test_the_six_notebooks_exist():
+def test_the_notebooks_exist():
     assert [p.name for p in NOTEBOOKS] == EXPECTED
 
 
