@@ -14,7 +14,6 @@ imported, so the CLI's help stays free of TensorFlow.
 from __future__ import annotations
 
 import importlib
-import importlib.abc
 import importlib.machinery
 import sys
 
@@ -49,7 +48,7 @@ def _ready() -> None:
         register()
 
 
-class _Loader(importlib.abc.Loader):
+class _Loader:
     """The module's own loader, then `_ready()` once no zfkeras module is importing."""
 
     def __init__(self, loader, watched: bool):
@@ -70,7 +69,7 @@ class _Loader(importlib.abc.Loader):
         return getattr(self.loader, name)
 
 
-class _Finder(importlib.abc.MetaPathFinder):
+class _Finder:
     """Finds `keras` and `zfkeras.*` as the path finder does, wrapping their loaders in `_Loader`."""
 
     def find_spec(self, fullname, path, target=None):

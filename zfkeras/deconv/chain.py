@@ -20,13 +20,8 @@ from typing import Any
 import keras
 import numpy as np
 
-from zfkeras.layers import (
-    InputPreprocessing,
-    LocalResponseNormalization,
-    MaxPoolingWithArgmax2D,
-    MeanSubtraction,
-)
-from zfkeras.models.graph import AxisGeometry, activation_name, first_output, same_pad_before
+from zfkeras.layers import MaxPoolingWithArgmax2D
+from zfkeras.models.graph import activation_name, first_output, layer_kind, same_pad_before
 from zfkeras.models.keras_private import producer
 
 SUPPORTED_LAYERS = (
@@ -53,12 +48,12 @@ class Step:
 
     Attributes:
         name: the layer's name.
-        kind: "conv", "pool", "avgpool", "relu", "norm" (contrast
-            normalization: identity in the deconv pass), "affine" (a per-channel
-            `x * scale + offset`, optionally reordering channels:
-            BatchNormalization in inference, Rescaling, Normalization,
-            InputPreprocessing), "pad" (ZeroPadding2D) or "identity"
-            (MeanSubtraction, Dropout, linear Activation).
+        kind: `zfkeras.models.graph.layer_kind`'s: "conv", "pool", "avgpool", "relu",
+            "norm" (contrast normalization: identity in the deconv pass), "bn"
+            (BatchNormalization in inference) and "affine" (Rescaling, Normalization,
+            InputPreprocessing), both a per-channel `x * scale + offset` (the affine
+            optionally reordering channels), "pad" (ZeroPadding2D) or "identity"
+            (MeanSubtraction, Dropout, linear Activation, ...).
         layer: the Keras layer itself (its variables are read at call time).
         input_shape, output_shape: `(H, W, C)` of the maps.
         kernel, strides: window size and stride per axis (1 for pointwise layers).
@@ -98,55 +93,49 @@ def _shape3(tensor, layer_name: str) -> tuple[int, int, int]:
 
 
 def _describe(layer, in_shape, out_shape) -> Step | str:
-    """A `Step` for a supported layer, or the reason it is not supported."""
+    """A `Step` for a supported layer, or the reason it is not supported.
+
+    The layer's kind is `zfkeras.models.graph.layer_kind`'s (one vocabulary for the package);
+    this adds what the chain route needs on top (channels_last, no dilation, its rectifier).
+    """
     name = layer.name
+    kind = layer_kind(layer)
     base = dict(name=name, layer=layer, input_shape=in_shape, output_shape=out_shape)
-    if isinstance(layer, keras.layers.Conv2D):
+    if getattr(layer, "data_format", "channels_last") != "channels_last" and kind in ("conv", "pool", "avgpool", "pad"):
+        return f"{name}: only channels_last layers are supported"
+    if kind == "conv":
+        if not isinstance(layer, keras.layers.Conv2D):
+            return f"{name}: {type(layer).__name__} is not supported"
         act = activation_name(layer.activation)
-        if layer.data_format != "channels_last":
-            return f"{name}: only channels_last convs are supported"
         if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
             return f"{name}: dilated or grouped convs are not supported"
         if act not in ("relu", "relu6", "linear"):
             return f"{name}: conv activation {act!r} (supported: relu, relu6, linear)"
-        return _windowed(
-            layer, "conv", base, relu=act != "linear", max_value=6.0 if act == "relu6" else None
-        )
-    if isinstance(layer, (keras.layers.MaxPooling2D, MaxPoolingWithArgmax2D, keras.layers.AveragePooling2D)):
-        if getattr(layer, "data_format", "channels_last") != "channels_last":
-            return f"{name}: only channels_last pooling is supported"
-        return _windowed(layer, "avgpool" if isinstance(layer, keras.layers.AveragePooling2D) else "pool", base)
-    if isinstance(layer, keras.layers.ReLU):
-        if layer.negative_slope or layer.threshold:
-            return f"{name}: only the plain ReLU (no negative_slope/threshold)"
-        cap = None if layer.max_value is None else float(layer.max_value)
+        return _windowed(layer, kind, base, relu=act != "linear", max_value=6.0 if act == "relu6" else None)
+    if kind in ("pool", "avgpool"):
+        return _windowed(layer, kind, base)
+    if kind == "relu":
+        if isinstance(layer, keras.layers.ReLU):
+            cap = None if layer.max_value is None else float(layer.max_value)
+        else:
+            cap = 6.0 if activation_name(layer.activation) == "relu6" else None
         return Step(kind="relu", max_value=cap, **base)
-    if isinstance(layer, keras.layers.Activation):
-        act = activation_name(layer.activation)
-        if act in ("relu", "relu6"):
-            return Step(kind="relu", max_value=6.0 if act == "relu6" else None, **base)
-        if act == "linear":
-            return Step(kind="identity", **base)
-        return f"{name}: activation {act!r} (supported: relu, relu6, linear)"
-    if isinstance(layer, LocalResponseNormalization):
-        return Step(kind="norm", **base)
-    if isinstance(layer, keras.layers.BatchNormalization):
-        if tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
-            return f"{name}: only channels-last BatchNormalization (axis=-1) is supported"
-        return Step(kind="affine", **base)
-    if isinstance(layer, keras.layers.Normalization):
-        if layer.invert or tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
-            return f"{name}: only a per-channel (axis=-1), non-inverting Normalization is supported"
-        return Step(kind="affine", **base)
-    if isinstance(layer, (keras.layers.Rescaling, InputPreprocessing)):
-        return Step(kind="affine", **base)
-    if isinstance(layer, keras.layers.ZeroPadding2D):
-        if layer.data_format != "channels_last":
-            return f"{name}: only channels_last padding is supported"
+    if kind == "bn" and tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,)):
+        return f"{name}: only channels-last BatchNormalization (axis=-1) is supported"
+    if kind == "affine" and isinstance(layer, keras.layers.Normalization) and (
+            layer.invert or tuple(np.atleast_1d(layer.axis)) not in ((-1,), (3,))):
+        return f"{name}: only a per-channel (axis=-1), non-inverting Normalization is supported"
+    if kind == "pad":
         (top, _), (left, _) = layer.padding
         return Step(kind="pad", pad_before=(int(top), int(left)), **base)
-    if isinstance(layer, (MeanSubtraction, keras.layers.Dropout)):
-        return Step(kind="identity", **base)
+    if kind in ("norm", "bn", "affine", "identity"):
+        return Step(kind=kind, **base)
+    if kind == "act":
+        act = activation_name(getattr(layer, "activation", None)) if isinstance(layer, keras.layers.Activation) else None
+        if act is not None:
+            return f"{name}: activation {act!r} (supported: relu, relu6, linear)"
+        if isinstance(layer, keras.layers.ReLU):
+            return f"{name}: only the plain ReLU (no negative_slope/threshold)"
     return f"{name}: {type(layer).__name__} is not supported"
 
 
@@ -236,26 +225,6 @@ def trace_chain(model: keras.Model) -> tuple[list[Step], str]:
             break
         steps.append(step)
     return steps, stop
-
-
-def chain_geometry(steps: list[Step]) -> dict[str, tuple[AxisGeometry, AxisGeometry]]:
-    """Exact receptive field (rows, cols) of every step's output in input pixels.
-
-    The same arithmetic as `zfkeras.models.architecture.geometry`, per axis, for
-    any traced chain (ZeroPadding2D counts as padding of the next layer).
-    """
-    out = {}
-    geo = [[1, 1, 0], [1, 1, 0]]  # size, jump, start per axis
-    for step in steps:
-        for a in (0, 1):
-            size, jump, start = geo[a]
-            if step.kind in ("conv", "pool", "avgpool", "pad"):
-                start -= step.pad_before[a] * jump
-                size += (step.kernel[a] - 1) * jump
-                jump *= step.strides[a]
-            geo[a] = [size, jump, start]
-        out[step.name] = tuple(AxisGeometry(*g) for g in geo)  # type: ignore[misc]
-    return out
 
 
 def with_switches(model: keras.Model) -> keras.Model:

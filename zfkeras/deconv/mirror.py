@@ -111,7 +111,7 @@ def mirror_model(deconv: Deconvnet, layer: str) -> keras.Model:
             sw = keras.Input(shape=step.output_shape, dtype="int64", name=f"{step.name}_switches")
             inputs[f"{step.name}_switches"] = sw
             x = MaxUnpooling2D(step.input_shape[:2], name=f"{step.name}unpool")([x, sw])
-        elif step.kind in ("conv", "pad", "affine", "avgpool"):
+        elif step.kind in ("conv", "pad", "affine", "bn", "avgpool"):
             x = MirrorStep(step.layer, _step_dict(step), name=f"{step.name}_mirror")(x)
         # relu (rectified above), norm, mean subtraction, dropout: identity going down
     return keras.Model(inputs, x, name=f"{deconv.model.name}_mirror_{layer}")

@@ -54,7 +54,7 @@ def forward_step(step: Step, x, dtype, switches: bool):
     if kind == "pad":
         (t, b), (l, r) = layer.padding
         return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]), None
-    if kind == "affine":
+    if kind in ("affine", "bn"):
         order, scale, offset = affine_params(layer, x.shape[-1], dtype)
         if order is not None:
             x = tf.gather(x, order, axis=-1)
@@ -210,7 +210,7 @@ def back_full(step: Step, signal, switches, dtype):
     if kind == "pad":
         t, l = step.pad_before
         return signal[:, t : t + h, l : l + w, :]
-    if kind == "affine":
+    if kind in ("affine", "bn"):
         return back_affine(step, signal, dtype)
     return signal  # relu (rectified by the caller), norm (LRN as identity), mean subtraction, dropout
 

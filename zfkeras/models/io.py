@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 import keras
-import numpy as np
 
 import zfkeras.layers  # noqa: F401  (registers the custom objects)
 import zfkeras.models.zfnet  # noqa: F401
@@ -72,11 +71,3 @@ def export_saved_model(model: keras.Model, directory: str | os.PathLike) -> Path
         shutil.rmtree(tmp, ignore_errors=True)
     return directory
 
-
-def predict_numpy(model: keras.Model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Probabilities for raw RGB images `(N, S, S, 3)`, checking the shape first."""
-    images = np.asarray(images, dtype="float32")
-    expected = tuple(model.input_shape[1:])
-    if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-        raise ValueError(f"images must have shape (N, {expected}); got {images.shape}")
-    return model.predict(images, batch_size=batch_size, verbose=0)
