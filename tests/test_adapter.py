@@ -12,7 +12,8 @@ from conftest import TINY
 from zfkeras import ZFNet
 from zfkeras.layers import InputPreprocessing
 from zfkeras.models import geometry
-from zfkeras.models.adapter import analysable, application, read_class_names
+from zfkeras.models.adapter import analysable, read_class_names
+from zfkeras.models.applications import application
 
 
 def _rgb(n, size, seed=0):

@@ -21,7 +21,8 @@ from zfkeras.deconv import Deconvnet
 from zfkeras.deconv.rules import RULES
 from zfkeras.deconv.scan import scan_top_activations
 from zfkeras.deconv.visuals import top_projections
-from zfkeras.models.adapter import analysable, application
+from zfkeras.models.adapter import analysable
+from zfkeras.models.applications import application
 from zfkeras.transfer.features import extract_features, transfer_layers
 
 SIZE = 32

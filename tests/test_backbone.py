@@ -27,7 +27,7 @@ def vgg_files(tmp_path_factory):
 
 
 def test_backbone_weights_file_builds_the_backbone_read_from_the_file(vgg_files):
-    from zfkeras.models.adapter import application
+    from zfkeras.models.applications import application
 
     backbone, notop, full, with_top = vgg_files
     x = np.random.default_rng(0).uniform(-50, 50, (2, 32, 32, 3)).astype("float32")  # caffe-centred input

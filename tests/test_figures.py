@@ -131,7 +131,8 @@ def _occlusion_result(probability, base, target=0, names=("cat", "dog", "car")):
 
 
 def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
-    from zfkeras.report.figures.fig7_occlusion import misclassified_note, plot_occlusion, probability_change
+    from zfkeras.report.figures.fig7_occlusion import misclassified_note
+    from zfkeras.report.figures.fig7_plots import plot_occlusion, probability_change
 
     # p(cat) drops from 0.996 to 0.7 at one position: the map's own range, full colour there.
     prob = np.full((5, 5), 0.995)
@@ -157,7 +158,8 @@ def test_occlusion_panel_d_uses_its_own_range_and_says_when_misclassified():
 
 
 def test_occlusion_panel_d_is_pale_and_says_so_when_the_model_hardly_reacts():
-    from zfkeras.report.figures.fig7_occlusion import HARDLY_REACTS, occlusion_findings, plot_occlusion, probability_change
+    from zfkeras.report.figures.fig7_occlusion import HARDLY_REACTS, occlusion_findings
+    from zfkeras.report.figures.fig7_plots import plot_occlusion, probability_change
 
     # The demo's Leopards case: p within 0.999-1.000 must not fill the colour range.
     prob = np.full((5, 5), 0.9995)
@@ -375,7 +377,7 @@ def _font_px_at_page(fig) -> list[tuple[str, float]]:
 
 def test_fig7_text_is_readable_at_page_width():
     """Panel titles, colour-bar ticks and labels, legend: >= 10 px when Fig 7 is shown at the page's width."""
-    from zfkeras.report.figures.fig7_occlusion import plot_occlusion
+    from zfkeras.report.figures.fig7_plots import plot_occlusion
 
     prob = np.random.default_rng(0).uniform(0.2, 0.9, (9, 9))
     res = _occlusion_result(prob, [0.1, 0.85, 0.05], names=("grand_piano", "Faces_easy", "Motorbikes"))

@@ -311,7 +311,8 @@ def test_bad_run_arguments(tiny_model):
 
 # ----------------------------------------------------------------- figure and CLI
 def test_figure_writes_png(tiny_model, rng, tmp_path):
-    from zfkeras.report.figures.fig7_occlusion import occlusion_montage, plot_occlusion, save_figure
+    from zfkeras.report.figures.fig7_plots import occlusion_montage, plot_occlusion
+    from zfkeras.report.plotting import save_figure
 
     image = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
     res = occlusion_sensitivity(tiny_model, image, patch=16, stride=8, others=image[None, ::-1])

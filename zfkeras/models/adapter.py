@@ -30,6 +30,7 @@ import numpy as np
 
 from zfkeras.layers import InputPreprocessing, MeanSubtraction
 from zfkeras.layers.input_preprocessing import MODES
+from zfkeras.models.applications import APPLICATIONS_PREFIX, application
 from zfkeras.models.graph import (
     FEATURE_KINDS,
     SELECTABLE_KINDS,
@@ -39,22 +40,6 @@ from zfkeras.models.graph import (
     functional_view,
     trace_layers,
 )
-from zfkeras.utils.model_files import first_line
-
-APPLICATIONS_PREFIX = "keras.applications."
-# keras.applications models and the `preprocess_input` mode each was trained with
-# ("none": the model rescales its input itself).
-APPLICATION_PREPROCESSING = {
-    "VGG16": "caffe", "VGG19": "caffe", "ResNet50": "caffe", "ResNet101": "caffe",
-    "ResNet152": "caffe", "ResNet50V2": "tf", "ResNet101V2": "tf", "ResNet152V2": "tf",
-    "MobileNet": "tf", "MobileNetV2": "tf", "MobileNetV3Small": "none",
-    "MobileNetV3Large": "none", "InceptionV3": "tf", "InceptionResNetV2": "tf",
-    "Xception": "tf", "DenseNet121": "torch", "DenseNet169": "torch", "DenseNet201": "torch",
-    "NASNetMobile": "tf", "NASNetLarge": "tf", "EfficientNetB0": "none",
-    "EfficientNetB1": "none", "EfficientNetB2": "none", "EfficientNetB3": "none",
-    "ConvNeXtTiny": "none", "ConvNeXtSmall": "none",
-}
-
 
 class AnalysableModel:
     """A model as the analyses see it (see the module docstring).
@@ -329,70 +314,6 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def application(
-    name: str, weights: str | None = "none", image_size: int | None = None, include_top: bool | None = None,
-) -> tuple[keras.Model, str]:
-    """A `keras.applications` model by name and its input convention.
-
-    Args:
-        name: "VGG16", "ResNet50", ... or "keras.applications.VGG16".
-        weights: "none" (random init), "imagenet" (Keras downloads them on
-            the user's machine; nothing in zfkeras downloads) or a weights file.
-        image_size: square input side (default 224).
-        include_top: with the classifier (True) or the backbone alone (False); None: with it,
-            unless the weights file has none (a fine-tuned backbone file; read from the file).
-
-    Returns:
-        `(model, preprocess mode)`.
-    """
-    short = name[len(APPLICATIONS_PREFIX):] if name.startswith(APPLICATIONS_PREFIX) else name
-    if short not in APPLICATION_PREPROCESSING or not hasattr(keras.applications, short):
-        raise ValueError(
-            f"unknown keras.applications model {short!r}; known: {', '.join(sorted(APPLICATION_PREPROCESSING))}"
-        )
-    size = 224 if image_size is None else int(image_size)
-    kw = {"input_shape": (size, size, 3)}
-    weights = "none" if weights in (None, "", "none", "None") else str(weights)
-    file = None
-    if weights == "imagenet":
-        kw["weights"] = "imagenet"
-    else:
-        kw["weights"] = None
-        if weights != "none":
-            file = Path(weights)
-            if not file.is_file():
-                raise FileNotFoundError(f"no weights file at {str(file)!r} (use --weights none|imagenet|FILE)")
-    top = True if include_top is None else bool(include_top)
-    model = getattr(keras.applications, short)(include_top=top, **kw)
-    if file is None:
-        return model, APPLICATION_PREPROCESSING[short]
-    try:
-        _load_weights(model, file)
-    except (ValueError, OSError, KeyError) as err:
-        if include_top is not None:
-            raise ValueError(f"could not load weights {str(file)!r} into {short}"
-                             f"{'' if top else ' without its classifier'}: {first_line(err)}") from err
-        # A backbone-only file (no classifier weights), the usual fine-tuned file: build the backbone.
-        model = getattr(keras.applications, short)(include_top=False, **kw)
-        try:
-            _load_weights(model, file)
-        except (ValueError, OSError, KeyError) as err2:
-            raise ValueError(f"could not load weights {str(file)!r} into {short}, with or without its "
-                             f"classifier: {first_line(err)}") from err2
-    return model, APPLICATION_PREPROCESSING[short]
-
-
-def _load_weights(model: keras.Model, file: Path) -> None:
-    """`model.load_weights`; Keras' warnings are passed on only when it loaded (a failed try is an error)."""
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.load_weights(str(file))
-    for w in caught:
-        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-
-
 def analysable(
     model,
     preprocess: str | InputPreprocessing | None = None,
@@ -406,7 +327,7 @@ def analysable(
 
     An `AnalysableModel` is returned as it is. `class_names` may be a list or a
     text file (one name per line). For a `keras.applications` name the
-    preprocessing defaults to the model's own (`APPLICATION_PREPROCESSING`);
+    preprocessing defaults to the model's own (`zfkeras.models.applications.APPLICATION_PREPROCESSING`);
     `weights`, `image_size` and `include_top` are those of `application`.
     """
     if isinstance(model, AnalysableModel):

@@ -147,7 +147,8 @@ def build_report(
         The path of `OUT/index.html`.
     """
     from zfkeras.data.images import ImageCache, list_images
-    from zfkeras.models.adapter import APPLICATIONS_PREFIX, analysable
+    from zfkeras.models.adapter import analysable
+    from zfkeras.models.applications import APPLICATIONS_PREFIX
 
     opts = options or ReportOptions()
     opts.check()
