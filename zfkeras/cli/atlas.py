@@ -4,8 +4,9 @@
                   [--workers N] [--gpus-per-worker G] [--cpus-per-worker C]
                   [--layers conv1,conv5] [--channels N|all] [--rule deconvnet]
 
-The same scan and projections as `zfkeras visualize` and the same folder (top9.json,
-<layer>_top9.npz/.png, config.json), computed in blocks stored under DIR/blocks/: a
+The same scan and projections as `zfkeras visualize`, written by its writer
+(`zfkeras.deconv.atlas.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
+config.json; `zfkeras report --top9-dir DIR` reuses it), computed in blocks stored under DIR/blocks/: a
 rerun of the same command skips the finished blocks; other settings in the same DIR are
 refused. With --engine ray the blocks run on Ray Data actors, one model copy per
 worker (on G GPUs each); DATA must be readable at the same path on every node.
@@ -43,10 +44,11 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.cli._model import load_view
     from zfkeras.data.images import list_images
     from zfkeras.deconv import Deconvnet
-    from zfkeras.scale import build_atlas, write_atlas
+    from zfkeras.deconv.atlas import AtlasSettings, resolve_layers, write_atlas
+    from zfkeras.scale import build_atlas, store_atlas
 
     deconv = Deconvnet(load_view(args), rule=args.rule)
-    layers = [n for v in args.layers or () for n in v.split(",") if n] or None
+    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
     paths = list_images(args.data, args.list)
     if args.limit:
         paths = paths[: args.limit]
@@ -56,16 +58,17 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
         block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
-    config = {
-        "model": str(args.model), "data": str(args.data), "list": str(args.list) if args.list else None,
-        "contrast": args.contrast, "rule": args.rule, "seed": args.seed, "engine": args.engine,
-    }
-    write_atlas(args.out, atlas, config)
+    settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
+                             rule=args.rule, seed=args.seed, batch_size=args.batch_size)
+    skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
+    result = store_atlas(args.out, atlas, settings)
+    for w in result.warnings:
+        print(w)
+    write_atlas(args.out, result, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
     if not args.quiet:
         from zfkeras.data.files import skipped_summary
 
         b = atlas.blocks
-        skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
         print(f"{skipped_summary(skipped, len(paths))}; blocks computed/reused: scan "
               f"{b['scan']['computed']}/{b['scan']['reused']}, projections "
               f"{b['project']['computed']}/{b['project']['reused']}; wrote {args.out}")
