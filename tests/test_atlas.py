@@ -123,9 +123,16 @@ RESUME_STATE = ("scan_checkpoint.npz", "blocks")
 
 
 def test_zfkeras_atlas_writes_the_visualize_folder_and_the_report_reuses_it(setup, tmp_path, monkeypatch):
+    import shutil
+
     from zfkeras import cli
 
-    model, data = setup
+    model, images = setup
+    data = tmp_path / "data"
+    shutil.copytree(images, data)
+    classes = sorted(p for p in data.iterdir() if p.is_dir())
+    (classes[0] / "broken.jpg").write_bytes(b"not a jpeg")  # skipped and named the same way by both
+    (classes[1] / "empty.png").write_bytes(b"")
     common = ["--layers", "conv3,conv1", "--channels", "5", "--seed", "3", "--rule", "guided", "--quiet"]
     vis, atl = tmp_path / "vis", tmp_path / "atl"
     assert cli.main(["visualize", str(model), str(data), "--out", str(vis), *common]) == 0
@@ -138,6 +145,7 @@ def test_zfkeras_atlas_writes_the_visualize_folder_and_the_report_reuses_it(setu
     config = json.loads((atl / "config.json").read_text())
     assert config["layers"] == ["conv1", "conv3"] and config["channels"] == 5 and config["seed"] == 3
     assert [len(c) for c in config["channels_shown"].values()] == [5, 5]
+    assert sorted(Path(d["path"]).name for d in config["skipped"]) == ["broken.jpg", "empty.png"]
 
     # The report reuses the `zfkeras atlas` folder (--atlas-dir: --top9-dir's other name): nothing projected.
     count = Counter(monkeypatch)
