@@ -27,7 +27,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -36,6 +36,9 @@ from zfkeras.deconv.scan import TopActivations
 from zfkeras.scale.engines import check_engine, run_blocks
 from zfkeras.scale.store import BlockStore
 from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
+
+if TYPE_CHECKING:
+    from zfkeras.deconv import atlas as folder
 
 
 @dataclasses.dataclass
@@ -217,7 +220,7 @@ def _layout(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast
     return dataclasses.replace(empty, values=values, dead=~(values[:, 0] > 0))
 
 
-def store_atlas(out: str | os.PathLike, atlas: Atlas, settings):
+def store_atlas(out: str | os.PathLike, atlas: Atlas, settings: "folder.AtlasSettings") -> "folder.Atlas":
     """Keep `atlas` in `out` as `compute_atlas` does; returns the `zfkeras.deconv.atlas.Atlas` to draw.
 
     Writes `top9.json` (+ `top9.npz`) and `<layer>_top<k>.npz` (tiles bounded to `STORE_TILE` px),
@@ -231,9 +234,10 @@ def store_atlas(out: str | os.PathLike, atlas: Atlas, settings):
 
     out = Path(out)
     k = atlas.top.k
-    if settings.top != k or list(settings.layers) != list(atlas.visuals):
-        raise ValueError(f"settings (top {settings.top}, layers {list(settings.layers)}) are not those of the "
-                         f"atlas (top {k}, layers {list(atlas.visuals)})")
+    rules = {v.rule for v in atlas.visuals.values()}
+    if settings.top != k or list(settings.layers) != list(atlas.visuals) or rules - {settings.rule}:
+        raise ValueError(f"settings (top {settings.top}, layers {list(settings.layers)}, rule {settings.rule}) are "
+                         f"not those of the atlas (top {k}, layers {list(atlas.visuals)}, rule {sorted(rules)})")
     atlas.top.save(out / "top9.json")
     visuals = {}
     for layer, v in atlas.visuals.items():
