@@ -57,7 +57,8 @@ def child(args) -> dict:
     from zfkeras.data.images import ImageCache, image_batches, list_images
     from zfkeras.deconv import TopActivations, scan_top_activations, top_projections
     from zfkeras.deconv.scan import default_layers
-    from zfkeras.scale import build_atlas, choose_channels
+    from zfkeras.deconv.atlas import choose_channels
+    from zfkeras.scale import build_atlas
 
     deconv = _deconv(args)
     paths = list_images(args.data, args.list)[: args.images]

@@ -53,12 +53,12 @@ def _skips() -> list[str]:
     return [a for s in ("evaluation", *(n for n in registry.names() if n != "top9")) for a in ("--skip", s)]
 
 
-def _same_folder(a: Path, b: Path) -> None:
-    """Same files; same scan, projections, settings and panels (pixels)."""
+def _same_folder(a: Path, b: Path, ignore: tuple[str, ...] = ()) -> None:
+    """Same files (but `ignore`); same scan, projections, settings and panels (pixels)."""
     from PIL import Image
 
-    names = sorted(p.name for p in a.iterdir())
-    assert names == sorted(p.name for p in b.iterdir())
+    names = sorted(p.name for p in a.iterdir() if p.name not in ignore)
+    assert names == sorted(p.name for p in b.iterdir() if p.name not in ignore)
     assert (a / "top9.json").read_text() == (b / "top9.json").read_text()
     for name in names:
         if name.endswith("_top9.npz"):
@@ -116,6 +116,46 @@ def test_visualize_and_the_report_write_one_folder_and_reuse_each_other(setup, t
     assert cli.main(["visualize", str(model), str(data), "--out", str(rep / "top9"), *common]) == 0
     assert count.pairs == 2 * live
     _same_folder(tmp_path / "vis", rep / "top9")
+
+
+# each command's own resumable state: the scan's checkpoint (visualize, report), the blocks (atlas)
+RESUME_STATE = ("scan_checkpoint.npz", "blocks")
+
+
+def test_zfkeras_atlas_writes_the_visualize_folder_and_the_report_reuses_it(setup, tmp_path, monkeypatch):
+    import shutil
+
+    from zfkeras import cli
+
+    model, images = setup
+    data = tmp_path / "data"
+    shutil.copytree(images, data)
+    classes = sorted(p for p in data.iterdir() if p.is_dir())
+    (classes[0] / "broken.jpg").write_bytes(b"not a jpeg")  # skipped and named the same way by both
+    (classes[1] / "empty.png").write_bytes(b"")
+    common = ["--layers", "conv3,conv1", "--channels", "5", "--seed", "3", "--rule", "guided", "--quiet"]
+    vis, atl = tmp_path / "vis", tmp_path / "atl"
+    assert cli.main(["visualize", str(model), str(data), "--out", str(vis), *common]) == 0
+    assert cli.main(["atlas", str(model), str(data), "--out", str(atl), "--engine", "local",
+                     "--block-size", "64", "--group-size", "2", *common]) == 0
+    # the blocks are the atlas's own resumable state, beside the visualize layout
+    assert sorted(p.name for p in (atl / "blocks").iterdir())[-1] == "settings.json"
+    assert not (atl / "atlas_settings.json").exists()
+    _same_folder(vis, atl, ignore=RESUME_STATE)  # same files, records, settings; tiles within the tolerance
+    config = json.loads((atl / "config.json").read_text())
+    assert config["layers"] == ["conv1", "conv3"] and config["channels"] == 5 and config["seed"] == 3
+    assert [len(c) for c in config["channels_shown"].values()] == [5, 5]
+    assert sorted(Path(d["path"]).name for d in config["skipped"]) == ["broken.jpg", "empty.png"]
+
+    # The report reuses the `zfkeras atlas` folder (--atlas-dir: --top9-dir's other name): nothing projected.
+    count = Counter(monkeypatch)
+    rep = tmp_path / "rep"
+    assert cli.main(["report", str(model), str(data), "--out", str(rep), "--atlas-dir", str(atl),
+                     *common, *_skips()]) == 0
+    assert count.pairs == 0
+    (entry,) = [a for a in json.loads((rep / "report.json").read_text())["analyses"] if a["name"].startswith("top-9")]
+    assert entry["source"] == f"reused {atl}; 10 projected maps reused"
+    _same_folder(atl, rep / "top9", ignore=RESUME_STATE)
 
 
 def test_interrupted_projections_continue_where_they_stopped(setup, tmp_path, monkeypatch):

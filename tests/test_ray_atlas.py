@@ -112,6 +112,23 @@ def test_local_block_atlas_equals_the_in_process_scan_and_projections(shipped, t
     assert skipped and skipped[0][0].endswith("broken.jpg")
     _assert_same_atlas(atlas, top, visuals, skipped)
     assert atlas.blocks["scan"] == {"computed": 3, "reused": 0, "total": 3}
+    from zfkeras.deconv.atlas import AtlasSettings
+    from zfkeras.scale import store_atlas
+
+    with pytest.raises(ValueError, match=r"settings \(top 3, layers \['conv1'\], rule deconvnet\) are not those"):
+        store_atlas(tmp_path / "out", atlas, AtlasSettings(layers=("conv1",), top=3))  # drawn as what it is not
+
+
+def test_the_workers_model_recipe_of_a_model_loaded_from_a_file(shipped):
+    import gc
+
+    from zfkeras.scale.work import ModelRecipe
+
+    gc.collect()  # a model `analysable` loaded from a path has no other owner: its view must keep it
+    rebuilt = ModelRecipe.of(shipped).build()  # what a Ray worker builds
+    x = np.random.default_rng(0).uniform(0, 255, (2, *shipped.input_shape)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(rebuilt.adapter.model(x)), np.asarray(shipped.adapter.model(x)))
+    assert rebuilt.rule == shipped.rule and rebuilt.adapter.model is not shipped.adapter.model
 
 
 def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped, tmp_path):

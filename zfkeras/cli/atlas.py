@@ -4,8 +4,9 @@
                   [--workers N] [--gpus-per-worker G] [--cpus-per-worker C]
                   [--layers conv1,conv5] [--channels N|all] [--rule deconvnet]
 
-The same scan and projections as `zfkeras visualize` and the same folder (top9.json,
-<layer>_top9.npz/.png, config.json), computed in blocks stored under DIR/blocks/: a
+The same scan and projections as `zfkeras visualize`, written by its writer
+(`zfkeras.deconv.atlas.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
+config.json; `zfkeras report --top9-dir DIR` reuses it), computed in blocks stored under DIR/blocks/: a
 rerun of the same command skips the finished blocks; other settings in the same DIR are
 refused. With --engine ray the blocks run on Ray Data actors, one model copy per
 worker (on G GPUs each); DATA must be readable at the same path on every node.
@@ -15,21 +16,7 @@ from __future__ import annotations
 
 import argparse
 
-from zfkeras.report.build import GENERAL_OPTIONS
 from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
-
-
-def channels_arg(text: str) -> int:
-    """`--channels`: a positive count, or "all" (0)."""
-    if text.strip().lower() == "all":
-        return 0
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of channels or 'all'; got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of channels or 'all'; got {text!r}")
-    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -38,15 +25,16 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
     # engine options checked before the model is loaded
     check_engine(args.engine, workers, args.gpus_per_worker, args.address, args.cpus_per_worker)
-    TopActivationsFigure.check_options(args, "top")
+    TopActivationsFigure.check_options(args, "top", "channels")
 
     from zfkeras.cli._model import load_view
     from zfkeras.data.images import list_images
     from zfkeras.deconv import Deconvnet
-    from zfkeras.scale import build_atlas, write_atlas
+    from zfkeras.deconv.atlas import AtlasSettings, resolve_layers, write_atlas
+    from zfkeras.scale import build_atlas, store_atlas
 
     deconv = Deconvnet(load_view(args), rule=args.rule)
-    layers = [n for v in args.layers or () for n in v.split(",") if n] or None
+    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
     paths = list_images(args.data, args.list)
     if args.limit:
         paths = paths[: args.limit]
@@ -56,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
         cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
         block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
-    config = {
-        "model": str(args.model), "data": str(args.data), "list": str(args.list) if args.list else None,
-        "contrast": args.contrast, "rule": args.rule, "seed": args.seed, "engine": args.engine,
-    }
-    write_atlas(args.out, atlas, config)
+    settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
+                             rule=args.rule, seed=args.seed, batch_size=args.batch_size)
+    skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
+    result = store_atlas(args.out, atlas, settings)
+    for w in result.warnings:
+        print(w)
+    write_atlas(args.out, result, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
     if not args.quiet:
         from zfkeras.data.files import skipped_summary
 
         b = atlas.blocks
-        skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
         print(f"{skipped_summary(skipped, len(paths))}; blocks computed/reused: scan "
               f"{b['scan']['computed']}/{b['scan']['reused']}, projections "
               f"{b['project']['computed']}/{b['project']['reused']}; wrote {args.out}")
@@ -73,17 +62,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
+    from zfkeras.cli.visualize import add_atlas_arguments
+
     p = sub.add_parser(
         "atlas",
         help="the full atlas (Fig 2 for every channel) in resumable blocks, in process or on Ray",
         description=__doc__.split("\n\n")[0],
     )
-    from zfkeras.cli._model import MODEL_HELP, add_model_options
-
-    p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
-                   "(or the files named by --list); unreadable files are skipped and named in config.json")
-    p.add_argument("--out", required=True, help="output folder (a rerun resumes in it)")
+    add_atlas_arguments(p, channels=0, out_help="output folder (a rerun resumes in it)")
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
                    help="local: this process (default); ray: Ray Data actors (pip install \"zfkeras[ray]\")")
@@ -97,14 +83,4 @@ def add_parser(sub) -> None:
     g.add_argument("--block-size", type=int, default=None,
                    help="images per scan block, a multiple of --batch-size (default 8 batches)")
     g.add_argument("--group-size", type=int, default=64, help="images per projection block (default 64)")
-    TopActivationsFigure.add_options(p, "layers", "top", "contrast")
-    p.add_argument("--channels", type=channels_arg, default=0,
-                   help="feature maps per layer, a seeded random subset, or all (default all)")
-    for o in GENERAL_OPTIONS:
-        if o.name in ("batch_size", "seed"):
-            o.add_to(p)
-    p.add_argument("--list", default=None, help="file of image paths relative to DATA")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    add_model_options(p, rule=True)
     p.set_defaults(func=run)

@@ -92,19 +92,26 @@ def add_parser(sub) -> None:
         help="top-9 activations per feature map, projected with the deconvnet (paper Fig 2)",
         description=__doc__.split("\n\n")[0],
     )
+    add_atlas_arguments(p, channels=16, out_help="output folder")
+    TopActivationsFigure.add_options(p, "dream_steps")  # visualize only: beside each map, its optimized image
+    p.set_defaults(func=run)
+
+
+def add_atlas_arguments(p, *, channels: int, out_help: str) -> None:
+    """The arguments of an atlas folder's command (`visualize`, `atlas`): MODEL DATA --out, the options
+    shared with the report's Figs 1-2 (same flags, meaning and checks; `channels`: the default), the
+    data and model options."""
     from zfkeras.cli._model import MODEL_HELP, add_model_options
 
     p.add_argument("model", help=MODEL_HELP)
     p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
                    "(or the files named by --list); unreadable files are skipped and named in config.json")
-    p.add_argument("--out", required=True, help="output folder")
-    # The options it shares with the report's Figs 1-2 (same flags, meaning and checks).
-    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", "dream_steps", channels=16)
+    p.add_argument("--out", required=True, help=out_help)
+    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", channels=channels)
     for o in GENERAL_OPTIONS:
         if o.name in ("batch_size", "seed"):
             o.add_to(p)
     p.add_argument("--list", default=None, help="file of image paths relative to DATA")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
     add_model_options(p, rule=True)
-    p.set_defaults(func=run)

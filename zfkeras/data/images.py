@@ -17,7 +17,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from zfkeras.data.files import IMAGE_EXTENSIONS
+from zfkeras.data.files import IMAGE_EXTENSIONS, skip_reason
 
 
 def list_images(root: str | os.PathLike, list_file: str | os.PathLike | None = None) -> list[str]:
@@ -99,7 +99,7 @@ def image_batches(
                 ids.append(p)
             except (ValueError, OSError) as err:
                 if skipped is not None:
-                    skipped.append((p, getattr(err, "reason", None) or str(err)))
+                    skipped.append((p, skip_reason(err)))  # the reason `decode_each` gives
         shape = (0, image_size, image_size, 3)
         return ids, (np.stack(imgs) if imgs else np.zeros(shape, np.uint8))
 

@@ -346,6 +346,11 @@ def analysable(
             from zfkeras.models.io import load_model
 
             model = load_model(spec)
+        # A model loaded here has no other owner: its view holds it (`source`, e.g. what a Ray
+        # worker rebuilds), uncached (a new object each call; a cached view would keep its key alive).
+        view = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
+        view._loaded = model
+        return view
     # One view per (model, preprocessing, class names): analyses that each take the model
     # share it instead of replaying its graph again. The cache is held here, keyed by the
     # model (weakly: it goes with the model), never on the user's model object.

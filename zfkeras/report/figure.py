@@ -63,6 +63,7 @@ class Option:
         nargs: for a tuple default, "+" takes several values after one flag (`--layers a b`);
             without it the flag repeats (`--ablation A --ablation B`).
         parse: the flag's argparse `type` (default: the default's type), e.g. `count_or_all`.
+        aliases: other flags (without dashes) for the same option, e.g. "atlas-dir".
     """
 
     name: str
@@ -75,6 +76,7 @@ class Option:
     metavar: str | None = None
     nargs: str | None = None
     parse: Callable[[str], Any] | None = None
+    aliases: tuple[str, ...] = ()
 
     @property
     def cli(self) -> str:
@@ -105,7 +107,7 @@ class Option:
                 kw["metavar"] = metavar
         if self.choices:
             kw["choices"] = self.choices
-        parser.add_argument(self.cli, **kw)
+        parser.add_argument(self.cli, *("--" + a for a in self.aliases), **kw)
 
     def value(self, given: Any) -> Any:
         """The attribute value of `given` (a Python value or the flag's parsed value).

@@ -1,7 +1,8 @@
 """The atlas at scale: the top-k scan and the projections in resumable blocks, in process or on Ray.
 
 - `build_atlas(model, paths, out, engine="local"|"ray")` -> `Atlas` (`atlas`), and
-  `write_atlas(out, atlas, config)`: the folder `zfkeras visualize` writes.
+  `store_atlas(out, atlas, settings)`: its records and tiles as `compute_atlas` stores them, for
+  the package's one writer `zfkeras.deconv.atlas.write_atlas` (the folder `zfkeras visualize` writes).
 - `work`: the work of one block (`ScanWorker`, `ProjectWorker`) and the associative
   top-k reduction of the scan blocks (`merge_scan_blocks`, on `deconv.topk.combine_topk`).
 - `engines`: the local loop and the Ray Data `map_batches` actor pool (Ray is optional:
@@ -9,7 +10,7 @@
 - `store`: the resumable folder (settings, finished blocks written atomically).
 """
 
-from zfkeras.scale.atlas import Atlas, build_atlas, choose_channels, write_atlas
+from zfkeras.scale.atlas import Atlas, build_atlas, store_atlas
 from zfkeras.scale.engines import ENGINES
 
-__all__ = ["Atlas", "ENGINES", "build_atlas", "choose_channels", "write_atlas"]
+__all__ = ["Atlas", "ENGINES", "build_atlas", "store_atlas"]

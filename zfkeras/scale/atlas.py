@@ -14,7 +14,10 @@
 
 `engine="ray"` runs the blocks on Ray Data actors (`engines`); a rerun in the same
 folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
-`write_atlas` writes the folder `zfkeras visualize` writes, with its writers.
+`store_atlas` keeps the result in the format `compute_atlas` stores (`top9.json`, `<layer>_top<k>.npz`
+with tiles of at most `STORE_TILE` px) and gives the `zfkeras.deconv.atlas.Atlas` that the package's
+one writer, `zfkeras.deconv.atlas.write_atlas`, draws: a `zfkeras atlas` folder is a `zfkeras
+visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay under `OUT/blocks/`.
 """
 
 from __future__ import annotations
@@ -24,14 +27,18 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from zfkeras.deconv.atlas import choose_channels
 from zfkeras.deconv.scan import TopActivations
 from zfkeras.scale.engines import check_engine, run_blocks
 from zfkeras.scale.store import BlockStore
 from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
+
+if TYPE_CHECKING:
+    from zfkeras.deconv import atlas as folder
 
 
 @dataclasses.dataclass
@@ -52,12 +59,6 @@ class Atlas:
     skipped: list
     blocks: dict
     workers: dict
-
-
-def choose_channels(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
-    """The channels shown of a layer with `n`: all when `count` is 0 or >= n, else a sorted
-    seeded random `count` (the rule of `zfkeras visualize` and the report)."""
-    return np.arange(n) if count in (0, n) or count > n else np.sort(rng.choice(n, count, replace=False))
 
 
 def build_atlas(
@@ -88,7 +89,7 @@ def build_atlas(
         model: a Keras model, an `AnalysableModel` or a `Deconvnet` (its rule is used
             unless `rule` is given).
         paths: image files (as `zfkeras.data.images.list_images` gives them).
-        out: the folder of the finished blocks (`OUT/blocks/`, `OUT/atlas_settings.json`).
+        out: the folder of the finished blocks (`OUT/blocks/`, with their `settings.json`).
         layers: layers to scan (default: the model's blocks, as `visualize`).
         k, channels, seed, contrast: as `zfkeras visualize` (`channels` 0: all).
         engine: "local" (this process) or "ray" (Ray Data actors).
@@ -219,29 +220,28 @@ def _layout(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast
     return dataclasses.replace(empty, values=values, dead=~(values[:, 0] > 0))
 
 
-def write_atlas(out: str | os.PathLike, atlas: Atlas, config: dict) -> Path:
-    """Write the folder `zfkeras visualize` writes (top9.json/.npz, `<layer>_top<k>.npz` and
-    `.png`, config.json) with the package's own writers."""
-    import matplotlib.pyplot as plt
+def store_atlas(out: str | os.PathLike, atlas: Atlas, settings: "folder.AtlasSettings") -> "folder.Atlas":
+    """Keep `atlas` in `out` as `compute_atlas` does; returns the `zfkeras.deconv.atlas.Atlas` to draw.
 
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
-    from zfkeras.report.plotting import save_figure
-    from zfkeras.utils.io import atomic_write_json
+    Writes `top9.json` (+ `top9.npz`) and `<layer>_top<k>.npz` (tiles bounded to `STORE_TILE` px),
+    and reads the maps back from those files (what later runs and the report see), so
+    `zfkeras.deconv.atlas.write_atlas(out, result, model=..., data=...)` gives the folder
+    `zfkeras visualize` gives. `settings`: the `AtlasSettings` of the run (recorded in config.json).
+    """
+    from zfkeras.deconv.atlas import STORE_TILE, activation_warning
+    from zfkeras.deconv.atlas import Atlas as FolderAtlas
+    from zfkeras.deconv.visuals import LayerVisuals, bound_tiles
 
     out = Path(out)
+    k = atlas.top.k
+    rules = {v.rule for v in atlas.visuals.values()}
+    if settings.top != k or list(settings.layers) != list(atlas.visuals) or rules - {settings.rule}:
+        raise ValueError(f"settings (top {settings.top}, layers {list(settings.layers)}, rule {settings.rule}) are "
+                         f"not those of the atlas (top {k}, layers {list(atlas.visuals)}, rule {sorted(rules)})")
     atlas.top.save(out / "top9.json")
-    for layer, visuals in atlas.visuals.items():
-        visuals.save(out / f"{layer}_top{atlas.top.k}.npz")
-        fig = plot_top_activations(visuals, n_images=atlas.top.n_images)
-        save_figure(fig, out / f"{layer}_top{atlas.top.k}.png", tight=False)
-        plt.close(fig)
-    atomic_write_json(out / "config.json", {
-        **config,
-        "layers": list(atlas.top.layers),
-        "top": atlas.top.k,
-        "channels_shown": {n: [int(c) for c in v.channels] for n, v in atlas.visuals.items()},
-        "images": atlas.top.n_images,
-        "skipped": [{"path": p, "reason": r} for p, r in atlas.skipped],
-        "blocks": atlas.blocks,
-    })
-    return out
+    visuals = {}
+    for layer, v in atlas.visuals.items():
+        bound_tiles(v, STORE_TILE).save(out / f"{layer}_top{k}.npz")
+        visuals[layer] = LayerVisuals.load(out / f"{layer}_top{k}.npz")
+    warnings = [w for w in [activation_warning(atlas.top)] if w]
+    return FolderAtlas(atlas.top, visuals, settings, warnings=warnings)

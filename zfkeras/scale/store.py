@@ -1,6 +1,6 @@
 """The resumable folder of an atlas run: settings, and finished blocks written atomically.
 
-    OUT/atlas_settings.json        what the results depend on (model weights, images, layers, k, ...)
+    OUT/blocks/settings.json       what the results depend on (model weights, images, layers, k, ...)
     OUT/blocks/scan-00012.npz      phase 1: the partial top-k of image block 12
     OUT/blocks/project-00003.npz   phase 2: the tiles of image group 3
 
@@ -22,7 +22,7 @@ import numpy as np
 
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_json
 
-SETTINGS = "atlas_settings.json"
+SETTINGS = "settings.json"  # in OUT/blocks/: the atlas folder itself is `zfkeras visualize`'s
 PHASES = ("scan", "project")
 
 
@@ -40,7 +40,7 @@ class BlockStore:
         self.out = Path(out)
         self.folder = self.out / "blocks"
         settings = json.loads(json.dumps(settings))  # normalized: tuples -> lists
-        path = self.out / SETTINGS
+        path = self.folder / SETTINGS
         if path.exists():
             old = json.loads(path.read_text())
             if old != settings:

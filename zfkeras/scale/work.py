@@ -46,6 +46,9 @@ class ModelRecipe:
     @classmethod
     def of(cls, deconv) -> "ModelRecipe":
         adapter = deconv.adapter
+        if adapter.source is None:
+            raise ValueError("the model of this Deconvnet is gone (its view keeps only a weak reference): keep the "
+                             "Keras model alive, or pass a .keras path to `analysable`")
         return cls(pickle.dumps((adapter.source, adapter.preprocess)), deconv.rule, deconv.dtype.name)
 
     def build(self):

@@ -113,8 +113,8 @@ class TopActivationsFigure(Figure):
                "map, the full atlas (it can take hours on a deep net: the run says how long at its start)",
                minimum=0, parse=count_or_all, metavar="N|all"),
         Option("top", 9, "activations kept per feature map", minimum=1),
-        Option("top9_dir", None, "reuse a `zfkeras visualize --out` folder (top9.json, <layer>_top9.npz)",
-               metavar="DIR"),
+        Option("top9_dir", None, "reuse a `zfkeras visualize --out` or `zfkeras atlas --out` folder (top9.json, "
+               "<layer>_top9.npz)", metavar="DIR", aliases=("atlas-dir",)),
         Option("contrast", 1.0, "display contrast of projections", positive=True),
         Option("dream_steps", 0, "feature visualization: optimize an image per projected feature map for N "
                "steps (as `zfkeras dream`) and show it beside its top-k (report: first on its atlas card); 0: off", minimum=0, metavar="N"),
