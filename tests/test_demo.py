@@ -114,17 +114,24 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     assert {a["name"].split(" ")[0]: a["source"] for a in shipped["analyses"]}["top-9"] == "computed"
     assert len(list((tmp_path / "report" / "occlusion").glob("*.png"))) == 3
     assert (tmp_path / "report" / "invariance" / "invariance.png").exists()
-    # One card image per conv5 map that fired (the scan's own record), no per-map pages.
-    from zfkeras.deconv import TopActivations
+    # One card image per shown conv5 map that fired (16 a layer by default; the atlas's own record),
+    # no per-map pages.
+    from zfkeras.deconv import LayerVisuals, TopActivations
 
     top = TopActivations.load(tmp_path / "report" / "top9" / "top9.json")
-    live = int((top.layers["conv5"].values[:, 0] > 0).sum())
     assert top.layers["conv5"].channels == shipped_conv5_channels()
-    assert len(list((tmp_path / "report" / "atlas" / "conv5").glob("ch*.*"))) == live
+    shown = LayerVisuals.load(tmp_path / "report" / "top9" / "conv5_top9.npz")
+    assert len(shown.channels) == 16
+    live = {f"ch{int(c):04d}" for c, dead in zip(shown.channels, shown.dead) if not dead}
+    cards = {p.stem for p in (tmp_path / "report" / "atlas" / "conv5").glob("ch*.*") if len(p.stem) == len("ch0000")}
+    assert cards == live  # (chNNNN_big.*: a card's enlarged view, not a card)
     assert not list((tmp_path / "report" / "atlas").rglob("ch*.html"))
-    # Compact: the whole demo folder under 15 MB; and it says where it went.
+    # Compact: the whole demo folder under 18 MiB (16 maps a layer; ~9 MiB of it the atlas folder top9/,
+    # the panels the page links and the records and tiles a rerun or `--top9-dir` reuses); and it says
+    # where it went.
     size = sum(f.stat().st_size for f in tmp_path.rglob("*") if f.is_file())
-    assert size < 15 * 2**20, size
+    assert size < 18 * 2**20, size
+    assert 'href="top9/conv5_top9.png"' in page
     assert f"[demo] writing to {tmp_path.resolve()}" in printed
     # Fig 7 shows images the model classifies correctly, and says how they were chosen.
     import numpy as np

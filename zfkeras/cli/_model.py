@@ -36,7 +36,7 @@ def load_view(args: argparse.Namespace):
     """The `AnalysableModel` of `args.model` (one-line errors for bad files and names)."""
     from zfkeras.models.adapter import analysable
 
-    return analysable(
+    view = analysable(
         args.model,
         preprocess=getattr(args, "preprocess", None),
         class_names=getattr(args, "class_names", None),
@@ -44,6 +44,8 @@ def load_view(args: argparse.Namespace):
         image_size=getattr(args, "image_size", None),
         include_top=getattr(args, "include_top", None),
     )
+    view.check_photos()  # every command feeds photos
+    return view
 
 
 def load_classifier_view(args: argparse.Namespace):

@@ -70,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
     for path, name, hist in zip(models, names, histories):
         model = analysable(path, preprocess=args.preprocess, class_names=args.class_names,
                            weights=args.weights, image_size=args.image_size, include_top=args.include_top)
+        model.check_photos()
         probe = None
         if paths is not None:
             size = model.image_size

@@ -76,12 +76,12 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
-        if shape[2] not in (1, 3):
-            raise ValueError(f"model {model.name!r} takes {shape[2]} input channels; photos are fed as RGB (3) "
-                             "or grayscale (1)")
         self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `analysable`)
         self.grayscale = shape[2] == 1  # analysed from RGB photos through `rgb_to_gray` in front
-        self.input_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), 3)
+        # Photos are fed as RGB: RGB and grayscale models take them (`check_photos`); a model of
+        # other channels (not photos) is taken as it is, for arrays of its own channel count.
+        self.photos = shape[2] in (1, 3)
+        self.input_shape: tuple[int, int, int] = (int(shape[0]), int(shape[1]), 3 if self.photos else int(shape[2]))
         if isinstance(preprocess, str):
             if preprocess not in MODES:
                 raise ValueError(f"unknown preprocessing {preprocess!r}; valid: {', '.join(MODES)}")
@@ -111,6 +111,12 @@ class AnalysableModel:
         self.has_class_names = class_names is not None or bool(getattr(model, "class_names", None))
         # `analysable(view.model)` finds this view again (class names, preprocessing kept)
         _OWN[id(self.model)] = self
+
+    def check_photos(self) -> None:
+        """ValueError (one line) when the model cannot take photos (its input is not RGB or grayscale)."""
+        if not self.photos:
+            raise ValueError(f"model {self.model.name!r} takes {self.input_shape[2]} input channels; photos are "
+                             "fed as RGB (3) or grayscale (1)")
 
     @property
     def source(self) -> keras.Model | None:

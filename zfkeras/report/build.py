@@ -165,6 +165,7 @@ def build_report(
         if not str(model).startswith(APPLICATIONS_PREFIX):
             model_path = Path(model)
     view = analysable(model)
+    view.check_photos()  # the report feeds photos
     model = view.model
     # Options that name layers fail here, in one line, not as a skipped figure after the scan.
     for name in (n.strip() for v in getattr(opts, "layers", None) or () for n in str(v).split(",")):

@@ -204,11 +204,16 @@ class TopActivationsFigure(Figure):
                           dream=dream_file(layer, int(visuals.channels[i])) if int(visuals.channels[i]) in dreams
                           else None)
                 for i in preview(result, layer, visuals))
+            # The layer's panels in the atlas folder (OUT/top9/, what `zfkeras visualize` writes)
+            panels = sorted((ctx.out / "top9").glob(f"{layer}_top{result.top_k.k}*.png"),
+                            key=lambda f: (len(f.name), f.name)) if result.top_k is not None else []
+            links = ", ".join(f'<a href="{url("top9/" + f.name)}">{esc(f.name)}</a>' for f in panels)
             parts.append(
                 f'<h3 id="fig2-{esc(safe(layer))}">{esc(layer)}</h3>'
                 f"<p>{len(visuals.channels)} of {total} feature maps projected, {len(dead)} dead on these "
                 f"{result.n_images} images. <a href=\"{url(atlas)}\">"
-                f"Atlas: every projected feature map of {esc(layer)} &rarr;</a></p>"
+                f"Atlas: every projected feature map of {esc(layer)} &rarr;</a>"
+                + (f" All of them in one picture (paper Fig 2's layout): {links}." if links else "") + "</p>"
                 + dead_line(layer, dead, total, result.n_images)
                 + (f"<p>{DREAM_NOTE}</p>" if dreams else "")
                 + f'<div class="maps">{cards}</div>'

@@ -30,11 +30,11 @@ def plot_sanity(result, example: int = 0):
 
     `result` is a `SanityResult`; `example` picks one of its example images.
     """
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     methods, depths = result.methods, result.depths
     ncol = len(depths) + 2
-    fig = plt.figure(figsize=(1.45 * ncol + 4.6, 1.45 * len(methods) + 0.9), layout="constrained")
+    fig = Figure(figsize=(1.45 * ncol + 4.6, 1.45 * len(methods) + 0.9), layout="constrained")
     grid = fig.add_gridspec(len(methods), ncol + 3)
     for r, m in enumerate(methods):
         maps = result.examples[m][:, example]
@@ -78,9 +78,10 @@ def plot_sanity(result, example: int = 0):
 
 def plot_faithfulness(result):
     """Deletion and insertion curves (mean over images, ± sd band) of every method and random order."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), layout="constrained", sharey=True)
+    fig = Figure(figsize=(9, 3.4), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
     methods = [*result.methods, "random"]
     colors = _colors(methods)
     aucs = {k: result.aucs(k) for k in ("deletion", "insertion")}
@@ -102,11 +103,12 @@ def plot_faithfulness(result):
 
 def plot_gradcam(images: np.ndarray, cam, occlusion: np.ndarray | None = None, titles=None):
     """Per image: the image, Grad-CAM over it, guided Grad-CAM, and (if given) the occlusion map `(N, H, W)`."""
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     n = len(images)
     cols = 3 + (occlusion is not None)
-    fig, axes = plt.subplots(n, cols, figsize=(2.2 * cols, 2.2 * n + 0.3), squeeze=False, layout="constrained")
+    fig = Figure(figsize=(2.2 * cols, 2.2 * n + 0.3), layout="constrained")
+    axes = fig.subplots(n, cols, squeeze=False)
     for i in range(n):
         row = axes[i]
         row[0].imshow(images[i].astype(np.uint8))
