@@ -32,7 +32,7 @@ EPOCHS_SHOWN = (1, 5, 10, 20, 30)
 def _history(run: Path) -> dict[int, float]:
     with open(run / "history.csv") as f:
         rows = list(csv.DictReader(f))
-    return {int(r["epoch"]) + 1: float(r["val_acc"]) for r in rows}
+    return {int(r["epoch"]): float(r["val_acc"]) for r in rows}  # epochs count from 1
 
 
 def _evaluate(run: Path, caltech: Path, cache: str | None) -> dict:

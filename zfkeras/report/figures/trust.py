@@ -171,8 +171,8 @@ def sanity_sentences(res) -> list[str]:
         if verdict in groups:
             out.append(f"{HEADS[verdict]} ({VERDICT_TEXT[verdict]}): {'; '.join(groups[verdict])}.")
     blanks = [(m, float(res.blank_share(m)[-1])) for m in res.methods if "blank" in res.scores[m]]
-    said = [f"{METHOD_LABELS.get(m, m)} {b:.0%} (the others {res.stats(m, active_only=True)[0][-1]:.2f})"
-            for m, b in blanks if b > 0]
+    said = [f"{METHOD_LABELS.get(m, m)} {b:.0%} of the maps (the maps that are not blank: Spearman "
+            f"{res.stats(m, active_only=True)[0][-1]:.2f})" for m, b in blanks if b > 0]
     if said:
         out.append("Blank after randomization (counted as changed, Spearman 0): " + "; ".join(said) + ".")
     return out
