@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="run the main job on the embedded Caltech-101 subset (evaluate + HTML report)")
     p.add_argument("--out", default="zfkeras-demo",
-                   help="output folder (default: ./zfkeras-demo in the current folder; ~16 MB)")
+                   help="output folder (default: ./zfkeras-demo in the current folder; ~17 MB)")
     p.add_argument("--train", action="store_true", help="train a fresh small ZFNet on the subset first")
     p.add_argument("--epochs", type=int, default=30, help="epochs for --train (default 30)")
     p.add_argument("--seed", type=int, default=0)
