@@ -36,14 +36,14 @@ RESULTS = ROOT / "benchmarks" / "results" / "atlas_ray"
 
 def _deconv(args):
     from zfkeras.deconv import Deconvnet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
     if args.model == "shipped":
-        return Deconvnet(analysable(str(SHIPPED_MODEL)))
+        return Deconvnet(model_view(str(SHIPPED_MODEL)))
     import keras
 
     keras.utils.set_random_seed(0)  # the same random weights in every child process
-    return Deconvnet(analysable("keras.applications.VGG16", weights="none", image_size=args.image_size))
+    return Deconvnet(model_view("keras.applications.VGG16", weights="none", image_size=args.image_size))
 
 
 def _peak() -> int:

@@ -3,7 +3,7 @@
 VGG16 (keras.applications, Caffe preprocessing in the view; random weights unless
 --weights FILE: nothing is downloaded) at 224 px over N Caltech-101 images:
 
-1. the top-9 scan of every block layer (`AnalysableModel.block_layers`: block1_conv2,
+1. the top-9 scan of every block layer (`ModelView.block_layers`: block1_conv2,
    block2_conv2, block3_conv3, block4_conv3, block5_conv3, block5_pool);
 2. per rule, the projections of the top-9 of all (or --channels) channels of every block
    with the batched, receptive-field-cropped route (`top_projections`: one forward pass
@@ -30,7 +30,7 @@ from zfkeras.deconv import Deconvnet
 from zfkeras.data.images import ImageCache
 from zfkeras.deconv.rules import RULES, GradientRoute
 from zfkeras.deconv.visuals import top_projections
-from zfkeras.models.adapter import analysable
+from zfkeras.models.view import model_view
 
 
 
@@ -45,7 +45,7 @@ def main() -> None:
     args = p.parse_args()
 
     keras.utils.set_random_seed(0)
-    view = analysable("keras.applications.VGG16", weights=args.weights, image_size=args.image_size)
+    view = model_view("keras.applications.VGG16", weights=args.weights, image_size=args.image_size)
     size = view.image_size
     layers = view.block_layers()
     deconv = Deconvnet(view)

@@ -34,7 +34,7 @@ import keras
 import numpy as np
 
 from zfkeras.analysis.feature_visualization import FeatureVisualization
-from zfkeras.models.adapter import analysable
+from zfkeras.models.view import model_view
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_json
 
 OUT = ROOT / "benchmarks" / "results" / "featvis"
@@ -59,7 +59,7 @@ def speed(args) -> None:
                                      ("VGG16 224 px (weights=None)", "keras.applications.VGG16", "block5_conv3",
                                       args.vgg_steps)):
         keras.utils.set_random_seed(0)
-        view = analysable(spec)
+        view = model_view(spec)
         for batch, units in ((64, list(range(64))), (1, list(range(4)))):
             r = timed(view, layer, units, batch, steps)
             r["model"] = name
@@ -78,10 +78,10 @@ def pictures(args) -> None:
     from zfkeras.report.figures.dream import dream_rows
 
     if args.model == "shipped":
-        view, prefix = analysable(str(SHIPPED_MODEL)), "shipped"
+        view, prefix = model_view(str(SHIPPED_MODEL)), "shipped"
     else:  # random weights: nothing is downloaded
         keras.utils.set_random_seed(0)
-        view, prefix = analysable("keras.applications.VGG16"), "vgg16_random"
+        view, prefix = model_view("keras.applications.VGG16"), "vgg16_random"
     layers = args.layers.split(",") if args.layers else ["conv1", "conv2", "conv3", "conv4", "conv5"]
     deconv = Deconvnet(view)
     top, scan_s = scan_image_list(deconv, args, layers)
@@ -118,7 +118,7 @@ def pictures(args) -> None:
 
 
 def diversity(args) -> None:
-    view = analysable(str(SHIPPED_MODEL))
+    view = model_view(str(SHIPPED_MODEL))
     own = keras.Model(view.model.inputs[0], view.layers["conv5"].output)
     rows = []
     for w in (float(x) for x in args.weights.split(",")):

@@ -26,7 +26,7 @@ from zfkeras.data.images import ImageCache
 from zfkeras.deconv.rules import RULES
 from zfkeras.deconv.scan import default_layers
 from zfkeras.deconv.visuals import match, specificity, top_projections
-from zfkeras.models.adapter import analysable
+from zfkeras.models.view import model_view
 
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=0, help="channels per layer (0: all)")
     args = p.parse_args()
 
-    view = analysable(args.model)
+    view = model_view(args.model)
     size = view.image_size
     deconv = Deconvnet(view)
     layers = default_layers(deconv)

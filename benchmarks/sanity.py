@@ -99,11 +99,11 @@ def _method_seconds(check, images, stride: int) -> dict:
 def _check(name: str, model, images, args, out: Path, unit_layer: str, atlas_layers) -> dict:
     from zfkeras.analysis.faithfulness import Faithfulness
     from zfkeras.analysis.sanity import SanityCheck
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.report.figures.trust_plots import plot_faithfulness, plot_sanity
     from zfkeras.report.plotting import save_figure
 
-    view = analysable(model)
+    view = model_view(model)
     folder = out / name
     stride = max(1, round(16 * view.image_size / 224))
     row: dict = {"model": name, "images": len(images), "occlusion_stride": stride}

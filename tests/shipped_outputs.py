@@ -35,9 +35,9 @@ def shipped_outputs() -> dict[str, np.ndarray]:
     from zfkeras.analysis import Correspondence, Invariance, LayerDiagnostics, OcclusionSensitivity
     from zfkeras.data import center_crop, load_image, prepare
     from zfkeras.deconv import Deconvnet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    view = analysable(str(SHIPPED))
+    view = model_view(str(SHIPPED))
     size = view.image_size
     paths = embedded_paths(4)
     bases = [prepare(load_image(p), size) for p in paths]

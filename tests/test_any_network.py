@@ -21,7 +21,7 @@ from zfkeras.deconv import Deconvnet
 from zfkeras.deconv.rules import RULES
 from zfkeras.deconv.scan import scan_top_activations
 from zfkeras.deconv.visuals import top_projections
-from zfkeras.models.adapter import analysable
+from zfkeras.models.view import model_view
 from zfkeras.models.applications import application
 from zfkeras.transfer.features import extract_features, transfer_layers
 
@@ -65,14 +65,14 @@ def _bn_net():
 def _view(name):
     if name == "zfnet":
         keras.utils.set_random_seed(0)
-        return analysable(ZFNet(**TINY))
+        return model_view(ZFNet(**TINY))
     if name == "sequential":
-        return analysable(_sequential())
+        return model_view(_sequential())
     if name == "bn":
-        return analysable(_bn_net())
+        return model_view(_bn_net())
     keras.utils.set_random_seed(0)
     model, mode = application(name, "none", SIZE)
-    return analysable(model, preprocess=mode)
+    return model_view(model, preprocess=mode)
 
 
 MODELS = ("zfnet", "sequential", "bn", "VGG16", "ResNet50", "MobileNetV2")

@@ -40,12 +40,12 @@ def setup(tmp_path_factory):
 
 def test_only_real_names_count():
     from zfkeras import ZFNet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    view = analysable(_net())
+    view = model_view(_net())
     assert not view.has_class_names and view.class_names == ["class 0", "class 1", "class 2"]
-    assert analysable(_net(), class_names=NAMES).has_class_names
-    assert analysable(ZFNet(image_size=64, width=1 / 16, fc_units=8, classes=2, class_names=["a", "b"])).has_class_names
+    assert model_view(_net(), class_names=NAMES).has_class_names
+    assert model_view(ZFNet(image_size=64, width=1 / 16, fc_units=8, classes=2, class_names=["a", "b"])).has_class_names
 
 
 def test_pick_images_calls_nothing_correct_without_class_names():
@@ -88,14 +88,14 @@ def test_predict_and_occlude_say_the_class_is_the_predicted_one(setup, capsys):
 
 
 def test_report_without_names_scores_nothing_and_names_the_predicted_class(setup):
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.report.build import ReportOptions, build_report
 
     tmp, data, model, names = setup
     opts = ReportOptions(occlude=1, invariance=1, skip=("top9", "evolution", "diagnostics", "correspondence",
                                                        "transfer", "architecture"),
                          invariance_steps={"translation": 60.0, "scale": 0.8, "rotation": 180.0})
-    index = build_report(analysable(str(model)), data, tmp / "rep", options=opts, progress=False)
+    index = build_report(model_view(str(model)), data, tmp / "rep", options=opts, progress=False)
     page = index.read_text(encoding="utf-8")
     text = html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page)))
     assert "Accuracy Not scored: the model carries no class names" in text and "Accuracy on these images" not in text
@@ -105,7 +105,7 @@ def test_report_without_names_scores_nothing_and_names_the_predicted_class(setup
     assert "its predicted class 'class " in text and "predicted: class " in text
 
     # The same model with --class-names: the folders are its classes; accuracy against NumPy.
-    view = analysable(str(model), class_names=NAMES)
+    view = model_view(str(model), class_names=NAMES)
     index = build_report(view, data, tmp / "rep2", options=ReportOptions(skip=(
         "top9", "evolution", "diagnostics", "correspondence", "transfer", "architecture", "occlusion",
         "invariance")), progress=False)

@@ -31,9 +31,9 @@ TRUE_MAP[:6, :6] = 1.0
 
 def test_true_map_beats_random(rng):
     from zfkeras.analysis.faithfulness import auc, pixel_order, probability_curves
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    view = analysable(_toy_model())
+    view = model_view(_toy_model())
     images = np.full((3, SIZE, SIZE, 3), 230.0, np.float32) + rng.uniform(-20, 20, (3, SIZE, SIZE, 3)).astype(np.float32)
     targets = np.zeros(3, np.int32)
     true = pixel_order(np.repeat(TRUE_MAP[None], 3, 0), rng)

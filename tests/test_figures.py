@@ -320,7 +320,7 @@ def test_report_picks_correctly_classified_images_and_says_how():
 def test_atlas_text_claims_no_edges_for_a_layer_1_near_its_random_start():
     import keras
 
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.report.figures.fig2_top9 import LOOK_FOR, first_layer_finding
 
     def model(kernel):
@@ -328,7 +328,7 @@ def test_atlas_text_claims_no_edges_for_a_layer_1_near_its_random_start():
                               keras.layers.Conv2D(4, 3, name="c2"), keras.layers.GlobalAveragePooling2D(),
                               keras.layers.Dense(3, activation="softmax")])
         m.get_layer("c1").set_weights([kernel, np.zeros(8)])
-        return analysable(m)
+        return model_view(m)
 
     rng = np.random.default_rng(0)
     noise = rng.normal(0, 1, (7, 7, 3, 8))  # white noise: a random start

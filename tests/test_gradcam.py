@@ -46,7 +46,7 @@ def test_gradcam_equals_independent_tape(tiny_model, rng, layer):
     ref_up = tf.image.resize(ref[..., None], (64, 64), method="bilinear").numpy()[..., 0]
 
     res = GradCAM(tiny_model, layer, batch_size=2).run(images)
-    assert res.layer == (layer or "pool5")  # default: the adapter's last spatial layer
+    assert res.layer == (layer or "pool5")  # default: the model view's last spatial layer
     np.testing.assert_array_equal(res.targets, classes)
     assert ref.max() > 0
     # float32, different op order: relative 1e-4 of the map's scale

@@ -36,10 +36,10 @@ def _rgb_twin(gray):
 
 
 def test_view_of_a_grayscale_model_takes_rgb_and_sees_the_channel_mean():
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
     model = _gray_model()
-    view = analysable(model)
+    view = model_view(model)
     assert view.grayscale and view.input_shape == (64, 64, 3)
     assert view.layer_names[0] == "conv1" and view.block_layers() == ["conv1", "conv2"]
     rgb = np.random.default_rng(0).uniform(0, 255, (2, 64, 64, 3)).astype("float32")

@@ -174,9 +174,9 @@ def test_object_equals_the_function(tiny_model, rng):
 
 
 def test_targets_by_name_equal_targets_by_index(tiny_model, rng):
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    view = analysable(tiny_model, class_names=["ant", "bee", "cat", "dog", "eel"])
+    view = model_view(tiny_model, class_names=["ant", "bee", "cat", "dog", "eel"])
     images = rng.integers(0, 256, (2, B, B, 3), dtype=np.uint8)
     engine = Invariance(view, {"scale": [1.0, 1.5]}, batch_size=4)
     by_name = engine.run(images, ["eel", "bee"])

@@ -382,10 +382,10 @@ def test_batch_equals_per_image(tiny_model, rng):
 
 
 def test_targets_by_name_equal_targets_by_index(hand):
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
     model, image, _ = hand
-    view = analysable(model, class_names=["bright", "dark", "neither"])
+    view = model_view(model, class_names=["bright", "dark", "neither"])
     engine = OcclusionSensitivity(view, "feat", patch=4, stride=4)
     by_name = engine.run(np.stack([image, image[::-1]]), ["neither", "dark"], project=False)
     by_index = engine.run(np.stack([image, image[::-1]]), [2, 1], project=False)
@@ -410,9 +410,9 @@ def test_targets_by_name_equal_targets_by_index(hand):
     ],
 )
 def test_bad_targets_and_images(hand, images_shape, kwargs, match):
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
     model, _, _ = hand
-    engine = OcclusionSensitivity(analysable(model, class_names=["bright", "dark", "neither"]), "feat", patch=4, stride=4)
+    engine = OcclusionSensitivity(model_view(model, class_names=["bright", "dark", "neither"]), "feat", patch=4, stride=4)
     with pytest.raises(ValueError, match=match):
         engine.run(np.zeros(images_shape), project=False, **kwargs)

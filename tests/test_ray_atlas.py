@@ -65,9 +65,9 @@ def _assert_same_atlas(atlas, top, visuals, skipped):
 @pytest.fixture(scope="module")
 def shipped():
     from zfkeras.deconv import Deconvnet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    return Deconvnet(analysable(str(SHIPPED)))
+    return Deconvnet(model_view(str(SHIPPED)))
 
 
 # ---------------------------------------------------------------- pure merge
@@ -124,11 +124,11 @@ def test_the_workers_model_recipe_of_a_model_loaded_from_a_file(shipped):
 
     from zfkeras.scale.work import ModelRecipe
 
-    gc.collect()  # a model `analysable` loaded from a path has no other owner: its view must keep it
+    gc.collect()  # a model `model_view` loaded from a path has no other owner: its view must keep it
     rebuilt = ModelRecipe.of(shipped).build()  # what a Ray worker builds
     x = np.random.default_rng(0).uniform(0, 255, (2, *shipped.input_shape)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(rebuilt.adapter.model(x)), np.asarray(shipped.adapter.model(x)))
-    assert rebuilt.rule == shipped.rule and rebuilt.adapter.model is not shipped.adapter.model
+    np.testing.assert_array_equal(np.asarray(rebuilt.view.model(x)), np.asarray(shipped.view.model(x)))
+    assert rebuilt.rule == shipped.rule and rebuilt.view.model is not shipped.view.model
 
 
 def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped, tmp_path):
@@ -234,12 +234,12 @@ def test_ray_atlas_equals_in_process_on_vgg16(ray_cluster, tmp_path):
     import keras
 
     from zfkeras.deconv import Deconvnet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.scale import build_atlas
 
     keras.utils.set_random_seed(3)
     model = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
-    deconv = Deconvnet(analysable(model, preprocess="caffe"))
+    deconv = Deconvnet(model_view(model, preprocess="caffe"))
     paths = _paths(tmp_path, 12)
     layers = ["block2_conv2", "block4_conv1"]
     atlas = build_atlas(deconv, paths, tmp_path / "out", layers=layers, k=3, channels=2, batch_size=4,

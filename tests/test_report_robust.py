@@ -145,10 +145,10 @@ def _small_resnet():
 
 
 def test_fig3_shows_kernel_stride_and_field_after_a_residual_add():
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.report.figures.fig3_architecture import architecture_rows
 
-    rows = {r["layer"]: r for r in architecture_rows(analysable(_small_resnet()))}
+    rows = {r["layer"]: r for r in architecture_rows(model_view(_small_resnet()))}
     # By hand: field r_l = r_{l-1} + (k - 1) * jump, jump *= stride; an Add takes the union of its branches.
     want = {"stem": ("3x3", "2", "3 (step 2)"), "b0_conv1": ("3x3", "1", "7 (step 2)"),
             "b0_conv2": ("3x3", "1", "11 (step 2)"), "b0_add": ("", "", "11 (step 2)"),

@@ -271,25 +271,25 @@ def test_import_zfkeras_registers_every_serializable_class(tiny_model, tmp_path,
     assert name == "ZFNet" and set(registered.split(",")) == decorated
 
 
-# ------------------------------------------------------------------ the adapter owns the paper's layer choices
+# ------------------------------------------------------------------ the model view owns the paper's layer choices
 def test_paper_layers_on_zfnet_a_reduced_zfnet_and_another_network():
     import keras
 
     from conftest import TINY
     from zfkeras import ZFNet
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
 
-    zf = analysable(ZFNet(**TINY))
+    zf = model_view(ZFNet(**TINY))
     assert zf.paper_layers("evolution") == ("conv1", "conv2", "conv3", "conv4", "conv5")
     assert zf.paper_layers("invariance") == ("norm1", "fc7")
     assert zf.paper_layers("correspondence") == ("pool5", "fc7")
     assert zf.paper_layers("layer1") == ("conv1",)
     assert zf.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
     keras.utils.set_random_seed(0)
-    no_fc7 = analysable(ZFNet.from_preset("no_fc7", **{k: v for k, v in TINY.items()}))
+    no_fc7 = model_view(ZFNet.from_preset("no_fc7", **{k: v for k, v in TINY.items()}))
     assert no_fc7.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6")
     assert no_fc7.paper_layers("correspondence") == ("pool5", "fc6")  # last spatial, top feature layer
-    net = analysable(_residual_logits_net())
+    net = model_view(_residual_logits_net())
     assert net.paper_layers("evolution") == ("c1", "c2", "r2", "c3")  # r2: the residual block's output
     assert net.paper_layers("layer1") == ("c1",)
     assert net.paper_layers("invariance") == ("c1", "gap")

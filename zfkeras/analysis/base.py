@@ -8,7 +8,7 @@ spirit of tf-keras-vis and captum)::
     result.to_arrays() / .rows() / .summary() / .to_dict()       # the result's own format
 
 `model` is any Keras CNN, a `.keras` path, "keras.applications.NAME" or an
-`AnalysableModel` (see `zfkeras.models.adapter.analysable`); images are raw RGB 0..255.
+`ModelView` (see `zfkeras.models.view.model_view`); images are raw RGB 0..255.
 `targets` are classes: an index, a class name or None (the top class of the unaltered
 image), one for all images or one per image (`resolve_targets`).
 """
@@ -21,7 +21,7 @@ import keras
 import numpy as np
 
 from zfkeras.layers import InputPreprocessing
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.view import ModelView, model_view
 
 __all__ = [
     "Analysis",
@@ -35,20 +35,20 @@ __all__ = [
 
 
 class Analysis:
-    """Base of the analyses: holds the model's `AnalysableModel`; subclasses define `run`.
+    """Base of the analyses: holds the model's `ModelView`; subclasses define `run`.
 
     Args:
-        model: a Keras model, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
+        model: a Keras model, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
         preprocess: the model's input convention ("caffe", "torch", "tf"), if it does not
-            take raw RGB (see `zfkeras.models.adapter`).
+            take raw RGB (see `zfkeras.models.view`).
     """
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel | str,
+        model: keras.Model | ModelView | str,
         preprocess: str | InputPreprocessing | None = None,
     ):
-        self.view: AnalysableModel = analysable(model, preprocess=preprocess)
+        self.view: ModelView = model_view(model, preprocess=preprocess)
 
     def run(self, images, targets=None, *, progress: bool = False) -> Any:
         """Compute the analysis on `images` (raw RGB) for `targets`; a small result object."""
@@ -96,16 +96,16 @@ def resolve_targets(targets, n: int, class_names: Sequence[str], noun: str = "ta
 
 
 # ------------------------------------------------------------------ fills
-def neutral_fill(model: keras.Model | AnalysableModel) -> np.ndarray:
+def neutral_fill(model: keras.Model | ModelView) -> np.ndarray:
     """`(H, W, C)` float32: the raw RGB the network sees as zero (what occluders and empty space get).
 
     ZFNet's mean image (its `MeanSubtraction` layer), the ImageNet mean of a Caffe-style
-    model; else `AnalysableModel.neutral_pixel`'s fallbacks (127.5 without any).
+    model; else `ModelView.neutral_pixel`'s fallbacks (127.5 without any).
     """
-    return analysable(model).neutral_pixel()
+    return model_view(model).neutral_pixel()
 
 
-def resolve_fill(view: AnalysableModel, fill) -> np.ndarray:
+def resolve_fill(view: ModelView, fill) -> np.ndarray:
     """`fill` ("mean", a number or an array broadcastable to the input) as `(H, W, C)` float32."""
     if isinstance(fill, str):
         if fill != "mean":

@@ -46,7 +46,7 @@ from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_fil
 from zfkeras.analysis.correspondence_measure import delta, pairwise_sign_distance, random_boxes
 from zfkeras.analysis.occluders import occlude_boxes
 from zfkeras.analysis.parts import PartsSet, load_parts
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = [
     "LAYER_LABELS",
@@ -121,7 +121,7 @@ class Correspondence(Analysis):
     """Delta per part and layer, and the random-region baseline (paper Sec 4.3, Table 1).
 
     Args:
-        model: any Keras CNN, a `.keras` path or its `AnalysableModel` (images: raw RGB).
+        model: any Keras CNN, a `.keras` path or its `ModelView` (images: raw RGB).
         layers: layers whose (flattened) outputs are the feature vectors
             (default ZFNet's pool5, fc7; else the last spatial and top feature layer).
         seeds: number of random-baseline seeds (0..n-1) or the seeds themselves.
@@ -136,7 +136,7 @@ class Correspondence(Analysis):
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel | str,
+        model: keras.Model | ModelView | str,
         *,
         layers: Sequence[str] | None = None,
         seeds: int | Sequence[int] = 10,
@@ -245,7 +245,7 @@ class Correspondence(Analysis):
 
 
 def correspondence(
-    model: keras.Model | AnalysableModel | str,
+    model: keras.Model | ModelView | str,
     parts: PartsSet | str | os.PathLike | None = None,
     *,
     layers: Sequence[str] | None = None,

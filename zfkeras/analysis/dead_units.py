@@ -14,7 +14,7 @@ import numpy as np
 
 from zfkeras.analysis._probe import channel_argmax, check_probe
 from zfkeras.models import feature_model
-from zfkeras.models.adapter import analysable
+from zfkeras.models.view import model_view
 
 __all__ = ["dead_unit_shares", "max_activations", "relu_layer_names"]
 
@@ -26,7 +26,7 @@ def max_activations(
     the paper's conv1, on another network its first conv layer (`paper_layers("layer1")`)."""
     images = check_probe(images, model)
     if layer is None:
-        (layer,) = analysable(model).paper_layers("layer1")
+        (layer,) = model_view(model).paper_layers("layer1")
     fm = feature_model(model, [layer])
     return channel_argmax(fm, images, [layer], batch_size)[layer][0]
 
@@ -34,7 +34,7 @@ def max_activations(
 def relu_layer_names(model: keras.Model) -> list[str]:
     """The rectified outputs of a model, in order: conv and dense layers with a fused ReLU
     (ZFNet's conv1..conv5, fc6, fc7) and ReLU layers (a Conv-BN-ReLU net's), any Keras CNN."""
-    view = analysable(model)
+    view = model_view(model)
     features = set(view.feature_layer_names)
 
     def rectified(info) -> bool:

@@ -75,7 +75,7 @@ from zfkeras.analysis.filter_measures import (
     stride_aliasing,
 )
 from zfkeras.models import feature_model
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = [
     "BAND_EDGES",
@@ -184,7 +184,7 @@ class LayerDiagnostics(Analysis):
     """The layer-1/2 diagnostics of one model (paper Sec 4.1, Fig 6); see the module doc.
 
     Args:
-        model: a trained model, a `.keras` path or its `AnalysableModel`, with conv layers
+        model: a trained model, a `.keras` path or its `ModelView`, with conv layers
             `layer` and `layer2` (default: its first two conv layers, ZFNet's conv1 and conv2).
         name: label in tables and figures (default: the model's name).
         history: a training run's `history.csv` path or a `ClippedHistory`.
@@ -203,7 +203,7 @@ class LayerDiagnostics(Analysis):
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel | str,
+        model: keras.Model | ModelView | str,
         *,
         name: str | None = None,
         history: str | os.PathLike | ClippedHistory | None = None,
@@ -304,7 +304,7 @@ class LayerDiagnostics(Analysis):
 
 
 def diagnose(
-    model: keras.Model | AnalysableModel | str, probe_images=None, *, progress: bool = True, **options
+    model: keras.Model | ModelView | str, probe_images=None, *, progress: bool = True, **options
 ) -> Diagnostics:
     """Shortcut for `LayerDiagnostics(model, **options).run(probe_images, progress=...)`.
 

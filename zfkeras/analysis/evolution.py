@@ -108,7 +108,7 @@ class FeatureEvolution(keras.callbacks.Callback):
         probe_images: `(N, S, S, 3)` model inputs (raw RGB 0..255), a fixed
             subset of the training images; its size bounds the cost.
         layers: projectable layers; None (default): the paper's conv1..conv5, on another
-            network its block layers (`AnalysableModel.paper_layers("evolution")`).
+            network its block layers (`ModelView.paper_layers("evolution")`).
         channels_per_layer: an int (seeded random channels per layer, sorted)
             or `{layer: [channels]}`.
         epochs: 1-based epochs to capture at (default the paper's); epochs
@@ -196,9 +196,9 @@ class FeatureEvolution(keras.callbacks.Callback):
 
         self._probe = check_probe(self.probe_images, self.model)
         if self.layers is None:
-            from zfkeras.models.adapter import analysable
+            from zfkeras.models.view import model_view
 
-            self.layers = analysable(self.model).paper_layers("evolution")
+            self.layers = model_view(self.model).paper_layers("evolution")
         self._features = feature_model(self.model, list(self.layers))
         self._deconv = Deconvnet(self.model)
         counts = {l: int(self._deconv.output_shape(l)[-1]) for l in self.layers}

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from zfkeras.deconv.rules import RULES
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = ["CLASS_METHODS", "METHODS", "Explainers", "check_batch", "check_methods", "class_targets"]
 
@@ -41,7 +41,7 @@ def check_methods(methods: Sequence[str] | str, unit_layer: str | None = None) -
     return tuple(dict.fromkeys(methods))
 
 
-def check_batch(view: AnalysableModel, images, minimum: int = 1, what: str = "") -> np.ndarray:
+def check_batch(view: ModelView, images, minimum: int = 1, what: str = "") -> np.ndarray:
     """`images` as a float32 `(N, H, W, C)` batch of the model's input; ValueError (one line)
     for another shape or fewer than `minimum` images (`what` names the check that needs them)."""
     from zfkeras.deconv.selection import check_images
@@ -52,7 +52,7 @@ def check_batch(view: AnalysableModel, images, minimum: int = 1, what: str = "")
     return images
 
 
-def class_targets(view: AnalysableModel, images: np.ndarray, targets) -> np.ndarray:
+def class_targets(view: ModelView, images: np.ndarray, targets) -> np.ndarray:
     """`(N,)` int32 classes: `targets` resolved (`resolve_targets`), None -> the model's top class."""
     from zfkeras.analysis.base import resolve_targets
 
@@ -68,7 +68,7 @@ class Explainers:
     """The engines of `methods` on one view.
 
     Args:
-        view: the `AnalysableModel` (e.g. `RandomizedCopy.view`).
+        view: the `ModelView` (e.g. `RandomizedCopy.view`).
         methods: names from `METHODS`.
         gradcam_layer: Grad-CAM's layer (None: the view's last spatial layer).
         unit_layer: None (explain classes) or a spatial layer whose units the rules project.
@@ -76,7 +76,7 @@ class Explainers:
         batch_size: images (or pairs) per batched pass.
     """
 
-    def __init__(self, view: AnalysableModel, methods: Sequence[str], *, gradcam_layer: str | None = None,
+    def __init__(self, view: ModelView, methods: Sequence[str], *, gradcam_layer: str | None = None,
                  unit_layer: str | None = None, patch: int | None = None, stride: int | None = None,
                  batch_size: int = 16):
         self.view = view

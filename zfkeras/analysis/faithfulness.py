@@ -1,7 +1,7 @@
 """Faithfulness: deletion and insertion curves (Petsiuk et al. 2018, RISE, Sec 4.1).
 
 A map orders the pixels from most to least important. **Deletion** replaces the first
-`k / steps` of them by the neutral pixel (`AnalysableModel.neutral_pixel`: what the
+`k / steps` of them by the neutral pixel (`ModelView.neutral_pixel`: what the
 network sees as zero, the occluder of Fig 7) and records the probability of the
 explained class; **insertion** starts from the neutral image and puts the first pixels
 back. The area under each curve (trapezoid over the fraction 0..1) is the score: a
@@ -23,7 +23,7 @@ import tensorflow as tf
 from zfkeras.analysis.base import Analysis, check_int, progress_bar
 from zfkeras.analysis.explainers import METHODS, Explainers, check_batch, check_methods, class_targets
 from zfkeras.analysis.occluders import upsample_map
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = ["Faithfulness", "FaithfulnessResult", "auc", "pixel_order", "probability_curves"]
 
@@ -46,7 +46,7 @@ def auc(curves: np.ndarray) -> np.ndarray:
 class _Curves:
     """The compiled graph `(image, fill, ranks, thresholds, class) -> p(class)` of every step."""
 
-    def __init__(self, view: AnalysableModel):
+    def __init__(self, view: ModelView):
         from zfkeras.analysis.occlusion import _ends_in_logits
 
         model = view.model
@@ -70,7 +70,7 @@ class _Curves:
         self.fn = fn
 
 
-def probability_curves(view: AnalysableModel, images: np.ndarray, orders: np.ndarray, targets: np.ndarray,
+def probability_curves(view: ModelView, images: np.ndarray, orders: np.ndarray, targets: np.ndarray,
                        steps: int, insert: bool, batch_size: int = 32, graph: _Curves | None = None) -> np.ndarray:
     """`(N, steps + 1)` p(target) with the first `k/steps` of each image's pixels deleted (or inserted).
 
@@ -167,7 +167,7 @@ class Faithfulness(Analysis):
     """Deletion and insertion AUCs of every explanation method, against random orders.
 
     Args:
-        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
+        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
         methods: from `explainers.METHODS` (default all); rules project the class score.
         steps: points of each curve minus one (`k / steps` of the pixels per point).
         random_orders: random orders per image for the baseline (their curves are averaged).

@@ -2,12 +2,12 @@
 
 The paper's Fig 2 shows what excites a unit among a dataset's images; this is the other half of
 a unit's portrait: an input optimized, by gradient ascent, to excite it. As lucid made it
-readable (its `render_vis`; TensorFlow 1 only), and for any network the adapter takes:
+readable (its `render_vis`; TensorFlow 1 only), and for any network the model view takes:
 
 - the image is a **Fourier spectrum with 1/f scaling in decorrelated colour**, squashed to
   0..255 (`zfkeras.analysis.fv_image`);
 - every step shows the model a **randomly padded, jittered, scaled and rotated** copy
-  (`zfkeras.analysis.fv_transforms`), through the model's own preprocessing (the adapter:
+  (`zfkeras.analysis.fv_transforms`), through the model's own preprocessing (the model view:
   images are raw RGB 0..255, so Caffe-style or [-1, 1] models need nothing extra);
 - objectives: "channel" (the mean of a feature map, or a dense unit), "neuron" (one position
   of a map; default the centre) and "class" (a class logit, before any softmax);
@@ -39,7 +39,7 @@ from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_cla
 from zfkeras.analysis.fv_image import init_spectrum, params_to_rgb, resolve_color, spectrum_scale
 from zfkeras.analysis.fv_result import FeatureVisualizationResult
 from zfkeras.analysis.fv_transforms import Transforms, apply_affine, sample_affine
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = ["FeatureVisualization", "FeatureVisualizationResult", "Transforms", "feature_visualization"]
 
@@ -50,7 +50,7 @@ class FeatureVisualization(Analysis):
     """Images optimized to excite chosen units of one layer (or class logits), as one batch.
 
     Args:
-        model: any Keras CNN, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
+        model: any Keras CNN, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
         layer: the layer of "channel" / "neuron" objectives (default: the last spatial layer);
             ignored for "class" (the output's logits).
         objective: "channel" (mean of the feature map; a dense layer's unit), "neuron" (the map at
@@ -83,7 +83,7 @@ class FeatureVisualization(Analysis):
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel | str,
+        model: keras.Model | ModelView | str,
         layer: str | None = None,
         *,
         objective: str = "channel",
@@ -363,7 +363,7 @@ def _pre_relu(info):
     return None
 
 
-def _logits(view: AnalysableModel):
+def _logits(view: ModelView):
     """The class logits tensor of the view's graph: the output itself, or before its softmax."""
     info = view.layers[view.output_layer]
     layer = info.layer

@@ -12,7 +12,7 @@ guided-backpropagation gradient of `y^c` (`class_projection(..., rule="guided")`
 class score (deconvnet, guided, gradient; `zfkeras.deconv.rules`) in input pixels
 `(N, H, W, C)`: what the sanity checks and the faithfulness curves use for the rules.
 
-Every graph runs the model through the adapter (`AnalysableModel`, raw RGB in) and
+Every graph runs the model through the model view (`ModelView`, raw RGB in) and
 reads its variables at call time, so a `RandomizedCopy` re-uses the compiled graph.
 """
 
@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
 from zfkeras.deconv.rules import _linear_part, check_rule, rule_call
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.view import ModelView, model_view
 from zfkeras.models.graph import activation_name, first_output, run_graph
 
 __all__ = ["GradCAM", "GradCAMResult", "class_projection", "ClassGraph"]
@@ -40,14 +40,14 @@ class ClassGraph:
     """Compiled `(images, targets) -> (score, d score / d input, map, d score / d map)` of a view.
 
     Args:
-        view: the `AnalysableModel`.
+        view: the `ModelView`.
         layer: a spatial layer whose map and gradient are returned (None: the default layer).
         rule: None (the true gradient, plain forward) or a backward rule of `zfkeras.deconv.rules`.
 
     Targets < 0 mean the top class; the score is the class logit (softmax removed).
     """
 
-    def __init__(self, view: AnalysableModel, layer: str | None = None, rule: str | None = None):
+    def __init__(self, view: ModelView, layer: str | None = None, rule: str | None = None):
         self.view = view
         self.layer = view.default_layer if layer is None else layer
         view.layer(self.layer)  # ValueError listing the valid layers
@@ -99,7 +99,7 @@ class ClassGraph:
         return tuple(t.numpy() for t in out)
 
 
-def _targets(view: AnalysableModel, targets, n: int) -> np.ndarray:
+def _targets(view: ModelView, targets, n: int) -> np.ndarray:
     """Class index per image, -1 for the top class (`resolve_targets`)."""
     return np.array([-1 if t is None else t for t in resolve_targets(targets, n, view.class_names)], np.int32)
 
@@ -119,7 +119,7 @@ def class_projection(view, images, targets=None, rule: str | None = "gradient", 
     contrast normalization as identity, as the deconvnet does). `targets` as in
     `zfkeras.analysis.base.resolve_targets` (None: the top class).
     """
-    view = analysable(view)
+    view = model_view(view)
     images = np.asarray(images, np.float32)
     graph = ClassGraph(view, rule=rule)
     return _batched(graph, images, _targets(view, targets, len(images)), batch_size, False, rule)[2]
@@ -155,11 +155,11 @@ class GradCAMResult:
 
 
 class GradCAM(Analysis):
-    """Grad-CAM (Selvaraju et al. 2017) at any spatial layer, through the adapter.
+    """Grad-CAM (Selvaraju et al. 2017) at any spatial layer, through the model view.
 
     Args:
-        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
-        layer: a spatial layer (`AnalysableModel.layer_names`); default the last spatial layer.
+        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
+        layer: a spatial layer (`ModelView.layer_names`); default the last spatial layer.
         guided: also compute guided Grad-CAM (one more backward pass).
         batch_size: images per pass; results do not depend on it (float32 rounding aside).
         preprocess: the model's input convention, if it does not take raw RGB.

@@ -46,7 +46,7 @@ from zfkeras.analysis.transforms import (
     resolve_transforms,
     transform_image,
 )
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 from zfkeras.models.features import feature_model
 
 __all__ = [
@@ -163,7 +163,7 @@ class Invariance(Analysis):
     """Feature distances and true-class probability under translation, scale and rotation (Fig 5).
 
     Args:
-        model: any Keras classifier, a `.keras` path or its `AnalysableModel` (images are raw
+        model: any Keras classifier, a `.keras` path or its `ModelView` (images are raw
             RGB `(S, S, 3)`; the network's own preprocessing is part of the view).
         grid: the transforms: None for all three over the paper's ranges, a list of kinds
             (default values), or `{kind: values}` (see `zfkeras.analysis.transforms`).
@@ -180,7 +180,7 @@ class Invariance(Analysis):
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel | str,
+        model: keras.Model | ModelView | str,
         grid: Mapping[str, Sequence[float] | None] | Sequence[str] | None = None,
         *,
         layers: Sequence[str] | None = None,
@@ -284,7 +284,7 @@ class Invariance(Analysis):
 
 
 def invariance_curves(
-    model: keras.Model | AnalysableModel,
+    model: keras.Model | ModelView,
     images: np.ndarray,
     labels: Sequence[int | str] | None = None,
     transforms: Mapping[str, Sequence[float] | None] | Sequence[str] | None = None,
@@ -297,7 +297,7 @@ def invariance_curves(
     """Shortcut for `Invariance(model, transforms, ...).run(images, labels, progress=...)`.
 
     Args:
-        model: any Keras classifier or its `AnalysableModel` (images are raw RGB
+        model: any Keras classifier or its `ModelView` (images are raw RGB
             `(S, S, 3)`; the network's own preprocessing is part of the view).
         images: `(N, B, B, 3)` base-size images (`zfkeras.data.prepare`,
             `load_prepared`), `B >= S`; larger margins bring more real content

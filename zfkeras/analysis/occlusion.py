@@ -5,7 +5,7 @@ runs once and we record
 
 - (b) the total activation (sum over spatial positions) of one feature map of
   a chosen layer, by default the last spatial layer (ZFNet's `pool5`, see
-  `AnalysableModel.default_layer`), the map with the strongest single
+  `ModelView.default_layer`), the map with the strongest single
   activation on the unoccluded image,
 - (c) that map's deconv projection for the unoccluded image
   (`zfkeras.deconv.Deconvnet`), beside projections of the same map from
@@ -16,10 +16,10 @@ runs once and we record
 **The occluder is the pixel value the network sees as zero** (stated in the
 image's own raw RGB 0..255): ZFNet's mean image (its `mean_subtraction`
 layer), the ImageNet mean for a Caffe-preprocessed model, 127.5 for a [-1, 1]
-one (`AnalysableModel.neutral_pixel`), so the square carries no signal of its
+one (`ModelView.neutral_pixel`), so the square carries no signal of its
 own. `fill=` takes any other value, in raw RGB.
 
-Any Keras CNN works (see `zfkeras.models.adapter`): images are always raw
+Any Keras CNN works (see `zfkeras.models.view`): images are always raw
 RGB 0..255; the network's own preprocessing is part of the analysed model.
 
 **Occluder grid** and its size-scaled defaults: `zfkeras.analysis.occluders`.
@@ -53,7 +53,7 @@ from zfkeras.analysis.base import (
 )
 from zfkeras.analysis.occluders import default_patch_stride, occlude, occluder_offsets, upsample_map
 from zfkeras.analysis.occlusion_result import OcclusionResult
-from zfkeras.models.adapter import AnalysableModel
+from zfkeras.models.view import ModelView
 
 __all__ = [
     "OcclusionResult",
@@ -78,11 +78,11 @@ class OcclusionSensitivity(Analysis):
         model: any Keras CNN from images `(B, H, W, C)` to class probabilities
             `(B, classes)` (a model ending in logits gets a softmax in the analysis
             model, declared as `softmax_added`), or its
-            `AnalysableModel`; images are raw RGB 0..255 (see `preprocess`). A
+            `ModelView`; images are raw RGB 0..255 (see `preprocess`). A
             backbone without a classifier (output a map) gets (a)-(c) only: its
             results have `target` -1 and NaN probabilities.
         layer: the layer of (b)/(c), any layer of
-            `AnalysableModel.feature_layer_names`; default: the last spatial
+            `ModelView.feature_layer_names`; default: the last spatial
             layer (ZFNet's "pool5"). For switch-returning pools the pooled
             map is used. Dense layers have no projection (c).
         patch, stride: occluder side and stride in px; None for
@@ -93,7 +93,7 @@ class OcclusionSensitivity(Analysis):
             do not depend on it.
         rule: backward rule of the projections (c): "deconvnet", "guided", "gradient".
         preprocess: the model's input convention ("caffe", "torch", "tf"), if
-            it does not take raw RGB (see `zfkeras.models.adapter`).
+            it does not take raw RGB (see `zfkeras.models.view`).
 
     Example:
     >>> occ = OcclusionSensitivity(model, "pool5")
@@ -104,7 +104,7 @@ class OcclusionSensitivity(Analysis):
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel,
+        model: keras.Model | ModelView,
         layer: str | None = None,
         *,
         patch: int | None = None,

@@ -30,7 +30,7 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.view import ModelView, model_view
 
 __all__ = ["MODES", "RandomizedCopy", "depth_layers"]
 
@@ -52,7 +52,7 @@ class RandomizedCopy:
     """A copy of a model whose layers can be re-initialized, for sanity checks.
 
     Args:
-        model: a Keras model, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
+        model: a Keras model, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
         seed: the seed of every re-initialization.
 
     Example:
@@ -62,13 +62,13 @@ class RandomizedCopy:
     >>> copy.restore()
     """
 
-    def __init__(self, model: keras.Model | AnalysableModel | str, seed: int = 0):
-        source = analysable(model)
+    def __init__(self, model: keras.Model | ModelView | str, seed: int = 0):
+        source = model_view(model)
         self.source = source
         self.seed = int(seed)
         clone = keras.models.clone_model(source.model)
         clone.set_weights(source.model.get_weights())
-        self.view: AnalysableModel = analysable(clone, class_names=list(source.class_names))
+        self.view: ModelView = model_view(clone, class_names=list(source.class_names))
         self._layers = {l.name: l for l in clone.layers}
         self._trained = {n: [np.array(w) for w in l.get_weights()] for n, l in self._layers.items() if l.weights}
         self.randomized: tuple[str, ...] = ()

@@ -180,7 +180,7 @@ class SanityCheck(Analysis):
     """Model-parameter randomization test of every explanation method (Adebayo et al. 2018).
 
     Args:
-        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or an `AnalysableModel`.
+        model: a Keras CNN, a `.keras` path, "keras.applications.NAME" or a `ModelView`.
         methods: from `explainers.METHODS` ("deconvnet", "guided", "gradient", "occlusion", "gradcam");
             default all of them (with `unit_layer`: the three rules).
         depths: None (every layer with weights), a count (evenly spaced, ending at all of them)

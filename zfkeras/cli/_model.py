@@ -33,10 +33,10 @@ def add_model_options(p: argparse.ArgumentParser, rule: bool = False) -> None:
 
 
 def load_view(args: argparse.Namespace):
-    """The `AnalysableModel` of `args.model` (one-line errors for bad files and names)."""
-    from zfkeras.models.adapter import analysable
+    """The `ModelView` of `args.model` (one-line errors for bad files and names)."""
+    from zfkeras.models.view import model_view
 
-    view = analysable(
+    view = model_view(
         args.model,
         preprocess=getattr(args, "preprocess", None),
         class_names=getattr(args, "class_names", None),

@@ -51,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from zfkeras.analysis.diagnostics import LayerDiagnostics
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.report.figures.fig6_diagnostics import DiagnosticsFigure, save_diagnostics
 
     DiagnosticsFigure.check_options(args, "layer2_channels")
@@ -68,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[dict] = []
     diags = []
     for path, name, hist in zip(models, names, histories):
-        model = analysable(path, preprocess=args.preprocess, class_names=args.class_names,
+        model = model_view(path, preprocess=args.preprocess, class_names=args.class_names,
                            weights=args.weights, image_size=args.image_size, include_top=args.include_top)
         model.check_photos()
         probe = None

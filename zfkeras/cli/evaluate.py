@@ -28,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         result = evaluate_tfds(model, data, ten_crop=args.ten_crop, batch_size=args.batch_size)
     else:
         if not view.has_class_names:  # output k is not the k-th folder: nothing to score against
-            from zfkeras.models.adapter import NO_CLASS_NAMES
+            from zfkeras.models.view import NO_CLASS_NAMES
 
             raise ValueError(f"cannot score accuracy on {args.data}: {NO_CLASS_NAMES}")
         images_list = list_image_folder(

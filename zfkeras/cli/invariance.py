@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         print("note: true class unknown for some images (no --label, folder not a class): "
               "their curve is the probability of the original top-1 class")
         if not view.has_class_names:
-            from zfkeras.models.adapter import NO_CLASS_NAMES
+            from zfkeras.models.view import NO_CLASS_NAMES
 
             print(f"note: {NO_CLASS_NAMES}")
     print(json.dumps({"out": str(out), "figure": str(figure), "csv": str(out / CSV),

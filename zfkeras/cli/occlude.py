@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     if results[0].softmax_added:
         print("note: the model ends in logits; a softmax was applied to its outputs for (d) and (e)")
     if args.target is None and engine.classes and not engine.view.has_class_names:
-        from zfkeras.models.adapter import NO_CLASS_NAMES
+        from zfkeras.models.view import NO_CLASS_NAMES
 
         print(f"note: panel (d) shows each image's predicted class: {NO_CLASS_NAMES}")
     return 0

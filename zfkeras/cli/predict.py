@@ -17,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     model = view.model
     names = view.class_names
     if not view.has_class_names:
-        from zfkeras.models.adapter import NO_CLASS_NAMES
+        from zfkeras.models.view import NO_CLASS_NAMES
 
         print(f"note: classes shown by output index: {NO_CLASS_NAMES}")
     failed = 0

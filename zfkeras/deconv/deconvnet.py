@@ -59,7 +59,7 @@ from zfkeras.deconv.selection import (  # noqa: F401  (the modes: also importabl
     pair_positions,
 )
 from zfkeras.layers import InputPreprocessing
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.view import ModelView, model_view
 from zfkeras.models.graph import AxisGeometry
 
 
@@ -84,7 +84,7 @@ class Deconvnet:
     Args:
         model: any built functional / Sequential Keras CNN (a `ZFNet`, a
             `keras.applications` model, a net with BatchNormalization or
-            residual blocks), or its `AnalysableModel`. Layers on the chain
+            residual blocks), or its `ModelView`. Layers on the chain
             from the input (`chain.SUPPORTED_LAYERS`) use the fast batched,
             cropped route; layers past a branch (residual blocks) the general
             autodiff route (`rules.GradientRoute`), which gives the same
@@ -95,7 +95,7 @@ class Deconvnet:
         rule: the backward rule, "deconvnet" (the paper, default), "guided"
             or "gradient" (see `zfkeras.deconv.rules`); `project` can override it.
         preprocess: the model's input convention if it does not take raw RGB
-            0..255 ("caffe", "torch", "tf"; see `AnalysableModel`).
+            0..255 ("caffe", "torch", "tf"; see `ModelView`).
 
     Example:
     >>> deconv = Deconvnet(model)
@@ -106,7 +106,7 @@ class Deconvnet:
 
     def __init__(
         self,
-        model: keras.Model | AnalysableModel,
+        model: keras.Model | ModelView,
         dtype: str = "float32",
         *,
         rule: str = "deconvnet",
@@ -115,24 +115,24 @@ class Deconvnet:
         if str(dtype) not in ("float32", "float64"):
             raise ValueError(f"`dtype` must be 'float32' or 'float64'; got {dtype!r}")
         self.rule = check_rule(rule)
-        self.adapter = analysable(model, preprocess=preprocess)
-        self.model = self.adapter.model
+        self.view = model_view(model, preprocess=preprocess)
+        self.model = self.view.model
         self.dtype = tf.as_dtype(dtype)
         self.steps, self.stopped_at = trace_chain(self.model)
         self._index = {s.name: i for i, s in enumerate(self.steps)}
-        self._order = {n: i for i, n in enumerate(self.adapter.layer_names)}
+        self._order = {n: i for i, n in enumerate(self.view.layer_names)}
         self._chain = ChainPass(self.steps, self.dtype, self.input_shape)
         self._routes: dict = {}
 
     # ------------------------------------------------------------------ info
     @property
     def input_shape(self) -> tuple[int, int, int]:
-        return self.adapter.input_shape
+        return self.view.input_shape
 
     @property
     def layer_names(self) -> list[str]:
-        """The layers that can be projected from, in model order (the adapter's one list)."""
-        return self.adapter.layer_names
+        """The layers that can be projected from, in model order (the model view's one list)."""
+        return self.view.layer_names
 
     def on_chain(self, layer: str) -> bool:
         """Whether `layer` is served by the fast chain route (else: the autodiff route)."""
@@ -158,21 +158,21 @@ class Deconvnet:
 
     def output_shape(self, layer: str) -> tuple[int, int, int]:
         """`(H, W, C)` of the layer's output map."""
-        return self.adapter.layer(layer).output_shape
+        return self.view.layer(layer).output_shape
 
     def window(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) input window of activation (row, col); exclusive end.
 
         The exact receptive field; it may extend past the image into padding.
         """
-        return self.adapter.window(layer, row, col)
+        return self.view.window(layer, row, col)
 
     def receptive_field(self, layer: str) -> tuple[AxisGeometry, AxisGeometry]:
         """Per-axis (rows, cols) receptive-field geometry of the layer's outputs."""
-        return self.adapter.receptive_field(layer)
+        return self.view.receptive_field(layer)
 
     def _check_layer(self, layer: str) -> None:
-        self.adapter.layer(layer)  # ValueError listing the valid layers
+        self.view.layer(layer)  # ValueError listing the valid layers
 
     def _layer_index(self, layer: str) -> int | None:
         """The chain index of a valid layer, None for a layer past the chain."""
@@ -182,7 +182,7 @@ class Deconvnet:
     def _route(self, layer: str, rule: str) -> GradientRoute:
         key = (layer, rule)
         if key not in self._routes:
-            self._routes[key] = GradientRoute(self.model, self.adapter.layers[layer], rule)
+            self._routes[key] = GradientRoute(self.model, self.view.layers[layer], rule)
         return self._routes[key]
 
     # --------------------------------------------------------------- forward

@@ -158,8 +158,8 @@ class TopActivations:
 
 
 def default_layers(deconv: Deconvnet) -> list[str]:
-    """The model's default layers to scan (`AnalysableModel.block_layers`; ZFNet: conv1..conv5)."""
-    return deconv.adapter.block_layers()
+    """The model's default layers to scan (`ModelView.block_layers`; ZFNet: conv1..conv5)."""
+    return deconv.view.block_layers()
 
 
 def scan_top_activations(
@@ -262,7 +262,7 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
     """tf.function: images -> {layer: (per-channel max (B, C), first argmax flat (B, C))}.
 
     Layers on the chain run the deconvnet's own forward; any layer past it
-    (residual networks) comes from the adapter's feature model.
+    (residual networks) comes from the model view's feature model.
     """
     h, w, c = deconv.input_shape
     if all(deconv.on_chain(n) for n in layers):
@@ -273,7 +273,7 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
             kept = deconv._forward(x, last, switches=False, outputs=set(wanted))[2]
             return {wanted[i]: act for i, act in kept.items()}
     else:
-        features = deconv.adapter.features(layers)
+        features = deconv.view.features(layers)
 
         def maps(x):
             return {n: tf.cast(v, deconv.dtype) for n, v in features(tf.cast(x, tf.float32)).items()}

@@ -2,7 +2,7 @@
 
 `application("keras.applications.VGG16", weights="none"|"imagenet"|FILE, image_size=,
 include_top=)` builds the model (a backbone-only weights file builds the backbone) and
-returns it with its `preprocess_input` mode, which `zfkeras.models.adapter.analysable` puts in
+returns it with its `preprocess_input` mode, which `zfkeras.models.view.model_view` puts in
 front as an `InputPreprocessing` layer. Nothing here downloads: "imagenet" is Keras' own.
 """
 

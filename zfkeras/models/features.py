@@ -7,24 +7,24 @@ from typing import Sequence
 import keras
 
 from zfkeras.layers import MaxPoolingWithArgmax2D
-from zfkeras.models.adapter import AnalysableModel, analysable
+from zfkeras.models.view import ModelView, model_view
 
 
-def spatial_layer_names(model: keras.Model | AnalysableModel) -> list[str]:
+def spatial_layer_names(model: keras.Model | ModelView) -> list[str]:
     """Names of the map layers (conv, pool, activation, norm, BN, merge), in model order.
 
     The one list every analysis and the deconvnet (`Deconvnet.layer_names`) offer.
     """
-    return analysable(model).layer_names
+    return model_view(model).layer_names
 
 
-def feature_layer_names(model: keras.Model | AnalysableModel) -> list[str]:
+def feature_layer_names(model: keras.Model | ModelView) -> list[str]:
     """`spatial_layer_names` plus dense and global-pooling layers (feature vectors)."""
-    return analysable(model).feature_layer_names
+    return model_view(model).feature_layer_names
 
 
 def feature_model(
-    model: keras.Model | AnalysableModel,
+    model: keras.Model | ModelView,
     layers: Sequence[str] | None = None,
     *,
     switches: bool = False,
@@ -41,7 +41,7 @@ def feature_model(
 
     Raises ValueError naming the valid choices for an unknown layer.
     """
-    view = analysable(model)
+    view = model_view(model)
     valid = view.feature_layer_names
     if layers is None:
         layers = valid

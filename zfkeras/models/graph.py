@@ -4,7 +4,7 @@
 `inputs` (Keras symbolic tensors or TensorFlow tensors), calling
 `call(layer, *args, **kwargs)` for every leaf layer in topological order; nested
 models are inlined, so a `keras.Sequential([base, head])` is one flat graph.
-The model adapter rebuilds flat models with it; the backward rules run the
+The model view rebuilds flat models with it; the backward rules run the
 graph with substituted gradients with it.
 
 `trace_layers(model, inputs)` replays a model symbolically and returns, per

@@ -3,7 +3,7 @@
 Keras 3 has no public way to (a) run a functional graph with a function substituted for each
 layer call, (b) get the functional graph of a `Sequential` model, (c) find the layer call that
 produced a symbolic tensor (a layer called twice, as in `with_switches`, has two). zfkeras
-needs all three: the adapter replays models on a fresh input, the backward rules run the graph
+needs all three: the model view replays models on a fresh input, the backward rules run the graph
 with their gradients, the deconvnet's chain route walks the graph from its output. Each is one
 function here; `check()` fails loudly, naming what is missing, when a Keras version changes
 them (`tests/test_structure.py` calls it). Everything else in zfkeras uses public Keras API.

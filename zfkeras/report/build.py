@@ -127,7 +127,7 @@ def build_report(
 
     Args:
         model: a `.keras` path, "keras.applications.NAME", a loaded Keras CNN or its
-            `AnalysableModel` (`zfkeras.models.adapter.analysable`: preprocessing,
+            `ModelView` (`zfkeras.models.view.model_view`: preprocessing,
             class names).
         model_path: for a loaded model, the file it came from (shown, and its folder is
             searched for `history.csv` and `feature_evolution.png`).
@@ -147,7 +147,7 @@ def build_report(
         The path of `OUT/index.html`.
     """
     from zfkeras.data.images import ImageCache, list_images
-    from zfkeras.models.adapter import analysable
+    from zfkeras.models.view import model_view
     from zfkeras.models.applications import APPLICATIONS_PREFIX
 
     opts = options or ReportOptions()
@@ -164,7 +164,7 @@ def build_report(
         log(f"[report] loading {model}")
         if not str(model).startswith(APPLICATIONS_PREFIX):
             model_path = Path(model)
-    view = analysable(model)
+    view = model_view(model)
     view.check_photos()  # the report feeds photos
     model = view.model
     # Options that name layers fail here, in one line, not as a skipped figure after the scan.
@@ -213,7 +213,7 @@ def build_report(
     class_names = list(view.class_names)
     if evaluation is None and "evaluation" not in opts.skip and present and not view.has_class_names:
         # output k is not the k-th folder: no accuracy, no "true class" (`ReportContext.true_class`)
-        from zfkeras.models.adapter import NO_CLASS_NAMES
+        from zfkeras.models.view import NO_CLASS_NAMES
 
         content.accuracy_note = f"Not scored: {NO_CLASS_NAMES}."
         log(f"[report] note: accuracy not scored: {NO_CLASS_NAMES}")

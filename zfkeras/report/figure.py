@@ -9,7 +9,7 @@ A `Figure` subclass (one module in `zfkeras.report.figures`, one line in
 - `options`: its `Option`s, which become `ReportOptions` attributes and
   `zfkeras report` flags (one definition for both);
 - `compute(ctx) -> (result, source)`: run the analysis on `ctx.view` (the
-  `AnalysableModel`) or reuse a saved result, writing into `ctx.folder(name)`;
+  `ModelView`) or reuse a saved result, writing into `ctx.folder(name)`;
 - `section(result, ctx) -> html`: its part of `index.html` (captions and
   findings computed from the result's numbers); `pages(...)` for extra pages,
   `nav(...)` for links to them under its entry in the contents.
@@ -243,7 +243,7 @@ class ReportContext:
     """What every figure's `compute` and `section` get (built once by `build_report`).
 
     Attributes:
-        view: the `AnalysableModel` (its `.model`, preprocessing, class names, layers).
+        view: the `ModelView` (its `.model`, preprocessing, class names, layers).
         out: the report folder.
         options: the `ReportOptions`.
         paths: the readable images of DATA (sorted; files that did not decode are left out).
@@ -327,7 +327,7 @@ class ReportContext:
         """The class folder of `path` when it names one of the model's classes, else None.
 
         Only a model with class names (its own, or `--class-names`) has its outputs matched
-        with folder names (`AnalysableModel.has_class_names`); without them output k is not
+        with folder names (`ModelView.has_class_names`); without them output k is not
         the k-th folder, so there is no "true class" and figures use the predicted one.
         """
         label = self.labels.get(path)

@@ -86,7 +86,7 @@ def build_atlas(
     """Scan `paths` and project the top-`k` of `channels` per layer, resumably, on `engine`.
 
     Args:
-        model: a Keras model, an `AnalysableModel` or a `Deconvnet` (its rule is used
+        model: a Keras model, a `ModelView` or a `Deconvnet` (its rule is used
             unless `rule` is given).
         paths: image files (as `zfkeras.data.images.list_images` gives them).
         out: the folder of the finished blocks (`OUT/blocks/`, with their `settings.json`).
@@ -109,7 +109,7 @@ def build_atlas(
     check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if rule is not None and rule != deconv.rule:
-        deconv = Deconvnet(deconv.adapter, rule=rule)
+        deconv = Deconvnet(deconv.view, rule=rule)
     layers = list(layers) if layers else default_layers(deconv)
     for name in layers:
         deconv.output_shape(name)  # ValueError listing the valid layers

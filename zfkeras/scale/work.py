@@ -45,11 +45,11 @@ class ModelRecipe:
 
     @classmethod
     def of(cls, deconv) -> "ModelRecipe":
-        adapter = deconv.adapter
-        if adapter.source is None:
+        view = deconv.view
+        if view.source is None:
             raise ValueError("the model of this Deconvnet is gone (its view keeps only a weak reference): keep the "
-                             "Keras model alive, or pass a .keras path to `analysable`")
-        return cls(pickle.dumps((adapter.source, adapter.preprocess)), deconv.rule, deconv.dtype.name)
+                             "Keras model alive, or pass a .keras path to `model_view`")
+        return cls(pickle.dumps((view.source, view.preprocess)), deconv.rule, deconv.dtype.name)
 
     def build(self):
         """A new `Deconvnet` of the model (`import zfkeras` registers its layers first)."""

@@ -43,7 +43,7 @@ import keras
 import numpy as np
 from tqdm import tqdm
 
-from zfkeras.models.adapter import PAPER_LAYERS, AnalysableModel, analysable
+from zfkeras.models.view import PAPER_LAYERS, ModelView, model_view
 from zfkeras.models.features import feature_model
 
 __all__ = [
@@ -77,14 +77,14 @@ def grid_bins(size: int, grid: int) -> list[tuple[int, int]]:
     return [((i * size) // grid, -((-(i + 1) * size) // grid)) for i in range(grid)]
 
 
-def transfer_layers(model: keras.Model | AnalysableModel) -> list[str]:
+def transfer_layers(model: keras.Model | ModelView) -> list[str]:
     """The feature layers offered for transfer, in model order.
 
     ZFNet-like models: the layers of `TRANSFER_LAYERS` they have. Any other
-    CNN: its block layers (`AnalysableModel.block_layers`) and the dense /
+    CNN: its block layers (`ModelView.block_layers`) and the dense /
     global-pooling layers before the output.
     """
-    return list(analysable(model).paper_layers("transfer"))
+    return list(model_view(model).paper_layers("transfer"))
 
 
 def _check_layers(model: keras.Model, layers: Sequence[str] | str | None) -> list[str]:
@@ -145,7 +145,7 @@ def feature_extractor(
     Raises:
         ValueError: unknown layer (the message lists the valid ones) or bad grid.
     """
-    model = analysable(model)
+    model = model_view(model)
     layers = _check_layers(model, layers)
     grids = _resolve_grid(grid)
     views = feature_model(model, layers)
@@ -172,7 +172,7 @@ def extract_features(
     """Frozen features of every image for each requested layer, in one batched pass.
 
     Args:
-        model: trained ZFNet or any Keras CNN (or its `AnalysableModel`); input size S.
+        model: trained ZFNet or any Keras CNN (or its `ModelView`); input size S.
         images: uint8 (N, H, W, 3) prepared images with H, W >= S (normally the base-size
             output of `zfkeras.data.load_prepared`); each is centre-cropped to S x S
             (`zfkeras.data.center_crop`) and fed as float32 raw RGB.
@@ -193,7 +193,7 @@ def extract_features(
         raise ValueError(f"images must be (N, H, W, 3); got shape {images.shape}")
     if isinstance(batch_size, bool) or int(batch_size) != batch_size or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    model = analysable(model)  # one view for the layer checks and the extractor
+    model = model_view(model)  # one view for the layer checks and the extractor
     size = int(model.input_shape[0])
     h, w = images.shape[1:3]
     if h < size or w < size:

@@ -227,7 +227,7 @@ def first_layer_finding(view) -> list[str]:
     """What this model's layer 1 has learnt, from Fig 6's measure (`band_shares` of its live filters against
     white noise's, `near_random_start`), so the page never claims edges for filters still at their random start.
 
-    `view`: the `AnalysableModel`; [] when it has no Conv2D layer or its first one is 1x1.
+    `view`: the `ModelView`; [] when it has no Conv2D layer or its first one is 1x1.
     """
     import keras
 

@@ -10,8 +10,8 @@ __all__ = ["Architecture", "architecture_rows"]
 
 def architecture_rows(view, deconv=None) -> list[dict]:
     """Fig 3 as rows `{"layer", "kind", "output", "kernel", "stride", "rf"}`, one per layer of the model
-    in order, from the adapter's trace (`view.layers`): kernel and stride of every conv / pooling layer
-    and the receptive field of every map whose field the adapter knows, also after a residual Add or a
+    in order, from the model view's trace (`view.layers`): kernel and stride of every conv / pooling layer
+    and the receptive field of every map whose field the model view knows, also after a residual Add or a
     Concatenate (the union of the branches' windows). `deconv` is not needed (kept for callers)."""
     rows = []
     for name, info in view.layers.items():

@@ -227,7 +227,7 @@ class Occlusion(Figure):
                            "classifier, so there is no class probability (d) or top class (e)).")
             parts.append(markup.figure(markup.FigureItem(r["figure"], caption, title=r["image"])))
         if any(r.get("predicted") for r in rows):
-            from zfkeras.models.adapter import NO_CLASS_NAMES
+            from zfkeras.models.view import NO_CLASS_NAMES
 
             why = NO_CLASS_NAMES if not getattr(ctx.view, "has_class_names", True) else \
                 "the image's folder is not one of the model's classes"

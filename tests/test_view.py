@@ -1,4 +1,4 @@
-"""The model adapter: any Keras CNN as one analysable view (layers, geometry, preprocessing)."""
+"""The model view: any Keras CNN as one analysable view (layers, geometry, preprocessing)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from conftest import TINY
 from zfkeras import ZFNet
 from zfkeras.layers import InputPreprocessing
 from zfkeras.models import geometry
-from zfkeras.models.adapter import analysable, read_class_names
+from zfkeras.models.view import model_view, read_class_names
 from zfkeras.models.applications import application
 
 
@@ -55,7 +55,7 @@ def test_input_preprocessing_round_trip(tmp_path):
 
 # ------------------------------------------------------------------ geometry and layers
 def test_zfnet_view_agrees_with_the_architecture_geometry(tiny_model):
-    view = analysable(tiny_model)
+    view = model_view(tiny_model)
     assert view.layer_names == [
         "conv1", "pool1", "norm1", "conv2", "pool2", "norm2", "conv3", "conv4", "conv5", "pool5",
     ]
@@ -74,7 +74,7 @@ def test_zfnet_view_agrees_with_the_architecture_geometry(tiny_model):
 def test_vgg16_view_hand_computed():
     model, mode = application("keras.applications.VGG16", "none", 64)
     assert mode == "caffe"
-    view = analysable(model, preprocess=mode)
+    view = model_view(model, preprocess=mode)
     # conv 3x3 'same' twice, pool 2/2, twice again, pool, then block3_conv1: 24 px, stride 4, start -10
     assert view.window("block3_conv1", 0, 0) == (-10, -10, 14, 14)
     assert view.window("block3_conv1", 2, 1) == (-2, -6, 22, 18)
@@ -90,7 +90,7 @@ def test_vgg16_view_hand_computed():
 
 
 def test_resnet50_and_mobilenetv2_views():
-    resnet = analysable("keras.applications.ResNet50", image_size=64)
+    resnet = model_view("keras.applications.ResNet50", image_size=64)
     # 7x7/2 conv (pad 3), 3x3/2 pool (pad 1), bottleneck 1x1-3x3-1x1 and a 1x1 shortcut:
     # the union of both branches' windows
     rows, _ = resnet.receptive_field("conv2_block1_out")
@@ -99,7 +99,7 @@ def test_resnet50_and_mobilenetv2_views():
     assert resnet.block_layers() == [
         "conv1_relu", "conv2_block3_out", "conv3_block4_out", "conv4_block6_out", "conv5_block3_out",
     ]
-    mobile = analysable("keras.applications.MobileNetV2", image_size=64)
+    mobile = model_view("keras.applications.MobileNetV2", image_size=64)
     assert mobile.default_layer == "out_relu"
     assert "block_3_expand_relu" in mobile.layer_names
     np.testing.assert_allclose(mobile.neutral_pixel()[0, 0], 127.5)
@@ -114,7 +114,7 @@ def test_nested_sequential_is_flattened():
     outer = keras.Sequential(
         [keras.Input((16, 16, 3)), inner, keras.layers.Flatten(), keras.layers.Dense(3, activation="softmax")]
     )
-    view = analysable(outer, class_names=["a", "b", "c"])
+    view = model_view(outer, class_names=["a", "b", "c"])
     assert view.layer_names == ["c", "p"] and view.class_names == ["a", "b", "c"]
     x = _rgb(2, 16)
     np.testing.assert_allclose(view.model(x), outer(x), rtol=1e-6)
@@ -123,18 +123,18 @@ def test_nested_sequential_is_flattened():
 
 
 def test_errors_are_one_line(tmp_path):
-    view = analysable(ZFNet(**TINY))
+    view = model_view(ZFNet(**TINY))
     with pytest.raises(ValueError, match="unknown layer 'conv9'; valid layers: conv1, pool1") as err:
         view.layer("conv9")
     assert "\n" not in str(err.value)
     with pytest.raises(ValueError, match="fixed \\(H, W, C\\) input"):
-        analysable(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]))
+        model_view(keras.Sequential([keras.Input((None, None, 3)), keras.layers.Conv2D(2, 3)]))
     with pytest.raises(ValueError, match="unknown keras.applications model 'VGG17'"):
-        analysable("keras.applications.VGG17")
+        model_view("keras.applications.VGG17")
     with pytest.raises(FileNotFoundError, match="no weights file"):
-        analysable("keras.applications.VGG16", weights=str(tmp_path / "none.h5"), image_size=32)
+        model_view("keras.applications.VGG16", weights=str(tmp_path / "none.h5"), image_size=32)
     with pytest.raises(ValueError, match="2 class names given for a model with 5 outputs"):
-        analysable(ZFNet(**TINY), class_names=["a", "b"])
+        model_view(ZFNet(**TINY), class_names=["a", "b"])
     names = tmp_path / "names.txt"
     names.write_text("# ImageNet\ntench\n\ngoldfish\n")
     assert read_class_names(names) == ["tench", "goldfish"]
@@ -144,19 +144,19 @@ def test_weights_file_round_trip(tmp_path):
     model, _ = application("MobileNetV2", "none", 32)
     path = tmp_path / "mnv2.weights.h5"
     model.save_weights(path)
-    view = analysable("keras.applications.MobileNetV2", weights=str(path), image_size=32)
+    view = model_view("keras.applications.MobileNetV2", weights=str(path), image_size=32)
     x = _rgb(1, 32)
     ref = model(x / 127.5 - 1.0)
     np.testing.assert_allclose(view.model(x), ref, rtol=1e-4, atol=1e-6)
 
 
 def test_views_are_shared_not_replayed(tiny_model):
-    """Each analysis calls `analysable(model)`: the graph is traced once per settings."""
-    a = analysable(tiny_model)
-    assert analysable(tiny_model) is a and analysable(a.model) is a
+    """Each analysis calls `model_view(model)`: the graph is traced once per settings."""
+    a = model_view(tiny_model)
+    assert model_view(tiny_model) is a and model_view(a.model) is a
     nodes = len(tiny_model.get_layer("conv1")._inbound_nodes)
     for _ in range(3):
-        analysable(tiny_model)
+        model_view(tiny_model)
     assert len(tiny_model.get_layer("conv1")._inbound_nodes) == nodes
-    named = analysable(tiny_model, class_names=[f"c{i}" for i in range(5)])
+    named = model_view(tiny_model, class_names=[f"c{i}" for i in range(5)])
     assert named is not a and named.class_names[0] == "c0" and a.class_names[0] != "c0"

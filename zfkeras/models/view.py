@@ -1,8 +1,8 @@
-"""One analysable view of any Keras CNN: the adapter every analysis goes through.
+"""The model view of any Keras CNN (the adapter): what the package knows about a model, in one place.
 
-`analysable(model)` turns a built Keras model (functional, Sequential, nested,
+`model_view(model)` turns a built Keras model (functional, Sequential, nested,
 a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
-`"keras.applications.VGG16"`) into an `AnalysableModel`:
+`"keras.applications.VGG16"`) into a `ModelView`:
 
 - `model`: a flat functional model from **raw RGB 0..255** to the outputs,
   built from the user's own layer objects (weights shared, nothing copied);
@@ -41,7 +41,7 @@ from zfkeras.models.graph import (
     trace_layers,
 )
 
-class AnalysableModel:
+class ModelView:
     """A model as the analyses see it (see the module docstring).
 
     Args:
@@ -56,7 +56,7 @@ class AnalysableModel:
             then may output k be matched with a class folder (`NO_CLASS_NAMES`).
 
     Example:
-    >>> view = analysable(keras.applications.VGG16(weights=None), preprocess="caffe")
+    >>> view = model_view(keras.applications.VGG16(weights=None), preprocess="caffe")
     >>> view.default_layer, view.window("block3_conv1", 0, 0)
     ('block5_pool', (-10, -10, 14, 14))
     """
@@ -76,7 +76,7 @@ class AnalysableModel:
                 f"model {model.name!r} needs a fixed (H, W, C) input; got {shape}: rebuild it on "
                 "keras.Input(shape=(224, 224, 3)) (keras.applications: pass input_shape=...)"
             )
-        self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `analysable`)
+        self._source = weakref.ref(model)  # the view does not keep the user's model alive (see `model_view`)
         self.grayscale = shape[2] == 1  # analysed from RGB photos through `rgb_to_gray` in front
         # Photos are fed as RGB: RGB and grayscale models take them (`check_photos`); a model of
         # other channels (not photos) is taken as it is, for arrays of its own channel count.
@@ -109,7 +109,7 @@ class AnalysableModel:
         # Real names (given, or the model's own), not the "class k" placeholders: only then is
         # output k comparable with a folder name (accuracy, "true class").
         self.has_class_names = class_names is not None or bool(getattr(model, "class_names", None))
-        # `analysable(view.model)` finds this view again (class names, preprocessing kept)
+        # `model_view(view.model)` finds this view again (class names, preprocessing kept)
         _OWN[id(self.model)] = self
 
     def check_photos(self) -> None:
@@ -320,7 +320,7 @@ def read_class_names(path: str | os.PathLike) -> list[str]:
     return names
 
 
-def analysable(
+def model_view(
     model,
     preprocess: str | InputPreprocessing | None = None,
     class_names: Sequence[str] | str | os.PathLike | None = None,
@@ -328,15 +328,15 @@ def analysable(
     weights: str | None = "none",
     image_size: int | None = None,
     include_top: bool | None = None,
-) -> AnalysableModel:
-    """The `AnalysableModel` of a model, a `.keras` path or "keras.applications.NAME".
+) -> ModelView:
+    """The `ModelView` of a model, a `.keras` path or "keras.applications.NAME".
 
-    An `AnalysableModel` is returned as it is. `class_names` may be a list or a
+    An `ModelView` is returned as it is. `class_names` may be a list or a
     text file (one name per line). For a `keras.applications` name the
     preprocessing defaults to the model's own (`zfkeras.models.applications.APPLICATION_PREPROCESSING`);
     `weights`, `image_size` and `include_top` are those of `application`.
     """
-    if isinstance(model, AnalysableModel):
+    if isinstance(model, ModelView):
         return model
     own = _OWN.get(id(model))
     if own is not None and own.model is model and preprocess is None and class_names is None:
@@ -354,7 +354,7 @@ def analysable(
             model = load_model(spec)
         # A model loaded here has no other owner: its view holds it (`source`, e.g. what a Ray
         # worker rebuilds), uncached (a new object each call; a cached view would keep its key alive).
-        view = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
+        view = ModelView(model, preprocess=preprocess, class_names=class_names)
         view._loaded = model
         return view
     # One view per (model, preprocessing, class names): analyses that each take the model
@@ -364,11 +364,11 @@ def analysable(
            None if class_names is None else tuple(class_names))
     cache = _VIEWS.setdefault(model, {})
     if key not in cache:
-        cache[key] = AnalysableModel(model, preprocess=preprocess, class_names=class_names)
+        cache[key] = ModelView(model, preprocess=preprocess, class_names=class_names)
     return cache[key]
 
 
-# The paper's layer choices (ZFNet's names) per use; `AnalysableModel.paper_layers` says what
+# The paper's layer choices (ZFNet's names) per use; `ModelView.paper_layers` says what
 # stands in for them on any other network.
 PAPER_LAYERS: dict[str, tuple[str, ...]] = {
     "evolution": ("conv1", "conv2", "conv3", "conv4", "conv5"),
@@ -381,4 +381,4 @@ PAPER_LAYERS: dict[str, tuple[str, ...]] = {
 # Views by the user's model (weak keys: an entry goes with its model; a view holds its model
 # only weakly) and by their own flat model (weak values: an entry goes with its view).
 _VIEWS: "weakref.WeakKeyDictionary[keras.Model, dict]" = weakref.WeakKeyDictionary()
-_OWN: "weakref.WeakValueDictionary[int, AnalysableModel]" = weakref.WeakValueDictionary()
+_OWN: "weakref.WeakValueDictionary[int, ModelView]" = weakref.WeakValueDictionary()
