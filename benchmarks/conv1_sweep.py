@@ -5,7 +5,8 @@ their random start. This script reads the runs of a multiplier sweep (each made 
 see below), evaluates each finished model on Caltech-101's test.txt (top-1, mean per-class, dead
 units) and measures its layer-1 filters: the share of power in the low / mid / high radial frequency
 bands (`zfkeras.analysis.filter_measures.band_shares`) against white noise's (the random start).
-Writes a Markdown table (and JSON) to --out.
+Writes a Markdown table (and JSON) and the runs' layer-1 filters side by side (filters_layer1.png)
+to --out.
 
 Runs (resumable; each `RUNS/s<D>-w<W>` is conv1 lr x 1/D with W warm-up epochs, 30 epochs, seed 0):
 
@@ -51,14 +52,31 @@ def _evaluate(run: Path, caltech: Path, cache: str | None) -> dict:
     return json.loads((out / "evaluation.json").read_text())
 
 
-def _bands(run: Path) -> np.ndarray:
+def _kernel(run: Path) -> np.ndarray:
+    """conv1's kernel `(7, 7, 3, C)` of the run's model."""
     import keras
 
-    import zfkeras.models  # noqa: F401  (registers the layers)
-    from zfkeras.analysis.filter_measures import band_shares
+    import zfkeras  # noqa: F401  (registers the layers)
 
     model = keras.saving.load_model(run / "model.keras", compile=False)
-    return np.nanmean(band_shares(np.asarray(model.get_layer("conv1").kernel)), axis=0)
+    return np.asarray(model.get_layer("conv1").kernel)
+
+
+def _bands(kernel: np.ndarray) -> np.ndarray:
+    from zfkeras.analysis.filter_measures import band_shares
+
+    return np.nanmean(band_shares(kernel), axis=0)
+
+
+def _filters_figure(rows: list[dict], kernels: list[np.ndarray], path: Path) -> None:
+    """Layer-1 filters of every run side by side, each titled with its lr, accuracy and bands."""
+    from zfkeras.report.figures.fig6_diagnostics import plot_filter_grids
+    from zfkeras.report.plotting import save_figure
+
+    titles = [f"conv1 lr x {r['scale']}" + (f", warm-up {r['warmup']}" if r["warmup"] else "")
+              + f"\ntop-1 {100 * r['top1']:.1f} %, low/mid/high "
+              + "/".join(f"{100 * b:.0f}" for b in r["bands"]) + " %" for r in rows]
+    save_figure(plot_filter_grids(kernels=kernels, titles=titles, panel_inches=3.2), path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from zfkeras.analysis.filter_measures import white_noise_band_shares
 
-    rows = []
+    rows, kernels = [], []
     for run in sorted(Path(args.runs).glob("s*-w*"), key=lambda r: (-int(re.match(r"s(\d+)", r.name).group(1)), r.name)):
         if not (run / "model.keras").is_file() or not (run / "history.csv").is_file():
             continue
@@ -81,8 +99,9 @@ def main(argv: list[str] | None = None) -> int:
             continue
         d, w = map(int, re.match(r"s(\d+)-w(\d+)", run.name).groups())
         ev = _evaluate(run, Path(args.caltech), args.cache_dir)
+        kernels.append(_kernel(run))
         rows.append(dict(run=run.name, scale=f"1/{d}", warmup=w, top1=ev["top1"], mean_per_class=ev["mean_per_class"],
-                         dead=ev.get("dead_units", {}), bands=_bands(run).tolist(),
+                         dead=ev.get("dead_units", {}), bands=_bands(kernels[-1]).tolist(),
                          val_acc={e: history.get(e) for e in EPOCHS_SHOWN}))
     noise = white_noise_band_shares()
     lines = ["| conv1 lr | warm-up | test top-1 | mean per-class | val acc. at epoch " + ", ".join(map(str, EPOCHS_SHOWN))
@@ -99,6 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "sweep.md").write_text("\n".join(lines) + "\n")
+    if rows:
+        _filters_figure(rows, kernels, out / "filters_layer1.png")
     (out / "sweep.json").write_text(json.dumps(dict(rows=rows, white_noise=noise.tolist()), indent=1))
     print("\n".join(lines))
     return 0
