@@ -14,7 +14,8 @@ from conftest import TINY, make_image_folder
 
 from zfkeras.deconv import Deconvnet, LayerTop, LayerVisuals, TopActivations
 from zfkeras.deconv.atlas import (
-    PAGE_MAPS, STORE_TILE, Atlas, AtlasSettings, activation_warning, compute_atlas, write_atlas)
+    STORE_TILE, Atlas, AtlasSettings, activation_warning, compute_atlas)
+from zfkeras.report.figures.atlas_panel import PAGE_MAPS, write_atlas
 
 
 @pytest.fixture(scope="module")
@@ -276,7 +277,7 @@ def test_pages_and_tiles_are_sized_for_a_screen(tmp_path):
     assert [p.name for p in pages] == ["deep_top4.png", "deep_top4_p2.png"]
     from test_figures import assert_all_text_inside
 
-    from zfkeras.report.figures.atlas import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     fig = plot_top_activations(small, rows=np.arange(PAGE_MAPS), max_tile=48, n_images=9)
     texts = [t for t, _ in assert_all_text_inside(fig)]

@@ -13,9 +13,9 @@ Computing and plotting are separate; results are small objects that save and loa
   (npz: records, tiles as one encoded image per map); `zfkeras.report.figures.fig2_top9.plot_top_activations(visuals)` draws Fig 2
   (plotting lives with the figure in `zfkeras.report.figures`).
 - `compute_atlas(deconv, paths, images, folder, AtlasSettings(...))` -> `Atlas` (scan +
-  projections of the chosen maps, resumable, reusing what a folder holds) and
-  `write_atlas(folder, atlas, model=..., data=...)` (paged panels, `config.json`): the one
-  path of `zfkeras visualize` and the report's Figs 1-2 (`atlas`).
+  projections of the chosen maps, resumable, reusing what a folder holds; arrays only): the one
+  compute of `zfkeras visualize`, `zfkeras atlas` and the report's Figs 1-2 (`atlas`); their
+  one writer of pictures is `zfkeras.report.figures.atlas_panel.write_atlas`.
 - `to_display` (the one display normalization), `cut_patch` (receptive-field patches).
 - `rules`: the backward rules ("deconvnet", "guided", "gradient") and the general
   autodiff route for residual networks (`GradientRoute`).
@@ -23,7 +23,7 @@ Computing and plotting are separate; results are small objects that save and loa
   (transposed convs sharing the forward kernels, `MaxUnpooling2D` with the switches).
 """
 
-from zfkeras.deconv.atlas import Atlas, AtlasSettings, compute_atlas, write_atlas
+from zfkeras.deconv.atlas import Atlas, AtlasSettings, compute_atlas
 from zfkeras.deconv.chain import SUPPORTED_LAYERS, trace_chain, with_switches
 from zfkeras.deconv.deconvnet import Deconvnet, Projections
 from zfkeras.deconv.mirror import MirrorStep, mirror_inputs, mirror_model
@@ -57,5 +57,4 @@ __all__ = [
     "top_projections",
     "trace_chain",
     "with_switches",
-    "write_atlas",
 ]

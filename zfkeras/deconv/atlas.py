@@ -1,20 +1,19 @@
-"""The top-k atlas of a model over a dataset (paper Figs 1-2): one compute, one writer.
+"""The top-k atlas of a model over a dataset (paper Figs 1-2): one compute, its arrays kept in a folder.
 
 `compute_atlas` runs (or resumes, or reuses) the scan and the projections of the chosen
-feature maps; `write_atlas` draws the panels and writes the settings. `zfkeras visualize`
-and the report's Figs 1-2 both call them, so a folder has one layout whoever wrote it,
-and either reuses the other's:
+feature maps and keeps their arrays in a folder; the pictures and the settings are drawn
+from them by `zfkeras.report.figures.atlas_panel.write_atlas`. `zfkeras visualize`,
+`zfkeras atlas` and the report's Figs 1-2 all call both, so a folder has one layout
+whoever wrote it, and either reuses the other's:
 
-- `top9.json` + `top9.npz`: the scan's top-k records (`TopActivations`);
+- `top9.json` + `top9.npz`: the scan's top-k records (`TopKScan`);
 - `scan_checkpoint.npz`: the scan's resumable state (and its weights fingerprint);
 - `<layer>_top<k>.npz`: the projected maps shown (`LayerVisuals`: records, and tiles of at
   most `STORE_TILE` px as one encoded image per map); rewritten as maps are projected, so
   an interrupted run continues where it stopped;
-- `<layer>_top<k>.png`, `<layer>_top<k>_p2.png`, ...: the panel, at most `PAGE_MAPS` maps
-  per page, tiles shown at 48 px (`card_layout`): sized for a screen;
-- `config.json`: the settings (`AtlasSettings`), the maps shown and the skipped files.
+- written by `write_atlas`: `<layer>_top<k>.png` (+ `_p2.png`, ...: the paged panels) and
+  `config.json` (the settings, `AtlasSettings`, the maps shown and the skipped files).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -32,13 +31,11 @@ from zfkeras.deconv.scan import (
     TopActivations, _fingerprint, default_layers, drop_stale_checkpoint, scan_top_activations)
 from zfkeras.deconv.visuals import (
     ImageSource, LayerVisuals, bound_tiles, merge_visuals, subset_visuals, top_projections)
-from zfkeras.utils.io import atomic_write_json
 
-__all__ = ["STORE_TILE", "PAGE_MAPS", "Atlas", "AtlasSettings", "activation_warning", "choose_channels",
-           "compute_atlas", "load_saved_scan", "write_atlas"]
+__all__ = ["STORE_TILE", "Atlas", "AtlasSettings", "activation_warning", "choose_channels", "compute_atlas",
+           "load_saved_scan", "resolve_layers"]
 
 STORE_TILE = 112  # px: stored tiles are at most this side (the enlarged view of an atlas card)
-PAGE_MAPS = 16  # maps per panel page
 SAVE_EVERY = 20.0  # s: projections are saved at least this often (and at the end / on interrupt)
 VANISHING = 1e-6  # activations below this (absolute) are reported as vanishingly small
 
@@ -344,54 +341,3 @@ def _project(deconv, top, images, folder: Path, s: AtlasSettings, have: dict, to
                 raise
             have[l].save(path)
     return done
-
-
-def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: str, list_file: str | None = None,
-                skipped: Sequence[dict] = ()) -> list[Path]:
-    """Draw each layer's panel (paged, `PAGE_MAPS` maps a page) and write `config.json`; returns the PNGs.
-
-    `model`, `data`, `list_file`: as given by the user (recorded); `skipped`: `{"path", "reason"}`
-    of the files that did not decode.
-    """
-    from zfkeras.report.figures.atlas import plot_top_activations
-
-    folder = Path(folder)
-    k = atlas.top.k
-    written = []
-    for layer, v in atlas.visuals.items():
-        live = np.flatnonzero(~np.asarray(v.dead, bool))
-        pages = [live[i:i + PAGE_MAPS] for i in range(0, len(live), PAGE_MAPS)] or [live]
-        for p, rows in enumerate(pages):
-            name = f"{layer}_top{k}.png" if p == 0 else f"{layer}_top{k}_p{p + 1}.png"
-            title = None if len(pages) == 1 else (
-                f"{layer}: top {k} activations per feature map, page {p + 1} of {len(pages)} "
-                f"(left: {v.rule} projections, right: image patches)")
-            fig = plot_top_activations(v, n_images=atlas.top.n_images, rows=rows, title=title, max_tile=48)
-            _save_rgb_png(fig, folder / name)
-            written.append(folder / name)
-        for old in folder.glob(f"{layer}_top{k}_p*.png"):  # pages of an earlier, larger run
-            if old not in written:
-                old.unlink()
-    atomic_write_json(folder / "config.json", {
-        "model": str(model), "data": str(data), "list": str(list_file) if list_file else None,
-        **atlas.settings.to_dict(), "layers": list(atlas.visuals),
-        "channels_shown": {l: [int(c) for c in v.channels] for l, v in atlas.visuals.items()},
-        "images": atlas.top.n_images, "warnings": atlas.warnings,
-        "skipped": [{"path": str(d["path"]), "reason": str(d["reason"])} for d in skipped],
-    })
-    return written
-
-
-def _save_rgb_png(fig, path: Path) -> None:
-    """`fig` as an optimized RGB PNG, atomically (matplotlib writes RGBA: about 13 % more bytes here)."""
-    import io
-
-    from PIL import Image
-
-    from zfkeras.utils.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    out = io.BytesIO()
-    Image.open(buf).convert("RGB").save(out, format="PNG", optimize=True)
-    atomic_write_bytes(path, out.getvalue())

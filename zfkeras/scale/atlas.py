@@ -16,7 +16,7 @@
 folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
 `store_atlas` keeps the result in the format `compute_atlas` stores (`top9.json`, `<layer>_top<k>.npz`
 with tiles of at most `STORE_TILE` px) and gives the `zfkeras.deconv.atlas.Atlas` that the package's
-one writer, `zfkeras.deconv.atlas.write_atlas`, draws: a `zfkeras atlas` folder is a `zfkeras
+one writer, `zfkeras.report.figures.atlas_panel.write_atlas`, draws: a `zfkeras atlas` folder is a `zfkeras
 visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay under `OUT/blocks/`.
 """
 
@@ -225,7 +225,7 @@ def store_atlas(out: str | os.PathLike, atlas: Atlas, settings: "folder.AtlasSet
 
     Writes `top9.json` (+ `top9.npz`) and `<layer>_top<k>.npz` (tiles bounded to `STORE_TILE` px),
     and reads the maps back from those files (what later runs and the report see), so
-    `zfkeras.deconv.atlas.write_atlas(out, result, model=..., data=...)` gives the folder
+    `zfkeras.report.figures.atlas_panel.write_atlas(out, result, model=..., data=...)` gives the folder
     `zfkeras visualize` gives. `settings`: the `AtlasSettings` of the run (recorded in config.json).
     """
     from zfkeras.deconv.atlas import STORE_TILE, activation_warning

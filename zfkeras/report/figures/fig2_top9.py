@@ -4,8 +4,9 @@ The analysis is `zfkeras.deconv.scan_top_activations` (one pass over DATA, keepi
 the k strongest activations per map) and `zfkeras.deconv.top_projections` (their
 projections with the report's backward rule). Results: `OUT/top9/top9.json` (+ a
 resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
-`zfkeras visualize --out` writes. The pictures are drawn by `atlas.py`: the atlas pages and
-`plot_top_activations` (one matplotlib figure per layer, re-exported here).
+`zfkeras visualize --out` writes. The pictures are drawn by `atlas.py` (the atlas pages) and
+`atlas_panel.py` (`plot_top_activations`, one matplotlib figure per layer, re-exported here, and
+`write_atlas`, the folder's panels and config.json).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import numpy as np
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
     DREAM_NOTE, ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file,
-    dead_line, dream_file, encode, fmap_card, plot_top_activations)
+    dead_line, dream_file, encode, fmap_card)
+from zfkeras.report.figures.atlas_panel import plot_top_activations, write_atlas
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
@@ -121,7 +123,7 @@ class TopActivationsFigure(Figure):
     )
 
     def compute(self, ctx: ReportContext):
-        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
+        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers
 
         opts = ctx.options
         layers = [n.strip() for v in (opts.layers or ()) for n in str(v).split(",") if n.strip()]
