@@ -41,15 +41,14 @@ def atlas_inputs(args: argparse.Namespace) -> AtlasInputs:
     from zfkeras.cli._model import load_view
     from zfkeras.data.images import list_images
     from zfkeras.deconv import AtlasSettings, Deconvnet
-    from zfkeras.deconv.atlas import resolve_layers
 
     TopActivationsFigure.check_options(args, "top", "channels")
     view = load_view(args)
-    deconv = Deconvnet(view, rule=args.rule)
-    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
+    layers = view.choose_layers(args.layers or ())  # one-line ValueError listing the valid layers
     paths = list_images(args.data, args.list)
     if args.limit:
         paths = paths[: args.limit]
+    deconv = Deconvnet(view, rule=args.rule)
     settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
                              rule=args.rule, seed=args.seed, batch_size=args.batch_size)
     return AtlasInputs(view, deconv, paths, settings)

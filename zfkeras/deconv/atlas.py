@@ -22,18 +22,18 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.scan import (
-    TopActivations, _fingerprint, default_layers, drop_stale_checkpoint, scan_top_activations)
+    TopActivations, _fingerprint, drop_stale_checkpoint, scan_top_activations)
 from zfkeras.deconv.visuals import (
     ImageSource, LayerVisuals, bound_tiles, merge_visuals, subset_visuals, top_projections)
 
 __all__ = ["STORE_TILE", "Atlas", "AtlasSettings", "activation_warning", "choose_channels", "compute_atlas",
-           "load_saved_scan", "resolve_layers"]
+           "load_saved_scan"]
 
 STORE_TILE = 112  # px: stored tiles are at most this side (the enlarged view of an atlas card)
 SAVE_EVERY = 20.0  # s: projections are saved at least this often (and at the end / on interrupt)
@@ -45,7 +45,7 @@ class AtlasSettings:
     """What an atlas is made with (the same for `zfkeras visualize` and the report).
 
     Attributes:
-        layers: layers to scan and show (empty: `default_layers`).
+        layers: layers to scan and show (empty: `ModelView.block_layers`).
         top: activations kept per feature map (k; 9 in the paper).
         channels: maps projected per layer, a seeded random subset; 0: all.
         contrast: display contrast of the projections.
@@ -161,15 +161,6 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     return top, "ok"
 
 
-def resolve_layers(deconv: Deconvnet, layers: Iterable[str]) -> list[str]:
-    """Layer names (commas split, duplicates dropped) in model order; ValueError naming the valid ones."""
-    given = [n.strip() for v in layers for n in str(v).split(",") if n.strip()]
-    names = given or default_layers(deconv)
-    for name in names:
-        deconv.output_shape(name)  # one-line ValueError listing the valid layers
-    return sorted(dict.fromkeys(names), key=deconv.order)
-
-
 def _saved_visuals(path: Path, top: TopActivations, layer: str, s: AtlasSettings) -> LayerVisuals | None:
     """The maps of `path` that were projected from this very scan with these settings (None: none)."""
     if not path.exists():
@@ -228,7 +219,7 @@ def compute_atlas(
     if deconv.rule != s.rule:
         raise ValueError(f"the Deconvnet's rule is {deconv.rule!r}, the settings' {s.rule!r}")
     folder = Path(folder)
-    layers = resolve_layers(deconv, s.layers)
+    layers = deconv.view.choose_layers(s.layers)
     k = s.top
     top, source = None, "computed"
     for other in [Path(r) for r in reuse if r]:

@@ -123,13 +123,13 @@ class TopActivationsFigure(Figure):
     )
 
     def compute(self, ctx: ReportContext):
-        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers
+        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas
 
         opts = ctx.options
         layers = [n.strip() for v in (opts.layers or ()) for n in str(v).split(",") if n.strip()]
         if opts.layers and not layers:
             raise ValueError("--layers needs at least one layer name, e.g. conv1 conv5")
-        layers = resolve_layers(ctx.deconv, layers)  # ValueError listing the valid layers
+        layers = ctx.view.choose_layers(layers)  # ValueError listing the valid layers
         channels = count_or_all(opts.channels) if isinstance(opts.channels, str) else int(opts.channels)
         settings = AtlasSettings(layers=tuple(layers), top=opts.top, channels=channels, contrast=opts.contrast,
                                  rule=opts.rule, seed=opts.seed, batch_size=opts.batch_size)
