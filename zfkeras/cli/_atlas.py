@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 from zfkeras.report.build import GENERAL_OPTIONS
 from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
@@ -54,11 +54,13 @@ def atlas_inputs(args: argparse.Namespace) -> AtlasInputs:
     return AtlasInputs(view, deconv, paths, settings)
 
 
-def write_folder(args: argparse.Namespace, atlas, skipped: Sequence[dict]) -> None:
-    """`write_atlas` into `--out`, recording MODEL, DATA and `--list` as the user gave them."""
+def write_folder(args: argparse.Namespace, atlas, skipped: Sequence[dict], dreams: Mapping = {}) -> None:
+    """`write_atlas` into `--out`, recording MODEL, DATA and `--list` as the user gave them
+    (`dreams`: `{layer: FeatureVisualizationResult}` of `visualize --dream-steps`)."""
     from zfkeras.report.figures.atlas_panel import write_atlas
 
-    write_atlas(args.out, atlas, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
+    write_atlas(args.out, atlas, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped,
+                dreams=dreams)
 
 
 def add_atlas_arguments(p: argparse.ArgumentParser, *, channels: int, out_help: str) -> None:

@@ -44,37 +44,33 @@ def run(args: argparse.Namespace) -> int:
     for w in atlas.warnings:
         if args.quiet:
             print(w)  # a warning is not progress: --quiet still says it
-    write_folder(args, atlas, skipped)
     for layer, v in atlas.visuals.items():
         n, dead = atlas.top.layers[layer].channels, int(atlas.top.layers[layer].dead.sum())
         if args.channels > n:  # an answer to what was asked: said even with --quiet
             print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         log(f"{layer}: {len(v.channels)} of {n} channels shown, {dead} dead on these images")
-        if args.dream_steps:
-            _dream(given.view, v, Path(args.out), args)
+    dreams = _dreams(given.view, atlas.visuals, args) if args.dream_steps else {}
+    write_folder(args, atlas, skipped, dreams)
     named = ", ".join(f"{Path(d['path']).name} ({d['reason']})" for d in skipped[:10])
     log(f"scanned {atlas.top.n_images} images ({len(skipped)} skipped{': ' + named if skipped else ''}); "
         f"wrote {args.out}")
     return 0
 
 
-def _dream(view, visuals, out: Path, args: argparse.Namespace) -> None:
-    """Feature visualization of the live shown maps of one layer, beside their top-k."""
+def _dreams(view, visuals: dict, args: argparse.Namespace) -> dict:
+    """Feature visualization of the live shown maps of each layer: `{layer: FeatureVisualizationResult}`."""
     from zfkeras.analysis.feature_visualization import FeatureVisualization
-    from zfkeras.report.figures.dream import dream_rows
-    from zfkeras.report.figures.atlas import encode
-    from zfkeras.utils.io import atomic_write_bytes
 
-    live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
-    if not live:
-        return
-    res = FeatureVisualization(view, visuals.layer, steps=args.dream_steps, seed=args.seed,
-                               batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
-    res.save(out / f"{visuals.layer}_dream.npz")
-    images = {int(u): img for u, img in zip(res.units, res.images)}
-    atomic_write_bytes(out / f"{visuals.layer}_dream.png", encode(dream_rows(visuals, images), "png"))
-    if not args.quiet:
-        print(f"{visuals.layer}: {res.summary()}")
+    out = {}
+    for layer, v in visuals.items():
+        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
+        if not live:
+            continue
+        out[layer] = FeatureVisualization(view, layer, steps=args.dream_steps, seed=args.seed,
+                                          batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
+        if not args.quiet:
+            print(f"{layer}: {out[layer].summary()}")
+    return out
 
 
 def add_parser(sub) -> None:

@@ -20,17 +20,19 @@ import math
 import os
 import textwrap
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
 
-from zfkeras.report.figures.atlas import card_image, resize_tiles
+from zfkeras.report.figures.atlas import card_image, encode, resize_tiles
+from zfkeras.report.figures.dream import dream_rows
 from zfkeras.report.plotting import MIN_TILE, compact_ranges, tile_factor
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_json
 
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
     import matplotlib.figure
 
+    from zfkeras.analysis.fv_result import FeatureVisualizationResult
     from zfkeras.deconv.atlas import Atlas
     from zfkeras.deconv.visuals import LayerVisuals
 
@@ -157,16 +159,19 @@ def plot_top_activations(
 
 
 def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: str, list_file: str | None = None,
-                skipped: Sequence[dict] = ()) -> list[Path]:
+                skipped: Sequence[dict] = (), dreams: Mapping[str, FeatureVisualizationResult] = {}) -> list[Path]:
     """Draw each layer's panel (paged, `PAGE_MAPS` maps a page) and write `config.json`; returns the PNGs.
 
     `model`, `data`, `list_file`: as given by the user (recorded); `skipped`: `{"path", "reason"}`
-    of the files that did not decode.
+    of the files that did not decode; `dreams`: `{layer: FeatureVisualizationResult}` of the shown
+    maps, written as `<layer>_dream.npz` and drawn beside their top-k as `<layer>_dream.png` (`dream_rows`).
     """
     folder = Path(folder)
     k = atlas.top.k
     written = []
     for layer, v in atlas.visuals.items():
+        dream = dreams.get(layer)
+        dream_png = encode(dream_rows(v, dict(zip(map(int, dream.units), dream.images))), "png") if dream else None
         live = np.flatnonzero(~np.asarray(v.dead, bool))
         pages = [live[i:i + PAGE_MAPS] for i in range(0, len(live), PAGE_MAPS)] or [live]
         for p, rows in enumerate(pages):
@@ -180,6 +185,9 @@ def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: st
         for old in folder.glob(f"{layer}_top{k}_p*.png"):  # pages of an earlier, larger run
             if old not in written:
                 old.unlink()
+        if dream is not None:
+            dream.save(folder / f"{layer}_dream.npz")
+            atomic_write_bytes(folder / f"{layer}_dream.png", dream_png)
     atomic_write_json(folder / "config.json", {
         "model": str(model), "data": str(data), "list": str(list_file) if list_file else None,
         **atlas.settings.to_dict(), "layers": list(atlas.visuals),
