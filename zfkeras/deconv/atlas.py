@@ -28,7 +28,7 @@ import numpy as np
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.scan import (
-    TopActivations, _fingerprint, drop_stale_checkpoint, scan_top_activations)
+    TopKScan, _fingerprint, drop_stale_checkpoint, scan_top_activations)
 from zfkeras.deconv.visuals import (
     ImageSource, LayerVisuals, bound_tiles, merge_visuals, subset_visuals, top_projections)
 
@@ -71,7 +71,7 @@ class Atlas:
     """The result of `compute_atlas`.
 
     Attributes:
-        top: the scan (`TopActivations`).
+        top: the scan (`TopKScan`).
         visuals: `{layer: LayerVisuals}` of the maps shown, read back from the folder.
         settings: the `AtlasSettings`.
         source: "computed", or which folder the scan / projections were reused from.
@@ -79,7 +79,7 @@ class Atlas:
         projected: pairs projected by this call (0 when everything was reused).
     """
 
-    top: TopActivations
+    top: TopKScan
     visuals: dict[str, LayerVisuals]
     settings: AtlasSettings
     source: str = "computed"
@@ -92,7 +92,7 @@ def choose_channels(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if count in (0, n) or count > n else np.sort(rng.choice(n, count, replace=False))
 
 
-def activation_warning(top: TopActivations) -> str | None:
+def activation_warning(top: TopKScan) -> str | None:
     """One line when the scanned activations are vanishingly small or constant, else None."""
     small, flat = [], []
     for name, lt in top.layers.items():
@@ -118,8 +118,8 @@ def activation_warning(top: TopActivations) -> str | None:
 
 
 def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: int, paths: Sequence[str] | None,
-                    *, need_fingerprint: bool) -> tuple[TopActivations | None, str]:
-    """A saved scan usable for these layers, images and weights: `(TopActivations, "ok")` or `(None, why)`.
+                    *, need_fingerprint: bool) -> tuple[TopKScan | None, str]:
+    """A saved scan usable for these layers, images and weights: `(TopKScan, "ok")` or `(None, why)`.
 
     The weights are checked with the scan's checkpoint fingerprint when `scan_checkpoint.npz`
     is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
@@ -129,7 +129,7 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     if not (folder / "top9.json").exists():
         return None, "no saved scan"
     try:
-        top = TopActivations.load(folder / "top9.json")
+        top = TopKScan.load(folder / "top9.json")
     except (OSError, ValueError, KeyError) as err:
         return None, f"unreadable saved scan ({err})"
     if top.k != k:
@@ -161,7 +161,7 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     return top, "ok"
 
 
-def _saved_visuals(path: Path, top: TopActivations, layer: str, s: AtlasSettings) -> LayerVisuals | None:
+def _saved_visuals(path: Path, top: TopKScan, layer: str, s: AtlasSettings) -> LayerVisuals | None:
     """The maps of `path` that were projected from this very scan with these settings (None: none)."""
     if not path.exists():
         return None
@@ -245,7 +245,7 @@ def compute_atlas(
         top.save(folder / "top9.json")
     else:
         log(f"[atlas] top-{k} scan: {source}")
-    top = TopActivations(top.k, top.n_images, {l: top.layers[l] for l in layers})
+    top = TopKScan(top.k, top.n_images, {l: top.layers[l] for l in layers})
     warnings = [w for w in [activation_warning(top)] if w]
     for w in warnings:
         log(w)

@@ -19,7 +19,7 @@ import numpy as np
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.display import GREY, cut_patch, to_display, to_uint8
-from zfkeras.deconv.scan import TopActivations, atomic_savez
+from zfkeras.deconv.scan import TopKScan, atomic_savez
 
 ImageSource = Union[Callable[[str], np.ndarray], Mapping[str, np.ndarray]]
 
@@ -182,7 +182,7 @@ def subset_visuals(v: LayerVisuals, channels: Sequence[int]) -> LayerVisuals:
 
 def top_projections(
     model: keras.Model | Deconvnet,
-    top: TopActivations,
+    top: TopKScan,
     layer: str,
     images: ImageSource,
     channels: Sequence[int] | None = None,
@@ -195,7 +195,7 @@ def top_projections(
 
     Args:
         model: the scanned model, or its `Deconvnet`.
-        top: the scan result (`scan_top_activations` or `TopActivations.load`).
+        top: the scan result (`scan_top_activations` or `TopKScan.load`).
         layer: a scanned layer.
         images: image id -> model input image `(H, W, 3)` (a function or a
             mapping); for ZFNet the raw RGB 0..255 image the scan saw.
