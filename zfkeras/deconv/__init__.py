@@ -10,7 +10,7 @@ Computing and plotting are separate; results are small objects that save and loa
 - `scan_top_activations(model, batches, layers=None, k=9, checkpoint=None)` ->
   `TopKScan` (JSON + npz); `merge_topk` is its pure NumPy merge.
 - `top_projections(model, top, layer, images, channels=None)` -> `LayerVisuals`
-  (npz: records, tiles as one encoded image per map); `zfkeras.report.figures.fig2_top9.plot_top_activations(visuals)` draws Fig 2
+  (npz: records, tiles as one encoded image per map); `zfkeras.report.figures.atlas_panel.plot_top_activations(visuals)` draws Fig 2
   (plotting lives with the figure in `zfkeras.report.figures`).
 - `compute_atlas(deconv, paths, images, folder, AtlasSettings(...))` -> `Atlas` (scan +
   projections of the chosen maps, resumable, reusing what a folder holds; arrays only): the one

@@ -4,7 +4,7 @@
 kept activation back to pixels (batched, sharing forward passes between pairs
 of the same image) and cuts the receptive field from both the projection and
 the image, giving `LayerVisuals`. It saves to / loads from an npz, so plotting
-(`zfkeras.report.figures.fig2_top9.plot_top_activations`) and reports never recompute it.
+(`zfkeras.report.figures.atlas_panel.plot_top_activations`) and reports never recompute it.
 """
 
 from __future__ import annotations
