@@ -54,7 +54,7 @@ def atlas_inputs(args: argparse.Namespace) -> AtlasInputs:
     return AtlasInputs(view, deconv, paths, settings)
 
 
-def write_folder(args: argparse.Namespace, atlas, skipped: Sequence[dict], dreams: Mapping = {}) -> None:
+def write_folder(args: argparse.Namespace, atlas, skipped: Sequence[dict], dreams: Mapping | None = None) -> None:
     """`write_atlas` into `--out`, recording MODEL, DATA and `--list` as the user gave them
     (`dreams`: `{layer: FeatureVisualizationResult}` of `visualize --dream-steps`)."""
     from zfkeras.report.figures.atlas_panel import write_atlas

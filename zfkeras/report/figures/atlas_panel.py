@@ -159,7 +159,8 @@ def plot_top_activations(
 
 
 def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: str, list_file: str | None = None,
-                skipped: Sequence[dict] = (), dreams: Mapping[str, FeatureVisualizationResult] = {}) -> list[Path]:
+                skipped: Sequence[dict] = (),
+                dreams: Mapping[str, FeatureVisualizationResult] | None = None) -> list[Path]:
     """Draw each layer's panel (paged, `PAGE_MAPS` maps a page) and write `config.json`; returns the PNGs.
 
     `model`, `data`, `list_file`: as given by the user (recorded); `skipped`: `{"path", "reason"}`
@@ -170,7 +171,7 @@ def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: st
     k = atlas.top.k
     written = []
     for layer, v in atlas.visuals.items():
-        dream = dreams.get(layer)
+        dream = (dreams or {}).get(layer)
         dream_png = encode(dream_rows(v, dict(zip(map(int, dream.units), dream.images))), "png") if dream else None
         live = np.flatnonzero(~np.asarray(v.dead, bool))
         pages = [live[i:i + PAGE_MAPS] for i in range(0, len(live), PAGE_MAPS)] or [live]
