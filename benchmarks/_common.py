@@ -31,7 +31,7 @@ def add_image_options(p: argparse.ArgumentParser, *, images: int, batch_size: in
 
 
 def scan_image_list(deconv, args: argparse.Namespace, layers: list[str]):
-    """The top-9 scan of `layers` over the images of `add_image_options`: `(TopActivations, seconds)`."""
+    """The top-9 scan of `layers` over the images of `add_image_options`: `(TopKScan, seconds)`."""
     from zfkeras.data.images import image_batches, list_images
     from zfkeras.deconv.scan import scan_top_activations
 

@@ -55,7 +55,7 @@ def child(args) -> dict:
     import numpy as np
 
     from zfkeras.data.images import ImageCache, image_batches, list_images
-    from zfkeras.deconv import TopActivations, scan_top_activations, top_projections
+    from zfkeras.deconv import TopKScan, scan_top_activations, top_projections
     from zfkeras.deconv.scan import default_layers
     from zfkeras.deconv.atlas import choose_channels
     from zfkeras.scale import build_atlas
@@ -103,7 +103,7 @@ def child(args) -> dict:
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}
         if ref.exists():
-            want = TopActivations.load(ref)
+            want = TopKScan.load(ref)
             out["equal_topk"] = all(
                 np.array_equal(getattr(atlas.top.layers[n], f), getattr(want.layers[n], f))
                 for n in layers for f in ("values", "index", "rows", "cols", "ids"))

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from conftest import TINY, make_image_folder
 
-from zfkeras.deconv import Deconvnet, LayerTop, LayerVisuals, TopActivations
+from zfkeras.deconv import Deconvnet, LayerTopK, LayerVisuals, TopKScan
 from zfkeras.deconv.atlas import (
-    PAGE_MAPS, STORE_TILE, Atlas, AtlasSettings, activation_warning, compute_atlas, write_atlas)
+    STORE_TILE, Atlas, AtlasSettings, activation_warning, compute_atlas)
+from zfkeras.report.figures.atlas_panel import PAGE_MAPS, write_atlas
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def test_visualize_and_the_report_write_one_folder_and_reuse_each_other(setup, t
     common = ["--layers", "conv1,conv3", "--channels", "all", "--rule", "guided", "--quiet"]
     count = Counter(monkeypatch)
     assert cli.main(["visualize", str(model), str(data), "--out", str(tmp_path / "vis"), *common]) == 0
-    top = TopActivations.load(tmp_path / "vis" / "top9.json")
+    top = TopKScan.load(tmp_path / "vis" / "top9.json")
     live = sum(int(np.sum(top.layers[l].values > 0)) for l in ("conv1", "conv3"))
     assert count.pairs == live  # every map (--channels all): each activation that fired, once
     config = json.loads((tmp_path / "vis" / "config.json").read_text())
@@ -173,7 +174,7 @@ def test_interrupted_projections_continue_where_they_stopped(setup, tmp_path, mo
         compute_atlas(deconv, paths, ImageCache(64), tmp_path / "a", settings, progress=False, log=lambda s: None)
     saved = sum(LayerVisuals.load(p).pairs for p in (tmp_path / "a").glob("*_top9.npz"))
     assert 0 < saved <= stopped.pairs  # what was finished (a whole group of maps) was written
-    top = TopActivations.load(tmp_path / "a" / "top9.json")
+    top = TopKScan.load(tmp_path / "a" / "top9.json")
     total = sum(int(np.sum(top.layers[l].values > 0)) for l in ("conv1", "conv3"))
     assert saved < total
     monkeypatch.undo()
@@ -200,11 +201,11 @@ def test_interrupted_projections_continue_where_they_stopped(setup, tmp_path, mo
         assert diff.max() <= 6 and diff.mean() < 0.1, (layer, diff.max(), diff.mean())
 
 
-def _top(values: np.ndarray) -> TopActivations:
+def _top(values: np.ndarray) -> TopKScan:
     c, k = values.shape
-    lt = LayerTop(values.astype(np.float32), np.tile(np.arange(k), (c, 1)), np.zeros((c, k), np.int32),
+    lt = LayerTopK(values.astype(np.float32), np.tile(np.arange(k), (c, 1)), np.zeros((c, k), np.int32),
                   np.zeros((c, k), np.int32), np.full((c, k), "x.jpg"))
-    return TopActivations(k, k, {"block_1": lt})
+    return TopKScan(k, k, {"block_1": lt})
 
 
 @pytest.mark.parametrize("values, expected", [
@@ -237,7 +238,7 @@ def test_a_model_with_vanishing_activations_gets_a_one_line_warning(setup, tmp_p
     assert cli.main(["visualize", str(tmp_path / "faint.keras"), str(data), "--out", str(tmp_path / "v"),
                      "--layers", "conv1,conv2", "--channels", "2", "--quiet"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
-    top = TopActivations.load(tmp_path / "v" / "top9.json")
+    top = TopKScan.load(tmp_path / "v" / "top9.json")
     peak = max(float(np.max(top.layers[l].values)) for l in ("conv1", "conv2"))
     assert peak < 1e-6  # the premise (conv1 and conv2 at 1e-7 x their weights)
     assert [l for l in lines if l.startswith("warning:")] == [
@@ -269,14 +270,14 @@ def test_pages_and_tiles_are_sized_for_a_screen(tmp_path):
     size = (tmp_path / "deep_top4.npz").stat().st_size
     assert size < 2 * small.projections.nbytes < 2 * proj.nbytes / 1.75
 
-    lt = LayerTop(values, np.zeros((c, k), np.int64), np.zeros((c, k), np.int32), np.zeros((c, k), np.int32),
+    lt = LayerTopK(values, np.zeros((c, k), np.int64), np.zeros((c, k), np.int32), np.zeros((c, k), np.int32),
                   np.full((c, k), "a.jpg"))
-    atlas = Atlas(TopActivations(k, 9, {"deep": lt}), {"deep": small}, AtlasSettings(top=k))
+    atlas = Atlas(TopKScan(k, 9, {"deep": lt}), {"deep": small}, AtlasSettings(top=k))
     pages = write_atlas(tmp_path, atlas, model="m.keras", data="data")
     assert [p.name for p in pages] == ["deep_top4.png", "deep_top4_p2.png"]
     from test_figures import assert_all_text_inside
 
-    from zfkeras.report.figures.atlas import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     fig = plot_top_activations(small, rows=np.arange(PAGE_MAPS), max_tile=48, n_images=9)
     texts = [t for t, _ in assert_all_text_inside(fig)]

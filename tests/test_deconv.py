@@ -20,7 +20,7 @@ from conftest import TINY
 from zfkeras import ZFNet, feature_model
 from zfkeras.deconv import Deconvnet, with_switches
 from zfkeras.deconv.display import cut_patch, to_display, to_uint8
-from zfkeras.deconv.scan import TopActivations, scan_top_activations
+from zfkeras.deconv.scan import TopKScan, scan_top_activations
 from zfkeras.deconv.topk import empty_topk, merge_topk
 from zfkeras.layers import (
     LocalResponseNormalization,
@@ -449,9 +449,9 @@ def test_results_round_trip_and_figure(zf_lrn, scan_data, tmp_path):
     data = json.loads((tmp_path / "top9.json").read_text())
     first = data["layers"]["conv1"]["top"][0][0]
     assert set(first) == {"image", "index", "row", "col", "activation"}
-    from_npz = TopActivations.load(tmp_path / "top9.json")
+    from_npz = TopKScan.load(tmp_path / "top9.json")
     (tmp_path / "top9.npz").unlink()
-    from_json = TopActivations.load(tmp_path / "top9.json")
+    from_json = TopKScan.load(tmp_path / "top9.json")
     for loaded in (from_npz, from_json):
         for layer in top.layers:
             for field in ("values", "index", "rows", "cols", "ids"):

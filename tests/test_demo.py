@@ -116,9 +116,9 @@ def test_demo_on_the_shipped_model(tmp_path, capsys):
     assert (tmp_path / "report" / "invariance" / "invariance.png").exists()
     # One card image per shown conv5 map that fired (16 a layer by default; the atlas's own record),
     # no per-map pages.
-    from zfkeras.deconv import LayerVisuals, TopActivations
+    from zfkeras.deconv import LayerVisuals, TopKScan
 
-    top = TopActivations.load(tmp_path / "report" / "top9" / "top9.json")
+    top = TopKScan.load(tmp_path / "report" / "top9" / "top9.json")
     assert top.layers["conv5"].channels == shipped_conv5_channels()
     shown = LayerVisuals.load(tmp_path / "report" / "top9" / "conv5_top9.npz")
     assert len(shown.channels) == 16

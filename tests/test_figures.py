@@ -57,7 +57,8 @@ def assert_all_text_inside(fig, tol: float = 0.5):
 
 @pytest.mark.parametrize("side, channels, ncols", [(7, 6, 4), (27, 5, 4), (3, 1, 4), (7, 12, 6)])
 def test_fig2_tiles_have_a_minimum_size_and_every_text_is_inside(side, channels, ncols):
-    from zfkeras.report.figures.atlas import MIN_TILE, compact_ranges, plot_top_activations
+    from zfkeras.report.figures.atlas import MIN_TILE, compact_ranges
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     vis = _visuals(channels=channels, side=side, dead=[d for d in (1, 4) if d < channels])
     fig = plot_top_activations(vis, ncols=ncols, n_images=50)

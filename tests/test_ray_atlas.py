@@ -72,12 +72,12 @@ def shipped():
 
 # ---------------------------------------------------------------- pure merge
 def test_combine_topk_is_the_topk_of_the_union_with_the_stream_tie_rule():
-    from zfkeras.deconv.topk import TopK, combine_topk, empty_topk, merge_topk
+    from zfkeras.deconv.topk import TopKState, combine_topk, empty_topk, merge_topk
 
     # hand-computed: one channel, k=3; value 5 twice (images 7 and 2): the earlier image first
-    a = TopK(np.array([[5.0, 1.0, -np.inf]], np.float32), np.array([[7, 9, -1]]), np.array([[1, 2, 0]], np.int32),
+    a = TopKState(np.array([[5.0, 1.0, -np.inf]], np.float32), np.array([[7, 9, -1]]), np.array([[1, 2, 0]], np.int32),
              np.array([[3, 4, 0]], np.int32))
-    b = TopK(np.array([[5.0, 4.0, 0.5]], np.float32), np.array([[2, 3, 4]]), np.array([[5, 6, 7]], np.int32),
+    b = TopKState(np.array([[5.0, 4.0, 0.5]], np.float32), np.array([[2, 3, 4]]), np.array([[5, 6, 7]], np.int32),
              np.array([[8, 9, 1]], np.int32))
     got = combine_topk(a, b)
     np.testing.assert_array_equal(got.values, [[5.0, 5.0, 4.0]])
@@ -162,7 +162,7 @@ def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped,
 
 def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
     from zfkeras.cli import main
-    from zfkeras.deconv import LayerVisuals, TopActivations
+    from zfkeras.deconv import LayerVisuals, TopKScan
 
     data = tmp_path / "data"
     for p in _paths(tmp_path, 8):
@@ -172,7 +172,7 @@ def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
     args = ["atlas", str(SHIPPED), str(data), "--out", str(tmp_path / "a"), "--layers", "conv1",
             "--channels", "2", "--top", "3", "--batch-size", "2", "--block-size", "4", "--quiet"]
     assert main(args) == 0
-    top = TopActivations.load(tmp_path / "a" / "top9.json")
+    top = TopKScan.load(tmp_path / "a" / "top9.json")
     v = LayerVisuals.load(tmp_path / "a" / "conv1_top3.npz")
     assert top.n_images == 8 and len(v.channels) == 2 and (tmp_path / "a" / "conv1_top3.png").stat().st_size > 0
     assert main(args[:-1]) == 0

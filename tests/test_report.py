@@ -190,9 +190,9 @@ def test_unreadable_files_are_skipped_counted_and_named_and_numbers_agree(built)
     # Every number of the report counts the same images: accuracy and the scan.
     acc = re.search(r"<th>mean per-class</th></tr></thead><tbody><tr><td class=\"num\">(\d+)</td>", summary)
     assert acc and int(acc.group(1)) == listed - len(BAD)
-    from zfkeras.deconv import TopActivations
+    from zfkeras.deconv import TopKScan
 
-    assert TopActivations.load(out / "top9" / "top9.json").n_images == listed - len(BAD)
+    assert TopKScan.load(out / "top9" / "top9.json").n_images == listed - len(BAD)
 
 
 def test_placeholders_show_short_relative_commands(built):
@@ -238,11 +238,11 @@ def test_ablation_section_shows_the_given_result_beside_the_paper(built):
 
 def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     model, _, out = built
-    from zfkeras.deconv import Deconvnet, TopActivations
+    from zfkeras.deconv import Deconvnet, TopKScan
     from zfkeras.report.plotting import compact_ranges
 
     deconv = Deconvnet(model)
-    top = TopActivations.load(out / "top9" / "top9.json")
+    top = TopKScan.load(out / "top9" / "top9.json")
     shown = json.loads((out / "top9" / "config.json").read_text())["channels_shown"]
     for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
         channels = deconv.output_shape(layer)[2]
@@ -285,11 +285,11 @@ def test_card_images_are_the_saved_projections_and_patches(built):
     """A card is the projection grid | 6 px | patch grid at native size (an independent re-tiling)."""
     from PIL import Image
 
-    from zfkeras.deconv import TopActivations, top_projections
+    from zfkeras.deconv import TopKScan, top_projections
     from zfkeras.data.images import load_model_image
 
     model, _, out = built
-    top = TopActivations.load(out / "top9" / "top9.json")
+    top = TopKScan.load(out / "top9" / "top9.json")
 
     def grid(tiles):
         k, p = tiles.shape[:2]

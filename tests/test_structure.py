@@ -363,3 +363,23 @@ def test_private_keras_api_check_fails_loudly_when_keras_changes(monkeypatch):
         m.setattr(seq, "__setattr__", lambda self, k, v: object.__setattr__(self, k, None if k == "_functional" else v))
         with pytest.raises(RuntimeError, match=r"keras.Sequential._functional"):
             keras_private.check()
+
+
+# ------------------------------------------------------------------ data flows one way
+def test_no_lower_package_imports_the_report_or_the_cli():
+    """data -> model -> deconv / analysis -> report -> cli: below the report, no module imports it
+    (nor the CLI), at module level or inside a function; computing hands results up, figures draw them."""
+    import ast
+
+    from conftest import REPO
+
+    lower = ("layers", "models", "data", "utils", "deconv", "analysis", "transfer", "training", "scale")
+    upward = []
+    for pkg in lower:
+        for path in sorted((REPO / "zfkeras" / pkg).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                         else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                upward += [f"{path.relative_to(REPO)}: {n}" for n in names
+                           if n.split(".")[:2] in (["zfkeras", "report"], ["zfkeras", "cli"])]
+    assert upward == []

@@ -71,6 +71,21 @@ def test_zfnet_view_agrees_with_the_architecture_geometry(tiny_model):
     np.testing.assert_array_equal(view.model(x), tiny_model(x))
 
 
+@pytest.mark.parametrize("given, chosen", [
+    ((), ["conv1", "conv2", "conv3", "conv4", "conv5"]),  # none: block_layers
+    (("conv5", "pool1"), ["pool1", "conv5"]),  # model order
+    (("conv3,conv1", " conv3 "), ["conv1", "conv3"]),  # commas split, blanks and repeats dropped
+    (("conv2,", ""), ["conv2"]),
+])
+def test_choose_layers_splits_checks_and_orders(tiny_model, given, chosen):
+    assert model_view(tiny_model).choose_layers(given) == chosen
+
+
+def test_choose_layers_names_the_valid_layers_in_one_line(tiny_model):
+    with pytest.raises(ValueError, match=r"^unknown layer 'conv9'; valid layers: conv1, pool1, .*pool5$"):
+        model_view(tiny_model).choose_layers(["conv1,conv9"])
+
+
 def test_vgg16_view_hand_computed():
     model, mode = application("keras.applications.VGG16", "none", 64)
     assert mode == "caffe"

@@ -5,7 +5,7 @@
                   [--layers conv1,conv5] [--channels N|all] [--rule deconvnet]
 
 The same scan and projections as `zfkeras visualize`, written by its writer
-(`zfkeras.deconv.atlas.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
+(`zfkeras.report.figures.atlas_panel.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
 config.json; `zfkeras report --top9-dir DIR` reuses it), computed in blocks stored under DIR/blocks/: a
 rerun of the same command skips the finished blocks; other settings in the same DIR are
 refused. With --engine ray the blocks run on Ray Data actors, one model copy per
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 
-from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
-
 
 def run(args: argparse.Namespace) -> int:
     from zfkeras.scale.engines import check_engine
@@ -25,44 +23,35 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
     # engine options checked before the model is loaded
     check_engine(args.engine, workers, args.gpus_per_worker, args.address, args.cpus_per_worker)
-    TopActivationsFigure.check_options(args, "top", "channels")
 
-    from zfkeras.cli._model import load_view
-    from zfkeras.data.images import list_images
-    from zfkeras.deconv import Deconvnet
-    from zfkeras.deconv.atlas import AtlasSettings, resolve_layers, write_atlas
+    from zfkeras.cli._atlas import atlas_inputs, write_folder
     from zfkeras.scale import build_atlas, store_atlas
 
-    deconv = Deconvnet(load_view(args), rule=args.rule)
-    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
-    paths = list_images(args.data, args.list)
-    if args.limit:
-        paths = paths[: args.limit]
+    given = atlas_inputs(args)
+    s = given.settings
     atlas = build_atlas(
-        deconv, paths, args.out, layers=layers, k=args.top, channels=args.channels, seed=args.seed,
-        contrast=args.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
-        cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
+        given.deconv, given.paths, args.out, layers=list(s.layers), k=s.top, channels=s.channels, seed=s.seed,
+        contrast=s.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
+        cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=s.batch_size,
         block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
-    settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
-                             rule=args.rule, seed=args.seed, batch_size=args.batch_size)
     skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
-    result = store_atlas(args.out, atlas, settings)
+    result = store_atlas(args.out, atlas, s)
     for w in result.warnings:
         print(w)
-    write_atlas(args.out, result, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
+    write_folder(args, result, skipped)
     if not args.quiet:
         from zfkeras.data.files import skipped_summary
 
         b = atlas.blocks
-        print(f"{skipped_summary(skipped, len(paths))}; blocks computed/reused: scan "
+        print(f"{skipped_summary(skipped, len(given.paths))}; blocks computed/reused: scan "
               f"{b['scan']['computed']}/{b['scan']['reused']}, projections "
               f"{b['project']['computed']}/{b['project']['reused']}; wrote {args.out}")
     return 0
 
 
 def add_parser(sub) -> None:
-    from zfkeras.cli.visualize import add_atlas_arguments
+    from zfkeras.cli._atlas import add_atlas_arguments
 
     p = sub.add_parser(
         "atlas",

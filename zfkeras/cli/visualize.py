@@ -6,8 +6,8 @@
 Streams the images of DATA once through MODEL, keeps for every channel of the chosen
 layers the top-k activations (one per image), then, for N channels per layer, projects
 them to pixels with the backward rule (`zfkeras.deconv.atlas.compute_atlas`, the
-report's Figs 1-2 call the same) and writes (`write_atlas`; the layout of the report's
-OUT/top9, so either reuses the other's folder):
+report's Figs 1-2 call the same) and writes (`zfkeras.report.figures.atlas_panel.write_atlas`;
+the layout of the report's OUT/top9, so either reuses the other's folder):
 
 - DIR/top9.json (+ top9.npz): per layer, per channel: image path, position, activation;
 - DIR/<layer>_top9.npz: the projections and patches shown (tiles of at most 112 px);
@@ -24,66 +24,53 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from zfkeras.report.build import GENERAL_OPTIONS
+from zfkeras.cli._atlas import add_atlas_arguments
 from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
 
 
 def run(args: argparse.Namespace) -> int:
-    from zfkeras.cli._model import load_view
+    from zfkeras.cli._atlas import atlas_inputs, write_folder
     from zfkeras.data.files import decode_each
-    from zfkeras.data.images import ImageCache, list_images
-    from zfkeras.deconv import Deconvnet
-    from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
+    from zfkeras.data.images import ImageCache
+    from zfkeras.deconv.atlas import compute_atlas
 
-    TopActivationsFigure.check_options(args, "top", "channels")
-    view = load_view(args)
-    deconv = Deconvnet(view, rule=args.rule)
-    layers = resolve_layers(deconv, args.layers or ())  # one-line ValueError listing the valid layers
-    listed = list_images(args.data, args.list)
-    if args.limit:
-        listed = listed[: args.limit]
-    images = ImageCache(deconv.input_shape[0], limit=512)
-    _, paths, skipped = decode_each(listed, lambda p: images(p) is None, log=None)
+    given = atlas_inputs(args)
+    images = ImageCache(given.deconv.input_shape[0], limit=512)
+    _, paths, skipped = decode_each(given.paths, lambda p: images(p) is None, log=None)
     if not paths:
-        raise ValueError(f"none of the {len(listed)} files in {str(args.data)!r} could be read as an image")
+        raise ValueError(f"none of the {len(given.paths)} files in {str(args.data)!r} could be read as an image")
     log = (lambda s: None) if args.quiet else print
-    settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
-                             rule=args.rule, seed=args.seed, batch_size=args.batch_size)
-    atlas = compute_atlas(deconv, paths, images, args.out, settings, progress=not args.quiet, log=log)
+    atlas = compute_atlas(given.deconv, paths, images, args.out, given.settings, progress=not args.quiet, log=log)
     for w in atlas.warnings:
         if args.quiet:
             print(w)  # a warning is not progress: --quiet still says it
-    write_atlas(args.out, atlas, model=str(args.model), data=str(args.data), list_file=args.list, skipped=skipped)
     for layer, v in atlas.visuals.items():
         n, dead = atlas.top.layers[layer].channels, int(atlas.top.layers[layer].dead.sum())
         if args.channels > n:  # an answer to what was asked: said even with --quiet
             print(f"{layer}: --channels {args.channels} is more than its {n} feature maps; showing all {n}")
         log(f"{layer}: {len(v.channels)} of {n} channels shown, {dead} dead on these images")
-        if args.dream_steps:
-            _dream(view, v, Path(args.out), args)
+    dreams = _dreams(given.view, atlas.visuals, args) if args.dream_steps else {}
+    write_folder(args, atlas, skipped, dreams)
     named = ", ".join(f"{Path(d['path']).name} ({d['reason']})" for d in skipped[:10])
     log(f"scanned {atlas.top.n_images} images ({len(skipped)} skipped{': ' + named if skipped else ''}); "
         f"wrote {args.out}")
     return 0
 
 
-def _dream(view, visuals, out: Path, args: argparse.Namespace) -> None:
-    """Feature visualization of the live shown maps of one layer, beside their top-k."""
+def _dreams(view, visuals: dict, args: argparse.Namespace) -> dict:
+    """Feature visualization of the live shown maps of each layer: `{layer: FeatureVisualizationResult}`."""
     from zfkeras.analysis.feature_visualization import FeatureVisualization
-    from zfkeras.report.figures.dream import dream_rows
-    from zfkeras.report.figures.atlas import encode
-    from zfkeras.utils.io import atomic_write_bytes
 
-    live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
-    if not live:
-        return
-    res = FeatureVisualization(view, visuals.layer, steps=args.dream_steps, seed=args.seed,
-                               batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
-    res.save(out / f"{visuals.layer}_dream.npz")
-    images = {int(u): img for u, img in zip(res.units, res.images)}
-    atomic_write_bytes(out / f"{visuals.layer}_dream.png", encode(dream_rows(visuals, images), "png"))
-    if not args.quiet:
-        print(f"{visuals.layer}: {res.summary()}")
+    out = {}
+    for layer, v in visuals.items():
+        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
+        if not live:
+            continue
+        out[layer] = FeatureVisualization(view, layer, steps=args.dream_steps, seed=args.seed,
+                                          batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
+        if not args.quiet:
+            print(f"{layer}: {out[layer].summary()}")
+    return out
 
 
 def add_parser(sub) -> None:
@@ -96,22 +83,3 @@ def add_parser(sub) -> None:
     TopActivationsFigure.add_options(p, "dream_steps")  # visualize only: beside each map, its optimized image
     p.set_defaults(func=run)
 
-
-def add_atlas_arguments(p, *, channels: int, out_help: str) -> None:
-    """The arguments of an atlas folder's command (`visualize`, `atlas`): MODEL DATA --out, the options
-    shared with the report's Figs 1-2 (same flags, meaning and checks; `channels`: the default), the
-    data and model options."""
-    from zfkeras.cli._model import MODEL_HELP, add_model_options
-
-    p.add_argument("model", help=MODEL_HELP)
-    p.add_argument("data", help="image folder: one sub-folder per class, or a flat folder of images "
-                   "(or the files named by --list); unreadable files are skipped and named in config.json")
-    p.add_argument("--out", required=True, help=out_help)
-    TopActivationsFigure.add_options(p, "layers", "channels", "top", "contrast", channels=channels)
-    for o in GENERAL_OPTIONS:
-        if o.name in ("batch_size", "seed"):
-            o.add_to(p)
-    p.add_argument("--list", default=None, help="file of image paths relative to DATA")
-    p.add_argument("--limit", type=int, default=0, help="use only the first N images (0: all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars or summary")
-    add_model_options(p, rule=True)

@@ -1,20 +1,19 @@
-"""The top-k atlas of a model over a dataset (paper Figs 1-2): one compute, one writer.
+"""The top-k atlas of a model over a dataset (paper Figs 1-2): one compute, its arrays kept in a folder.
 
 `compute_atlas` runs (or resumes, or reuses) the scan and the projections of the chosen
-feature maps; `write_atlas` draws the panels and writes the settings. `zfkeras visualize`
-and the report's Figs 1-2 both call them, so a folder has one layout whoever wrote it,
-and either reuses the other's:
+feature maps and keeps their arrays in a folder; the pictures and the settings are drawn
+from them by `zfkeras.report.figures.atlas_panel.write_atlas`. `zfkeras visualize`,
+`zfkeras atlas` and the report's Figs 1-2 all call both, so a folder has one layout
+whoever wrote it, and either reuses the other's:
 
-- `top9.json` + `top9.npz`: the scan's top-k records (`TopActivations`);
+- `top9.json` + `top9.npz`: the scan's top-k records (`TopKScan`);
 - `scan_checkpoint.npz`: the scan's resumable state (and its weights fingerprint);
 - `<layer>_top<k>.npz`: the projected maps shown (`LayerVisuals`: records, and tiles of at
   most `STORE_TILE` px as one encoded image per map); rewritten as maps are projected, so
   an interrupted run continues where it stopped;
-- `<layer>_top<k>.png`, `<layer>_top<k>_p2.png`, ...: the panel, at most `PAGE_MAPS` maps
-  per page, tiles shown at 48 px (`card_layout`): sized for a screen;
-- `config.json`: the settings (`AtlasSettings`), the maps shown and the skipped files.
+- written by `write_atlas`: `<layer>_top<k>.png` (+ `_p2.png`, ...: the paged panels) and
+  `config.json` (the settings, `AtlasSettings`, the maps shown and the skipped files).
 """
-
 from __future__ import annotations
 
 import dataclasses
@@ -23,22 +22,20 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.scan import (
-    TopActivations, _fingerprint, default_layers, drop_stale_checkpoint, scan_top_activations)
+    TopKScan, _fingerprint, drop_stale_checkpoint, scan_top_activations)
 from zfkeras.deconv.visuals import (
     ImageSource, LayerVisuals, bound_tiles, merge_visuals, subset_visuals, top_projections)
-from zfkeras.utils.io import atomic_write_json
 
-__all__ = ["STORE_TILE", "PAGE_MAPS", "Atlas", "AtlasSettings", "activation_warning", "choose_channels",
-           "compute_atlas", "load_saved_scan", "write_atlas"]
+__all__ = ["STORE_TILE", "Atlas", "AtlasSettings", "activation_warning", "choose_channels", "compute_atlas",
+           "load_saved_scan"]
 
 STORE_TILE = 112  # px: stored tiles are at most this side (the enlarged view of an atlas card)
-PAGE_MAPS = 16  # maps per panel page
 SAVE_EVERY = 20.0  # s: projections are saved at least this often (and at the end / on interrupt)
 VANISHING = 1e-6  # activations below this (absolute) are reported as vanishingly small
 
@@ -48,7 +45,7 @@ class AtlasSettings:
     """What an atlas is made with (the same for `zfkeras visualize` and the report).
 
     Attributes:
-        layers: layers to scan and show (empty: `default_layers`).
+        layers: layers to scan and show (empty: `ModelView.block_layers`).
         top: activations kept per feature map (k; 9 in the paper).
         channels: maps projected per layer, a seeded random subset; 0: all.
         contrast: display contrast of the projections.
@@ -74,7 +71,7 @@ class Atlas:
     """The result of `compute_atlas`.
 
     Attributes:
-        top: the scan (`TopActivations`).
+        top: the scan (`TopKScan`).
         visuals: `{layer: LayerVisuals}` of the maps shown, read back from the folder.
         settings: the `AtlasSettings`.
         source: "computed", or which folder the scan / projections were reused from.
@@ -82,7 +79,7 @@ class Atlas:
         projected: pairs projected by this call (0 when everything was reused).
     """
 
-    top: TopActivations
+    top: TopKScan
     visuals: dict[str, LayerVisuals]
     settings: AtlasSettings
     source: str = "computed"
@@ -95,7 +92,7 @@ def choose_channels(n: int, count: int, rng: np.random.Generator) -> np.ndarray:
     return np.arange(n) if count in (0, n) or count > n else np.sort(rng.choice(n, count, replace=False))
 
 
-def activation_warning(top: TopActivations) -> str | None:
+def activation_warning(top: TopKScan) -> str | None:
     """One line when the scanned activations are vanishingly small or constant, else None."""
     small, flat = [], []
     for name, lt in top.layers.items():
@@ -121,8 +118,8 @@ def activation_warning(top: TopActivations) -> str | None:
 
 
 def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: int, paths: Sequence[str] | None,
-                    *, need_fingerprint: bool) -> tuple[TopActivations | None, str]:
-    """A saved scan usable for these layers, images and weights: `(TopActivations, "ok")` or `(None, why)`.
+                    *, need_fingerprint: bool) -> tuple[TopKScan | None, str]:
+    """A saved scan usable for these layers, images and weights: `(TopKScan, "ok")` or `(None, why)`.
 
     The weights are checked with the scan's checkpoint fingerprint when `scan_checkpoint.npz`
     is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
@@ -132,7 +129,7 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     if not (folder / "top9.json").exists():
         return None, "no saved scan"
     try:
-        top = TopActivations.load(folder / "top9.json")
+        top = TopKScan.load(folder / "top9.json")
     except (OSError, ValueError, KeyError) as err:
         return None, f"unreadable saved scan ({err})"
     if top.k != k:
@@ -164,16 +161,7 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     return top, "ok"
 
 
-def resolve_layers(deconv: Deconvnet, layers: Iterable[str]) -> list[str]:
-    """Layer names (commas split, duplicates dropped) in model order; ValueError naming the valid ones."""
-    given = [n.strip() for v in layers for n in str(v).split(",") if n.strip()]
-    names = given or default_layers(deconv)
-    for name in names:
-        deconv.output_shape(name)  # one-line ValueError listing the valid layers
-    return sorted(dict.fromkeys(names), key=deconv.order)
-
-
-def _saved_visuals(path: Path, top: TopActivations, layer: str, s: AtlasSettings) -> LayerVisuals | None:
+def _saved_visuals(path: Path, top: TopKScan, layer: str, s: AtlasSettings) -> LayerVisuals | None:
     """The maps of `path` that were projected from this very scan with these settings (None: none)."""
     if not path.exists():
         return None
@@ -231,7 +219,7 @@ def compute_atlas(
     if deconv.rule != s.rule:
         raise ValueError(f"the Deconvnet's rule is {deconv.rule!r}, the settings' {s.rule!r}")
     folder = Path(folder)
-    layers = resolve_layers(deconv, s.layers)
+    layers = deconv.view.choose_layers(s.layers)
     k = s.top
     top, source = None, "computed"
     for other in [Path(r) for r in reuse if r]:
@@ -257,7 +245,7 @@ def compute_atlas(
         top.save(folder / "top9.json")
     else:
         log(f"[atlas] top-{k} scan: {source}")
-    top = TopActivations(top.k, top.n_images, {l: top.layers[l] for l in layers})
+    top = TopKScan(top.k, top.n_images, {l: top.layers[l] for l in layers})
     warnings = [w for w in [activation_warning(top)] if w]
     for w in warnings:
         log(w)
@@ -344,54 +332,3 @@ def _project(deconv, top, images, folder: Path, s: AtlasSettings, have: dict, to
                 raise
             have[l].save(path)
     return done
-
-
-def write_atlas(folder: str | os.PathLike, atlas: Atlas, *, model: str, data: str, list_file: str | None = None,
-                skipped: Sequence[dict] = ()) -> list[Path]:
-    """Draw each layer's panel (paged, `PAGE_MAPS` maps a page) and write `config.json`; returns the PNGs.
-
-    `model`, `data`, `list_file`: as given by the user (recorded); `skipped`: `{"path", "reason"}`
-    of the files that did not decode.
-    """
-    from zfkeras.report.figures.atlas import plot_top_activations
-
-    folder = Path(folder)
-    k = atlas.top.k
-    written = []
-    for layer, v in atlas.visuals.items():
-        live = np.flatnonzero(~np.asarray(v.dead, bool))
-        pages = [live[i:i + PAGE_MAPS] for i in range(0, len(live), PAGE_MAPS)] or [live]
-        for p, rows in enumerate(pages):
-            name = f"{layer}_top{k}.png" if p == 0 else f"{layer}_top{k}_p{p + 1}.png"
-            title = None if len(pages) == 1 else (
-                f"{layer}: top {k} activations per feature map, page {p + 1} of {len(pages)} "
-                f"(left: {v.rule} projections, right: image patches)")
-            fig = plot_top_activations(v, n_images=atlas.top.n_images, rows=rows, title=title, max_tile=48)
-            _save_rgb_png(fig, folder / name)
-            written.append(folder / name)
-        for old in folder.glob(f"{layer}_top{k}_p*.png"):  # pages of an earlier, larger run
-            if old not in written:
-                old.unlink()
-    atomic_write_json(folder / "config.json", {
-        "model": str(model), "data": str(data), "list": str(list_file) if list_file else None,
-        **atlas.settings.to_dict(), "layers": list(atlas.visuals),
-        "channels_shown": {l: [int(c) for c in v.channels] for l, v in atlas.visuals.items()},
-        "images": atlas.top.n_images, "warnings": atlas.warnings,
-        "skipped": [{"path": str(d["path"]), "reason": str(d["reason"])} for d in skipped],
-    })
-    return written
-
-
-def _save_rgb_png(fig, path: Path) -> None:
-    """`fig` as an optimized RGB PNG, atomically (matplotlib writes RGBA: about 13 % more bytes here)."""
-    import io
-
-    from PIL import Image
-
-    from zfkeras.utils.io import atomic_write_bytes
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    out = io.BytesIO()
-    Image.open(buf).convert("RGB").save(out, format="PNG", optimize=True)
-    atomic_write_bytes(path, out.getvalue())

@@ -6,7 +6,7 @@ contributes at most its single strongest position per channel, so the `k` come
 from `k` different images. Memory is `O(layers x channels x k)`, independent of
 the dataset size. A long scan checkpoints atomically (npz) and resumes.
 
-The result, `TopActivations`, saves to JSON (readable, per layer and channel:
+The result, `TopKScan`, saves to JSON (readable, per layer and channel:
 image id, position, activation) plus an npz of the same arrays, and loads from
 either, so figures and reports never rescan.
 """
@@ -26,15 +26,16 @@ import tensorflow as tf
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.ops import compile_graph
-from zfkeras.deconv.topk import TopK, empty_topk, merge_topk
+from zfkeras.deconv.topk import TopKState, empty_topk, merge_topk
 from zfkeras.utils.io import atomic_savez, atomic_write_text
 
 Batches = Union[Iterable, Callable[[int], Iterable]]
 
 
 @dataclasses.dataclass
-class LayerTop:
-    """The top-k of one layer: arrays `(C, k)`, best first per channel.
+class LayerTopK:
+    """The top-k record of one layer, with the image ids (`TopKState` plus ids): arrays `(C, k)`,
+    best first per channel.
 
     Attributes:
         values: activation values (float32); -inf where fewer than k images.
@@ -61,18 +62,18 @@ class LayerTop:
 
 
 @dataclasses.dataclass
-class TopActivations:
-    """Result of `scan_top_activations`.
+class TopKScan:
+    """The result of `scan_top_activations`: a `LayerTopK` per scanned layer.
 
     Attributes:
         k: entries kept per channel.
         n_images: images scanned.
-        layers: `{layer name: LayerTop}`, in model order.
+        layers: `{layer name: LayerTopK}`, in model order.
     """
 
     k: int
     n_images: int
-    layers: dict[str, LayerTop]
+    layers: dict[str, LayerTopK]
 
     def to_json_dict(self) -> dict:
         out = {"k": self.k, "n_images": self.n_images, "layers": {}}
@@ -120,7 +121,7 @@ class TopActivations:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "TopActivations":
+    def load(cls, path: str | os.PathLike) -> "TopKScan":
         """Load from the .npz beside `path` if present (exact), else from the .json."""
         path = Path(path)
         npz = path.with_suffix(".npz")
@@ -133,7 +134,7 @@ class TopActivations:
                     return z[f"{name}/ids"] if table is None else table[z[f"{name}/id_index"]]
 
                 layers = {
-                    name: LayerTop(*(z[f"{name}/{f}"] for f in ("values", "index", "rows", "cols")), ids(name))
+                    name: LayerTopK(*(z[f"{name}/{f}"] for f in ("values", "index", "rows", "cols")), ids(name))
                     for name in meta["layers"]
                 }
             return cls(meta["k"], meta["n_images"], layers)
@@ -153,7 +154,7 @@ class TopActivations:
                     top.rows[ch, j] = it["row"]
                     top.cols[ch, j] = it["col"]
                     ids[ch, j] = it["image"]
-            layers[name] = LayerTop(*top, ids.astype(str))
+            layers[name] = LayerTopK(*top, ids.astype(str))
         return cls(k, data["n_images"], layers)
 
 
@@ -172,7 +173,7 @@ def scan_top_activations(
     checkpoint_every: int = 50,
     progress: bool = True,
     total: int | None = None,
-) -> TopActivations:
+) -> TopKScan:
     """Stream a dataset once; keep the top-`k` activations of every channel (Fig 2).
 
     Args:
@@ -192,7 +193,7 @@ def scan_top_activations(
         total: number of images, for the progress bar (optional).
 
     Returns:
-        `TopActivations`. Stream indices count the images in stream order.
+        `TopKScan`. Stream indices count the images in stream order.
     """
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model)
     layers = list(layers) if layers is not None else default_layers(deconv)
@@ -254,8 +255,8 @@ def scan_top_activations(
     for name in layers:
         top = state[name]
         ids = np.array([[names.get(int(i), "") for i in row] for row in top.index], dtype=str)
-        result[name] = LayerTop(top.values, top.index, top.rows, top.cols, ids)
-    return TopActivations(k, done, result)
+        result[name] = LayerTopK(top.values, top.index, top.rows, top.cols, ids)
+    return TopKScan(k, done, result)
 
 
 def _scan_fn(deconv: Deconvnet, layers: list[str]):
@@ -292,9 +293,9 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
     return compile_graph(fn, [tf.TensorSpec((None, h, w, c), deconv.dtype)])
 
 
-def merge_batch(deconv: Deconvnet, fn, state: dict[str, TopK], images: np.ndarray, index) -> dict[str, TopK]:
+def merge_batch(deconv: Deconvnet, fn, state: dict[str, TopKState], images: np.ndarray, index) -> dict[str, TopKState]:
     """Run the scan graph `fn` (`_scan_fn`) on one batch `(B, H, W, C)` and merge each image's
-    per-channel maximum into `state` (`{layer: TopK}`); `index` `(B,)` the images' stream indices."""
+    per-channel maximum into `state` (`{layer: TopKState}`); `index` `(B,)` the images' stream indices."""
     outputs = fn(tf.constant(images))
     new_state = {}
     for name, top in state.items():
@@ -349,7 +350,7 @@ def drop_stale_checkpoint(path: Path, deconv: Deconvnet, layers: list[str], k: i
 def _save_checkpoint(path: Path, fingerprint: str, layers, state, names, done) -> None:
     arrays = {"fingerprint": np.array(fingerprint), "done": np.array(done, np.int64)}
     for name in layers:
-        for field, arr in zip(TopK._fields, state[name]):
+        for field, arr in zip(TopKState._fields, state[name]):
             arrays[f"{name}/{field}"] = arr
     keys = np.array(sorted(names), np.int64)
     arrays["names/index"] = keys
@@ -364,7 +365,7 @@ def _load_checkpoint(path: Path, fingerprint: str, layers):
                 f"checkpoint {str(path)!r} was made by a different scan (model weights, "
                 "layers, k or input size differ); delete it or choose another path"
             )
-        state = {n: TopK(*(z[f"{n}/{f}"] for f in TopK._fields)) for n in layers}
+        state = {n: TopKState(*(z[f"{n}/{f}"] for f in TopKState._fields)) for n in layers}
         names = dict(zip(z["names/index"].tolist(), z["names/id"].tolist()))
         return state, names, int(z["done"])
 

@@ -12,8 +12,9 @@ from typing import NamedTuple
 import numpy as np
 
 
-class TopK(NamedTuple):
-    """`k` best entries of each of `C` channels, best first; arrays `(C, k)`.
+class TopKState(NamedTuple):
+    """The running state of the streaming merge: `k` best entries of each of `C` channels, best first;
+    arrays `(C, k)`. Images are known by their stream index only (the scan's `LayerTopK` adds their ids).
 
     Attributes:
         values: activation (float32); `-inf` in empty slots.
@@ -27,11 +28,11 @@ class TopK(NamedTuple):
     cols: np.ndarray
 
 
-def empty_topk(channels: int, k: int) -> TopK:
+def empty_topk(channels: int, k: int) -> TopKState:
     """A state with no entries yet."""
     if channels < 1 or k < 1:
         raise ValueError(f"channels and k must be >= 1; got {channels}, {k}")
-    return TopK(
+    return TopKState(
         np.full((channels, k), -np.inf, np.float32),
         np.full((channels, k), -1, np.int64),
         np.zeros((channels, k), np.int32),
@@ -39,7 +40,7 @@ def empty_topk(channels: int, k: int) -> TopK:
     )
 
 
-def merge_topk(top: TopK, values, index, rows, cols) -> TopK:
+def merge_topk(top: TopKState, values, index, rows, cols) -> TopKState:
     """Merge one batch of per-image maxima into `top`.
 
     Args:
@@ -65,7 +66,7 @@ def merge_topk(top: TopK, values, index, rows, cols) -> TopK:
     return _best(vals, idx, rr, cc, k)
 
 
-def combine_topk(a: TopK, b: TopK) -> TopK:
+def combine_topk(a: TopKState, b: TopKState) -> TopKState:
     """The top-k of two states of the same channels (top-k of top-ks; associative, commutative).
 
     Same order as `merge_topk`: larger value first, ties broken by the smaller
@@ -84,9 +85,9 @@ def combine_topk(a: TopK, b: TopK) -> TopK:
     return _best(*cat, a.values.shape[1])
 
 
-def _best(vals, idx, rr, cc, k: int) -> TopK:
+def _best(vals, idx, rr, cc, k: int) -> TopKState:
     """The `k` best of each row: larger value first, then smaller index; empty slots (-1) last."""
     tie = np.where(idx < 0, np.iinfo(np.int64).max, idx)
     order = np.lexsort((tie, -vals), axis=-1)[:, :k]
     pick = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
-    return TopK(pick(vals), pick(idx), pick(rr), pick(cc))
+    return TopKState(pick(vals), pick(idx), pick(rr), pick(cc))

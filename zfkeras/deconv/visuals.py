@@ -4,7 +4,7 @@
 kept activation back to pixels (batched, sharing forward passes between pairs
 of the same image) and cuts the receptive field from both the projection and
 the image, giving `LayerVisuals`. It saves to / loads from an npz, so plotting
-(`zfkeras.report.figures.fig2_top9.plot_top_activations`) and reports never recompute it.
+(`zfkeras.report.figures.atlas_panel.plot_top_activations`) and reports never recompute it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import numpy as np
 
 from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.display import GREY, cut_patch, to_display, to_uint8
-from zfkeras.deconv.scan import TopActivations, atomic_savez
+from zfkeras.deconv.scan import TopKScan, atomic_savez
 
 ImageSource = Union[Callable[[str], np.ndarray], Mapping[str, np.ndarray]]
 
@@ -182,7 +182,7 @@ def subset_visuals(v: LayerVisuals, channels: Sequence[int]) -> LayerVisuals:
 
 def top_projections(
     model: keras.Model | Deconvnet,
-    top: TopActivations,
+    top: TopKScan,
     layer: str,
     images: ImageSource,
     channels: Sequence[int] | None = None,
@@ -195,7 +195,7 @@ def top_projections(
 
     Args:
         model: the scanned model, or its `Deconvnet`.
-        top: the scan result (`scan_top_activations` or `TopActivations.load`).
+        top: the scan result (`scan_top_activations` or `TopKScan.load`).
         layer: a scanned layer.
         images: image id -> model input image `(H, W, 3)` (a function or a
             mapping); for ZFNet the raw RGB 0..255 image the scan saw.

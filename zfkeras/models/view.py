@@ -12,6 +12,8 @@ a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
 - `layers`: every layer's kind, output shape and exact receptive field;
   `layer_names` (maps that can be projected) and `feature_layer_names`
   (those plus dense / global-pooling features) are the one list of choices;
+- `choose_layers(names)`: the user's layers, checked, in model order (none given: `block_layers`,
+  the default of the top-9 atlas);
 - `default_layer`: the last spatial layer (ZFNet's `pool5`, VGG16's
   `block5_pool`, ResNet50's `conv5_block3_out`);
 - `class_names` and `neutral_pixel` (the RGB value the network sees as 0:
@@ -165,6 +167,14 @@ class ModelView:
         for n in names:
             last[self.layers[n].output_shape[:2]] = n
         return [n for n in names if n in set(last.values())]
+
+    def choose_layers(self, names: Sequence[str] = ()) -> list[str]:
+        """The layers a user names (commas split, repeats dropped; none: `block_layers`), in model order;
+        ValueError listing the valid layers."""
+        chosen = [n.strip() for v in names for n in str(v).split(",") if n.strip()] or self.block_layers()
+        for name in chosen:
+            self.layer(name)
+        return sorted(dict.fromkeys(chosen), key=self.layer_names.index)
 
     def _residual_outputs(self) -> list[str]:
         """Per `keras.layers.Add`: the activation that alone reads it (the block's output), else the Add."""

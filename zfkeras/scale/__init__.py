@@ -2,7 +2,7 @@
 
 - `build_atlas(model, paths, out, engine="local"|"ray")` -> `Atlas` (`atlas`), and
   `store_atlas(out, atlas, settings)`: its records and tiles as `compute_atlas` stores them, for
-  the package's one writer `zfkeras.deconv.atlas.write_atlas` (the folder `zfkeras visualize` writes).
+  the package's one writer `zfkeras.report.figures.atlas_panel.write_atlas` (the folder `zfkeras visualize` writes).
 - `work`: the work of one block (`ScanWorker`, `ProjectWorker`) and the associative
   top-k reduction of the scan blocks (`merge_scan_blocks`, on `deconv.topk.combine_topk`).
 - `engines`: the local loop and the Ray Data `map_batches` actor pool (Ray is optional:

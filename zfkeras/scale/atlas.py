@@ -5,7 +5,7 @@
 1. scan: the image files in blocks of `block_size` (a multiple of `batch_size`);
    each block's partial top-k (`work.ScanWorker`) is stored under `OUT/blocks/`, then
    all are merged by the associative top-k (`work.merge_scan_blocks`) into the
-   `TopActivations` the in-process `scan_top_activations` returns over the same files
+   `TopKScan` the in-process `scan_top_activations` returns over the same files
    (identical values, image ids and positions; skipped files named the same way);
 2. projections: the winning (image, layer, channel, position) pairs of the shown
    channels grouped by image, `group_size` images per block (`work.ProjectWorker`,
@@ -16,7 +16,7 @@
 folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
 `store_atlas` keeps the result in the format `compute_atlas` stores (`top9.json`, `<layer>_top<k>.npz`
 with tiles of at most `STORE_TILE` px) and gives the `zfkeras.deconv.atlas.Atlas` that the package's
-one writer, `zfkeras.deconv.atlas.write_atlas`, draws: a `zfkeras atlas` folder is a `zfkeras
+one writer, `zfkeras.report.figures.atlas_panel.write_atlas`, draws: a `zfkeras atlas` folder is a `zfkeras
 visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay under `OUT/blocks/`.
 """
 
@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 import numpy as np
 
 from zfkeras.deconv.atlas import choose_channels
-from zfkeras.deconv.scan import TopActivations
+from zfkeras.deconv.scan import TopKScan
 from zfkeras.scale.engines import check_engine, run_blocks
 from zfkeras.scale.store import BlockStore
 from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
@@ -46,7 +46,7 @@ class Atlas:
     """Result of `build_atlas`.
 
     Attributes:
-        top: the merged scan (`TopActivations`).
+        top: the merged scan (`TopKScan`).
         visuals: `{layer: LayerVisuals}` of the shown channels.
         skipped: `(path, reason)` of the files that could not be decoded, in file order.
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
@@ -54,7 +54,7 @@ class Atlas:
             computed now (seconds: in the worker's block calls; peak_rss: bytes).
     """
 
-    top: TopActivations
+    top: TopKScan
     visuals: dict
     skipped: list
     blocks: dict
@@ -209,7 +209,7 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
         raise RuntimeError(f"{phase} blocks {missing[:5]} did not finish; rerun the same command to resume")
 
 
-def _layout(deconv, top: TopActivations, layer: str, chans: np.ndarray, contrast: float):
+def _layout(deconv, top: TopKScan, layer: str, chans: np.ndarray, contrast: float):
     """The `LayerVisuals` `top_projections` gives for `layer`, its tiles still grey (filled from
     the blocks): `top_projections` itself over no slot, with the scan's values put back."""
     from zfkeras.deconv.visuals import top_projections
@@ -225,7 +225,7 @@ def store_atlas(out: str | os.PathLike, atlas: Atlas, settings: "folder.AtlasSet
 
     Writes `top9.json` (+ `top9.npz`) and `<layer>_top<k>.npz` (tiles bounded to `STORE_TILE` px),
     and reads the maps back from those files (what later runs and the report see), so
-    `zfkeras.deconv.atlas.write_atlas(out, result, model=..., data=...)` gives the folder
+    `zfkeras.report.figures.atlas_panel.write_atlas(out, result, model=..., data=...)` gives the folder
     `zfkeras visualize` gives. `settings`: the `AtlasSettings` of the run (recorded in config.json).
     """
     from zfkeras.deconv.atlas import STORE_TILE, activation_warning

@@ -26,7 +26,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from zfkeras.deconv.scan import LayerTop, TopActivations
+from zfkeras.deconv.scan import LayerTopK, TopKScan
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,13 +114,13 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
 
     Block-local image numbers become stream numbers (offset by the images decoded
     in the blocks before), then the states are merged by `combine_topk` (top-k of
-    top-ks, ties to the earlier image), giving the `TopActivations` the in-process
+    top-ks, ties to the earlier image), giving the `TopKScan` the in-process
     scan returns over the same files.
 
     Returns:
-        `(TopActivations, skipped)` with `skipped` a list of `(path, reason)`.
+        `(TopKScan, skipped)` with `skipped` a list of `(path, reason)`.
     """
-    from zfkeras.deconv.topk import TopK, combine_topk
+    from zfkeras.deconv.topk import TopKState, combine_topk
 
     state: dict = {}
     names: dict[int, str] = {}
@@ -129,7 +129,7 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
     for block in blocks:
         ids = block["ids"]
         for name in layers:
-            part = TopK(*(block[f"{name}/{f}"] for f in TopK._fields))
+            part = TopKState(*(block[f"{name}/{f}"] for f in TopKState._fields))
             part = part._replace(index=np.where(part.index >= 0, part.index + offset, -1))
             state[name] = part if name not in state else combine_topk(state[name], part)
         names.update((offset + i, str(p)) for i, p in enumerate(ids))
@@ -141,17 +141,17 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
     for name in layers:
         top = state[name]
         ids = np.array([[names.get(int(i), "") for i in row] for row in top.index], dtype=str)
-        layers_out[name] = LayerTop(top.values, top.index, top.rows, top.cols, ids)
-    return TopActivations(int(k), offset, layers_out), skipped
+        layers_out[name] = LayerTopK(top.values, top.index, top.rows, top.cols, ids)
+    return TopKScan(int(k), offset, layers_out), skipped
 
 
-def only_images(top: TopActivations, layer: str, ids: set[str]) -> TopActivations:
+def only_images(top: TopKScan, layer: str, ids: set[str]) -> TopKScan:
     """`top` reduced to one layer whose slots outside the images `ids` are emptied
     (value -inf): what `top_projections` then projects is exactly those images' pairs."""
     lt = top.layers[layer]
     keep = np.isin(lt.ids, list(ids))
     values = np.where(keep, lt.values, -np.inf).astype(lt.values.dtype)
-    return TopActivations(top.k, top.n_images, {layer: dataclasses.replace(lt, values=values)})
+    return TopKScan(top.k, top.n_images, {layer: dataclasses.replace(lt, values=values)})
 
 
 class ProjectWorker:
@@ -168,7 +168,7 @@ class ProjectWorker:
     `seconds`, `peak_rss` (`_process`).
     """
 
-    def __init__(self, recipe: ModelRecipe, top: TopActivations, channels: Mapping[str, Sequence[int]],
+    def __init__(self, recipe: ModelRecipe, top: TopKScan, channels: Mapping[str, Sequence[int]],
                  contrast: float, batch_size: int):
         self.deconv = ModelRecipe.load(recipe)
         self.top, self.contrast, self.batch_size = top, float(contrast), int(batch_size)

@@ -1,6 +1,6 @@
 """Transfer to new datasets with frozen ZFNet features (Zeiler & Fergus 2013, Sec 5.2).
 
-Flow: `zfkeras.data.load_prepared` images -> `caltech_splits` (N per class, up to 50 test
+Flow: `zfkeras.data.load_prepared` images -> `caltech_splits` (`splits`: N per class, up to 50 test
 per class, background excluded) -> `extract_features` (one frozen forward pass, every layer
 at once, conv maps max-pooled to 3 x 3) -> `run_protocol` (a `LogisticProbe` per layer and
 split, mean per-class accuracy, mean +- std) -> `transfer_table` (the paper's Table 7 layout).
@@ -17,21 +17,17 @@ from zfkeras.transfer.features import (
     transfer_layers,
 )
 from zfkeras.transfer.protocol import (
-    BACKGROUND_CLASSES,
-    TEST_PER_CLASS,
     SELECTED,
     LayerResult,
-    Split,
     TransferResult,
-    caltech_splits,
     choose_layer,
     evaluate,
     transfer_table,
     probe_model,
     run_protocol,
     select_layer,
-    used_indices,
 )
+from zfkeras.transfer.splits import BACKGROUND_CLASSES, TEST_PER_CLASS, Split, caltech_splits, used_indices
 
 __all__ = [
     "BACKGROUND_CLASSES",

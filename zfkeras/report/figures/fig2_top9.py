@@ -4,8 +4,9 @@ The analysis is `zfkeras.deconv.scan_top_activations` (one pass over DATA, keepi
 the k strongest activations per map) and `zfkeras.deconv.top_projections` (their
 projections with the report's backward rule). Results: `OUT/top9/top9.json` (+ a
 resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
-`zfkeras visualize --out` writes. The pictures are drawn by `atlas.py`: the atlas pages and
-`plot_top_activations` (one matplotlib figure per layer, re-exported here).
+`zfkeras visualize --out` writes. The pictures are drawn by `atlas.py` (the atlas pages) and
+`atlas_panel.py` (`plot_top_activations`, one matplotlib figure per layer, re-exported here, and
+`write_atlas`, the folder's panels and config.json).
 """
 
 from __future__ import annotations
@@ -18,12 +19,13 @@ import numpy as np
 from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
     DREAM_NOTE, ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file,
-    dead_line, dream_file, encode, fmap_card, plot_top_activations)
+    dead_line, dream_file, encode, fmap_card)
+from zfkeras.report.figures.atlas_panel import plot_top_activations, write_atlas
 from zfkeras.report.plotting import save_figure
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["TopActivationsFigure", "TopNine", "first_layer_finding", "plot_top_activations", "save_figure"]
+__all__ = ["TopActivationsFigure", "AtlasSection", "first_layer_finding", "plot_top_activations", "save_figure"]
 
 LOOK_FOR = (
     "For each feature map: left, the projections (with the backward rule named under Model: the "
@@ -62,11 +64,11 @@ class _CountError(ValueError, argparse.ArgumentTypeError):
 
 
 @dataclasses.dataclass
-class TopNine:
-    """The result of Figs 1-2 in the report.
+class AtlasSection:
+    """What the report's Figs 1-2 section shows: the scan, the projected maps and how to show them.
 
     Attributes:
-        top_k: the `TopActivations` of the scan.
+        scan: the `TopKScan` (None: only the projected maps are known).
         visuals: `{layer: LayerVisuals}` with the projected feature maps shown.
         sources: display names / classes of the scanned images.
         preview_channels: `{layer: [channels]}` shown on the index (default: 8 seeded random maps
@@ -76,7 +78,7 @@ class TopNine:
             (feature visualization, `--dream-steps`), shown first on their cards; empty: none.
     """
 
-    top_k: object | None
+    scan: object | None
     visuals: dict
     sources: ChannelSource | None = None
     preview_channels: dict[str, list[int]] = dataclasses.field(default_factory=dict)
@@ -86,14 +88,14 @@ class TopNine:
     def layer_stats(self, layer: str) -> tuple[int, list[int]]:
         """`(maps in the layer, maps dead on every image)`: from the scan, else from the shown maps."""
         v = self.visuals[layer]
-        if self.top_k is not None and layer in self.top_k.layers:
-            scan = self.top_k.layers[layer]
+        if self.scan is not None and layer in self.scan.layers:
+            scan = self.scan.layers[layer]
             return scan.channels, [int(c) for c in np.flatnonzero(np.asarray(scan.values)[:, 0] <= 0)]
         return len(v.channels), [int(c) for c, d in zip(v.channels, v.dead) if d]
 
     @property
     def n_images(self) -> int:
-        return int(getattr(self.top_k, "n_images", 0))
+        return int(getattr(self.scan, "n_images", 0))
 
 
 class TopActivationsFigure(Figure):
@@ -121,13 +123,13 @@ class TopActivationsFigure(Figure):
     )
 
     def compute(self, ctx: ReportContext):
-        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas, resolve_layers, write_atlas
+        from zfkeras.deconv.atlas import AtlasSettings, compute_atlas
 
         opts = ctx.options
         layers = [n.strip() for v in (opts.layers or ()) for n in str(v).split(",") if n.strip()]
         if opts.layers and not layers:
             raise ValueError("--layers needs at least one layer name, e.g. conv1 conv5")
-        layers = resolve_layers(ctx.deconv, layers)  # ValueError listing the valid layers
+        layers = ctx.view.choose_layers(layers)  # ValueError listing the valid layers
         channels = count_or_all(opts.channels) if isinstance(opts.channels, str) else int(opts.channels)
         settings = AtlasSettings(layers=tuple(layers), top=opts.top, channels=channels, contrast=opts.contrast,
                                  rule=opts.rule, seed=opts.seed, batch_size=opts.batch_size)
@@ -144,14 +146,14 @@ class TopActivationsFigure(Figure):
                 ctx.note(self.anchor, note)
         for w in atlas.warnings:
             ctx.note(self.anchor, w)
-        content = TopNine(atlas.top, atlas.visuals, ChannelSource(ctx.names, ctx.labels), rule=opts.rule)
+        content = AtlasSection(atlas.top, atlas.visuals, ChannelSource(ctx.names, ctx.labels), rule=opts.rule)
         source = atlas.source
         if opts.dream_steps:
             content.dreams = _dreams(ctx, content.visuals, opts.dream_steps, opts.seed)
             source += f"; feature visualization of {sum(map(len, content.dreams.values()))} maps"
         return content, source
 
-    def pages(self, result: TopNine, ctx: ReportContext) -> None:
+    def pages(self, result: AtlasSection, ctx: ReportContext) -> None:
         """One card image per live map (`OUT/atlas/<layer>/chNNNN.*`) and one atlas page per layer."""
         from tqdm.auto import tqdm
 
@@ -184,12 +186,12 @@ class TopActivationsFigure(Figure):
         rule = result.rule if result is not None else ctx.options.rule
         return html.replace(f"<h2>{esc(self.title)}</h2>", f"<h2>{esc(heading(rule))}</h2>", 1)
 
-    def nav(self, result: TopNine, ctx: ReportContext) -> list[tuple[str, str]]:
+    def nav(self, result: AtlasSection, ctx: ReportContext) -> list[tuple[str, str]]:
         """The atlas page of each layer, in page order (listed under Figs 1-2 in the contents)."""
         return [(f"atlas/{safe(layer)}.html", f"Atlas of {layer}: every projected feature map")
                 for layer in result.visuals]
 
-    def section(self, result: TopNine, ctx: ReportContext) -> str:
+    def section(self, result: AtlasSection, ctx: ReportContext) -> str:
         if not result.visuals:
             return missing(self.not_run, self.command)
         parts = []
@@ -205,8 +207,8 @@ class TopActivationsFigure(Figure):
                           else None)
                 for i in preview(result, layer, visuals))
             # The layer's panels in the atlas folder (OUT/top9/, what `zfkeras visualize` writes)
-            panels = sorted((ctx.out / "top9").glob(f"{layer}_top{result.top_k.k}*.png"),
-                            key=lambda f: (len(f.name), f.name)) if result.top_k is not None else []
+            panels = sorted((ctx.out / "top9").glob(f"{layer}_top{result.scan.k}*.png"),
+                            key=lambda f: (len(f.name), f.name)) if result.scan is not None else []
             links = ", ".join(f'<a href="{url("top9/" + f.name)}">{esc(f.name)}</a>' for f in panels)
             parts.append(
                 f'<h3 id="fig2-{esc(safe(layer))}">{esc(layer)}</h3>'
@@ -264,7 +266,7 @@ def first_layer_finding(view) -> list[str]:
             "show what its maps respond to."]
 
 
-def preview(c: TopNine, layer: str, visuals, count: int = 8) -> list[int]:
+def preview(c: AtlasSection, layer: str, visuals, count: int = 8) -> list[int]:
     """Rows of `visuals` shown on the index: `preview_channels`, else a seeded random
     `count` of the maps that fired on all k images (like the paper's random subset)."""
     want = c.preview_channels.get(layer)
