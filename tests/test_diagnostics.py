@@ -245,7 +245,7 @@ def test_cli_diagnose(tiny_model, tmp_path, capsys):
 
 def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
     from zfkeras.analysis.diagnostics import dead_unit_shares, relu_layer_names
-    from zfkeras.models import feature_model
+    from zfkeras.models.view import model_view
 
     names = relu_layer_names(tiny_model)
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
@@ -261,7 +261,7 @@ def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
     assert list(shares) == names
     assert shares["conv5"] == pytest.approx(3 / conv5.filters)
     assert shares["fc6"] == 1.0
-    outs = feature_model(tiny_model, names).predict(images, verbose=0)
+    outs = model_view(tiny_model).features(names).predict(images, verbose=0)
     for name in names:  # NumPy reference: a unit is dead when it is 0 everywhere on every image
         act = np.asarray(outs[name])
         ref = np.mean(act.reshape(-1, act.shape[-1]).max(axis=0) <= 0)

@@ -228,7 +228,7 @@ def test_hand_model_projection(hand):
 # ----------------------------------------------------------------- on a tiny ZFNet
 def test_zfnet_two_routes_agree(tiny_model, rng):
     """Batched in-graph occlusion == model.predict / feature_model on NumPy-built occluded images."""
-    from zfkeras.models import feature_model
+    from zfkeras.models.view import model_view
 
     tiny_model.set_mean_image(rng.uniform(80, 160, (64, 64, 3)))
     image = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
@@ -237,13 +237,13 @@ def test_zfnet_two_routes_agree(tiny_model, rng):
     assert res.offsets.tolist() == [0, 12, 24, 36, 48]
     batch = occlude(image, mean_fill(tiny_model), res.positions.reshape(-1, 2), 16)
     probs = tiny_model.predict(batch, verbose=0)
-    pool5 = feature_model(tiny_model, ["pool5"]).predict(batch, verbose=0)["pool5"]
+    pool5 = model_view(tiny_model).features(["pool5"]).predict(batch, verbose=0)["pool5"]
     np.testing.assert_allclose(res.probability, probs[:, 3].reshape(5, 5), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(res.top_class, probs.argmax(1).reshape(5, 5))
     np.testing.assert_allclose(
         res.activation, pool5[..., res.channel].sum((1, 2)).reshape(5, 5), rtol=1e-4, atol=1e-5
     )
-    base5 = feature_model(tiny_model, ["pool5"]).predict(image[None], verbose=0)["pool5"][0]
+    base5 = model_view(tiny_model).features(["pool5"]).predict(image[None], verbose=0)["pool5"][0]
     assert res.channel == int(np.argmax(base5.reshape(-1, base5.shape[-1]).max(0)))
     base = tiny_model.predict(image[None], verbose=0)[0]
     np.testing.assert_allclose(res.base_probabilities, base, rtol=1e-5)

@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from conftest import TINY, make_image_folder
 from zfkeras.data import center_crop
 from zfkeras.metrics import mean_per_class_accuracy
-from zfkeras.models import feature_model
+from zfkeras.models.view import model_view
 from zfkeras.transfer import (
     POOL_GRID,
     TRANSFER_LAYERS,
@@ -115,7 +115,7 @@ def test_features_equal_feature_model_plus_numpy_pooling(tiny_model, rng, grid):
     assert list(feats) == list(TRANSFER_LAYERS)
 
     crops = np.stack([center_crop(im, 64) for im in images]).astype("float32")
-    acts = feature_model(tiny_model, list(TRANSFER_LAYERS)).predict(crops, verbose=0)
+    acts = model_view(tiny_model).features(list(TRANSFER_LAYERS)).predict(crops, verbose=0)
     grids = {**POOL_GRID, **(grid or {})}
     for name in TRANSFER_LAYERS:
         a = np.asarray(acts[name])

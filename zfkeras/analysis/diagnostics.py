@@ -74,7 +74,6 @@ from zfkeras.analysis.filter_measures import (
     largest_filter_share,
     stride_aliasing,
 )
-from zfkeras.models import feature_model
 from zfkeras.models.view import ModelView
 
 __all__ = [
@@ -281,7 +280,7 @@ class LayerDiagnostics(Analysis):
 
         images = check_probe(probe_images, view.model)
         batch_size = self.batch_size
-        fm = feature_model(view, [layer, layer2])
+        fm = view.features([layer, layer2])
         n_batches = math.ceil(len(images) / batch_size)
         with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
             best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)

@@ -31,6 +31,7 @@ import numpy as np
 from zfkeras.layers import InputPreprocessing, MeanSubtraction
 from zfkeras.layers.input_preprocessing import MODES
 from zfkeras.models.applications import APPLICATIONS_PREFIX, application
+from zfkeras.models.cut import cut, feature_outputs
 from zfkeras.models.graph import (
     FEATURE_KINDS,
     SELECTABLE_KINDS,
@@ -244,14 +245,20 @@ class ModelView:
         top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
         return top, left, top + gr.size, left + gc.size
 
-    def features(self, names: Sequence[str]) -> keras.Model:
-        """A model from raw RGB to `{name: output}` (weights shared)."""
-        outs = {}
-        for name in names:
-            if name not in self.layers:
-                self.layer(name, spatial=False)  # raises, listing the valid layers
-            outs[name] = self.layers[name].output
-        return keras.Model(self.model.inputs[0], outs, name=f"{self.model.name}_features")
+    def probe(self, outputs: str | keras.KerasTensor | list | dict, name: str | None = None) -> keras.Model:
+        """The one way the package cuts a sub-model: raw RGB `(B, H, W, C)` to `outputs`.
+
+        `outputs`: a layer name or a tensor of this view's graph (`self.layers[n].output`, or
+        built on them), or a list / dict of them, returned in that structure. Weights are
+        shared, the user's model is untouched (`zfkeras.models.cut`).
+        """
+        return cut(self, outputs, name or f"{self.model.name}_probe")
+
+    def features(self, layers: Sequence[str] | str | None = None, *, switches: bool = False) -> keras.Model:
+        """`probe` to `{name: output}` for `layers` among `feature_layer_names` and the output
+        layer (default: every feature layer); with `switches`, also `{pool + "_switches":
+        (B, h, w, C) int64}` for every max-pooling layer. ValueError listing the valid layers."""
+        return self.probe(feature_outputs(self, layers, switches), name=f"{self.model.name}_features")
 
     # ------------------------------------------------------------- pixels
     def neutral_pixel(self) -> np.ndarray:
