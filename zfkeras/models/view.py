@@ -200,7 +200,8 @@ class ModelView:
         when the model has them, else what stands in for them on this network (the one place that
         says so): "evolution" (Fig 4) the block layers; "invariance" (Fig 5) the first block layer
         and the top feature layer; "correspondence" (Table 1) the last spatial and the top feature
-        layer; "layer1" (Fig 6, dead units) the first conv layer; "transfer" (Tables 4, 5, 7) the
+        layer; "layer1" (Fig 6, dead units) the first conv layer; "diagnostics" (Fig 6) the first two
+        `Conv2D` layers (plain kernels); "transfer" (Tables 4, 5, 7) the
         paper's layers it has (a ZFNet without fc7 too), else the block layers and the dense /
         global-pooling layers before the output."""
         if use not in PAPER_LAYERS:
@@ -218,6 +219,8 @@ class ModelView:
             fallback = [self.default_layer, self.top_feature_layer]
         elif use == "layer1":
             fallback = [n for n in self.layer_names if self.layers[n].kind == "conv"][:1]
+        elif use == "diagnostics":
+            fallback = [n for n in self.layer_names if isinstance(self.layers[n].layer, keras.layers.Conv2D)][:2]
         else:
             head = [n for n in names if self.layers[n].kind in ("dense", "globalpool") and n != self.output_layer]
             fallback = self.block_layers() + head
@@ -382,6 +385,7 @@ PAPER_LAYERS: dict[str, tuple[str, ...]] = {
     "invariance": ("norm1", "fc7"),
     "correspondence": ("pool5", "fc7"),
     "layer1": ("conv1",),
+    "diagnostics": ("conv1", "conv2"),
     "transfer": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"),
 }
 
