@@ -348,5 +348,5 @@ def test_defaults_on_a_network_without_conv1(rng, tmp_path):
     (line,) = plot_clipped_history({"run": diag.clipped}).axes[0].lines
     assert line.get_label() == "run b0_conv"
     np.testing.assert_allclose(line.get_ydata(), [50.0, 25.0])
-    _, written = save_diagnostics(tmp_path / "out", [diag])
+    _, written = save_diagnostics(tmp_path / "out", [diag], models=["bn_net"], histories=[str(history)])
     assert tmp_path / "out" / "clipped_fraction.png" in written

@@ -227,7 +227,7 @@ def test_hand_model_projection(hand):
 
 # ----------------------------------------------------------------- on a tiny ZFNet
 def test_zfnet_two_routes_agree(tiny_model, rng):
-    """Batched in-graph occlusion == model.predict / feature_model on NumPy-built occluded images."""
+    """Batched in-graph occlusion == model.predict / ModelView.features on NumPy-built occluded images."""
     from zfkeras.models.view import model_view
 
     tiny_model.set_mean_image(rng.uniform(80, 160, (64, 64, 3)))
