@@ -350,6 +350,7 @@ def plot_clipped_history(
             if layer in hist.fractions:
                 ax.plot(hist.epochs, 100 * hist.fractions[layer], marker=".", label=f"{name} {layer}")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     ax.set_ylabel("filters clipped to the RMS radius (%)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
