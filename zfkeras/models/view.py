@@ -15,7 +15,8 @@ a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
 - `default_layer`: the last spatial layer (ZFNet's `pool5`, VGG16's
   `block5_pool`, ResNet50's `conv5_block3_out`);
 - `class_names` and `neutral_pixel` (the RGB value the network sees as 0:
-  the occluder of Fig 7 and the blank of Fig 5).
+  the occluder of Fig 7 and the blank of Fig 5);
+- `probe(outputs)` / `features(layers)`: the one way to cut a sub-model (`zfkeras.models.cut`).
 """
 
 from __future__ import annotations
