@@ -17,7 +17,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY
-from zfkeras import ZFNet, feature_model
+from zfkeras import ZFNet
+from zfkeras.models.view import model_view
 from zfkeras.deconv import Deconvnet, with_switches
 from zfkeras.deconv.display import cut_patch, to_display, to_uint8
 from zfkeras.deconv.scan import TopKScan, scan_top_activations
@@ -133,7 +134,7 @@ def test_projection_equals_deconvnet_gradient(lrn, zf_lrn, zf_nolrn):
     layers = ["conv1", "pool1", "conv2", "pool2", "conv3", "conv5", "pool5"]
     layers += ["norm1", "norm2"] if lrn else []
     assert set(layers) <= set(d32.layer_names)
-    acts = feature_model(model, layers)(x)
+    acts = model_view(model).features(layers)(x)
     for layer in layers:
         exact = layer in ("conv1", "norm2", "pool2", "pool5")  # float64 too (fewer traces)
         channels = d32.output_shape(layer)[2]
@@ -160,7 +161,7 @@ def test_projection_equals_deconvnet_gradient(lrn, zf_lrn, zf_nolrn):
 
 def test_forward_matches_the_keras_model(zf_lrn):
     x = _images(3)
-    feats = feature_model(zf_lrn, ["conv1", "norm1", "conv5", "pool5"])(x)
+    feats = model_view(zf_lrn).features(["conv1", "norm1", "conv5", "pool5"])(x)
     deconv = Deconvnet(zf_lrn)
     for name in ("conv1", "norm1", "conv5", "pool5"):
         np.testing.assert_allclose(deconv.activations(x, name), feats[name], rtol=1e-5, atol=1e-6)

@@ -245,7 +245,7 @@ def test_cli_diagnose(tiny_model, tmp_path, capsys):
 
 def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
     from zfkeras.analysis.diagnostics import dead_unit_shares, relu_layer_names
-    from zfkeras.models import feature_model
+    from zfkeras.models.view import model_view
 
     names = relu_layer_names(tiny_model)
     assert names == ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
@@ -261,7 +261,7 @@ def test_dead_unit_shares_hand_set_and_numpy_reference(tiny_model, rng):
     assert list(shares) == names
     assert shares["conv5"] == pytest.approx(3 / conv5.filters)
     assert shares["fc6"] == 1.0
-    outs = feature_model(tiny_model, names).predict(images, verbose=0)
+    outs = model_view(tiny_model).features(names).predict(images, verbose=0)
     for name in names:  # NumPy reference: a unit is dead when it is 0 everywhere on every image
         act = np.asarray(outs[name])
         ref = np.mean(act.reshape(-1, act.shape[-1]).max(axis=0) <= 0)
@@ -315,3 +315,38 @@ def test_fig6_verdict_needs_the_share_to_differ_from_the_border_by_more_than_its
                                          energy_high_sd=0.1, live_filters=4)])
     assert text.startswith("Whether the layer-1 filters have left their random start cannot be told")
     assert "± 10 sd over 4 filters" in text
+
+
+def test_defaults_on_a_network_without_conv1(rng, tmp_path):
+    """On a Conv-BN-ReLU net with no layer called conv1, the Fig 6 defaults come from the model view:
+    layers 1 and 2 are its first two Conv2D layers, "never active" is its first conv's largest output
+    (a Keras sub-model of the user's graph as reference), and the clipped-share plot and its folder show
+    its layer 1 (the first `rms_clipped_` column), read from its history."""
+    import keras
+
+    from zfkeras.report.figures.fig6_diagnostics import plot_clipped_history, save_diagnostics
+
+    keras.utils.set_random_seed(5)
+    L = keras.layers
+    x = inp = keras.Input((32, 32, 3))
+    x = L.Rescaling(1 / 127.5, offset=-1)(x)
+    for i, filters in enumerate((6, 8)):
+        x = L.ReLU(name=f"b{i}_relu")(L.BatchNormalization(name=f"b{i}_bn")(L.Conv2D(filters, 3, name=f"b{i}_conv")(x)))
+    net = keras.Model(inp, L.Dense(3, activation="softmax")(L.GlobalAveragePooling2D()(x)), name="bn_net")
+    images = rng.uniform(0, 255, (4, 32, 32, 3)).astype("float32")
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,loss,rms_clipped_b0_conv,rms_clipped_b1_conv\n1,2.0,0.5,0.1\n2,1.5,0.25,0.2\n")
+
+    diag = LayerDiagnostics(net, history=history, layer2_channels=2).run(images)
+    assert (diag.layer, diag.layer2) == ("b0_conv", "b1_conv")
+    np.testing.assert_array_equal(diag.kernel, np.asarray(net.get_layer("b0_conv").kernel))
+    assert diag.summary()["clipped_last"] == 0.25
+    ref = keras.Model(net.inputs, net.get_layer("b0_conv").output).predict(images, verbose=0).max(axis=(0, 1, 2))
+    np.testing.assert_allclose(max_activations(net, images), ref, rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(diag.inactive, ~(max_activations(net, images) > 0))
+
+    (line,) = plot_clipped_history({"run": diag.clipped}).axes[0].lines
+    assert line.get_label() == "run b0_conv"
+    np.testing.assert_allclose(line.get_ydata(), [50.0, 25.0])
+    _, written = save_diagnostics(tmp_path / "out", [diag], models=["bn_net"], histories=[str(history)])
+    assert tmp_path / "out" / "clipped_fraction.png" in written

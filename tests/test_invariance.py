@@ -16,7 +16,7 @@ from zfkeras.analysis.invariance import (
     relative_distance,
     transform_image,
 )
-from zfkeras.models import feature_model
+from zfkeras.models.view import model_view
 
 S, B = 64, 73  # model input; base size round(256 * 64 / 224)
 TOP = (B - S) // 2  # 4
@@ -116,7 +116,7 @@ def test_curves_match_a_numpy_route(tiny_model, rng):
     shifted = mean.copy()
     shifted[6:] = img[: S - 6, TOP : TOP + S]  # 10 px down, 4 of them from the margin
     original = img[TOP : TOP + S, TOP : TOP + S].astype("float32")
-    fm = feature_model(tiny_model, ["norm1", "fc7", "predictions"])
+    fm = model_view(tiny_model).features(["norm1", "fc7", "predictions"])
     a, b = fm.predict_on_batch(np.stack([original, shifted]))["norm1"].reshape(2, -1).astype("float64")
     expected = np.linalg.norm(b - a) / np.linalg.norm(a)
     assert res.curves["translation"].distances["norm1"][0, 0] == pytest.approx(expected, rel=1e-4)

@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 from conftest import TINY
-from zfkeras import PRESETS, ZFNet, feature_model
+from zfkeras import PRESETS, ZFNet
 from zfkeras.models import geometry, smallest_input
 from zfkeras.models.io import export_saved_model, load_model, save_model
 
@@ -131,50 +131,6 @@ def test_geometry_receptive_fields():
     assert (g["conv2"].size, g["conv2"].stride) == (27, 8)
     assert g["pool5"].map_size == 6 and g["conv5"].map_size == 13
     assert g["conv1"].window(2, 3) == (3, 5, 10, 12)
-
-
-def test_feature_model_shares_weights(tiny_model, rng):
-    feats = feature_model(tiny_model)
-    x = rng.uniform(0, 255, size=(2, 64, 64, 3)).astype("float32")
-    out = feats(x)
-    assert {"conv1", "pool5", "fc7"} <= set(out) and not any(k.endswith("_switches") for k in out)
-    conv1 = tiny_model.get_layer("conv1")
-    conv1.kernel.assign(conv1.kernel * 2.0)
-    conv1.bias.assign(conv1.bias + 1.0)
-    direct = keras.Model(tiny_model.input, conv1.output)(x)
-    np.testing.assert_allclose(feats(x)["conv1"].numpy(), direct.numpy(), rtol=1e-5)
-    with pytest.raises(ValueError, match="valid layers"):
-        feature_model(tiny_model, ["conv9"])
-
-
-def _gather(maps, switches):
-    """`maps[b].flat[switches[b]]`: the values the switches point at."""
-    b = len(maps)
-    return np.take_along_axis(maps.reshape(b, -1), switches.reshape(b, -1), 1).reshape(switches.shape)
-
-
-def test_feature_model_switches_point_at_the_pooled_maxima(tiny_model, rng):
-    """ZFNet's pools return the pooled map only; `switches=True` adds every pool's switches."""
-    assert all(not isinstance(l.output, (list, tuple)) for l in tiny_model.layers)
-    x = rng.uniform(0, 255, size=(2, 64, 64, 3)).astype("float32")
-    names = ["conv1", "pool1", "conv2", "pool2", "conv5", "pool5"]
-    out = feature_model(tiny_model, names, switches=True).predict(x, verbose=0)
-    assert {k for k in out if k.endswith("_switches")} == {"pool1_switches", "pool2_switches", "pool5_switches"}
-    for conv, pool in (("conv1", "pool1"), ("conv2", "pool2"), ("conv5", "pool5")):
-        sw = out[f"{pool}_switches"]
-        assert sw.dtype == np.int64 and sw.shape == out[pool].shape
-        np.testing.assert_array_equal(_gather(out[conv], sw), out[pool])
-    np.testing.assert_array_equal(out["pool5"], feature_model(tiny_model, ["pool5"]).predict(x, verbose=0)["pool5"])
-
-
-def test_feature_model_switches_of_stock_max_pooling(rng):
-    inputs = keras.Input((12, 12, 2))
-    c = keras.layers.Conv2D(3, 3, activation="relu", name="c")(inputs)
-    p = keras.layers.MaxPooling2D(3, 2, padding="same", name="p")(c)
-    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(p)))
-    x = rng.normal(size=(3, 12, 12, 2)).astype("float32")
-    out = feature_model(model, ["c", "p"], switches=True).predict(x, verbose=0)
-    np.testing.assert_array_equal(_gather(out["c"], out["p_switches"]), out["p"])
 
 
 def test_shipped_model_predicts_as_when_it_was_saved():

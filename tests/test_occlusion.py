@@ -227,8 +227,8 @@ def test_hand_model_projection(hand):
 
 # ----------------------------------------------------------------- on a tiny ZFNet
 def test_zfnet_two_routes_agree(tiny_model, rng):
-    """Batched in-graph occlusion == model.predict / feature_model on NumPy-built occluded images."""
-    from zfkeras.models import feature_model
+    """Batched in-graph occlusion == model.predict / ModelView.features on NumPy-built occluded images."""
+    from zfkeras.models.view import model_view
 
     tiny_model.set_mean_image(rng.uniform(80, 160, (64, 64, 3)))
     image = rng.uniform(0, 255, (64, 64, 3)).astype(np.float32)
@@ -237,13 +237,13 @@ def test_zfnet_two_routes_agree(tiny_model, rng):
     assert res.offsets.tolist() == [0, 12, 24, 36, 48]
     batch = occlude(image, mean_fill(tiny_model), res.positions.reshape(-1, 2), 16)
     probs = tiny_model.predict(batch, verbose=0)
-    pool5 = feature_model(tiny_model, ["pool5"]).predict(batch, verbose=0)["pool5"]
+    pool5 = model_view(tiny_model).features(["pool5"]).predict(batch, verbose=0)["pool5"]
     np.testing.assert_allclose(res.probability, probs[:, 3].reshape(5, 5), rtol=1e-5, atol=1e-7)
     np.testing.assert_array_equal(res.top_class, probs.argmax(1).reshape(5, 5))
     np.testing.assert_allclose(
         res.activation, pool5[..., res.channel].sum((1, 2)).reshape(5, 5), rtol=1e-4, atol=1e-5
     )
-    base5 = feature_model(tiny_model, ["pool5"]).predict(image[None], verbose=0)["pool5"][0]
+    base5 = model_view(tiny_model).features(["pool5"]).predict(image[None], verbose=0)["pool5"][0]
     assert res.channel == int(np.argmax(base5.reshape(-1, base5.shape[-1]).max(0)))
     base = tiny_model.predict(image[None], verbose=0)[0]
     np.testing.assert_allclose(res.base_probabilities, base, rtol=1e-5)
@@ -416,3 +416,41 @@ def test_bad_targets_and_images(hand, images_shape, kwargs, match):
     engine = OcclusionSensitivity(model_view(model, class_names=["bright", "dark", "neither"]), "feat", patch=4, stride=4)
     with pytest.raises(ValueError, match=match):
         engine.run(np.zeros(images_shape), project=False, **kwargs)
+
+
+def test_softmax_on_logits_is_declared_in_the_result_its_folder_and_the_report(tmp_path, capsys):
+    """A model ending in logits gets a softmax for panels (d)/(e): the probabilities are the NumPy
+    softmax of the model's own logits, and the result, the folder's config.json, the CLI's output
+    and the report's Fig 7 section all say that the softmax was added; the model's output is unchanged."""
+    from conftest import make_image_folder
+    from zfkeras.cli import main
+    from zfkeras.models.io import save_model
+    from zfkeras.report import registry
+    from zfkeras.report.build import ReportOptions, build_report
+
+    keras.utils.set_random_seed(7)
+    L = keras.layers
+    inp = keras.Input((64, 64, 3))
+    x = L.MaxPooling2D(name="p1")(L.Conv2D(4, 5, strides=2, activation="relu", name="c1")(L.Rescaling(1 / 255)(inp)))
+    net = keras.Model(inp, L.Dense(2, name="logits")(L.GlobalAveragePooling2D(name="gap")(x)), name="logits_net")
+    data = make_image_folder(tmp_path / "data", per_class=1, size=64)
+    model = str(save_model(net, tmp_path / "m.keras"))
+    image = sorted(data.glob("class0/*.jpg"))[0]
+
+    assert main(["occlude", model, str(image), "--patch", "32", "--stride", "32", "--out", str(tmp_path / "cli")]) == 0
+    assert "the model ends in logits; a softmax was applied" in capsys.readouterr().out
+    config = json.loads((tmp_path / "cli" / "config.json").read_text())
+    assert config["softmax_added"] is True
+    with np.load(tmp_path / "cli" / f"{image.stem}.npz") as z:
+        assert bool(z["softmax_added"])
+        logits = net.predict(z["image"][None].astype("float32"), verbose=0)[0].astype(np.float64)
+        probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        np.testing.assert_allclose(z["base_probabilities"], probs, rtol=1e-5, atol=1e-7)
+        assert np.abs(logits).sum() > 0 and not np.allclose(logits.sum(), 1.0)  # logits, not probabilities
+
+    out = tmp_path / "rep"
+    skip = tuple(s for s in ("evaluation", *registry.names()) if s != "occlusion")
+    build_report(model, data, out, options=ReportOptions(skip=skip, occlude=1), progress=False, log=lambda s: None)
+    assert json.loads((out / "occlusion" / "config.json").read_text())["softmax_added"] is True
+    page = (out / "index.html").read_text()
+    assert "The model ends in logits: for panels (d) and (e) the analysis applied a softmax" in page

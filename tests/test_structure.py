@@ -284,6 +284,7 @@ def test_paper_layers_on_zfnet_a_reduced_zfnet_and_another_network():
     assert zf.paper_layers("invariance") == ("norm1", "fc7")
     assert zf.paper_layers("correspondence") == ("pool5", "fc7")
     assert zf.paper_layers("layer1") == ("conv1",)
+    assert zf.paper_layers("diagnostics") == ("conv1", "conv2")
     assert zf.paper_layers("transfer") == ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7")
     keras.utils.set_random_seed(0)
     no_fc7 = model_view(ZFNet.from_preset("no_fc7", **{k: v for k, v in TINY.items()}))
@@ -292,6 +293,7 @@ def test_paper_layers_on_zfnet_a_reduced_zfnet_and_another_network():
     net = model_view(_residual_logits_net())
     assert net.paper_layers("evolution") == ("c1", "c2", "r2", "c3")  # r2: the residual block's output
     assert net.paper_layers("layer1") == ("c1",)
+    assert net.paper_layers("diagnostics") == ("c1", "c2")  # its first two Conv2D layers
     assert net.paper_layers("invariance") == ("c1", "gap")
     with pytest.raises(ValueError, match="unknown use 'fig9'"):
         net.paper_layers("fig9")

@@ -16,7 +16,7 @@ from sklearn.model_selection import GridSearchCV, cross_val_score
 from conftest import TINY, make_image_folder
 from zfkeras.data import center_crop
 from zfkeras.metrics import mean_per_class_accuracy
-from zfkeras.models import feature_model
+from zfkeras.models.view import model_view
 from zfkeras.transfer import (
     POOL_GRID,
     TRANSFER_LAYERS,
@@ -108,14 +108,14 @@ def test_pool_grid_is_documented_3x3():
 
 # ------------------------------------------------------------------ features
 @pytest.mark.parametrize("grid", [None, {"conv1": 4, "conv2": 4}])
-def test_features_equal_feature_model_plus_numpy_pooling(tiny_model, rng, grid):
+def test_features_equal_view_features_plus_numpy_pooling(tiny_model, rng, grid):
     base = 73  # base_size(64): prepared images are centre-cropped to 64 by the extractor
     images = rng.integers(0, 256, (5, base, base, 3), dtype=np.uint8)
     feats = extract_features(tiny_model, images, grid=grid, batch_size=2, progress=False)
     assert list(feats) == list(TRANSFER_LAYERS)
 
     crops = np.stack([center_crop(im, 64) for im in images]).astype("float32")
-    acts = feature_model(tiny_model, list(TRANSFER_LAYERS)).predict(crops, verbose=0)
+    acts = model_view(tiny_model).features(list(TRANSFER_LAYERS)).predict(crops, verbose=0)
     grids = {**POOL_GRID, **(grid or {})}
     for name in TRANSFER_LAYERS:
         a = np.asarray(acts[name])
@@ -127,6 +127,31 @@ def test_features_equal_feature_model_plus_numpy_pooling(tiny_model, rng, grid):
     # dims: grid^2 * channels for conv layers (tiny: 6, 16, 24, 24, 16 channels), units for fc.
     assert feats["conv1"].shape[1] == grids["conv1"] ** 2 * 6
     assert feats["fc7"].shape == (5, 32)
+
+
+def test_features_of_a_network_without_zfnets_layers(rng):
+    """A Conv-BN net (no conv1..conv5): the default layers are the view's (`paper_layers("transfer")`),
+    an int `grid` pools every map layer (not only ZFNet's conv1..conv5), NumPy grid max as reference."""
+    import keras
+
+    from zfkeras.transfer import feature_extractor, transfer_layers
+
+    keras.utils.set_random_seed(6)
+    L = keras.layers
+    x = inp = keras.Input((24, 24, 3))
+    x = L.ReLU(name="r1")(L.BatchNormalization(name="bn1")(L.Conv2D(4, 3, name="c1")(x)))
+    x = L.MaxPooling2D(name="p1")(x)
+    x = L.Dense(5, activation="relu", name="fc")(L.GlobalAveragePooling2D(name="gap")(x))
+    net = keras.Model(inp, L.Dense(2, activation="softmax", name="out")(x))
+    layers = transfer_layers(net)
+    assert layers == list(model_view(net).paper_layers("transfer")) and "c1" in layers and "conv1" not in layers
+    images = rng.uniform(0, 255, (3, 24, 24, 3)).astype("float32")
+    feats = feature_extractor(net, grid=2).predict(images, verbose=0)
+    acts = keras.Model(net.inputs, [net.get_layer(n).output for n in layers]).predict(images, verbose=0)
+    for name, a in zip(layers, acts):
+        expected = np_grid_max(a, 2) if a.ndim == 4 else a
+        np.testing.assert_allclose(feats[name], expected, rtol=1e-6, atol=1e-6, err_msg=name)
+    assert feats["c1"].shape == (3, 2 * 2 * 4)
 
 
 def test_features_independent_of_batch_size_and_of_cropping_first(tiny_model, rng):

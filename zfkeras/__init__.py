@@ -24,7 +24,8 @@ _EXPORTS = {
     "MeanSubtraction": "zfkeras.layers",
     "PRESETS": "zfkeras.models",
     "ZFNet": "zfkeras.models",
-    "feature_model": "zfkeras.models",
+    "ModelView": "zfkeras.models",
+    "model_view": "zfkeras.models",
     "Deconvnet": "zfkeras.deconv",
     "with_switches": "zfkeras.deconv",
 }

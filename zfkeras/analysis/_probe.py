@@ -34,7 +34,7 @@ def channel_argmax(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per layer and channel, the strongest activation over `images` and where it is.
 
-    One forward pass per batch through `features` (a `feature_model`
+    One forward pass per batch through `features` (a `ModelView.features`
     returning every layer in `layers`); each `(B, h, w, C)` map is reduced to
     per-image maxima `(B, C)` at once, so memory is one batch.
 

@@ -225,8 +225,7 @@ class Correspondence(Analysis):
         import tensorflow as tf
 
         if self._fn is None:
-            outs = [self.view.layers[name].output for name in self.layers]
-            probe = keras.Model(self.view.model.inputs[0], outs, name=f"{self.view.model.name}_correspondence")
+            probe = self.view.probe(list(self.layers), name=f"{self.view.model.name}_correspondence")
 
             @tf.function
             def fn(x):

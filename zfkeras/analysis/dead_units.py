@@ -13,7 +13,6 @@ import keras
 import numpy as np
 
 from zfkeras.analysis._probe import channel_argmax, check_probe
-from zfkeras.models import feature_model
 from zfkeras.models.view import model_view
 
 __all__ = ["dead_unit_shares", "max_activations", "relu_layer_names"]
@@ -25,9 +24,10 @@ def max_activations(
     """`(C,)` each channel's largest output of `layer` over `images` (all positions); layer None:
     the paper's conv1, on another network its first conv layer (`paper_layers("layer1")`)."""
     images = check_probe(images, model)
+    view = model_view(model)
     if layer is None:
-        (layer,) = model_view(model).paper_layers("layer1")
-    fm = feature_model(model, [layer])
+        (layer,) = view.paper_layers("layer1")
+    fm = view.features([layer])
     return channel_argmax(fm, images, [layer], batch_size)[layer][0]
 
 
@@ -55,5 +55,5 @@ def dead_unit_shares(
     """
     images = check_probe(images, model)
     names = list(layers) if layers is not None else relu_layer_names(model)
-    best = channel_argmax(feature_model(model, names), images, names, batch_size)
+    best = channel_argmax(model_view(model).features(names), images, names, batch_size)
     return {name: float(np.mean(best[name][0] <= 0)) for name in names}

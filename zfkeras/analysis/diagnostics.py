@@ -74,7 +74,6 @@ from zfkeras.analysis.filter_measures import (
     largest_filter_share,
     stride_aliasing,
 )
-from zfkeras.models import feature_model
 from zfkeras.models.view import ModelView
 
 __all__ = [
@@ -185,7 +184,8 @@ class LayerDiagnostics(Analysis):
 
     Args:
         model: a trained model, a `.keras` path or its `ModelView`, with conv layers
-            `layer` and `layer2` (default: its first two conv layers, ZFNet's conv1 and conv2).
+            `layer` and `layer2` (default `ModelView.paper_layers("diagnostics")`: ZFNet's conv1 and
+            conv2, else its first two Conv2D layers).
         name: label in tables and figures (default: the model's name).
         history: a training run's `history.csv` path or a `ClippedHistory`.
         layer2_channels: how many layer-2 channels to project (seeded random
@@ -221,10 +221,11 @@ class LayerDiagnostics(Analysis):
         super().__init__(model, preprocess)
         view = self.view
         convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
-        if len(convs) < 2 and (layer is None or layer2 is None):
+        defaults = view.paper_layers("diagnostics")  # ZFNet's conv1, conv2; else the first two Conv2D
+        if len(defaults) < 2 and (layer is None or layer2 is None):
             raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
-        self.layer = convs[0] if layer is None else layer
-        self.layer2 = convs[1] if layer2 is None else layer2
+        self.layer = defaults[0] if layer is None else layer
+        self.layer2 = defaults[1] if layer2 is None else layer2
         if self.layer not in view.layers:
             raise ValueError(f"unknown layer {self.layer!r}; conv layers: {convs}")
         if not isinstance(view.layers[self.layer].layer, keras.layers.Conv2D):
@@ -281,7 +282,7 @@ class LayerDiagnostics(Analysis):
 
         images = check_probe(probe_images, view.model)
         batch_size = self.batch_size
-        fm = feature_model(view, [layer, layer2])
+        fm = view.features([layer, layer2])
         n_batches = math.ceil(len(images) / batch_size)
         with tqdm(total=n_batches, desc=f"probe {diag.name}", unit="batch", disable=not progress, leave=False) as bar:
             best = channel_argmax(fm, images, [layer, layer2], batch_size, bar)

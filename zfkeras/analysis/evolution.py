@@ -9,7 +9,7 @@ training images (the paper scans all of them; the probe set bounds the cost)
 and stores the deconv projection of its receptive field.
 
 Cost per captured epoch: one forward pass per probe batch through one
-`feature_model` (all layers at once), then one batched deconv pass for the
+`ModelView.features` (all layers at once), then one batched deconv pass for the
 `layers x channels` projections. With the default 4 channels of 5 layers and a
 probe set of a few hundred images that is seconds next to an epoch.
 
@@ -37,7 +37,6 @@ import keras
 import numpy as np
 from tqdm.auto import tqdm
 
-from zfkeras.models import feature_model
 from zfkeras.utils.io import atomic_open, atomic_write_bytes
 
 __all__ = ["PAPER_EPOCHS", "EvolutionSnapshot", "FeatureEvolution", "evolution_grid"]
@@ -195,11 +194,12 @@ class FeatureEvolution(keras.callbacks.Callback):
         from zfkeras.deconv import Deconvnet
 
         self._probe = check_probe(self.probe_images, self.model)
-        if self.layers is None:
-            from zfkeras.models.view import model_view
+        from zfkeras.models.view import model_view
 
-            self.layers = model_view(self.model).paper_layers("evolution")
-        self._features = feature_model(self.model, list(self.layers))
+        view = model_view(self.model)
+        if self.layers is None:
+            self.layers = view.paper_layers("evolution")
+        self._features = view.features(self.layers)
         self._deconv = Deconvnet(self.model)
         counts = {l: int(self._deconv.output_shape(l)[-1]) for l in self.layers}
         self._channels = choose_channels(counts, self.channels_per_layer, self.seed)

@@ -148,11 +148,11 @@ class FeatureVisualization(Analysis):
                     raise ValueError(f"neuron position {position!r} is outside the {mh}x{mw} map of layer {layer!r} "
                                      f"(rows 0..{mh - 1}, cols 0..{mw - 1})")
                 self.position = pos
-        self._probe = keras.Model(view.model.inputs[0], target, name=f"{view.model.name}_featvis")
+        self._probe = view.probe(target, name=f"{view.model.name}_featvis")
         own = view.layers[self.layer].output if objective != "class" else view.model.outputs[0]
-        self._own = keras.Model(view.model.inputs[0], own, name=f"{view.model.name}_featvis_layer")
+        self._own = view.probe(own, name=f"{view.model.name}_featvis_layer")
         # the objective's tensor and the layer's own output (the diversity penalty's, as lucid's)
-        self._both = keras.Model(view.model.inputs[0], [target, own], name=f"{view.model.name}_featvis_both")
+        self._both = view.probe([target, own], name=f"{view.model.name}_featvis_both")
         self._scale = tf.constant(spectrum_scale(h, w, self.decay_power))
         fill = view.neutral_pixel().reshape(-1, c).mean(axis=0) / 255.0
         self._fill = tf.constant(np.clip(fill, 0.0, 1.0).astype(np.float32))

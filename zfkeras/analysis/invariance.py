@@ -21,7 +21,7 @@ Definitions used here (the paper does not state them):
 - **Transforms** (translation in px at 224, scale, rotation; where the image content and
   the fill come from): `zfkeras.analysis.transforms`.
 
-All transformed images of all transforms go through one `feature_model` in
+All transformed images of all transforms go through one `ModelView.features` in
 batches (`batch_size`), one forward pass per batch. `Invariance(model, grid).run(images,
 targets)` is the analysis; `invariance_curves` its one-call shortcut.
 """
@@ -47,7 +47,6 @@ from zfkeras.analysis.transforms import (
     transform_image,
 )
 from zfkeras.models.view import ModelView
-from zfkeras.models.features import feature_model
 
 __all__ = [
     "DEFAULT_VALUES",
@@ -199,7 +198,7 @@ class Invariance(Analysis):
             raise ValueError("give at least one feature layer")
         self.output = view.output_layer if output is None else output
         self.batch_size = batch_size
-        self._features = feature_model(view, list(dict.fromkeys(self.layers + (self.output,))))
+        self._features = view.features(list(dict.fromkeys(self.layers + (self.output,))))
         shape = tuple(view.layers[self.output].output.shape)
         if len(shape) != 2:
             raise ValueError(f"output layer {self.output!r} must give (N, classes) for p(true class); got {shape}"

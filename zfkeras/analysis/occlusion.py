@@ -146,7 +146,7 @@ class OcclusionSensitivity(Analysis):
         if self.softmax_added:
             probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
         outputs = [probs, act] if self.classes else [act]
-        self._probe = keras.Model(model.inputs[0], outputs, name=f"{model.name}_occlusion")
+        self._probe = self.view.probe(outputs, name=f"{model.name}_occlusion")
         self.channels = int(act.shape[-1])  # feature maps (or units) of the layer
         self._fn = None
         self._deconv = None

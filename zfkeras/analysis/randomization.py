@@ -88,7 +88,7 @@ class RandomizedCopy:
         if layer is None:
             return names[::-1]
         info = self.view.layer(layer, spatial=False)  # ValueError listing the valid layers
-        sub = keras.Model(self.view.model.inputs[0], info.output)
+        sub = self.view.probe(info.output)
         below = {l.name for l in sub.layers}
         return [n for n in names if n in below][::-1]
 

@@ -1,17 +1,17 @@
 """ZFNet and its analysis views."""
 
 from zfkeras.models.architecture import Geometry, LayerSpec, conv_chain, geometry, smallest_input
-from zfkeras.models.features import feature_model, spatial_layer_names
+from zfkeras.models.view import ModelView, model_view
 from zfkeras.models.zfnet import PRESETS, ZFNet
 
 __all__ = [
     "PRESETS",
     "Geometry",
+    "ModelView",
     "LayerSpec",
     "ZFNet",
     "conv_chain",
-    "feature_model",
     "geometry",
+    "model_view",
     "smallest_input",
-    "spatial_layer_names",
 ]

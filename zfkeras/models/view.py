@@ -17,7 +17,8 @@ a `ZFNet`, a `keras.applications` model, a `.keras` path or the name
 - `default_layer`: the last spatial layer (ZFNet's `pool5`, VGG16's
   `block5_pool`, ResNet50's `conv5_block3_out`);
 - `class_names` and `neutral_pixel` (the RGB value the network sees as 0:
-  the occluder of Fig 7 and the blank of Fig 5).
+  the occluder of Fig 7 and the blank of Fig 5);
+- `probe(outputs)` / `features(layers)`: the one way to cut a sub-model (`zfkeras.models.cut`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import numpy as np
 from zfkeras.layers import InputPreprocessing, MeanSubtraction
 from zfkeras.layers.input_preprocessing import MODES
 from zfkeras.models.applications import APPLICATIONS_PREFIX, application
+from zfkeras.models.cut import cut, feature_outputs
 from zfkeras.models.graph import (
     FEATURE_KINDS,
     SELECTABLE_KINDS,
@@ -209,7 +211,8 @@ class ModelView:
         when the model has them, else what stands in for them on this network (the one place that
         says so): "evolution" (Fig 4) the block layers; "invariance" (Fig 5) the first block layer
         and the top feature layer; "correspondence" (Table 1) the last spatial and the top feature
-        layer; "layer1" (Fig 6, dead units) the first conv layer; "transfer" (Tables 4, 5, 7) the
+        layer; "layer1" (Fig 6, dead units) the first conv layer; "diagnostics" (Fig 6) the first two
+        `Conv2D` layers (plain kernels); "transfer" (Tables 4, 5, 7) the
         paper's layers it has (a ZFNet without fc7 too), else the block layers and the dense /
         global-pooling layers before the output."""
         if use not in PAPER_LAYERS:
@@ -227,6 +230,8 @@ class ModelView:
             fallback = [self.default_layer, self.top_feature_layer]
         elif use == "layer1":
             fallback = [n for n in self.layer_names if self.layers[n].kind == "conv"][:1]
+        elif use == "diagnostics":
+            fallback = [n for n in self.layer_names if isinstance(self.layers[n].layer, keras.layers.Conv2D)][:2]
         else:
             head = [n for n in names if self.layers[n].kind in ("dense", "globalpool") and n != self.output_layer]
             fallback = self.block_layers() + head
@@ -254,14 +259,20 @@ class ModelView:
         top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
         return top, left, top + gr.size, left + gc.size
 
-    def features(self, names: Sequence[str]) -> keras.Model:
-        """A model from raw RGB to `{name: output}` (weights shared)."""
-        outs = {}
-        for name in names:
-            if name not in self.layers:
-                self.layer(name, spatial=False)  # raises, listing the valid layers
-            outs[name] = self.layers[name].output
-        return keras.Model(self.model.inputs[0], outs, name=f"{self.model.name}_features")
+    def probe(self, outputs: str | keras.KerasTensor | list | dict, name: str | None = None) -> keras.Model:
+        """The one way the package cuts a sub-model: raw RGB `(B, H, W, C)` to `outputs`.
+
+        `outputs`: a layer name or a tensor of this view's graph (`self.layers[n].output`, or
+        built on them), or a list / dict of them, returned in that structure. Weights are
+        shared, the user's model is untouched (`zfkeras.models.cut`).
+        """
+        return cut(self, outputs, name or f"{self.model.name}_probe")
+
+    def features(self, layers: Sequence[str] | str | None = None, *, switches: bool = False) -> keras.Model:
+        """`probe` to `{name: output}` for `layers` among `feature_layer_names` and the output
+        layer (default: every feature layer); with `switches`, also `{pool + "_switches":
+        (B, h, w, C) int64}` for every max-pooling layer. ValueError listing the valid layers."""
+        return self.probe(feature_outputs(self, layers, switches), name=f"{self.model.name}_features")
 
     # ------------------------------------------------------------- pixels
     def neutral_pixel(self) -> np.ndarray:
@@ -385,6 +396,7 @@ PAPER_LAYERS: dict[str, tuple[str, ...]] = {
     "invariance": ("norm1", "fc7"),
     "correspondence": ("pool5", "fc7"),
     "layer1": ("conv1",),
+    "diagnostics": ("conv1", "conv2"),
     "transfer": ("conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"),
 }
 

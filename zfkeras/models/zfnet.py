@@ -114,7 +114,7 @@ class ZFNet(keras.Model):
     parameters. Smallest input: 53 px (63 px for `variant="alexnet"`).
 
     Pooling layers are `MaxPoolingWithArgmax2D` returning the pooled map only;
-    the deconvnet records the switches itself, `feature_model(model,
+    the deconvnet records the switches itself, `model_view(model).features(
     switches=True)` exposes them.
 
     Args:

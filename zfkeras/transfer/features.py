@@ -44,7 +44,6 @@ import numpy as np
 from tqdm import tqdm
 
 from zfkeras.models.view import PAPER_LAYERS, ModelView, model_view
-from zfkeras.models.features import feature_model
 
 __all__ = [
     "POOL_GRID",
@@ -100,13 +99,13 @@ def _check_layers(model: keras.Model, layers: Sequence[str] | str | None) -> lis
     return layers
 
 
-def _resolve_grid(grid: int | Mapping[str, int] | None) -> dict[str, int]:
+def _resolve_grid(grid: int | Mapping[str, int] | None, layers: Sequence[str] = ()) -> dict[str, int]:
     if grid is None:
         return dict(POOL_GRID)
     if isinstance(grid, Mapping):
         out = {**POOL_GRID, **{str(k): v for k, v in grid.items()}}
-    else:
-        out = {name: grid for name in POOL_GRID}
+    else:  # every map layer asked for (any network's), not only ZFNet's conv1..conv5
+        out = {name: grid for name in dict.fromkeys([*POOL_GRID, *layers])}
     for name, g in out.items():
         if isinstance(g, bool) or not isinstance(g, (int, np.integer)) or g < 1:
             raise ValueError(f"pooling grid of {name} must be a positive integer, got {g!r}")
@@ -132,32 +131,31 @@ def feature_extractor(
 ) -> keras.Model:
     """A model from `model`'s input (raw RGB, (B, S, S, 3)) to `{layer: (B, D) float32}`.
 
-    Built on `zfkeras.models.feature_model` (weights shared, nothing copied or trained), so
+    Cut by `ModelView.probe` (weights shared, nothing copied or trained), so
     all requested layers come out of one forward pass. Conv maps are max-pooled over
     `grid` x `grid` cells and flattened (see the module docstring); fc layers pass through.
 
     Args:
-        model: a ZFNet (any keras model with the layer names of `TRANSFER_LAYERS`).
+        model: any Keras CNN or its `ModelView` (ZFNet: the layers of `TRANSFER_LAYERS`).
         layers: names among `transfer_layers(model)` (a list or "fc6,fc7"); None = all.
         grid: cells per side for every conv layer, or a `{layer: cells}` override of
-            `POOL_GRID`; None = `POOL_GRID` (3 x 3).
+            `POOL_GRID`; None = 3 x 3 (`POOL_GRID_DEFAULT`) for every conv layer.
 
     Raises:
         ValueError: unknown layer (the message lists the valid ones) or bad grid.
     """
-    model = model_view(model)
-    layers = _check_layers(model, layers)
-    grids = _resolve_grid(grid)
-    views = feature_model(model, layers)
+    view = model_view(model)
+    layers = _check_layers(view, layers)
+    grids = _resolve_grid(grid, layers)
     outputs = {}
     for name in layers:
-        x = views.output[name]
+        x = view.layers[name].output
         if len(x.shape) == 4:
             x = _grid_max_pool(x, grids.get(name, POOL_GRID_DEFAULT))
         elif len(x.shape) != 2:
             raise ValueError(f"layer {name} has output shape {x.shape}; expected (B, H, W, C) or (B, D)")
         outputs[name] = x
-    return keras.Model(views.input, outputs, name=f"{views.name}_transfer_features")
+    return view.probe(outputs, name=f"{view.model.name}_transfer_features")
 
 
 def extract_features(

@@ -124,7 +124,8 @@ def save_diagnostics(out: str | Path, diags: Sequence[Diagnostics], *, dpi: int 
     clipped = {d.name: d.clipped for d in diags if d.clipped is not None}
     if clipped:
         written.append(out / "clipped_fraction.png")
-        save_figure(plot_clipped_history(clipped), written[-1], dpi=dpi)
+        layers = list(dict.fromkeys(d.layer for d in diags))  # the diagnosed layer 1 (the view's choice)
+        save_figure(plot_clipped_history(clipped, layers), written[-1], dpi=dpi)
     return text, written
 
 
@@ -332,9 +333,12 @@ def plot_layer2_features(diagnostics: Sequence[Diagnostics], panel_inches: float
 
 
 def plot_clipped_history(
-    histories: Mapping[str, ClippedHistory], layers: Sequence[str] = ("conv1",)
+    histories: Mapping[str, ClippedHistory], layers: Sequence[str] | None = None
 ) -> "matplotlib.figure.Figure":
-    """Per-epoch fraction of filters at the RMS radius, one line per (run, layer)."""
+    """Per-epoch fraction of filters at the RMS radius, one line per (run, layer).
+
+    `layers`: the layers shown of every run (those it has); None: each run's layer 1, the first
+    of its `rms_clipped_<layer>` columns (written in model order: ZFNet's conv1)."""
     from matplotlib.figure import Figure as MplFigure
 
     if not histories:
@@ -342,10 +346,11 @@ def plot_clipped_history(
     fig = MplFigure(figsize=(6, 3.5), layout="constrained")
     ax = fig.subplots()
     for name, hist in histories.items():
-        for layer in layers:
+        for layer in (list(hist.fractions)[:1] if layers is None else layers):
             if layer in hist.fractions:
                 ax.plot(hist.epochs, 100 * hist.fractions[layer], marker=".", label=f"{name} {layer}")
     ax.set_xlabel("epoch")
+    ax.xaxis.get_major_locator().set_params(integer=True)  # epochs are whole numbers
     ax.set_ylabel("filters clipped to the RMS radius (%)")
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
