@@ -98,7 +98,8 @@ def child(args) -> dict:
         out["cpus_per_worker"] = cpus
         atlas = build_atlas(deconv, paths, Path(args.workdir) / args.child, k=9, channels=args.channels,
                             engine=engine, workers=workers, gpus_per_worker=gpus, cpus_per_worker=cpus,
-                            batch_size=args.batch_size, block_size=args.block_size, progress=False)
+                            batch_size=args.batch_size, block_size=args.block_size, progress=False,
+                            model_file=SHIPPED_MODEL if args.model == "shipped" else None)
         out["wall"] = time.perf_counter() - start
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}

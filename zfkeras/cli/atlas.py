@@ -8,13 +8,14 @@ The same scan and projections as `zfkeras visualize`, written by its writer
 (`zfkeras.deconv.atlas.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
 config.json; `zfkeras report --top9-dir DIR` reuses it), computed in blocks stored under DIR/blocks/: a
 rerun of the same command skips the finished blocks; other settings in the same DIR are
-refused. With --engine ray the blocks run on Ray Data actors, one model copy per
+refused. With --engine ray the blocks run on Ray actors, one model copy per
 worker (on G GPUs each); DATA must be readable at the same path on every node.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
 
@@ -42,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         deconv, paths, args.out, layers=layers, k=args.top, channels=args.channels, seed=args.seed,
         contrast=args.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
         cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
+        model_file=args.model if Path(args.model).is_file() else None,  # Ray workers read it
         block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
     settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
@@ -72,7 +74,7 @@ def add_parser(sub) -> None:
     add_atlas_arguments(p, channels=0, out_help="output folder (a rerun resumes in it)")
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: Ray Data actors (pip install \"zfkeras[ray]\")")
+                   help="local: this process (default); ray: Ray actors (pip install \"zfkeras[ray]\")")
     g.add_argument("--address", default=None,
                    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start a local one)")
     g.add_argument("--workers", type=int, default=None, help="Ray actors, one model copy each (default 2)")

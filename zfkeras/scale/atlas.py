@@ -12,7 +12,7 @@
    one forward pass per image for all its pairs), assembled into the `LayerVisuals`
    `top_projections` gives (the same tiles, within float32 rounding).
 
-`engine="ray"` runs the blocks on Ray Data actors (`engines`); a rerun in the same
+`engine="ray"` runs the blocks on Ray actors (`engines`: one pool for both phases); a rerun in the same
 folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
 `store_atlas` keeps the result in the format `compute_atlas` stores (`top9.json`, `<layer>_top<k>.npz`
 with tiles of at most `STORE_TILE` px) and gives the `zfkeras.deconv.atlas.Atlas` that the package's
@@ -33,7 +33,7 @@ import numpy as np
 
 from zfkeras.deconv.atlas import choose_channels
 from zfkeras.deconv.scan import TopActivations
-from zfkeras.scale.engines import check_engine, run_blocks
+from zfkeras.scale.engines import check_engine, open_pool
 from zfkeras.scale.store import BlockStore
 from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
 
@@ -77,6 +77,7 @@ def build_atlas(
     gpus_per_worker: float = 0,
     cpus_per_worker: float | None = None,
     address: str | None = None,
+    model_file: str | os.PathLike | None = None,
     batch_size: int = 32,
     block_size: int | None = None,
     group_size: int = 64,
@@ -92,9 +93,11 @@ def build_atlas(
         out: the folder of the finished blocks (`OUT/blocks/`, with their `settings.json`).
         layers: layers to scan (default: the model's blocks, as `visualize`).
         k, channels, seed, contrast: as `zfkeras visualize` (`channels` 0: all).
-        engine: "local" (this process) or "ray" (Ray Data actors).
+        engine: "local" (this process) or "ray" (Ray actors, one model copy each).
         workers, gpus_per_worker, address: Ray actors, GPUs per actor, cluster address.
-        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.run_blocks`).
+        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.open_pool`).
+        model_file: the `.keras` file the model was loaded from: Ray workers load it from there
+            (the same path on every node) instead of receiving the pickled model.
         batch_size: images per forward pass (the in-process scan's batches).
         block_size: images per scan block (default `8 * batch_size`; a multiple of it).
         group_size: images per projection block.
@@ -138,27 +141,27 @@ def build_atlas(
         "contrast": float(contrast), "rule": deconv.rule,
     }
     store = BlockStore(out, settings)
-    # Ray actors rebuild the model from its bytes; in process the blocks share this Deconvnet
-    # (and its compiled graphs)
-    recipe = ModelRecipe.of(deconv) if engine == "ray" else deconv
-    run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
-               cpus_per_worker=cpus_per_worker, address=address)
-    blocks, stats = {}, {}
-
-    # ---------------------------------------------------------------- phase 1: scan
+    # Ray actors rebuild the model once each (from its file, or its bytes) and serve both
+    # phases; in process the blocks share this Deconvnet (and its compiled graphs)
+    recipe = ModelRecipe.of(deconv, model_file) if engine == "ray" else deconv
     chunks = [paths[i : i + block_size] for i in range(0, len(paths), block_size)]
-    _run_phase(store, "scan", list(enumerate(chunks)), ScanWorker,
-               dict(recipe=recipe, layers=layers, k=k, batch_size=batch_size),
-               run, progress, on_block, blocks, stats)
-    top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+    blocks, stats = {}, {}
+    with open_pool(engine, recipe, workers=workers, gpus_per_worker=gpus_per_worker,
+                   cpus_per_worker=cpus_per_worker, address=address) as pool:
+        if len(store.finished("scan")) < len(chunks):
+            pool.start()  # the actors load the model while the driver prepares the blocks
+        # ------------------------------------------------------------ phase 1: scan
+        _run_phase(store, "scan", list(enumerate(chunks)), pool, ScanWorker,
+                   dict(layers=layers, k=k, batch_size=batch_size), progress, on_block, blocks, stats)
+        top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
 
-    # ------------------------------------------------------- phase 2: projections
-    live = (top.layers[n] for n in layers)
-    wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
-    groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
-    _run_phase(store, "project", list(enumerate(groups)), ProjectWorker,
-               dict(recipe=recipe, top=top, channels=shown, contrast=contrast, batch_size=batch_size),
-               run, progress, on_block, blocks, stats)
+        # --------------------------------------------------- phase 2: projections
+        live = (top.layers[n] for n in layers)
+        wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
+        groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
+        _run_phase(store, "project", list(enumerate(groups)), pool, ProjectWorker,
+                   dict(top=top, channels=shown, contrast=contrast, batch_size=batch_size),
+                   progress, on_block, blocks, stats)
     visuals = {n: _layout(deconv, top, n, shown[n], contrast) for n in layers}
     for i in range(len(groups)):  # one block in memory at a time
         part = store.read("project", i)
@@ -170,7 +173,7 @@ def build_atlas(
     return Atlas(top, visuals, skipped, blocks, stats)
 
 
-def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block, blocks, stats) -> None:
+def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block, blocks, stats) -> None:
     """Run the unfinished blocks of one phase with a progress bar (images/s, ETA)."""
     from tqdm.auto import tqdm
 
@@ -197,8 +200,7 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
             on_block(phase, number, result)
 
     try:
-        opts = dict(run)
-        run_blocks(opts.pop("engine"), worker_cls, kwargs, todo, finished, **opts)
+        pool.run(worker_cls, kwargs, todo, finished)
     finally:
         bar.close()
         blocks[phase] = {"computed": sum(w["blocks"] for w in per_worker.values()),

@@ -1,30 +1,38 @@
-"""Who runs the blocks: in this process ("local") or a Ray cluster ("ray", Ray Data).
+"""Who runs the blocks: in this process ("local") or on a Ray cluster ("ray").
 
-Both take a worker class (`work.ScanWorker` / `work.ProjectWorker`), its constructor
-arguments and the numbered items (a block's paths, a group's image ids), and call
-`on_done(number, result)` in the driver as each block finishes, in any order.
+`open_pool(engine, recipe, ...)` gives a `Pool` that holds the model once per worker for the
+whole atlas: `pool.run(worker_cls, kwargs, items, on_done)` runs `worker_cls(deconv, **kwargs)(item)`
+for every numbered item (a block's paths, a group's image ids) and calls `on_done(number,
+result)` in the driver as each block finishes, in any order; both phases (scan, then the
+projections) run on the same workers.
 
-On Ray, `Dataset.map_batches` runs the worker as a stateful callable class: one
-actor per worker holds one copy of the model (built once in `__init__`), on
-`num_gpus` GPUs when asked; an actor that dies is restarted and its blocks are
-retried (Ray Data's defaults for actor pools: `max_restarts=-1`, `max_task_retries=-1`),
-so a lost worker costs time, not results.
+On Ray, one actor per worker builds the model once in its constructor (one model copy per
+worker process / GPU; `num_gpus` per actor when asked) and serves both phases: the actor pool
+starts once per atlas, not once per phase (a start costs a process, the TensorFlow import, the
+model and its graphs: 15-30 s on 2 loaded cores). Ray Data's `map_batches` actor pool lives
+for one dataset execution, and the two phases are separated by the global top-k merge, so
+the pool here is a few plain Ray actors with Ray Data's retry policy for actor pools
+(`max_restarts=-1`, `max_task_retries=-1`): an actor that dies is restarted and its blocks
+retried, while the other actors keep taking the next blocks, so a lost worker costs time, not
+results. Each actor keeps two blocks queued, so it computes while the driver stores results.
 Ray is imported only here and only for `engine="ray"` (`pip install "zfkeras[ray]"`).
 """
 
 from __future__ import annotations
 
-import json
+import collections
+import contextlib
 import os
+import uuid
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
-
-import numpy as np
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from zfkeras.scale.store import pack, unpack
 
 ENGINES = ("local", "ray")
+QUEUED = 2  # blocks in flight per Ray actor
 OnDone = Callable[[int, dict], None]
+Items = Sequence[tuple[int, Sequence[str]]]
 
 
 def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str | None = None,
@@ -41,11 +49,8 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str
     if engine == "ray":
         try:
             import ray  # noqa: F401
-            import ray.data  # noqa: F401
         except ImportError:
-            raise RuntimeError(
-                'engine "ray" needs Ray Data: pip install "zfkeras[ray]" (or use --engine local)'
-            ) from None
+            raise RuntimeError('engine "ray" needs Ray: pip install "zfkeras[ray]" (or use --engine local)') from None
     elif workers != 1 or gpus_per_worker or address or cpus_per_worker:
         raise ValueError(
             "--workers, --gpus-per-worker, --cpus-per-worker and --address are for --engine ray; "
@@ -53,51 +58,142 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str
         )
 
 
-def run_blocks(
-    engine: str,
-    worker_cls: type,
-    worker_kwargs: Mapping[str, Any],
-    items: Sequence[tuple[int, Sequence[str]]],
-    on_done: OnDone,
-    *,
-    workers: int = 1,
-    gpus_per_worker: float = 0,
-    cpus_per_worker: float | None = None,
-    address: str | None = None,
-) -> None:
-    """Run `worker_cls(**worker_kwargs)(item)` for every `(number, item)`; `on_done` each result.
+@contextlib.contextmanager
+def open_pool(engine: str, recipe, *, workers: int = 1, gpus_per_worker: float = 0,
+              cpus_per_worker: float | None = None, address: str | None = None) -> Iterator["LocalPool | RayPool"]:
+    """The workers of one atlas, stopped on exit (whatever happened).
 
+    `recipe`: the driver's `Deconvnet` (local) or a `work.ModelRecipe` (ray).
     `cpus_per_worker`: CPUs each Ray actor reserves, and TensorFlow's threads in it (None: one
     CPU reserved, TensorFlow's own thread count; on a CPU-only host give `cores / workers`, so
-    the actors do not oversubscribe the cores)."""
-    if not items:
-        return
+    the actors do not oversubscribe the cores).
+    """
     if engine == "local":
-        worker = worker_cls(**worker_kwargs)
+        pool = LocalPool(recipe)
+    else:
+        pool = RayPool(recipe, workers, gpus_per_worker, cpus_per_worker, address)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
+class LocalPool:
+    """This process: the driver's own `Deconvnet` (and its compiled graphs) serves every block."""
+
+    def __init__(self, deconv):
+        self.deconv = deconv
+
+    def start(self) -> None:
+        """Nothing to start (the Ray pool starts its actors here)."""
+
+    def run(self, worker_cls: type, worker_kwargs: Mapping[str, Any], items: Items, on_done: OnDone) -> None:
+        if not items:
+            return
+        worker = worker_cls(self.deconv, **worker_kwargs)
         for number, item in items:
             on_done(number, worker(item))
-        return
-    _run_ray(worker_cls, worker_kwargs, items, on_done, workers, gpus_per_worker, cpus_per_worker, address)
+
+    def close(self) -> None:
+        pass
 
 
-class _RayBlocks:
-    """The Ray Data callable class: one worker (one model copy) per actor; a batch is a few blocks."""
+class _Actor:
+    """One Ray worker: builds the model once (`recipe.build()`), then runs the blocks of any phase.
 
-    def __init__(self, worker_cls: type, worker_kwargs: Mapping[str, Any], threads: int | None = None):
-        import ray
+    The phase's worker (`ScanWorker`, `ProjectWorker`) is built on the first block of the phase
+    from the phase's arguments (an object-store reference, fetched once per actor)."""
 
+    def __init__(self, recipe, threads: int | None = None):
         if threads:  # before the model is built: TensorFlow's thread pools start with the first op
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
+        self.deconv = recipe.build()
+        self.key, self.worker = None, None
 
-        kwargs = {k: ray.get(v) if isinstance(v, ray.ObjectRef) else v for k, v in worker_kwargs.items()}
-        self.worker = worker_cls(**kwargs)
+    def run(self, key: str, worker_cls: type, box: list, item: list) -> bytes:
+        if key != self.key:
+            import ray
 
-    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        results = [pack(self.worker(json.loads(str(item)))) for item in batch["item"]]
-        return {"block": np.asarray(batch["block"]), "result": np.array(results, dtype=object)}
+            self.key, self.worker = None, None  # the previous phase's worker goes first
+            self.worker = worker_cls(self.deconv, **ray.get(box[0]))
+            self.key = key
+        return pack(self.worker(item))
+
+
+class RayPool:
+    """`workers` Ray actors (`_Actor`), started once (`start`, or the first `run`) and killed on `close`."""
+
+    def __init__(self, recipe, workers: int, gpus: float, cpus: float | None, address: str | None):
+        import ray
+
+        connect(address)
+        have = ray.cluster_resources()
+        for name, need in (("CPU", workers * (cpus or 1)), ("GPU", workers * gpus)):
+            if need and have.get(name, 0) < need:
+                raise ValueError(
+                    f"{workers} workers need {need:g} {name}s; the Ray cluster has {have.get(name, 0):g}: "
+                    "ask for fewer --workers / --gpus-per-worker or add nodes"
+                )
+        self.recipe, self.size, self.gpus, self.cpus = recipe, int(workers), float(gpus), cpus
+        self.actors: list = []
+
+    def start(self) -> None:
+        """Create the actors (asynchronously: they load the model while the driver goes on)."""
+        if self.actors:
+            return
+        import ray
+
+        cls = ray.remote(_Actor).options(num_cpus=self.cpus or 1, num_gpus=self.gpus or 0,
+                                         max_restarts=-1, max_task_retries=-1)
+        self.recipe_ref = ray.put(self.recipe)  # kept alive here: a restarted actor reads it again
+        threads = max(1, int(self.cpus)) if self.cpus else None
+        self.actors = [cls.remote(self.recipe_ref, threads) for _ in range(self.size)]
+
+    def run(self, worker_cls: type, worker_kwargs: Mapping[str, Any], items: Items, on_done: OnDone) -> None:
+        """Each actor takes the next block as soon as it has fewer than `QUEUED` in flight."""
+        if not items:
+            return
+        import ray
+
+        self.start()
+        key, box = uuid.uuid4().hex, [ray.put(dict(worker_kwargs))]  # in a list: fetched by the actor, once
+        todo = collections.deque(items)
+        pending: dict = {}
+
+        def submit(a: int) -> None:
+            number, item = todo.popleft()
+            pending[self.actors[a].run.remote(key, worker_cls, box, list(item))] = (number, a)
+
+        for _ in range(QUEUED):
+            for a in range(self.size):
+                if todo:
+                    submit(a)
+        while pending:
+            (ref,), _ = ray.wait(list(pending), num_returns=1)
+            number, a = pending.pop(ref)
+            try:
+                result = unpack(ray.get(ref))
+            except ray.exceptions.RayActorError as err:  # not a lost process (retried): a failed start
+                raise RuntimeError(f"a Ray worker could not start: {_last_line(err)}") from None
+            if todo:
+                submit(a)  # before the driver stores this block: the actor does not wait for it
+            on_done(number, result)
+
+    def close(self) -> None:
+        import ray
+
+        for actor in self.actors:
+            ray.kill(actor)
+        self.actors = []
+
+
+def _last_line(err: BaseException) -> str:
+    lines = [l.strip() for l in str(err).splitlines() if l.strip()]
+    errors = [l for l in lines if "Error:" in l]
+    return (errors or lines or [type(err).__name__])[-1]
 
 
 def connect(address: str | None = None) -> None:
@@ -117,35 +213,3 @@ def connect(address: str | None = None) -> None:
         log_to_driver=False,
         logging_level="ERROR",
     )
-
-
-def _run_ray(worker_cls, worker_kwargs, items, on_done: OnDone, workers: int, gpus: float,
-             cpus: float | None, address) -> None:
-    import ray
-    import ray.data
-
-    connect(address)
-    have = ray.cluster_resources()
-    for name, need in (("CPU", workers * (cpus or 1)), ("GPU", workers * gpus)):
-        if need and have.get(name, 0) < need:
-            raise ValueError(
-                f"{workers} workers need {need:g} {name}s; the Ray cluster has {have.get(name, 0):g}: "
-                "ask for fewer --workers / --gpus-per-worker or add nodes"
-            )
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = False  # the driver shows one bar per phase
-    ctx.print_on_execution_start = False
-    big = {k: ray.put(v) for k, v in worker_kwargs.items()}  # the model once in the object store
-    rows = [{"block": int(n), "item": json.dumps(list(item))} for n, item in items]
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
-    ds = ds.map_batches(
-        _RayBlocks,
-        fn_constructor_kwargs={"worker_cls": worker_cls, "worker_kwargs": big,
-                               "threads": max(1, int(cpus)) if cpus else None},
-        batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=int(workers)),
-        num_cpus=cpus or 1,
-        num_gpus=float(gpus) if gpus else None,
-    )
-    for row in ds.iter_rows():
-        on_done(int(row["block"]), unpack(row["result"]))
