@@ -103,12 +103,21 @@ def child(args) -> dict:
         out["wall"] = time.perf_counter() - start
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}
+        busy: dict = {}  # seconds inside each worker's block calls, both phases
+        for ws in atlas.workers.values():
+            for p, w in ws.items():
+                busy[p] = busy.get(p, 0.0) + w["seconds"]
+        # the fixed cost: what the wall time holds beyond the busiest worker's own work (actor
+        # start, model load, graph tracing of a first block beyond the others, the driver's merge)
+        out["busiest_worker"] = max(busy.values())
+        out["fixed"] = out["wall"] - out["busiest_worker"]
         if ref.exists():
             want = TopActivations.load(ref)
             out["equal_topk"] = all(
                 np.array_equal(getattr(atlas.top.layers[n], f), getattr(want.layers[n], f))
                 for n in layers for f in ("values", "index", "rows", "cols", "ids"))
     out["driver_peak_rss"] = _peak()
+    out["load_average"] = os.getloadavg()
     return out
 
 
@@ -154,6 +163,9 @@ def summary(run: dict, base: dict) -> str:
         text += f" ({run['wall'] / base['wall']:.2f}x inproc)"
     if "cluster_start" in run:
         text += f", cluster start {run['cluster_start']:.1f} s"
+    if "fixed" in run:
+        text += f", busiest worker {run['busiest_worker']:.1f} s, fixed {run['fixed']:.1f} s"
+    text += f", load average {run['load_average'][0]:.1f}"
     text += f", driver peak {mb(run['driver_peak_rss'])}"
     for phase, unit, amount in (("scan", "img/s", "images"), ("project", "pairs/s", None)):
         ws = run.get("workers", {}).get(phase, {})
