@@ -167,13 +167,19 @@ def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped,
 
     with pytest.raises(ValueError, match=r"other settings \(model: .*choose another --out"):
         build_atlas(shipped, paths, tmp_path / "out", **{**kw, "k": 3})
+    other = [*paths[:-1], str(tmp_path / "copy.jpg")]  # as many files, the last one another
+    Path(other[-1]).write_bytes(Path(paths[-1]).read_bytes())
+    with pytest.raises(ValueError, match=r"other settings \(images: "):
+        build_atlas(shipped, other, tmp_path / "out", **kw)
     with pytest.raises(ValueError, match="multiple of batch_size 2"):
         build_atlas(shipped, paths, tmp_path / "new", **{**kw, "block_size": 3})
 
 
-def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
+def test_cli_atlas_writes_the_visualize_folder_and_resumes(shipped, tmp_path, capsys):
     from zfkeras.cli import main
+    from zfkeras.data.images import list_images
     from zfkeras.deconv import LayerVisuals, TopActivations
+    from zfkeras.deconv.atlas import load_saved_scan
 
     data = tmp_path / "data"
     for p in _paths(tmp_path, 8):
@@ -186,6 +192,12 @@ def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
     top = TopActivations.load(tmp_path / "a" / "top9.json")
     v = LayerVisuals.load(tmp_path / "a" / "conv1_top3.npz")
     assert top.n_images == 8 and len(v.channels) == 2 and (tmp_path / "a" / "conv1_top3.png").stat().st_size > 0
+    # the scan checkpoint it leaves keys the scan on the weights and the decoded images in order
+    decoded = [p for p in list_images(data) if not p.endswith("broken.jpg")]
+    assert load_saved_scan(tmp_path / "a", shipped, ["conv1"], 3, decoded, need_fingerprint=True)[1] == "ok"
+    swapped = [decoded[1], decoded[0], *decoded[2:]]  # the same files in another order
+    assert load_saved_scan(tmp_path / "a", shipped, ["conv1"], 3, swapped, need_fingerprint=True) == (
+        None, "saved scan is of other images (its checkpoint lists others)")
     assert main(args[:-1]) == 0
     assert "blocks computed/reused: scan 0/3, projections 0/" in capsys.readouterr().out
     assert main([*args[:8], "4", *args[9:]]) == 2  # --channels 4: other settings

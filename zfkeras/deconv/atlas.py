@@ -18,6 +18,7 @@ and either reuses the other's:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -124,8 +125,8 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                     *, need_fingerprint: bool) -> tuple[TopActivations | None, str]:
     """A saved scan usable for these layers, images and weights: `(TopActivations, "ok")` or `(None, why)`.
 
-    The weights are checked with the scan's checkpoint fingerprint when `scan_checkpoint.npz`
-    is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
+    The weights (and the image list, when `paths` is given) are checked with the scan's checkpoint
+    fingerprint when `scan_checkpoint.npz` is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
     user pointed at). `paths`: the images the scan must cover (None: not checked).
     """
     folder = Path(folder)
@@ -157,7 +158,12 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                 saved = str(z["fingerprint"])
         except (OSError, ValueError, KeyError):
             return None, "unreadable scan checkpoint"
-        if saved != _fingerprint(deconv, sorted(top.layers, key=deconv.order), k):
+        saved, want = json.loads(saved), json.loads(_fingerprint(deconv, sorted(top.layers, key=deconv.order), k, paths))
+        if paths is None:
+            saved.pop("images", None)
+        if saved.get("images") != want.get("images"):
+            return None, "saved scan is of other images (its checkpoint lists others)"
+        if saved != want:
             return None, "saved scan was made with other weights"
     elif need_fingerprint:
         return None, "saved scan cannot be checked against the weights"
@@ -251,9 +257,9 @@ def compute_atlas(
         log(f"[atlas] top-{k} scan of {len(paths)} images, layers {', '.join(layers)}")
         ckpt = folder / "scan_checkpoint.npz"
         folder.mkdir(parents=True, exist_ok=True)
-        drop_stale_checkpoint(ckpt, deconv, layers, k)
+        drop_stale_checkpoint(ckpt, deconv, layers, k, paths)
         top = scan_top_activations(deconv, lambda start: _batches(paths[start:], images, s.batch_size),
-                                   layers=layers, k=k, checkpoint=ckpt, progress=progress, total=len(paths))
+                                   layers=layers, k=k, checkpoint=ckpt, progress=progress, total=len(paths), ids=paths)
         top.save(folder / "top9.json")
     else:
         log(f"[atlas] top-{k} scan: {source}")

@@ -23,7 +23,6 @@ visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay u
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -107,7 +106,7 @@ def build_atlas(
         `Atlas`.
     """
     from zfkeras.deconv.deconvnet import Deconvnet
-    from zfkeras.deconv.scan import _fingerprint, default_layers
+    from zfkeras.deconv.scan import _fingerprint, default_layers, image_list_key, save_final_checkpoint
 
     check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
@@ -135,7 +134,7 @@ def build_atlas(
     shown = {n: choose_channels(deconv.output_shape(n)[2], channels, rng) for n in layers}
     settings = {
         "model": json.loads(_fingerprint(deconv, layers, k)),
-        "images": {"count": len(paths), "sha1": hashlib.sha1("\n".join(paths).encode()).hexdigest()},
+        "images": image_list_key(paths),  # the listed files, in order: other files are refused
         "batch_size": batch_size, "block_size": block_size, "group_size": group_size,
         "channels": {n: c.tolist() for n, c in shown.items()},
         "contrast": float(contrast), "rule": deconv.rule,
@@ -153,7 +152,10 @@ def build_atlas(
         # ------------------------------------------------------------ phase 1: scan
         _run_phase(store, "scan", list(enumerate(chunks)), pool, ScanWorker,
                    dict(layers=layers, k=k, batch_size=batch_size), progress, on_block, blocks, stats)
-        top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+        top, skipped, decoded = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+        # the checkpoint a finished in-process scan leaves: `zfkeras report --atlas-dir` and
+        # `visualize` in this folder check their weights and images against it and reuse the scan
+        save_final_checkpoint(Path(out) / "scan_checkpoint.npz", deconv, top, decoded)
 
         # --------------------------------------------------- phase 2: projections
         live = (top.layers[n] for n in layers)

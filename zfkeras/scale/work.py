@@ -149,7 +149,8 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
     scan returns over the same files.
 
     Returns:
-        `(TopActivations, skipped)` with `skipped` a list of `(path, reason)`.
+        `(TopActivations, skipped, ids)`: `skipped` a list of `(path, reason)`, `ids` the
+        decoded images in stream order.
     """
     from zfkeras.deconv.topk import TopK, combine_topk
 
@@ -163,7 +164,7 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
             part = TopK(*(block[f"{name}/{f}"] for f in TopK._fields))
             part = part._replace(index=np.where(part.index >= 0, part.index + offset, -1))
             state[name] = part if name not in state else combine_topk(state[name], part)
-        names.update((offset + i, str(p)) for i, p in enumerate(ids))
+        names.update((offset + i, str(p)) for i, p in enumerate(ids))  # every decoded image
         skipped.extend(zip(block["skipped_path"].tolist(), block["skipped_reason"].tolist()))
         offset += len(ids)
     if not state:
@@ -173,7 +174,7 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
         top = state[name]
         ids = np.array([[names.get(int(i), "") for i in row] for row in top.index], dtype=str)
         layers_out[name] = LayerTop(top.values, top.index, top.rows, top.cols, ids)
-    return TopActivations(int(k), offset, layers_out), skipped
+    return TopActivations(int(k), offset, layers_out), skipped, [names[i] for i in range(offset)]
 
 
 def only_images(top: TopActivations, layer: str, ids: set[str]) -> TopActivations:
