@@ -12,7 +12,7 @@ Reported per configuration: wall seconds, the ratio to inproc, peak RSS of the d
 of each worker, per-worker throughput (scan images/s and projection pairs/s over the
 seconds inside the workers' block calls), and whether the top-k equals inproc's exactly.
 
-    python benchmarks/atlas_ray.py [--model shipped|vgg16] [--images 300] [--channels 8]
+    python benchmarks/atlas_ray.py [--model shipped|vgg16|resnet50] [--images 300] [--channels 8]
                                    [--modes inproc,local,ray1,ray2] [--image-size 224]
                                    [--split-cores] [--gpus-per-worker 1]
 """
@@ -43,7 +43,8 @@ def _deconv(args):
     import keras
 
     keras.utils.set_random_seed(0)  # the same random weights in every child process
-    return Deconvnet(model_view("keras.applications.VGG16", weights="none", image_size=args.image_size))
+    name = {"vgg16": "VGG16", "resnet50": "ResNet50"}[args.model]
+    return Deconvnet(model_view(f"keras.applications.{name}", weights="none", image_size=args.image_size))
 
 
 def _peak() -> int:
@@ -110,6 +111,8 @@ def child(args) -> dict:
         # the fixed cost: what the wall time holds beyond the busiest worker's own work (actor
         # start, model load, graph tracing of a first block beyond the others, the driver's merge)
         out["busiest_worker"] = max(busy.values())
+        starts = [w.get("start_seconds", 0.0) for ws in atlas.workers.values() for w in ws.values()]
+        out["worker_start"] = max(starts, default=0.0)  # an actor's own start (TensorFlow, the model)
         out["fixed"] = out["wall"] - out["busiest_worker"]
         if ref.exists():
             want = TopActivations.load(ref)
@@ -124,8 +127,9 @@ def child(args) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_image_options(p, images=300, batch_size=32)
-    p.add_argument("--model", choices=("shipped", "vgg16"), default="shipped")
-    p.add_argument("--image-size", type=int, default=224, help="VGG16 input size")
+    p.add_argument("--model", choices=("shipped", "vgg16", "resnet50"), default="shipped",
+                   help="vgg16, resnet50: keras.applications with random weights (weights none)")
+    p.add_argument("--image-size", type=int, default=224, help="VGG16 / ResNet50 input size")
     p.add_argument("--channels", type=int, default=8, help="channels projected per layer (0: all)")
     p.add_argument("--modes", default="inproc,local,ray1,ray2")
     p.add_argument("--block-size", type=int, default=None, help="images per scan block (default 8 batches)")
@@ -164,7 +168,8 @@ def summary(run: dict, base: dict) -> str:
     if "cluster_start" in run:
         text += f", cluster start {run['cluster_start']:.1f} s"
     if "fixed" in run:
-        text += f", busiest worker {run['busiest_worker']:.1f} s, fixed {run['fixed']:.1f} s"
+        text += (f", busiest worker {run['busiest_worker']:.1f} s, fixed {run['fixed']:.1f} s "
+                 f"(of which a worker's start {run['worker_start']:.1f} s)")
     text += f", load average {run['load_average'][0]:.1f}"
     text += f", driver peak {mb(run['driver_peak_rss'])}"
     for phase, unit, amount in (("scan", "img/s", "images"), ("project", "pairs/s", None)):

@@ -50,7 +50,8 @@ class Atlas:
         skipped: `(path, reason)` of the files that could not be decoded, in file order.
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
         workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
-            computed now (seconds: in the worker's block calls; peak_rss: bytes).
+            computed now (seconds: in the worker's block calls; peak_rss: bytes), and for a Ray
+            actor "start_seconds" (its start: TensorFlow's import, the model).
     """
 
     top: TopActivations
@@ -197,6 +198,8 @@ def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
+        if "start_seconds" in result:  # a Ray actor: its own start (TensorFlow, the model)
+            w["start_seconds"] = float(result["start_seconds"])
         bar.update(len(size[number]))
         if on_block is not None:
             on_block(phase, number, result)

@@ -23,9 +23,12 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
+
+import numpy as np
 
 from zfkeras.scale.store import pack, unpack
 
@@ -105,6 +108,7 @@ class _Actor:
     from the phase's arguments (an object-store reference, fetched once per actor)."""
 
     def __init__(self, recipe, threads: int | None = None):
+        start = time.perf_counter()
         if threads:  # before the model is built: TensorFlow's thread pools start with the first op
             import tensorflow as tf
 
@@ -112,6 +116,7 @@ class _Actor:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         self.deconv = recipe.build()
         self.key, self.worker = None, None
+        self.start_seconds = time.perf_counter() - start  # TensorFlow's import, the model
 
     def run(self, key: str, worker_cls: type, box: list, item: list) -> bytes:
         if key != self.key:
@@ -120,7 +125,7 @@ class _Actor:
             self.key, self.worker = None, None  # the previous phase's worker goes first
             self.worker = worker_cls(self.deconv, **ray.get(box[0]))
             self.key = key
-        return pack(self.worker(item))
+        return pack({**self.worker(item), "start_seconds": np.array(self.start_seconds)})
 
 
 class RayPool:
