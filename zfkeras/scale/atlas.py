@@ -188,17 +188,18 @@ def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block
                desc="top-k scan" if phase == "scan" else "projections", disable=not progress)
     size = dict(todo)
 
-    def finished(number: int, result: dict) -> None:
-        from zfkeras.scale.store import pack
+    def finished(number: int, payload: bytes) -> None:
+        import io
 
-        store.write(phase, number, pack(result))
+        store.write(phase, number, payload)  # as the worker packed it
+        result = np.load(io.BytesIO(payload), allow_pickle=False)  # lazy: only the fields read below
         w = per_worker.setdefault(int(result["pid"]),
                                   {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
         w["blocks"] += 1
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
-        if "start_seconds" in result:  # a Ray actor: its own start (TensorFlow, the model)
+        if "start_seconds" in result.files:  # a Ray actor: its own start (the model)
             w["start_seconds"] = float(result["start_seconds"])
         bar.update(len(size[number]))
         if on_block is not None:

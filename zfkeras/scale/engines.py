@@ -3,7 +3,8 @@
 `open_pool(engine, recipe, ...)` gives a `Pool` that holds the model once per worker for the
 whole atlas: `pool.run(worker_cls, kwargs, items, on_done)` runs `worker_cls(deconv, **kwargs)(item)`
 for every numbered item (a block's paths, a group's image ids) and calls `on_done(number,
-result)` in the driver as each block finishes, in any order; both phases (scan, then the
+payload)` in the driver as each block finishes, in any order, with the block's result as npz
+bytes (`store.pack`: what the driver stores as it is); both phases (scan, then the
 projections) run on the same workers.
 
 On Ray, one actor per worker builds the model once in its constructor (one model copy per
@@ -30,11 +31,11 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from zfkeras.scale.store import pack, unpack
+from zfkeras.scale.store import pack
 
 ENGINES = ("local", "ray")
 QUEUED = 2  # blocks in flight per Ray actor
-OnDone = Callable[[int, dict], None]
+OnDone = Callable[[int, bytes], None]
 Items = Sequence[tuple[int, Sequence[str]]]
 
 
@@ -95,7 +96,7 @@ class LocalPool:
             return
         worker = worker_cls(self.deconv, **worker_kwargs)
         for number, item in items:
-            on_done(number, worker(item))
+            on_done(number, pack(worker(item)))
 
     def close(self) -> None:
         pass
@@ -107,14 +108,16 @@ class _Actor:
     The phase's worker (`ScanWorker`, `ProjectWorker`) is built on the first block of the phase
     from the phase's arguments (an object-store reference, fetched once per actor)."""
 
-    def __init__(self, recipe, threads: int | None = None):
+    def __init__(self, box: list, threads: int | None = None):
+        import ray
+
         start = time.perf_counter()
         if threads:  # before the model is built: TensorFlow's thread pools start with the first op
             import tensorflow as tf
 
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-        self.deconv = recipe.build()
+        self.deconv = ray.get(box[0]).build()  # the recipe, fetched here (not as an argument): timed
         self.key, self.worker = None, None
         self.start_seconds = time.perf_counter() - start  # TensorFlow's import, the model
 
@@ -155,7 +158,7 @@ class RayPool:
                                          max_restarts=-1, max_task_retries=-1)
         self.recipe_ref = ray.put(self.recipe)  # kept alive here: a restarted actor reads it again
         threads = max(1, int(self.cpus)) if self.cpus else None
-        self.actors = [cls.remote(self.recipe_ref, threads) for _ in range(self.size)]
+        self.actors = [cls.remote([self.recipe_ref], threads) for _ in range(self.size)]
 
     def run(self, worker_cls: type, worker_kwargs: Mapping[str, Any], items: Items, on_done: OnDone) -> None:
         """Each actor takes the next block as soon as it has fewer than `QUEUED` in flight."""
@@ -180,12 +183,12 @@ class RayPool:
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             number, a = pending.pop(ref)
             try:
-                result = unpack(ray.get(ref))
+                payload = ray.get(ref)
             except ray.exceptions.RayActorError as err:  # not a lost process (retried): a failed start
                 raise RuntimeError(f"a Ray worker could not start: {_last_line(err)}") from None
             if todo:
                 submit(a)  # before the driver stores this block: the actor does not wait for it
-            on_done(number, result)
+            on_done(number, payload)
 
     def close(self) -> None:
         import ray
