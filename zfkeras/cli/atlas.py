@@ -21,13 +21,20 @@ from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
 
 
 def run(args: argparse.Namespace) -> int:
-    from zfkeras.scale.engines import check_engine
+    from zfkeras.scale.engines import check_engine, open_pool
 
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
     # engine options checked before the model is loaded
     check_engine(args.engine, workers, args.gpus_per_worker, args.address, args.cpus_per_worker)
     TopActivationsFigure.check_options(args, "top", "channels")
+    pool = open_pool(args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
+                     cpus_per_worker=args.cpus_per_worker, address=args.address)
+    with pool as pool:
+        pool.start()  # Ray: the workers import TensorFlow while this process loads the model and lists DATA
+        return _atlas(args, pool)
 
+
+def _atlas(args: argparse.Namespace, pool) -> int:
     from zfkeras.cli._model import load_view
     from zfkeras.data.images import list_images
     from zfkeras.deconv import Deconvnet
@@ -41,10 +48,9 @@ def run(args: argparse.Namespace) -> int:
         paths = paths[: args.limit]
     atlas = build_atlas(
         deconv, paths, args.out, layers=layers, k=args.top, channels=args.channels, seed=args.seed,
-        contrast=args.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
-        cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=args.batch_size,
+        contrast=args.contrast, pool=pool, batch_size=args.batch_size, block_size=args.block_size,
+        group_size=args.group_size, progress=not args.quiet,
         model_file=args.model if Path(args.model).is_file() else None,  # Ray workers read it
-        block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
     )
     settings = AtlasSettings(layers=tuple(layers), top=args.top, channels=args.channels, contrast=args.contrast,
                              rule=args.rule, seed=args.seed, batch_size=args.batch_size)

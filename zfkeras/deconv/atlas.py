@@ -125,10 +125,8 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                     *, need_fingerprint: bool) -> tuple[TopActivations | None, str]:
     """A saved scan usable for these layers, images and weights: `(TopActivations, "ok")` or `(None, why)`.
 
-    The weights (and the image list, when `paths` is given) are checked with the scan's checkpoint
-    fingerprint when `scan_checkpoint.npz` is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
-    user pointed at). `paths`: the images the scan must cover (None: not checked).
-    """
+    The weights and, with `paths` (the images it must cover; None: not checked), the image list are checked
+    with `scan_checkpoint.npz`'s fingerprint; without it, only if not `need_fingerprint` (a user's folder)."""
     folder = Path(folder)
     if not (folder / "top9.json").exists():
         return None, "no saved scan"
@@ -158,10 +156,9 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                 saved = str(z["fingerprint"])
         except (OSError, ValueError, KeyError):
             return None, "unreadable scan checkpoint"
-        saved, want = json.loads(saved), json.loads(_fingerprint(deconv, sorted(top.layers, key=deconv.order), k, paths))
-        if paths is None:
-            saved.pop("images", None)
-        if saved.get("images") != want.get("images"):
+        want = _fingerprint(deconv, sorted(top.layers, key=deconv.order), k, paths)
+        saved, want = json.loads(saved), json.loads(want)
+        if saved.pop("images", None) != want.pop("images", None) and paths is not None:
             return None, "saved scan is of other images (its checkpoint lists others)"
         if saved != want:
             return None, "saved scan was made with other weights"

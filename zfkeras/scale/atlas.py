@@ -22,6 +22,7 @@ visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay u
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -34,7 +35,7 @@ from zfkeras.deconv.atlas import choose_channels
 from zfkeras.deconv.scan import TopActivations
 from zfkeras.scale.engines import check_engine, open_pool
 from zfkeras.scale.store import BlockStore
-from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
+from zfkeras.scale.work import ProjectWorker, ScanWorker, merge_scan_blocks
 
 if TYPE_CHECKING:
     from zfkeras.deconv import atlas as folder
@@ -51,7 +52,7 @@ class Atlas:
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
         workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
             computed now (seconds: in the worker's block calls; peak_rss: bytes), and for a Ray
-            actor "start_seconds" (its start: TensorFlow's import, the model).
+            actor "start_seconds" (its imports) and "model_seconds" (building its model).
     """
 
     top: TopActivations
@@ -78,6 +79,7 @@ def build_atlas(
     cpus_per_worker: float | None = None,
     address: str | None = None,
     model_file: str | os.PathLike | None = None,
+    pool=None,
     batch_size: int = 32,
     block_size: int | None = None,
     group_size: int = 64,
@@ -98,6 +100,9 @@ def build_atlas(
         cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.open_pool`).
         model_file: the `.keras` file the model was loaded from: Ray workers load it from there
             (the same path on every node) instead of receiving the pickled model.
+        pool: an open `engines.open_pool(...)` to run on (e.g. started before the model was
+            loaded, so its actors import TensorFlow meanwhile); then `engine`, `workers`,
+            `gpus_per_worker`, `cpus_per_worker` and `address` are the pool's, not these.
         batch_size: images per forward pass (the in-process scan's batches).
         block_size: images per scan block (default `8 * batch_size`; a multiple of it).
         group_size: images per projection block.
@@ -109,7 +114,8 @@ def build_atlas(
     from zfkeras.deconv.deconvnet import Deconvnet
     from zfkeras.deconv.scan import _fingerprint, default_layers, image_list_key, save_final_checkpoint
 
-    check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
+    if pool is None:
+        check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if rule is not None and rule != deconv.rule:
         deconv = Deconvnet(deconv.view, rule=rule)
@@ -141,15 +147,16 @@ def build_atlas(
         "contrast": float(contrast), "rule": deconv.rule,
     }
     store = BlockStore(out, settings)
-    # Ray actors rebuild the model once each (from its file, or its bytes) and serve both
-    # phases; in process the blocks share this Deconvnet (and its compiled graphs)
-    recipe = ModelRecipe.of(deconv, model_file) if engine == "ray" else deconv
     chunks = [paths[i : i + block_size] for i in range(0, len(paths), block_size)]
     blocks, stats = {}, {}
-    with open_pool(engine, recipe, workers=workers, gpus_per_worker=gpus_per_worker,
-                   cpus_per_worker=cpus_per_worker, address=address) as pool:
+    opened = open_pool(engine, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+                       address=address) if pool is None else contextlib.nullcontext(pool)
+    with opened as pool:
+        # Ray actors build the model once each (from its file, or its bytes) and serve both
+        # phases; in process the blocks share this Deconvnet (and its compiled graphs)
+        pool.use(deconv, model_file)
         if len(store.finished("scan")) < len(chunks):
-            pool.start()  # the actors load the model while the driver prepares the blocks
+            pool.start()  # (if not yet) the actors start while the driver prepares the blocks
         # ------------------------------------------------------------ phase 1: scan
         _run_phase(store, "scan", list(enumerate(chunks)), pool, ScanWorker,
                    dict(layers=layers, k=k, batch_size=batch_size), progress, on_block, blocks, stats)
@@ -199,8 +206,9 @@ def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
-        if "start_seconds" in result.files:  # a Ray actor: its own start (the model)
-            w["start_seconds"] = float(result["start_seconds"])
+        for key in ("start_seconds", "model_seconds"):  # a Ray actor: its imports, building the model
+            if key in result.files:
+                w[key] = float(result[key])
         bar.update(len(size[number]))
         if on_block is not None:
             on_block(phase, number, result)

@@ -63,19 +63,18 @@ def check_engine(engine: str, workers: int, gpus_per_worker: float, address: str
 
 
 @contextlib.contextmanager
-def open_pool(engine: str, recipe, *, workers: int = 1, gpus_per_worker: float = 0,
-              cpus_per_worker: float | None = None, address: str | None = None) -> Iterator["LocalPool | RayPool"]:
-    """The workers of one atlas, stopped on exit (whatever happened).
+def open_pool(engine: str, *, workers: int = 1, gpus_per_worker: float = 0, cpus_per_worker: float | None = None,
+              address: str | None = None) -> Iterator["LocalPool | RayPool"]:
+    """The workers of one atlas, stopped on exit (whatever happened); `pool.use(deconv)` gives them the model.
 
-    `recipe`: the driver's `Deconvnet` (local) or a `work.ModelRecipe` (ray).
+    A Ray pool joins (or starts) the cluster here; `pool.start()` then starts its actors, which
+    import TensorFlow while the driver loads its own model and lists the images.
     `cpus_per_worker`: CPUs each Ray actor reserves, and TensorFlow's threads in it (None: one
     CPU reserved, TensorFlow's own thread count; on a CPU-only host give `cores / workers`, so
     the actors do not oversubscribe the cores).
     """
-    if engine == "local":
-        pool = LocalPool(recipe)
-    else:
-        pool = RayPool(recipe, workers, gpus_per_worker, cpus_per_worker, address)
+    check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
+    pool = LocalPool() if engine == "local" else RayPool(workers, gpus_per_worker, cpus_per_worker, address)
     try:
         yield pool
     finally:
@@ -85,11 +84,15 @@ def open_pool(engine: str, recipe, *, workers: int = 1, gpus_per_worker: float =
 class LocalPool:
     """This process: the driver's own `Deconvnet` (and its compiled graphs) serves every block."""
 
-    def __init__(self, deconv):
-        self.deconv = deconv
+    def __init__(self):
+        self.deconv = None
 
     def start(self) -> None:
         """Nothing to start (the Ray pool starts its actors here)."""
+
+    def use(self, deconv, model_file: str | os.PathLike | None = None) -> None:
+        """The model of the blocks to come (`model_file`: for Ray workers, unused here)."""
+        self.deconv = deconv
 
     def run(self, worker_cls: type, worker_kwargs: Mapping[str, Any], items: Items, on_done: OnDone) -> None:
         if not items:
@@ -99,42 +102,50 @@ class LocalPool:
             on_done(number, pack(worker(item)))
 
     def close(self) -> None:
-        pass
+        self.deconv = None
 
 
 class _Actor:
-    """One Ray worker: builds the model once (`recipe.build()`), then runs the blocks of any phase.
+    """One Ray worker: imports TensorFlow when created, builds the model once (`ModelRecipe.build`,
+    on its first block), then runs the blocks of any phase.
 
     The phase's worker (`ScanWorker`, `ProjectWorker`) is built on the first block of the phase
-    from the phase's arguments (an object-store reference, fetched once per actor)."""
+    from the phase's arguments (an object-store reference, fetched once per actor). Each result
+    carries the actor's `start_seconds` (imports) and `model_seconds` (building the model)."""
 
-    def __init__(self, box: list, threads: int | None = None):
-        import ray
-
+    def __init__(self, threads: int | None = None):
         start = time.perf_counter()
-        if threads:  # before the model is built: TensorFlow's thread pools start with the first op
-            import tensorflow as tf
+        import tensorflow as tf
 
+        if threads:  # before any op: TensorFlow's thread pools start with the first one
             tf.config.threading.set_intra_op_parallelism_threads(threads)
             tf.config.threading.set_inter_op_parallelism_threads(threads)
-        self.deconv = ray.get(box[0]).build()  # the recipe, fetched here (not as an argument): timed
+        import zfkeras.scale.work  # noqa: F401  (imported now: Keras, the deconvnet, the workers)
+
+        self.start_seconds = time.perf_counter() - start
+        self.model_key, self.deconv, self.model_seconds = None, None, 0.0
         self.key, self.worker = None, None
-        self.start_seconds = time.perf_counter() - start  # TensorFlow's import, the model
 
-    def run(self, key: str, worker_cls: type, box: list, item: list) -> bytes:
+    def run(self, model: tuple, key: str, worker_cls: type, box: list, item: list) -> bytes:
+        import ray
+
+        if model[0] != self.model_key:
+            start = time.perf_counter()
+            self.key, self.worker, self.deconv = None, None, None
+            self.deconv = ray.get(model[1]).build()
+            self.model_key, self.model_seconds = model[0], time.perf_counter() - start
         if key != self.key:
-            import ray
-
             self.key, self.worker = None, None  # the previous phase's worker goes first
             self.worker = worker_cls(self.deconv, **ray.get(box[0]))
             self.key = key
-        return pack({**self.worker(item), "start_seconds": np.array(self.start_seconds)})
+        return pack({**self.worker(item), "start_seconds": np.array(self.start_seconds),
+                     "model_seconds": np.array(self.model_seconds)})
 
 
 class RayPool:
     """`workers` Ray actors (`_Actor`), started once (`start`, or the first `run`) and killed on `close`."""
 
-    def __init__(self, recipe, workers: int, gpus: float, cpus: float | None, address: str | None):
+    def __init__(self, workers: int, gpus: float, cpus: float | None, address: str | None):
         import ray
 
         connect(address)
@@ -145,20 +156,30 @@ class RayPool:
                     f"{workers} workers need {need:g} {name}s; the Ray cluster has {have.get(name, 0):g}: "
                     "ask for fewer --workers / --gpus-per-worker or add nodes"
                 )
-        self.recipe, self.size, self.gpus, self.cpus = recipe, int(workers), float(gpus), cpus
+        self.size, self.gpus, self.cpus = int(workers), float(gpus), cpus
         self.actors: list = []
+        self.model: tuple | None = None
 
     def start(self) -> None:
-        """Create the actors (asynchronously: they load the model while the driver goes on)."""
+        """Create the actors (asynchronously: they import TensorFlow while the driver goes on)."""
         if self.actors:
             return
         import ray
 
         cls = ray.remote(_Actor).options(num_cpus=self.cpus or 1, num_gpus=self.gpus or 0,
                                          max_restarts=-1, max_task_retries=-1)
-        self.recipe_ref = ray.put(self.recipe)  # kept alive here: a restarted actor reads it again
         threads = max(1, int(self.cpus)) if self.cpus else None
-        self.actors = [cls.remote([self.recipe_ref], threads) for _ in range(self.size)]
+        self.actors = [cls.remote(threads) for _ in range(self.size)]
+
+    def use(self, deconv, model_file: str | os.PathLike | None = None) -> None:
+        """The model of the blocks to come, as a `work.ModelRecipe`: the `.keras` file `model_file`
+        (read by every worker at the same path) or, without it, the pickled model."""
+        import ray
+
+        from zfkeras.scale.work import ModelRecipe
+
+        # (key, reference): kept alive here, so a restarted actor reads it again
+        self.model = (uuid.uuid4().hex, ray.put(ModelRecipe.of(deconv, model_file)))
 
     def run(self, worker_cls: type, worker_kwargs: Mapping[str, Any], items: Items, on_done: OnDone) -> None:
         """Each actor takes the next block as soon as it has fewer than `QUEUED` in flight."""
@@ -166,6 +187,8 @@ class RayPool:
             return
         import ray
 
+        if self.model is None:
+            raise RuntimeError("no model: call pool.use(deconv) first")
         self.start()
         key, box = uuid.uuid4().hex, [ray.put(dict(worker_kwargs))]  # in a list: fetched by the actor, once
         todo = collections.deque(items)
@@ -173,7 +196,7 @@ class RayPool:
 
         def submit(a: int) -> None:
             number, item = todo.popleft()
-            pending[self.actors[a].run.remote(key, worker_cls, box, list(item))] = (number, a)
+            pending[self.actors[a].run.remote(self.model, key, worker_cls, box, list(item))] = (number, a)
 
         for _ in range(QUEUED):
             for a in range(self.size):
@@ -195,7 +218,7 @@ class RayPool:
 
         for actor in self.actors:
             ray.kill(actor)
-        self.actors = []
+        self.actors, self.model = [], None
 
 
 def _last_line(err: BaseException) -> str:
