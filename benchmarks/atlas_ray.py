@@ -114,6 +114,7 @@ def child(args) -> dict:
                                 pool=pool, batch_size=args.batch_size, block_size=args.block_size, progress=False,
                                 model_file=SHIPPED_MODEL if args.model == "shipped" else None)
             out["wall"] = time.perf_counter() - start
+            pool_startup = dict(getattr(pool, "startup", {}))
     if args.child != "inproc":
         out["pairs"] = int(sum((v.values > 0).sum() for v in atlas.visuals.values()))
         out["workers"] = {ph: {str(p): w for p, w in ws.items()} for ph, ws in atlas.workers.items()}
@@ -124,8 +125,9 @@ def child(args) -> dict:
         # the fixed cost: what the wall time holds beyond the busiest worker's own work (actor
         # start, model load, graph tracing of a first block beyond the others, the driver's merge)
         out["busiest_worker"] = max(busy.values())
-        for key in ("start_seconds", "model_seconds"):  # an actor's imports, its model
-            out[key] = max((w.get(key, 0.0) for ws in atlas.workers.values() for w in ws.values()), default=0.0)
+        out["model_seconds"] = max(w.get("model_seconds", 0.0) for ws in atlas.workers.values() for w in ws.values())
+        # from the pool's start to an actor's first result, less that block: its process, imports, model
+        out["worker_start"] = max(pool_startup.values(), default=0.0)
         out["fixed"] = out["wall"] - out["busiest_worker"]
         if ref.exists():
             want = TopActivations.load(ref)
@@ -181,8 +183,8 @@ def summary(run: dict, base: dict) -> str:
     if "cluster_start" in run:
         text += f", cluster start {run['cluster_start']:.1f} s"
     if "fixed" in run:
-        text += (f", busiest worker {run['busiest_worker']:.1f} s, fixed {run['fixed']:.1f} s (a worker's "
-                 f"imports {run.get('start_seconds', 0):.1f} s, its model {run.get('model_seconds', 0):.1f} s)")
+        text += (f", busiest worker {run['busiest_worker']:.1f} s, fixed {run['fixed']:.1f} s (a worker's start "
+                 f"{run.get('worker_start', 0):.1f} s, of which its model {run.get('model_seconds', 0):.1f} s)")
     text += f", load average {run['load_average'][0]:.1f}"
     text += f", driver peak {mb(run['driver_peak_rss'])}"
     for phase, unit, amount in (("scan", "img/s", "images"), ("project", "pairs/s", None)):

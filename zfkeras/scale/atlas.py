@@ -52,7 +52,7 @@ class Atlas:
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
         workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
             computed now (seconds: in the worker's block calls; peak_rss: bytes), and for a Ray
-            actor "start_seconds" (its imports) and "model_seconds" (building its model).
+            actor "model_seconds" (building its model).
     """
 
     top: TopActivations
@@ -206,9 +206,8 @@ def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
-        for key in ("start_seconds", "model_seconds"):  # a Ray actor: its imports, building the model
-            if key in result.files:
-                w[key] = float(result[key])
+        if "model_seconds" in result.files:  # a Ray actor: building its model
+            w["model_seconds"] = float(result["model_seconds"])
         bar.update(len(size[number]))
         if on_block is not None:
             on_block(phase, number, result)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import io
 import os
 import time
 import uuid
@@ -111,10 +112,9 @@ class _Actor:
 
     The phase's worker (`ScanWorker`, `ProjectWorker`) is built on the first block of the phase
     from the phase's arguments (an object-store reference, fetched once per actor). Each result
-    carries the actor's `start_seconds` (imports) and `model_seconds` (building the model)."""
+    carries the actor's `model_seconds` (building the model)."""
 
     def __init__(self, threads: int | None = None):
-        start = time.perf_counter()
         import tensorflow as tf
 
         if threads:  # before any op: TensorFlow's thread pools start with the first one
@@ -122,7 +122,6 @@ class _Actor:
             tf.config.threading.set_inter_op_parallelism_threads(threads)
         import zfkeras.scale.work  # noqa: F401  (imported now: Keras, the deconvnet, the workers)
 
-        self.start_seconds = time.perf_counter() - start
         self.model_key, self.deconv, self.model_seconds = None, None, 0.0
         self.key, self.worker = None, None
 
@@ -138,8 +137,7 @@ class _Actor:
             self.key, self.worker = None, None  # the previous phase's worker goes first
             self.worker = worker_cls(self.deconv, **ray.get(box[0]))
             self.key = key
-        return pack({**self.worker(item), "start_seconds": np.array(self.start_seconds),
-                     "model_seconds": np.array(self.model_seconds)})
+        return pack({**self.worker(item), "model_seconds": np.array(self.model_seconds)})
 
 
 class RayPool:
@@ -158,6 +156,9 @@ class RayPool:
                 )
         self.size, self.gpus, self.cpus = int(workers), float(gpus), cpus
         self.actors: list = []
+        # per actor: seconds from `start` to its first result, less that block's own seconds (the
+        # actor's process, TensorFlow's import, its model, waiting for a CPU)
+        self.startup: dict[int, float] = {}
         self.model: tuple | None = None
 
     def start(self) -> None:
@@ -170,6 +171,7 @@ class RayPool:
                                          max_restarts=-1, max_task_retries=-1)
         threads = max(1, int(self.cpus)) if self.cpus else None
         self.actors = [cls.remote(threads) for _ in range(self.size)]
+        self.started = time.perf_counter()
 
     def use(self, deconv, model_file: str | os.PathLike | None = None) -> None:
         """The model of the blocks to come, as a `work.ModelRecipe`: the `.keras` file `model_file`
@@ -211,6 +213,9 @@ class RayPool:
                 raise RuntimeError(f"a Ray worker could not start: {_last_line(err)}") from None
             if todo:
                 submit(a)  # before the driver stores this block: the actor does not wait for it
+            if a not in self.startup:
+                seconds = float(np.load(io.BytesIO(payload), allow_pickle=False)["seconds"])
+                self.startup[a] = time.perf_counter() - self.started - seconds
             on_done(number, payload)
 
     def close(self) -> None:
