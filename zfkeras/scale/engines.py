@@ -1,22 +1,23 @@
 """Who runs the blocks: in this process ("local") or on a Ray cluster ("ray").
 
-`open_pool(engine, recipe, ...)` gives a `Pool` that holds the model once per worker for the
-whole atlas: `pool.run(worker_cls, kwargs, items, on_done)` runs `worker_cls(deconv, **kwargs)(item)`
-for every numbered item (a block's paths, a group's image ids) and calls `on_done(number,
-payload)` in the driver as each block finishes, in any order, with the block's result as npz
-bytes (`store.pack`: what the driver stores as it is); both phases (scan, then the
-projections) run on the same workers.
+`open_pool(engine, ...)` gives the workers of one atlas: `pool.start()` starts them,
+`pool.use(deconv, model_file)` gives them the model, `pool.run(worker_cls, kwargs, items,
+on_done)` runs `worker_cls(deconv, **kwargs)(item)` for every numbered item (a block's paths,
+a group's image ids) and calls `on_done(number, payload)` in the driver as each block
+finishes, in any order, with the block's result as npz bytes (`store.pack`: what the driver
+stores as it is). Both phases (scan, then the projections) run on the same workers.
 
-On Ray, one actor per worker builds the model once in its constructor (one model copy per
-worker process / GPU; `num_gpus` per actor when asked) and serves both phases: the actor pool
-starts once per atlas, not once per phase (a start costs a process, the TensorFlow import, the
-model and its graphs: 15-30 s on 2 loaded cores). Ray Data's `map_batches` actor pool lives
-for one dataset execution, and the two phases are separated by the global top-k merge, so
-the pool here is a few plain Ray actors with Ray Data's retry policy for actor pools
-(`max_restarts=-1`, `max_task_retries=-1`): an actor that dies is restarted and its blocks
-retried, while the other actors keep taking the next blocks, so a lost worker costs time, not
-results. Each actor keeps two blocks queued, so it computes while the driver stores results.
-Ray is imported only here and only for `engine="ray"` (`pip install "zfkeras[ray]"`).
+On Ray, one actor per worker (`num_gpus` per actor when asked) imports TensorFlow when it
+starts, builds the model once on its first block (one model copy per worker process / GPU)
+and serves both phases: the pool starts once per atlas, not once per phase (a start costs a
+process, TensorFlow's import and the model: 8-20 s on this machine's 2 loaded cores). Ray
+Data's `map_batches` actor pool lives for one dataset execution, and the two phases are
+separated by the global top-k merge, so the pool here is a few plain Ray actors with Ray
+Data's retry policy for actor pools (`max_restarts=-1`, `max_task_retries=-1`): an actor that
+dies is restarted and its blocks retried, while the other actors keep taking the next blocks,
+so a lost worker costs time, not results. Each actor keeps two blocks queued, so it computes
+while the driver stores results. Ray is imported only here and only for `engine="ray"`
+(`pip install "zfkeras[ray]"`).
 """
 
 from __future__ import annotations
