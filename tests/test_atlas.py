@@ -157,6 +157,14 @@ def test_zfkeras_atlas_writes_the_visualize_folder_and_the_report_reuses_it(setu
     (entry,) = [a for a in json.loads((rep / "report.json").read_text())["analyses"] if a["name"].startswith("top-9")]
     assert entry["source"] == f"reused {atl}; 10 projected maps reused"
     _same_folder(atl, rep / "top9", ignore=RESUME_STATE)
+    # the atlas left the checkpoint a finished scan leaves (weights and images checked with it), so
+    # the scan the report brought in is its own: a rerun in the same folder reuses it, nothing rescanned
+    scans = []
+    monkeypatch.setattr("zfkeras.deconv.atlas.scan_top_activations", lambda *a, **kw: scans.append(a))
+    assert cli.main(["report", str(model), str(data), "--out", str(rep), *common, *_skips()]) == 0
+    (entry,) = [a for a in json.loads((rep / "report.json").read_text())["analyses"] if a["name"].startswith("top-9")]
+    assert entry["source"] == "reused (same model and settings); 10 projected maps reused"
+    assert scans == [] and count.pairs == 0
 
 
 def test_interrupted_projections_continue_where_they_stopped(setup, tmp_path, monkeypatch):

@@ -430,6 +430,36 @@ def test_scan_checkpoint_resume_equals_one_shot(zf_lrn, scan_data, tmp_path):
                              progress=False)
 
 
+def test_scan_checkpoint_is_keyed_on_the_image_list_the_layers_and_the_weights(zf_lrn, scan_data, tmp_path):
+    from zfkeras.deconv.scan import drop_stale_checkpoint
+
+    x, ids = scan_data
+    deconv = Deconvnet(zf_lrn)
+    ckpt = tmp_path / "scan.npz"
+    first = scan_top_activations(deconv, _batches(x[:8], ids[:8]), layers=["conv1"], k=2, checkpoint=ckpt,
+                                 progress=False, ids=ids)  # stopped after 8 of the 14 listed images
+    assert first.n_images == 8
+    other = [*ids[:-1], "elsewhere/im13.png"]  # as many images, one other file (after those scanned)
+    with pytest.raises(ValueError, match="different scan .*images differ"):
+        scan_top_activations(deconv, _batches(x, other), layers=["conv1"], k=2, checkpoint=ckpt,
+                             progress=False, ids=other)
+    with pytest.raises(ValueError, match=r"the batches bring images \['im01.png'"):  # not the listed order
+        scan_top_activations(deconv, _batches(x[1:], ids[1:]), layers=["conv1"], k=2, progress=False, ids=ids)
+    resumed = scan_top_activations(deconv, _batches(x, ids), layers=["conv1"], k=2, checkpoint=ckpt,
+                                   progress=False, ids=ids)
+    assert resumed.n_images == 14
+    keras.utils.set_random_seed(5)
+    retrained = Deconvnet(ZFNet(**TINY))  # same architecture, other weights
+    for stale in ((deconv, ["conv1"], 2, other), (deconv, ["conv2"], 2, ids), (deconv, ["conv1"], 3, ids),
+                  (retrained, ["conv1"], 2, ids)):
+        drop_stale_checkpoint(ckpt, *stale)
+        assert not ckpt.exists(), stale
+        scan_top_activations(deconv, _batches(x, ids), layers=["conv1"], k=2, checkpoint=ckpt, progress=False,
+                             ids=ids)  # the checkpoint of this very scan again
+        drop_stale_checkpoint(ckpt, deconv, ["conv1"], 2, ids)  # kept: it is this scan's
+        assert ckpt.exists()
+
+
 def test_skip_drops_the_first_images_across_batches():
     from zfkeras.deconv.scan import _skip
 

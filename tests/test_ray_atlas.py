@@ -119,16 +119,27 @@ def test_local_block_atlas_equals_the_in_process_scan_and_projections(shipped, t
         store_atlas(tmp_path / "out", atlas, AtlasSettings(layers=("conv1",), top=3))  # drawn as what it is not
 
 
-def test_the_workers_model_recipe_of_a_model_loaded_from_a_file(shipped):
+def test_the_workers_model_recipe_of_a_model_loaded_from_a_file(shipped, tmp_path):
     import gc
+
+    import keras
 
     from zfkeras.scale.work import ModelRecipe
 
     gc.collect()  # a model `model_view` loaded from a path has no other owner: its view must keep it
-    rebuilt = ModelRecipe.of(shipped).build()  # what a Ray worker builds
     x = np.random.default_rng(0).uniform(0, 255, (2, *shipped.input_shape)).astype(np.float32)
-    np.testing.assert_array_equal(np.asarray(rebuilt.view.model(x)), np.asarray(shipped.view.model(x)))
-    assert rebuilt.rule == shipped.rule and rebuilt.view.model is not shipped.view.model
+    for recipe in (ModelRecipe.of(shipped), ModelRecipe.of(shipped, SHIPPED)):  # bytes, or the file path
+        rebuilt = recipe.build()  # what a Ray worker builds
+        np.testing.assert_array_equal(np.asarray(rebuilt.view.model(x)), np.asarray(shipped.view.model(x)))
+        assert rebuilt.rule == shipped.rule and rebuilt.view.model is not shipped.view.model
+    assert not ModelRecipe.of(shipped, SHIPPED).payload  # nothing big travels when the workers read the file
+
+    other = keras.models.clone_model(shipped.view.source)  # same architecture, other (new) weights
+    other.save(tmp_path / "other.keras")
+    recipe = ModelRecipe.of(shipped, SHIPPED)
+    moved = type(recipe)(**{**recipe.__dict__, "path": str(tmp_path / "other.keras")})  # another file on a node
+    with pytest.raises(ValueError, match="holds other weights than the driver's model"):
+        moved.build()
 
 
 def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped, tmp_path):
@@ -156,13 +167,19 @@ def test_local_rerun_skips_finished_blocks_and_refuses_changed_settings(shipped,
 
     with pytest.raises(ValueError, match=r"other settings \(model: .*choose another --out"):
         build_atlas(shipped, paths, tmp_path / "out", **{**kw, "k": 3})
+    other = [*paths[:-1], str(tmp_path / "copy.jpg")]  # as many files, the last one another
+    Path(other[-1]).write_bytes(Path(paths[-1]).read_bytes())
+    with pytest.raises(ValueError, match=r"other settings \(images: "):
+        build_atlas(shipped, other, tmp_path / "out", **kw)
     with pytest.raises(ValueError, match="multiple of batch_size 2"):
         build_atlas(shipped, paths, tmp_path / "new", **{**kw, "block_size": 3})
 
 
-def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
+def test_cli_atlas_writes_the_visualize_folder_and_resumes(shipped, tmp_path, capsys):
     from zfkeras.cli import main
+    from zfkeras.data.images import list_images
     from zfkeras.deconv import LayerVisuals, TopKScan
+    from zfkeras.deconv.atlas import load_saved_scan
 
     data = tmp_path / "data"
     for p in _paths(tmp_path, 8):
@@ -175,6 +192,12 @@ def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
     top = TopKScan.load(tmp_path / "a" / "top9.json")
     v = LayerVisuals.load(tmp_path / "a" / "conv1_top3.npz")
     assert top.n_images == 8 and len(v.channels) == 2 and (tmp_path / "a" / "conv1_top3.png").stat().st_size > 0
+    # the scan checkpoint it leaves keys the scan on the weights and the decoded images in order
+    decoded = [p for p in list_images(data) if not p.endswith("broken.jpg")]
+    assert load_saved_scan(tmp_path / "a", shipped, ["conv1"], 3, decoded, need_fingerprint=True)[1] == "ok"
+    swapped = [decoded[1], decoded[0], *decoded[2:]]  # the same files in another order
+    assert load_saved_scan(tmp_path / "a", shipped, ["conv1"], 3, swapped, need_fingerprint=True) == (
+        None, "saved scan is of other images (its checkpoint lists others)")
     assert main(args[:-1]) == 0
     assert "blocks computed/reused: scan 0/3, projections 0/" in capsys.readouterr().out
     assert main([*args[:8], "4", *args[9:]]) == 2  # --channels 4: other settings
@@ -187,7 +210,6 @@ def test_cli_atlas_writes_the_visualize_folder_and_resumes(tmp_path, capsys):
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray", reason='Ray is optional: pip install "zfkeras[ray]"')
-    pytest.importorskip("ray.data")
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              runtime_env={"env_vars": {"PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}})
     yield ray
@@ -200,7 +222,7 @@ def test_ray_atlas_resumes_survives_a_killed_worker_and_equals_in_process(ray_cl
     paths = _paths(tmp_path, 48)
     layers = ["conv1", "conv5"]
     kw = dict(layers=layers, k=3, channels=3, batch_size=4, block_size=8, group_size=8, progress=False,
-              engine="ray", workers=2)
+              engine="ray", workers=2, model_file=SHIPPED)  # the workers read the model file
     out = tmp_path / "out"
 
     def interrupt(phase, number, result):  # the driver is stopped after its first finished block

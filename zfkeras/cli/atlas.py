@@ -8,22 +8,32 @@ The same scan and projections as `zfkeras visualize`, written by its writer
 (`zfkeras.report.figures.atlas_panel.write_atlas`) into the same folder (top9.json, <layer>_top9.npz/.png,
 config.json; `zfkeras report --top9-dir DIR` reuses it), computed in blocks stored under DIR/blocks/: a
 rerun of the same command skips the finished blocks; other settings in the same DIR are
-refused. With --engine ray the blocks run on Ray Data actors, one model copy per
+refused. With --engine ray the blocks run on Ray actors, one model copy per
 worker (on G GPUs each); DATA must be readable at the same path on every node.
 """
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def run(args: argparse.Namespace) -> int:
-    from zfkeras.scale.engines import check_engine
+    from zfkeras.report.figures.fig2_top9 import TopActivationsFigure
+    from zfkeras.scale.engines import check_engine, open_pool
 
     workers = args.workers if args.workers is not None else (2 if args.engine == "ray" else 1)
     # engine options checked before the model is loaded
     check_engine(args.engine, workers, args.gpus_per_worker, args.address, args.cpus_per_worker)
+    TopActivationsFigure.check_options(args, "top", "channels")
+    pool = open_pool(args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
+                     cpus_per_worker=args.cpus_per_worker, address=args.address)
+    with pool as pool:
+        pool.start()  # Ray: the workers import TensorFlow while this process loads the model and lists DATA
+        return _atlas(args, pool)
 
+
+def _atlas(args: argparse.Namespace, pool) -> int:
     from zfkeras.cli._atlas import atlas_inputs, write_folder
     from zfkeras.scale import build_atlas, store_atlas
 
@@ -31,9 +41,9 @@ def run(args: argparse.Namespace) -> int:
     s = given.settings
     atlas = build_atlas(
         given.deconv, given.paths, args.out, layers=list(s.layers), k=s.top, channels=s.channels, seed=s.seed,
-        contrast=s.contrast, engine=args.engine, workers=workers, gpus_per_worker=args.gpus_per_worker,
-        cpus_per_worker=args.cpus_per_worker, address=args.address, batch_size=s.batch_size,
-        block_size=args.block_size, group_size=args.group_size, progress=not args.quiet,
+        contrast=s.contrast, pool=pool, batch_size=s.batch_size, block_size=args.block_size,
+        group_size=args.group_size, progress=not args.quiet,
+        model_file=args.model if Path(args.model).is_file() else None,  # Ray workers read it
     )
     skipped = [{"path": p, "reason": r} for p, r in atlas.skipped]
     result = store_atlas(args.out, atlas, s)
@@ -61,7 +71,7 @@ def add_parser(sub) -> None:
     add_atlas_arguments(p, channels=0, out_help="output folder (a rerun resumes in it)")
     g = p.add_argument_group("engine")
     g.add_argument("--engine", choices=("local", "ray"), default="local",
-                   help="local: this process (default); ray: Ray Data actors (pip install \"zfkeras[ray]\")")
+                   help="local: this process (default); ray: Ray actors (pip install \"zfkeras[ray]\")")
     g.add_argument("--address", default=None,
                    help="Ray cluster to join: auto, HOST:PORT or ray://HOST:PORT (default: start a local one)")
     g.add_argument("--workers", type=int, default=None, help="Ray actors, one model copy each (default 2)")

@@ -17,6 +17,7 @@ whoever wrote it, and either reuses the other's:
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import os
 import shutil
@@ -121,10 +122,8 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                     *, need_fingerprint: bool) -> tuple[TopKScan | None, str]:
     """A saved scan usable for these layers, images and weights: `(TopKScan, "ok")` or `(None, why)`.
 
-    The weights are checked with the scan's checkpoint fingerprint when `scan_checkpoint.npz`
-    is there; without it the scan is trusted only if `need_fingerprint` is False (a folder the
-    user pointed at). `paths`: the images the scan must cover (None: not checked).
-    """
+    The weights and, with `paths` (the images it must cover; None: not checked), the image list are checked
+    with `scan_checkpoint.npz`'s fingerprint; without it, only if not `need_fingerprint` (a user's folder)."""
     folder = Path(folder)
     if not (folder / "top9.json").exists():
         return None, "no saved scan"
@@ -154,7 +153,11 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
                 saved = str(z["fingerprint"])
         except (OSError, ValueError, KeyError):
             return None, "unreadable scan checkpoint"
-        if saved != _fingerprint(deconv, sorted(top.layers, key=deconv.order), k):
+        want = _fingerprint(deconv, sorted(top.layers, key=deconv.order), k, paths)
+        saved, want = json.loads(saved), json.loads(want)
+        if saved.pop("images", None) != want.pop("images", None) and paths is not None:
+            return None, "saved scan is of other images (its checkpoint lists others)"
+        if saved != want:
             return None, "saved scan was made with other weights"
     elif need_fingerprint:
         return None, "saved scan cannot be checked against the weights"
@@ -239,9 +242,9 @@ def compute_atlas(
         log(f"[atlas] top-{k} scan of {len(paths)} images, layers {', '.join(layers)}")
         ckpt = folder / "scan_checkpoint.npz"
         folder.mkdir(parents=True, exist_ok=True)
-        drop_stale_checkpoint(ckpt, deconv, layers, k)
+        drop_stale_checkpoint(ckpt, deconv, layers, k, paths)
         top = scan_top_activations(deconv, lambda start: _batches(paths[start:], images, s.batch_size),
-                                   layers=layers, k=k, checkpoint=ckpt, progress=progress, total=len(paths))
+                                   layers=layers, k=k, checkpoint=ckpt, progress=progress, total=len(paths), ids=paths)
         top.save(folder / "top9.json")
     else:
         log(f"[atlas] top-{k} scan: {source}")

@@ -173,6 +173,7 @@ def scan_top_activations(
     checkpoint_every: int = 50,
     progress: bool = True,
     total: int | None = None,
+    ids: Sequence[str] | None = None,
 ) -> TopKScan:
     """Stream a dataset once; keep the top-`k` activations of every channel (Fig 2).
 
@@ -186,11 +187,14 @@ def scan_top_activations(
         layers: layers to scan (default: every conv layer, ZFNet conv1..conv5).
         k: entries per channel (9 in the paper).
         checkpoint: npz path; if it exists and was made by the same scan
-            (layers, k, model weights) the scan resumes from it; it is
-            rewritten atomically every `checkpoint_every` batches, at the end
-            and on KeyboardInterrupt.
+            (layers, k, model weights, and `ids` when given) the scan resumes
+            from it; it is rewritten atomically every `checkpoint_every`
+            batches, at the end and on KeyboardInterrupt.
         progress: show a tqdm progress bar.
         total: number of images, for the progress bar (optional).
+        ids: the ids of the whole stream, in order (e.g. the image paths): the
+            checkpoint is keyed on them (that of another image list is refused)
+            and the batches must bring them in this order.
 
     Returns:
         `TopKScan`. Stream indices count the images in stream order.
@@ -207,7 +211,8 @@ def scan_top_activations(
         raise ValueError(f"`checkpoint_every` must be a positive int; got {checkpoint_every!r}")
     layers = sorted(layers, key=deconv.order)
     channels = {n: deconv.output_shape(n)[2] for n in layers}
-    fingerprint = _fingerprint(deconv, layers, k)
+    fingerprint = _fingerprint(deconv, layers, k, ids)
+    expected = None if ids is None else [str(i) for i in ids]
 
     state = {n: empty_topk(channels[n], k) for n in layers}
     names: dict[int, str] = {}
@@ -227,21 +232,23 @@ def scan_top_activations(
             _save_checkpoint(Path(checkpoint), fingerprint, layers, state, names, done)
 
     try:
-        for ids, images in stream:
-            ids = [str(i) for i in ids]
+        for batch_ids, images in stream:
+            batch_ids = [str(i) for i in batch_ids]
             images = np.asarray(images)
-            if len(ids) != len(images):
-                raise ValueError(f"batch has {len(ids)} ids for {len(images)} images")
-            if not len(ids):
+            if len(batch_ids) != len(images):
+                raise ValueError(f"batch has {len(batch_ids)} ids for {len(images)} images")
+            if not len(batch_ids):
                 continue
+            if expected is not None and batch_ids != expected[done : done + len(batch_ids)]:
+                raise ValueError(f"the batches bring images {batch_ids[:2]}... at number {done}, not those of `ids`")
             images = deconv._check_images(images)
-            index = np.arange(done, done + len(ids))
+            index = np.arange(done, done + len(batch_ids))
             state = merge_batch(deconv, fn, state, images, index)
-            names.update(zip(index.tolist(), ids))
+            names.update(zip(index.tolist(), batch_ids))
             kept = np.unique(np.concatenate([top.index.ravel() for top in state.values()]))
             names = {int(i): names[int(i)] for i in kept if i >= 0}
-            done += len(ids)
-            bar.update(len(ids))
+            done += len(batch_ids)
+            bar.update(len(batch_ids))
             n_batches += 1
             if n_batches % checkpoint_every == 0:
                 save()
@@ -319,8 +326,15 @@ def _skip(batches: Iterable, n: int) -> Iterator:
 
 
 # --------------------------------------------------------------- checkpoints
-def _fingerprint(deconv: Deconvnet, layers: list[str], k: int) -> str:
-    """What must match to resume: input shape, layers, k and the weights they use."""
+def image_list_key(ids: Sequence[str]) -> dict:
+    """`{"count", "sha1"}` of a list of image ids in order (paths made absolute): what a scan
+    covers, so a checkpoint or a block of other images (even as many) is never taken for it."""
+    text = "\n".join(os.path.abspath(str(i)) for i in ids)
+    return {"count": len(ids), "sha1": hashlib.sha1(text.encode()).hexdigest()}
+
+
+def _fingerprint(deconv: Deconvnet, layers: list[str], k: int, ids: Sequence[str] | None = None) -> str:
+    """What must match to resume: input shape, layers, k, the weights they use (and the images, `ids`)."""
     digest = hashlib.sha1()
     if all(deconv.on_chain(n) for n in layers):
         last = max(deconv._layer_index(n) for n in layers)
@@ -329,22 +343,36 @@ def _fingerprint(deconv: Deconvnet, layers: list[str], k: int) -> str:
         weights = deconv.model.weights
     for v in weights:
         digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
-    return json.dumps(
-        {"input": list(deconv.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
-    )
+    key = {"input": list(deconv.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
+    if ids is not None:
+        key["images"] = image_list_key(ids)
+    return json.dumps(key)
 
 
-def drop_stale_checkpoint(path: Path, deconv: Deconvnet, layers: list[str], k: int) -> None:
-    """Remove a scan checkpoint of other weights / layers (one of this very scan resumes)."""
+def drop_stale_checkpoint(path: Path, deconv: Deconvnet, layers: list[str], k: int,
+                          ids: Sequence[str] | None = None) -> None:
+    """Remove a scan checkpoint of other weights / layers / images `ids` (one of this very scan resumes)."""
     if not path.exists():
         return
     try:
         with np.load(path, allow_pickle=False) as z:
-            same = str(z["fingerprint"]) == _fingerprint(deconv, layers, k)
+            same = str(z["fingerprint"]) == _fingerprint(deconv, layers, k, ids)
     except (OSError, ValueError, KeyError):
         same = False
     if not same:
         path.unlink()
+
+
+def save_final_checkpoint(path: str | os.PathLike, deconv: Deconvnet, top: TopKScan,
+                          ids: Sequence[str]) -> None:
+    """The checkpoint a finished scan of the images `ids` (in order) leaves, for a `TopKScan`
+    computed elsewhere (`zfkeras atlas`' blocks): later runs check their weights and images with it."""
+    layers = list(top.layers)
+    if top.n_images != len(ids):
+        raise ValueError(f"the scan covers {top.n_images} images, `ids` lists {len(ids)}")
+    state = {n: TopKState(lt.values, lt.index, lt.rows, lt.cols) for n, lt in top.layers.items()}
+    names = {int(i): str(n) for lt in top.layers.values() for i, n in zip(lt.index.ravel(), lt.ids.ravel()) if i >= 0}
+    _save_checkpoint(Path(path), _fingerprint(deconv, layers, top.k, ids), layers, state, names, top.n_images)
 
 
 def _save_checkpoint(path: Path, fingerprint: str, layers, state, names, done) -> None:
@@ -363,7 +391,7 @@ def _load_checkpoint(path: Path, fingerprint: str, layers):
         if str(z["fingerprint"]) != fingerprint:
             raise ValueError(
                 f"checkpoint {str(path)!r} was made by a different scan (model weights, "
-                "layers, k or input size differ); delete it or choose another path"
+                "layers, k, input size or images differ); delete it or choose another path"
             )
         state = {n: TopKState(*(z[f"{n}/{f}"] for f in TopKState._fields)) for n in layers}
         names = dict(zip(z["names/index"].tolist(), z["names/id"].tolist()))

@@ -5,7 +5,7 @@
   the package's one writer `zfkeras.report.figures.atlas_panel.write_atlas` (the folder `zfkeras visualize` writes).
 - `work`: the work of one block (`ScanWorker`, `ProjectWorker`) and the associative
   top-k reduction of the scan blocks (`merge_scan_blocks`, on `deconv.topk.combine_topk`).
-- `engines`: the local loop and the Ray Data `map_batches` actor pool (Ray is optional:
+- `engines`: the local loop and the Ray actor pool serving both phases (Ray is optional:
   `pip install "zfkeras[ray]"`; imported only for `engine="ray"`).
 - `store`: the resumable folder (settings, finished blocks written atomically).
 """

@@ -12,7 +12,7 @@
    one forward pass per image for all its pairs), assembled into the `LayerVisuals`
    `top_projections` gives (the same tiles, within float32 rounding).
 
-`engine="ray"` runs the blocks on Ray Data actors (`engines`); a rerun in the same
+`engine="ray"` runs the blocks on Ray actors (`engines`: one pool for both phases); a rerun in the same
 folder skips finished blocks, a changed setting is refused (`store.BlockStore`).
 `store_atlas` keeps the result in the format `compute_atlas` stores (`top9.json`, `<layer>_top<k>.npz`
 with tiles of at most `STORE_TILE` px) and gives the `zfkeras.deconv.atlas.Atlas` that the package's
@@ -22,8 +22,8 @@ visualize` folder (and `zfkeras report --top9-dir` reuses it); the blocks stay u
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import hashlib
 import json
 import os
 from pathlib import Path
@@ -33,9 +33,9 @@ import numpy as np
 
 from zfkeras.deconv.atlas import choose_channels
 from zfkeras.deconv.scan import TopKScan
-from zfkeras.scale.engines import check_engine, run_blocks
+from zfkeras.scale.engines import check_engine, open_pool
 from zfkeras.scale.store import BlockStore
-from zfkeras.scale.work import ModelRecipe, ProjectWorker, ScanWorker, merge_scan_blocks
+from zfkeras.scale.work import ProjectWorker, ScanWorker, merge_scan_blocks
 
 if TYPE_CHECKING:
     from zfkeras.deconv import atlas as folder
@@ -51,7 +51,8 @@ class Atlas:
         skipped: `(path, reason)` of the files that could not be decoded, in file order.
         blocks: `{"scan" | "project": {"computed": n, "reused": n, "total": n}}`.
         workers: per phase, `{pid: {"blocks", "images", "seconds", "peak_rss"}}` of the blocks
-            computed now (seconds: in the worker's block calls; peak_rss: bytes).
+            computed now (seconds: in the worker's block calls; peak_rss: bytes), and for a Ray
+            actor "model_seconds" (building its model).
     """
 
     top: TopKScan
@@ -77,6 +78,8 @@ def build_atlas(
     gpus_per_worker: float = 0,
     cpus_per_worker: float | None = None,
     address: str | None = None,
+    model_file: str | os.PathLike | None = None,
+    pool=None,
     batch_size: int = 32,
     block_size: int | None = None,
     group_size: int = 64,
@@ -92,9 +95,14 @@ def build_atlas(
         out: the folder of the finished blocks (`OUT/blocks/`, with their `settings.json`).
         layers: layers to scan (default: the model's blocks, as `visualize`).
         k, channels, seed, contrast: as `zfkeras visualize` (`channels` 0: all).
-        engine: "local" (this process) or "ray" (Ray Data actors).
+        engine: "local" (this process) or "ray" (Ray actors, one model copy each).
         workers, gpus_per_worker, address: Ray actors, GPUs per actor, cluster address.
-        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.run_blocks`).
+        cpus_per_worker: CPUs per actor and its TensorFlow threads (`engines.open_pool`).
+        model_file: the `.keras` file the model was loaded from: Ray workers load it from there
+            (the same path on every node) instead of receiving the pickled model.
+        pool: an open `engines.open_pool(...)` to run on (e.g. started before the model was
+            loaded, so its actors import TensorFlow meanwhile); then `engine`, `workers`,
+            `gpus_per_worker`, `cpus_per_worker` and `address` are the pool's, not these.
         batch_size: images per forward pass (the in-process scan's batches).
         block_size: images per scan block (default `8 * batch_size`; a multiple of it).
         group_size: images per projection block.
@@ -104,9 +112,10 @@ def build_atlas(
         `Atlas`.
     """
     from zfkeras.deconv.deconvnet import Deconvnet
-    from zfkeras.deconv.scan import _fingerprint, default_layers
+    from zfkeras.deconv.scan import _fingerprint, default_layers, image_list_key, save_final_checkpoint
 
-    check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
+    if pool is None:
+        check_engine(engine, workers, gpus_per_worker, address, cpus_per_worker)
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model, rule=rule or "deconvnet")
     if rule is not None and rule != deconv.rule:
         deconv = Deconvnet(deconv.view, rule=rule)
@@ -132,33 +141,37 @@ def build_atlas(
     shown = {n: choose_channels(deconv.output_shape(n)[2], channels, rng) for n in layers}
     settings = {
         "model": json.loads(_fingerprint(deconv, layers, k)),
-        "images": {"count": len(paths), "sha1": hashlib.sha1("\n".join(paths).encode()).hexdigest()},
+        "images": image_list_key(paths),  # the listed files, in order: other files are refused
         "batch_size": batch_size, "block_size": block_size, "group_size": group_size,
         "channels": {n: c.tolist() for n, c in shown.items()},
         "contrast": float(contrast), "rule": deconv.rule,
     }
     store = BlockStore(out, settings)
-    # Ray actors rebuild the model from its bytes; in process the blocks share this Deconvnet
-    # (and its compiled graphs)
-    recipe = ModelRecipe.of(deconv) if engine == "ray" else deconv
-    run = dict(engine=engine, workers=workers, gpus_per_worker=gpus_per_worker,
-               cpus_per_worker=cpus_per_worker, address=address)
-    blocks, stats = {}, {}
-
-    # ---------------------------------------------------------------- phase 1: scan
     chunks = [paths[i : i + block_size] for i in range(0, len(paths), block_size)]
-    _run_phase(store, "scan", list(enumerate(chunks)), ScanWorker,
-               dict(recipe=recipe, layers=layers, k=k, batch_size=batch_size),
-               run, progress, on_block, blocks, stats)
-    top, skipped = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+    blocks, stats = {}, {}
+    opened = open_pool(engine, workers=workers, gpus_per_worker=gpus_per_worker, cpus_per_worker=cpus_per_worker,
+                       address=address) if pool is None else contextlib.nullcontext(pool)
+    with opened as pool:
+        # Ray actors build the model once each (from its file, or its bytes) and serve both
+        # phases; in process the blocks share this Deconvnet (and its compiled graphs)
+        pool.use(deconv, model_file)
+        if len(store.finished("scan")) < len(chunks):
+            pool.start()  # (if not yet) the actors start while the driver prepares the blocks
+        # ------------------------------------------------------------ phase 1: scan
+        _run_phase(store, "scan", list(enumerate(chunks)), pool, ScanWorker,
+                   dict(layers=layers, k=k, batch_size=batch_size), progress, on_block, blocks, stats)
+        top, skipped, decoded = merge_scan_blocks((store.read("scan", i) for i in range(len(chunks))), layers, k)
+        # the checkpoint a finished in-process scan leaves: `zfkeras report --atlas-dir` and
+        # `visualize` in this folder check their weights and images against it and reuse the scan
+        save_final_checkpoint(Path(out) / "scan_checkpoint.npz", deconv, top, decoded)
 
-    # ------------------------------------------------------- phase 2: projections
-    live = (top.layers[n] for n in layers)
-    wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
-    groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
-    _run_phase(store, "project", list(enumerate(groups)), ProjectWorker,
-               dict(recipe=recipe, top=top, channels=shown, contrast=contrast, batch_size=batch_size),
-               run, progress, on_block, blocks, stats)
+        # --------------------------------------------------- phase 2: projections
+        live = (top.layers[n] for n in layers)
+        wanted = sorted({str(i) for n, lt in zip(layers, live) for i in lt.ids[shown[n]][lt.values[shown[n]] > 0]})
+        groups = [wanted[i : i + group_size] for i in range(0, len(wanted), group_size)]
+        _run_phase(store, "project", list(enumerate(groups)), pool, ProjectWorker,
+                   dict(top=top, channels=shown, contrast=contrast, batch_size=batch_size),
+                   progress, on_block, blocks, stats)
     visuals = {n: _layout(deconv, top, n, shown[n], contrast) for n in layers}
     for i in range(len(groups)):  # one block in memory at a time
         part = store.read("project", i)
@@ -170,7 +183,7 @@ def build_atlas(
     return Atlas(top, visuals, skipped, blocks, stats)
 
 
-def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block, blocks, stats) -> None:
+def _run_phase(store, phase, items, pool, worker_cls, kwargs, progress, on_block, blocks, stats) -> None:
     """Run the unfinished blocks of one phase with a progress bar (images/s, ETA)."""
     from tqdm.auto import tqdm
 
@@ -182,23 +195,25 @@ def _run_phase(store, phase, items, worker_cls, kwargs, run, progress, on_block,
                desc="top-k scan" if phase == "scan" else "projections", disable=not progress)
     size = dict(todo)
 
-    def finished(number: int, result: dict) -> None:
-        from zfkeras.scale.store import pack
+    def finished(number: int, payload: bytes) -> None:
+        import io
 
-        store.write(phase, number, pack(result))
+        store.write(phase, number, payload)  # as the worker packed it
+        result = np.load(io.BytesIO(payload), allow_pickle=False)  # lazy: only the fields read below
         w = per_worker.setdefault(int(result["pid"]),
                                   {"blocks": 0, "images": 0, "seconds": 0.0, "peak_rss": 0})
         w["blocks"] += 1
         w["peak_rss"] = max(w["peak_rss"], int(result["peak_rss"]))
         w["images"] += len(size[number])
         w["seconds"] += float(result["seconds"])
+        if "model_seconds" in result.files:  # a Ray actor: building its model
+            w["model_seconds"] = float(result["model_seconds"])
         bar.update(len(size[number]))
         if on_block is not None:
             on_block(phase, number, result)
 
     try:
-        opts = dict(run)
-        run_blocks(opts.pop("engine"), worker_cls, kwargs, todo, finished, **opts)
+        pool.run(worker_cls, kwargs, todo, finished)
     finally:
         bar.close()
         blocks[phase] = {"computed": sum(w["blocks"] for w in per_worker.values()),

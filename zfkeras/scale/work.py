@@ -1,7 +1,8 @@
 """The work of one block, the same whichever engine runs it (in process, or a Ray actor).
 
-- `ModelRecipe`: the driver's model as bytes, rebuilt once per worker (one model copy
-  per worker process / GPU; the random weights of a `weights=None` model travel too).
+- `ModelRecipe`: the driver's model as a `.keras` path the workers read (checked by a
+  weights digest) or as bytes, rebuilt once per worker (one model copy per worker process /
+  GPU, for both phases; the random weights of a `weights=None` model travel as bytes).
 - `ScanWorker(paths)`: phase 1 on a block of image files: the partial top-k of every
   channel (value, block-local image number, position) over the block, the decoded
   image ids and the skipped files. The batches are the in-process scan's batches
@@ -19,9 +20,11 @@ block is stored as).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 import pickle
 import time
+from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
@@ -31,40 +34,68 @@ from zfkeras.deconv.scan import LayerTopK, TopKScan
 
 @dataclasses.dataclass(frozen=True)
 class ModelRecipe:
-    """What a worker needs to rebuild the driver's `Deconvnet`: the pickled Keras model
-    (architecture and weights), its input preprocessing, the backward rule and the dtype."""
+    """What a worker needs to rebuild the driver's `Deconvnet`, once per worker process.
 
-    payload: bytes
+    Either `path`, a `.keras` file every worker reads at the same path (nothing big travels;
+    the worker checks that its weights hash to `digest`), or `payload`, the pickled Keras
+    model (architecture and weights: a `weights=None` model's random weights travel too).
+    `preprocess`: the pickled input preprocessing; `rule` and `dtype` of the `Deconvnet`.
+    """
+
     rule: str
     dtype: str = "float32"
-
-    @staticmethod
-    def load(recipe):
-        """The worker's `Deconvnet`: built from a recipe, or the driver's own (local engine)."""
-        return recipe.build() if isinstance(recipe, ModelRecipe) else recipe
+    digest: str = ""
+    path: str | None = None
+    payload: bytes = b""
+    preprocess: bytes = b""
 
     @classmethod
-    def of(cls, deconv) -> "ModelRecipe":
+    def of(cls, deconv, path: str | os.PathLike | None = None) -> "ModelRecipe":
+        """The recipe of `deconv`; `path`: the `.keras` file its model was loaded from (read by the workers)."""
         view = deconv.view
+        base = dict(rule=deconv.rule, dtype=deconv.dtype.name, digest=weights_digest(view.model))
+        if path is not None:
+            if not Path(path).is_file():
+                raise ValueError(f"model file {str(path)!r} not found")
+            return cls(path=str(Path(path).resolve()), preprocess=pickle.dumps(view.preprocess), **base)
         if view.source is None:
             raise ValueError("the model of this Deconvnet is gone (its view keeps only a weak reference): keep the "
                              "Keras model alive, or pass a .keras path to `model_view`")
-        return cls(pickle.dumps((view.source, view.preprocess)), deconv.rule, deconv.dtype.name)
+        return cls(payload=pickle.dumps((view.source, view.preprocess)), **base)
 
     def build(self):
         """A new `Deconvnet` of the model (`import zfkeras` registers its layers first)."""
         import zfkeras  # noqa: F401  (the serializable layers of ZFNet models)
         from zfkeras.deconv.deconvnet import Deconvnet
 
-        model, preprocess = pickle.loads(self.payload)
-        return Deconvnet(model, self.dtype, rule=self.rule, preprocess=preprocess)
+        if self.path is None:
+            model, preprocess = pickle.loads(self.payload)
+        else:
+            from zfkeras.models.io import load_model
+
+            model, preprocess = load_model(self.path), pickle.loads(self.preprocess)
+        deconv = Deconvnet(model, self.dtype, rule=self.rule, preprocess=preprocess)
+        if self.path is not None and self.digest and weights_digest(deconv.view.model) != self.digest:
+            import socket
+
+            raise ValueError(f"{self.path} on {socket.gethostname()} holds other weights than the driver's "
+                             "model: give every node the same file")
+        return deconv
+
+
+def weights_digest(model) -> str:
+    """sha1 of all the weights of a Keras model, in order (what a worker's copy must match)."""
+    digest = hashlib.sha1()
+    for v in model.weights:
+        digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
+    return digest.hexdigest()
 
 
 class ScanWorker:
     """Phase 1 worker: `worker(paths)` -> the partial top-k of a block of image files.
 
     Args:
-        recipe: the model (a `ModelRecipe`, or in process the driver's `Deconvnet`).
+        deconv: the worker's `Deconvnet` (in process: the driver's).
         layers: layers to scan (model order).
         k: entries per channel.
         batch_size: images per forward pass (the in-process scan's `--batch-size`).
@@ -75,10 +106,10 @@ class ScanWorker:
     `peak_rss` (`_process`).
     """
 
-    def __init__(self, recipe: ModelRecipe, layers: Sequence[str], k: int, batch_size: int):
+    def __init__(self, deconv, layers: Sequence[str], k: int, batch_size: int):
         from zfkeras.deconv.scan import _scan_fn
 
-        self.deconv = ModelRecipe.load(recipe)
+        self.deconv = deconv
         self.layers, self.k, self.batch_size = list(layers), int(k), int(batch_size)
         self.fn = _scan_fn(self.deconv, self.layers)
 
@@ -118,7 +149,8 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
     scan returns over the same files.
 
     Returns:
-        `(TopKScan, skipped)` with `skipped` a list of `(path, reason)`.
+        `(TopKScan, skipped, ids)`: `skipped` a list of `(path, reason)`, `ids` the
+        decoded images in stream order.
     """
     from zfkeras.deconv.topk import TopKState, combine_topk
 
@@ -132,7 +164,7 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
             part = TopKState(*(block[f"{name}/{f}"] for f in TopKState._fields))
             part = part._replace(index=np.where(part.index >= 0, part.index + offset, -1))
             state[name] = part if name not in state else combine_topk(state[name], part)
-        names.update((offset + i, str(p)) for i, p in enumerate(ids))
+        names.update((offset + i, str(p)) for i, p in enumerate(ids))  # every decoded image
         skipped.extend(zip(block["skipped_path"].tolist(), block["skipped_reason"].tolist()))
         offset += len(ids)
     if not state:
@@ -142,7 +174,7 @@ def merge_scan_blocks(blocks: Iterable[Mapping[str, np.ndarray]], layers: Sequen
         top = state[name]
         ids = np.array([[names.get(int(i), "") for i in row] for row in top.index], dtype=str)
         layers_out[name] = LayerTopK(top.values, top.index, top.rows, top.cols, ids)
-    return TopKScan(int(k), offset, layers_out), skipped
+    return TopKScan(int(k), offset, layers_out), skipped, [names[i] for i in range(offset)]
 
 
 def only_images(top: TopKScan, layer: str, ids: set[str]) -> TopKScan:
@@ -158,7 +190,7 @@ class ProjectWorker:
     """Phase 2 worker: `worker(ids)` -> the projections and patches of the pairs of those images.
 
     Args:
-        recipe: the model and the backward rule (a `ModelRecipe`, or the driver's `Deconvnet`).
+        deconv: the worker's `Deconvnet` (with the backward rule; in process: the driver's).
         top: the merged scan.
         channels: `{layer: channels shown}`.
         contrast, batch_size: as `top_projections`.
@@ -168,9 +200,9 @@ class ProjectWorker:
     `seconds`, `peak_rss` (`_process`).
     """
 
-    def __init__(self, recipe: ModelRecipe, top: TopKScan, channels: Mapping[str, Sequence[int]],
+    def __init__(self, deconv, top: TopKScan, channels: Mapping[str, Sequence[int]],
                  contrast: float, batch_size: int):
-        self.deconv = ModelRecipe.load(recipe)
+        self.deconv = deconv
         self.top, self.contrast, self.batch_size = top, float(contrast), int(batch_size)
         self.channels = {n: np.asarray(c, np.int64) for n, c in channels.items()}
 
