@@ -28,18 +28,12 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zfkeras.layers import InputPreprocessing, MeanSubtraction
+from zfkeras.layers import InputPreprocessing
 from zfkeras.layers.input_preprocessing import MODES
 from zfkeras.models.applications import APPLICATIONS_PREFIX, application
-from zfkeras.models.graph import (
-    FEATURE_KINDS,
-    SELECTABLE_KINDS,
-    AxisGeometry,
-    LayerInfo,
-    first_output,
-    functional_view,
-    trace_layers,
-)
+from zfkeras.models.graph import first_output, functional_view, trace_layers
+from zfkeras.models.layer_info import FEATURE_KINDS, SELECTABLE_KINDS, LayerInfo, describe
+from zfkeras.models.receptive_field import UNIT, AxisGeometry
 
 class ModelView:
     """A model as the analyses see it (see the module docstring).
@@ -170,7 +164,7 @@ class ModelView:
         """Per `keras.layers.Add`: the activation that alone reads it (the block's output), else the Add."""
         found = []
         for name, info in self.layers.items():
-            if not isinstance(info.layer, keras.layers.Add):
+            if info.op != "add":
                 continue
             end = name
             while True:
@@ -263,12 +257,12 @@ class ModelView:
         """
         shape = self.input_shape
         for info in self.layers.values():
-            layer = info.layer
-            if isinstance(layer, MeanSubtraction):
+            layer, op = info.layer, info.op
+            if op == "mean":
                 return np.broadcast_to(np.asarray(layer.mean.numpy(), np.float32), shape).copy()
-            if isinstance(layer, InputPreprocessing):
+            if op == "preprocessing":
                 return np.broadcast_to(layer.neutral_pixel(shape[2]).astype(np.float32), shape).copy()
-            if isinstance(layer, keras.layers.Normalization) and not layer.invert:
+            if op == "normalization" and not layer.invert:
                 mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float32).reshape(-1)
                 return np.broadcast_to(mean, shape).copy()
             if info.kind in ("conv", "dense"):
@@ -286,8 +280,9 @@ def _rgb_to_gray() -> keras.layers.Conv2D:
 
 
 def _input_info(layer, output) -> LayerInfo:
-    unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
-    return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
+    """A conversion the view puts in front (RGB to grey, preprocessing): pointwise, not selectable."""
+    return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), (UNIT, UNIT), describe(layer), output,
+                     (output,))
 
 
 # Said wherever a class folder would be compared with an output index of a model without class names.
