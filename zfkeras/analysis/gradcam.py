@@ -24,9 +24,10 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
-from zfkeras.deconv.rules import check_rule, linear_part, rule_call
+from zfkeras.deconv.rules import check_rule, rule_call
 from zfkeras.models.view import ModelView, model_view
 from zfkeras.models.graph import first_output, run_graph
+from zfkeras.models.layer_info import linear_part
 
 __all__ = ["GradCAM", "GradCAMResult", "class_projection", "ClassGraph"]
 

@@ -34,7 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.models.graph import first_output, run_graph
-from zfkeras.models.layer_info import LayerInfo, describe, unsupported_error
+from zfkeras.models.layer_info import LayerInfo, describe, linear_part, unsupported_error
 
 RULES = ("deconvnet", "guided", "gradient")
 _warned: set[str] = set()
@@ -88,32 +88,6 @@ def _warn_once(layer, what: str) -> None:
         "is used under every rule",
         stacklevel=3,
     )
-
-
-def linear_part(layer, x):
-    """A conv / dense layer's output before its fused activation, from its own weights.
-
-    The same ops as the layer's `call` without the activation; the layer is not changed.
-    """
-    ops, op = keras.ops, describe(layer).op
-    if op == "separable":
-        y = ops.separable_conv(x, layer.depthwise_kernel, layer.pointwise_kernel, strides=layer.strides,
-                               padding=layer.padding, dilation_rate=layer.dilation_rate,
-                               data_format=layer.data_format)
-    elif op == "depthwise":
-        y = ops.depthwise_conv(x, layer.kernel, strides=layer.strides, padding=layer.padding,
-                               dilation_rate=layer.dilation_rate, data_format=layer.data_format)
-    elif op == "conv2d":
-        y = layer.convolution_op(x, layer.kernel)
-    elif op == "dense":
-        y = ops.matmul(x, layer.kernel)
-    else:
-        raise unsupported_error(layer)
-    if layer.use_bias:
-        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
-        shape = (1, -1) + (1,) * (len(y.shape) - 2) if channels_first else (1,) * (len(y.shape) - 1) + (-1,)
-        y = ops.add(y, ops.reshape(layer.bias, shape))
-    return y
 
 
 def rule_call(rule: str) -> Callable:

@@ -257,6 +257,32 @@ def describe(layer) -> LayerDescription:
     return simple(None, name.lower(), unsupported)
 
 
+def linear_part(layer, x):
+    """A conv / dense layer's output before its fused activation, from its own weights.
+
+    The same ops as the layer's `call` without the activation; the layer is not changed.
+    """
+    ops, op = keras.ops, describe(layer).op
+    if op == "separable":
+        y = ops.separable_conv(x, layer.depthwise_kernel, layer.pointwise_kernel, strides=layer.strides,
+                               padding=layer.padding, dilation_rate=layer.dilation_rate,
+                               data_format=layer.data_format)
+    elif op == "depthwise":
+        y = ops.depthwise_conv(x, layer.kernel, strides=layer.strides, padding=layer.padding,
+                               dilation_rate=layer.dilation_rate, data_format=layer.data_format)
+    elif op == "conv2d":
+        y = layer.convolution_op(x, layer.kernel)
+    elif op == "dense":
+        y = ops.matmul(x, layer.kernel)
+    else:
+        raise unsupported_error(layer)
+    if layer.use_bias:
+        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
+        shape = (1, -1) + (1,) * (len(y.shape) - 2) if channels_first else (1,) * (len(y.shape) - 1) + (-1,)
+        y = ops.add(y, ops.reshape(layer.bias, shape))
+    return y
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class LayerInfo:
     """One layer of a traced model: its description and where it sits.
