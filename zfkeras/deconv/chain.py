@@ -2,8 +2,9 @@
 
 `trace_chain(model)` follows the model's graph from its input along the path to
 its output and returns, for the longest run of supported layers from the input,
-one `Step` per layer: what the layer is (`kind`), its input and output map
-shapes, and its window arithmetic. The deconvnet (`Deconvnet`) runs both its
+one `Step` per layer: its description (`zfkeras.models.layer_info.describe`:
+kind, window, rectifier; the chain stops at the first layer whose description
+says the chain route cannot mirror it) and its input and output map shapes. The deconvnet (`Deconvnet`) runs both its
 forward and its backward pass from these steps, reading the layers' variables
 at call time, so the steps hold references to the layers, never copies.
 
