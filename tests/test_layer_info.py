@@ -152,7 +152,8 @@ def test_linear_part_is_the_layer_before_its_activation(layer):
     x = np.random.default_rng(0).normal(size=(2, 6, 6, 3)).astype("float32")
     x = x.reshape(2, -1) if isinstance(layer, L.Dense) else x
     y = layer(x).numpy()  # builds it
-    layer.bias.assign(np.random.default_rng(1).normal(size=layer.bias.shape))
+    rng = np.random.default_rng(1)
+    layer.set_weights([rng.normal(size=w.shape).astype("float32") for w in layer.get_weights()])
     pre = keras.ops.convert_to_numpy(linear_part(layer, x))
     np.testing.assert_allclose(np.maximum(pre, 0), layer(x).numpy(), rtol=1e-5, atol=1e-6)
     assert (pre < 0).any() and y.shape == pre.shape
