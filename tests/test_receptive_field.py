@@ -11,6 +11,7 @@ from zfkeras.models import geometry
 from zfkeras.models.receptive_field import (
     UNIT,
     AxisGeometry,
+    cells,
     compose,
     output_length,
     same_pad_before,
@@ -49,6 +50,10 @@ def test_padding_and_length_by_hand(n, k, s, padding, before, length):
     assert window_field(n, k, s, padding) == G(k, s, -before)
     if padding.lower() == "same":
         assert same_pad_before(n, k, s) == before
+
+
+def test_cells_of_one_output():
+    assert cells(G(7, 2, -1), 0) == (-1, 6) and cells(G(7, 2, -1), 3) == (5, 12)  # ZFNet conv1
 
 
 def test_union_of_branches():

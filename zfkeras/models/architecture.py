@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterable
 
-from zfkeras.models.receptive_field import UNIT, AxisGeometry, compose, output_length, window_field
+from zfkeras.models.receptive_field import UNIT, AxisGeometry, cells, compose, output_length, window_field
 
 BASE_CONV_CHANNELS = (96, 256, 384, 384, 256)
 BASE_FC_UNITS = 4096
@@ -104,9 +104,9 @@ class Geometry:
 
     def window(self, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) of the receptive field, bottom/right exclusive."""
-        top = self.start + row * self.stride
-        left = self.start + col * self.stride
-        return top, left, top + self.size, left + self.size
+        axis = AxisGeometry(self.size, self.stride, self.start)
+        (top, bottom), (left, right) = cells(axis, row), cells(axis, col)
+        return top, left, bottom, right
 
 
 def geometry(

@@ -50,6 +50,13 @@ def compose(below: AxisGeometry, above: AxisGeometry) -> AxisGeometry:
     )
 
 
+def cells(field: AxisGeometry, i) -> tuple[int, int]:
+    """`(first, end)`: the input cells `[first, end)` output `i` sees (`compose(field, (1, 1, i))`;
+    `first = start + i * stride`, `end = first + size`; may reach past the image into padding)."""
+    one = compose(field, AxisGeometry(1, 1, i))
+    return one.start, one.start + one.size
+
+
 def union(fields: list[AxisGeometry]) -> AxisGeometry | None:
     """The field of a merge (Add, Concatenate) of maps with these fields: the smallest window
     holding every branch's (`start` the least start, `size` to the furthest end); None when the

@@ -33,7 +33,7 @@ from zfkeras.layers.input_preprocessing import MODES
 from zfkeras.models.applications import APPLICATIONS_PREFIX, application
 from zfkeras.models.graph import first_output, functional_view, trace_layers
 from zfkeras.models.layer_info import FEATURE_KINDS, SELECTABLE_KINDS, LayerInfo, describe
-from zfkeras.models.receptive_field import UNIT, AxisGeometry
+from zfkeras.models.receptive_field import UNIT, AxisGeometry, cells
 
 class ModelView:
     """A model as the analyses see it (see the module docstring).
@@ -234,9 +234,8 @@ class ModelView:
 
     def window(self, name: str, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) input window of activation (row, col); exclusive ends."""
-        gr, gc = self.receptive_field(name)
-        top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
-        return top, left, top + gr.size, left + gc.size
+        (top, bottom), (left, right) = (cells(g, i) for g, i in zip(self.receptive_field(name), (row, col)))
+        return top, left, bottom, right
 
     def features(self, names: Sequence[str]) -> keras.Model:
         """A model from raw RGB to `{name: output}` (weights shared)."""
