@@ -36,12 +36,7 @@ def relu_layer_names(model: keras.Model) -> list[str]:
     (ZFNet's conv1..conv5, fc6, fc7) and ReLU layers (a Conv-BN-ReLU net's), any Keras CNN."""
     view = model_view(model)
     features = set(view.feature_layer_names)
-
-    def rectified(info) -> bool:
-        act = getattr(getattr(info.layer, "activation", None), "__name__", "")
-        return info.kind == "relu" or (info.kind in ("conv", "dense") and act in ("relu", "relu6"))
-
-    return [n for n, i in view.layers.items() if n in features and rectified(i)]
+    return [n for n, i in view.layers.items() if n in features and i.desc.rectifies]
 
 
 def dead_unit_shares(

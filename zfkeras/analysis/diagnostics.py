@@ -220,7 +220,7 @@ class LayerDiagnostics(Analysis):
     ):
         super().__init__(model, preprocess)
         view = self.view
-        convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
+        convs = [n for n in view.layer_names if view.layers[n].op == "conv2d"]
         defaults = view.paper_layers("diagnostics")  # ZFNet's conv1, conv2; else the first two Conv2D
         if len(defaults) < 2 and (layer is None or layer2 is None):
             raise ValueError(f"diagnostics need two conv layers; the model has {convs}")
@@ -228,7 +228,7 @@ class LayerDiagnostics(Analysis):
         self.layer2 = defaults[1] if layer2 is None else layer2
         if self.layer not in view.layers:
             raise ValueError(f"unknown layer {self.layer!r}; conv layers: {convs}")
-        if not isinstance(view.layers[self.layer].layer, keras.layers.Conv2D):
+        if view.layers[self.layer].op != "conv2d":
             raise ValueError(f"{self.layer!r} is not a Conv2D layer")
         self.name = name or view.model.name
         self.history = history

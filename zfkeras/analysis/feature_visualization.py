@@ -39,6 +39,7 @@ from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_cla
 from zfkeras.analysis.fv_image import init_spectrum, params_to_rgb, resolve_color, spectrum_scale
 from zfkeras.analysis.fv_result import FeatureVisualizationResult
 from zfkeras.analysis.fv_transforms import Transforms, apply_affine, sample_affine
+from zfkeras.models.layer_info import linear_part
 from zfkeras.models.view import ModelView
 
 __all__ = ["FeatureVisualization", "FeatureVisualizationResult", "Transforms", "feature_visualization"]
@@ -341,40 +342,29 @@ class _PreActivation(keras.layers.Layer):
         self.source = source
 
     def call(self, x):
-        src = self.source
-        if isinstance(src, keras.layers.Dense):
-            y = keras.ops.matmul(x, src.kernel)
-        else:
-            y = src.convolution_op(x, src.kernel)
-        return y + src.bias if src.use_bias else y
-
-
-def _act_name(layer) -> str:
-    return getattr(getattr(layer, "activation", None), "__name__", "")
+        return linear_part(self.source, x)
 
 
 def _pre_relu(info):
     """The tensor before a layer's ReLU (fused in a Conv2D / Dense, or a ReLU layer), else None."""
-    layer, L = info.layer, keras.layers
-    if isinstance(layer, L.ReLU) or (isinstance(layer, L.Activation) and _act_name(layer) == "relu"):
+    desc = info.desc
+    if desc.op == "relu" or (desc.op == "activation" and desc.activation == "relu"):
         return info.inputs[0]
-    if isinstance(layer, (L.Dense, L.Conv2D)) and _act_name(layer) == "relu":
-        return _PreActivation(layer, name=f"{layer.name}_pre_relu")(info.inputs[0])
+    if desc.op in ("dense", "conv2d") and desc.activation == "relu":
+        return _PreActivation(info.layer, name=f"{info.name}_pre_relu")(info.inputs[0])
     return None
 
 
 def _logits(view: ModelView):
     """The class logits tensor of the view's graph: the output itself, or before its softmax."""
     info = view.layers[view.output_layer]
-    layer = info.layer
     out = view.model.outputs[0]
     if len(out.shape) != 2:
         raise ValueError(f"objective 'class' needs a classifier output (B, classes); got {out.shape}")
-    if isinstance(layer, keras.layers.Softmax) or (
-            isinstance(layer, keras.layers.Activation) and _act_name(layer) == "softmax"):
+    if info.op == "softmax":
         return info.inputs[0]
-    if isinstance(layer, keras.layers.Dense) and _act_name(layer) == "softmax":
-        return _PreActivation(layer, name="featvis_logits")(info.inputs[0])
+    if info.op == "dense" and info.desc.activation == "softmax":
+        return _PreActivation(info.layer, name="featvis_logits")(info.inputs[0])
     return out
 
 

@@ -20,14 +20,14 @@ from __future__ import annotations
 
 import dataclasses
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
-from zfkeras.deconv.rules import _linear_part, check_rule, rule_call
+from zfkeras.deconv.rules import check_rule, rule_call
 from zfkeras.models.view import ModelView, model_view
-from zfkeras.models.graph import activation_name, first_output, run_graph
+from zfkeras.models.graph import first_output, run_graph
+from zfkeras.models.layer_info import linear_part
 
 __all__ = ["GradCAM", "GradCAMResult", "class_projection", "ClassGraph"]
 
@@ -65,12 +65,11 @@ class ClassGraph:
 
     def _call(self, store: dict):
         out_layer, base, name = self._out, self._base, self.layer
+        out = self.view.layers[self.view.output_layer].desc
 
         def call(layer, *args, **kwargs):
-            if layer is out_layer and isinstance(layer, keras.layers.Softmax):
-                y = args[0]
-            elif layer is out_layer and activation_name(getattr(layer, "activation", None)) == "softmax":
-                y = args[0] if isinstance(layer, keras.layers.Activation) else _linear_part(layer, *args, **kwargs)
+            if layer is out_layer and out.activation == "softmax":  # the logits: softmax left out
+                y = args[0] if out.op == "softmax" else linear_part(layer, *args, **kwargs)
             else:
                 y = base(layer, *args, **kwargs)
             if layer.name == name:

@@ -41,6 +41,7 @@ from zfkeras.deconv.chain import Step
 from zfkeras.deconv.ops import (
     back_full,
     back_window,
+    below,
     compile_graph,
     embed,
     forward_step,
@@ -193,12 +194,8 @@ class ChainPass:
         out = {li: (size, offset)}
         for i in range(li, -1, -1):
             step = self.steps[i]
-            (sh, sw), (ph, pw) = step.strides, step.pad_before
-            if step.kind in ("conv", "pool"):
-                size = window_below(step, size)
-                offset = (offset[0] * sh - ph, offset[1] * sw - pw)
-            elif step.kind == "pad":
-                offset = (offset[0] - ph, offset[1] - pw)
+            if step.kind in ("conv", "pool", "pad"):
+                size, offset = below(step, size, offset)
             out[i - 1] = (size, offset)
         return out
 

@@ -60,7 +60,7 @@ from zfkeras.deconv.selection import (  # noqa: F401  (the modes: also importabl
 )
 from zfkeras.layers import InputPreprocessing
 from zfkeras.models.view import ModelView, model_view
-from zfkeras.models.graph import AxisGeometry
+from zfkeras.models.receptive_field import AxisGeometry
 
 
 class Projections(NamedTuple):

@@ -32,9 +32,9 @@ from zfkeras.deconv.deconvnet import Deconvnet
 from zfkeras.deconv.ops import back_full
 from zfkeras.deconv.rules import select
 from zfkeras.layers import MaxUnpooling2D
+from zfkeras.models.layer_info import describe
 
-_STEP_FIELDS = ("kind", "input_shape", "output_shape", "kernel", "strides", "pad_before", "padding",
-                "relu", "max_value")
+_STEP_FIELDS = ("input_shape", "output_shape")  # the rest of a step is `describe(forward)`
 
 
 @keras.saving.register_keras_serializable(package="zfkeras")
@@ -44,7 +44,8 @@ class MirrorStep(keras.layers.Layer):
     Args:
         forward: the forward Keras layer whose variables this step reads (tracked,
             so shared, saved and reloaded with the mirror).
-        step: the chain geometry of that layer (`chain.Step` fields, as a dict).
+        step: where that layer sits: `{"input_shape": (H, W, C_in), "output_shape": (h, w, C_out)}`
+            (what the layer is, its kind and window, is `describe(forward)`).
 
     Input shape: `(batch, h, w, C_out)` (the layer's output map).
     Output shape: `(batch, H, W, C_in)` (the layer's input map).
@@ -53,9 +54,9 @@ class MirrorStep(keras.layers.Layer):
     def __init__(self, forward: keras.layers.Layer, step: dict, **kwargs):
         super().__init__(**kwargs)
         self.forward = forward
-        self.step_config = {k: (list(v) if isinstance(v, tuple) else v) for k, v in step.items()}
-        cfg = {k: (tuple(v) if isinstance(v, list) else v) for k, v in self.step_config.items()}
-        self._step = Step(name=forward.name, layer=forward, **cfg)
+        self.step_config = {k: list(step[k]) for k in _STEP_FIELDS}
+        shapes = (tuple(int(d) for d in step[k]) for k in _STEP_FIELDS)
+        self._step = Step(forward.name, forward, *shapes, describe(forward))
 
     def build(self, input_shape):
         if not self.forward.built:  # a reloaded mirror: create the forward layer's variables
@@ -107,11 +108,11 @@ def mirror_model(deconv: Deconvnet, layer: str) -> keras.Model:
     for step in reversed(steps):
         if step.rectifies:
             x = keras.layers.ReLU(name=f"{step.name}_rectify")(x)
-        if step.kind == "pool":
+        if step.desc.backward == "unpool":
             sw = keras.Input(shape=step.output_shape, dtype="int64", name=f"{step.name}_switches")
             inputs[f"{step.name}_switches"] = sw
             x = MaxUnpooling2D(step.input_shape[:2], name=f"{step.name}unpool")([x, sw])
-        elif step.kind in ("conv", "pad", "affine", "bn", "avgpool"):
+        elif step.desc.backward in ("transpose", "crop", "scale", "spread"):
             x = MirrorStep(step.layer, _step_dict(step), name=f"{step.name}_mirror")(x)
         # relu (rectified above), norm, mean subtraction, dropout: identity going down
     return keras.Model(inputs, x, name=f"{deconv.model.name}_mirror_{layer}")

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.deconv.chain import Step
-from zfkeras.layers import InputPreprocessing, MeanSubtraction
+from zfkeras.models.receptive_field import AxisGeometry, compose
 
 
 def compile_graph(fn, signature):
@@ -55,11 +55,11 @@ def forward_step(step: Step, x, dtype, switches: bool):
         (t, b), (l, r) = layer.padding
         return tf.pad(x, [[0, 0], [t, b], [l, r], [0, 0]]), None
     if kind in ("affine", "bn"):
-        order, scale, offset = affine_params(layer, x.shape[-1], dtype)
+        order, scale, offset = affine_params(step, x.shape[-1], dtype)
         if order is not None:
             x = tf.gather(x, order, axis=-1)
         return x * scale + offset, None
-    if isinstance(layer, MeanSubtraction):
+    if step.desc.op == "mean":
         return x - tf.cast(layer.mean, dtype), None
     return x, None  # dropout (inference), linear activation
 
@@ -73,7 +73,7 @@ def rectifier(x, step: Step):
     return tf.nn.relu(x) if step.max_value is None else tf.clip_by_value(x, 0.0, step.max_value)
 
 
-def affine_params(layer, channels: int, dtype):
+def affine_params(step: Step, channels: int, dtype):
     """`(channel order or None, scale (C,), offset (C,))` of a per-channel affine layer.
 
     `y[..., j] = x[..., order[j]] * scale[j] + offset[j]`. BatchNormalization in
@@ -81,7 +81,8 @@ def affine_params(layer, channels: int, dtype):
     beta - moving_mean * scale` (read from the variables at call time, so
     folding it into the neighbouring conv is this exact product).
     """
-    if isinstance(layer, keras.layers.BatchNormalization):
+    layer, op = step.layer, step.desc.op
+    if op == "batchnorm":
         var = tf.cast(layer.moving_variance, dtype)
         inv = tf.math.rsqrt(var + tf.cast(layer.epsilon, dtype))
         if layer.scale:
@@ -90,11 +91,11 @@ def affine_params(layer, channels: int, dtype):
         if layer.center:
             offset = offset + tf.cast(layer.beta, dtype)
         return None, inv, offset
-    if isinstance(layer, keras.layers.Normalization):
+    if op == "normalization":
         mean = tf.reshape(tf.cast(layer.mean, dtype), [-1])
         std = tf.maximum(tf.sqrt(tf.reshape(tf.cast(layer.variance, dtype), [-1])), keras.backend.epsilon())
         return None, tf.broadcast_to(1.0 / std, [channels]), tf.broadcast_to(-mean / std, [channels])
-    if isinstance(layer, InputPreprocessing):
+    if op == "preprocessing":
         order, scale, offset = layer.affine(channels)
         return order, cast(scale, dtype), cast(offset, dtype)
     # Rescaling: a scalar or per-channel scale and offset
@@ -105,7 +106,7 @@ def affine_params(layer, channels: int, dtype):
 
 def back_affine(step: Step, signal, dtype):
     """Adjoint of a per-channel affine: scale, then undo the channel order."""
-    order, scale, _ = affine_params(step.layer, step.input_shape[2], dtype)
+    order, scale, _ = affine_params(step, step.input_shape[2], dtype)
     signal = signal * scale
     if order is not None:
         signal = tf.gather(signal, np.argsort(order), axis=-1)
@@ -128,9 +129,18 @@ def gather_window(maps, index, offset, size, hw):
     ], axis=-1))
 
 
+def below(step: Step, size, offset):
+    """`(size, offset)` below a conv / pool / pad step of the window of `size` cells at `offset`
+    (rows, cols) above it: the layer's field composed with the window (`receptive_field.compose`).
+    Offsets may be int tensors (per pair)."""
+    own = step.desc.field(step.input_shape[:2])
+    out = [compose(own[a], AxisGeometry(size[a], 1, offset[a])) for a in (0, 1)]
+    return (out[0].size, out[1].size), (out[0].start, out[1].start)
+
+
 def window_below(step: Step, size):
     """Window size below a conv/pool step for a window `size` above it."""
-    return tuple((size[a] - 1) * step.strides[a] + step.kernel[a] for a in (0, 1))
+    return below(step, size, (0, 0))[0]
 
 
 def valid_mask(offset, size, hw, dtype):
@@ -219,9 +229,8 @@ def back_window(step: Step, signal, offset, size, window_switches, i: int, dtype
     """One deconv step on per-pair windows; returns (signal, offset, size) below."""
     kind = step.kind
     h, w, c = step.input_shape
-    (sh, sw), (ph, pw) = step.strides, step.pad_before
     if kind == "conv":
-        new = window_below(step, size)
+        new, offset = below(step, size, offset)
         kernel = tf.cast(step.layer.kernel, dtype)
         if use_gemm(step):
             signal = conv_transpose_gemm(signal, kernel)
@@ -230,17 +239,15 @@ def back_window(step: Step, signal, offset, size, window_switches, i: int, dtype
             signal = tf.nn.conv2d_transpose(
                 signal, kernel, tf.stack([n, new[0], new[1], c]), step.strides, "VALID"
             )
-        offset = (offset[0] * sh - ph, offset[1] * sw - pw)
         return signal * valid_mask(offset, new, (h, w), dtype), offset, new
     if kind == "pool":
-        new = window_below(step, size)
-        below = (offset[0] * sh - ph, offset[1] * sw - pw)
-        argmax, ok = window_switches(i, offset, size, below, new)
+        new, down = below(step, size, offset)
+        argmax, ok = window_switches(i, offset, size, down, new)
         signal = tf.where(ok, signal, tf.zeros_like(signal))
         n = tf.shape(signal)[0]
-        return unpool(signal, argmax, tf.stack([n, new[0], new[1], c]), step, "VALID"), below, new
+        return unpool(signal, argmax, tf.stack([n, new[0], new[1], c]), step, "VALID"), down, new
     if kind == "pad":
-        offset = (offset[0] - ph, offset[1] - pw)
+        size, offset = below(step, size, offset)
         return signal * valid_mask(offset, size, (h, w), dtype), offset, size
     return back_full(step, signal, None, dtype), offset, size
 

@@ -33,14 +33,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.models.graph import (
-    LayerInfo,
-    activation_name,
-    first_output,
-    layer_kind,
-    run_graph,
-    unsupported_error,
-)
+from zfkeras.models.graph import first_output, run_graph
+from zfkeras.models.layer_info import LayerInfo, describe, linear_part, unsupported_error
 
 RULES = ("deconvnet", "guided", "gradient")
 _warned: set[str] = set()
@@ -96,62 +90,32 @@ def _warn_once(layer, what: str) -> None:
     )
 
 
-def _linear_part(layer, x):
-    """A conv / dense layer's output before its fused activation, from its own weights.
-
-    The same ops as the layer's `call` without the activation; the layer is not changed.
-    """
-    ops, L = keras.ops, keras.layers
-    if isinstance(layer, L.SeparableConv2D):
-        y = ops.separable_conv(x, layer.depthwise_kernel, layer.pointwise_kernel, strides=layer.strides,
-                               padding=layer.padding, dilation_rate=layer.dilation_rate,
-                               data_format=layer.data_format)
-    elif isinstance(layer, L.DepthwiseConv2D):
-        y = ops.depthwise_conv(x, layer.kernel, strides=layer.strides, padding=layer.padding,
-                               dilation_rate=layer.dilation_rate, data_format=layer.data_format)
-    elif isinstance(layer, L.Conv2D):
-        y = layer.convolution_op(x, layer.kernel)
-    elif isinstance(layer, L.Dense):
-        y = ops.matmul(x, layer.kernel)
-    else:
-        raise unsupported_error(layer)
-    if layer.use_bias:
-        channels_first = getattr(layer, "data_format", "channels_last") == "channels_first"
-        shape = (1, -1) + (1,) * (len(y.shape) - 2) if channels_first else (1,) * (len(y.shape) - 1) + (-1,)
-        y = ops.add(y, ops.reshape(layer.bias, shape))
-    return y
-
-
 def rule_call(rule: str) -> Callable:
     """`call(layer, *args, **kwargs)` for `run_graph`: each layer with `rule`'s backward pass."""
     check_rule(rule)
 
     def call(layer, *args, **kwargs):
-        kind = layer_kind(layer)
+        desc = describe(layer)
+        kind = desc.kind
         if kind is None:
             raise unsupported_error(layer)
         if kind in ("conv", "dense"):
-            name = activation_name(layer.activation)
-            if name == "linear":
+            if desc.activation == "linear":
                 return layer(*args, **kwargs)
-            y = _linear_part(layer, args[0])
-            if name in ("relu", "relu6"):
-                return rule_relu(y, rule, 6.0 if name == "relu6" else None)
-            _warn_once(layer, f"activation {name!r}")
+            y = linear_part(layer, args[0])
+            if desc.rectifies:
+                return rule_relu(y, rule, desc.max_value)
+            _warn_once(layer, f"activation {desc.activation!r}")
             return layer.activation(y)
-        if kind == "relu":
-            if isinstance(layer, keras.layers.ReLU):
-                cap = None if layer.max_value is None else float(layer.max_value)
-            else:
-                cap = 6.0 if activation_name(layer.activation) == "relu6" else None
-            return rule_relu(args[0], rule, cap)
+        if desc.backward == "rectify":
+            return rule_relu(args[0], rule, desc.max_value)
         if kind == "act":
             _warn_once(layer, f"{type(layer).__name__} activation")
             return layer(*args, **kwargs)
         if kind == "norm":  # contrast normalization: identity backward
             x = args[0]
             return x + tf.stop_gradient(layer(x) - x)
-        if kind == "pool" and isinstance(layer, keras.layers.MaxPooling2D):
+        if desc.op == "maxpool":
             # the switches' op: ties route exactly as the chain route's unpooling
             y, _ = tf.nn.max_pool_with_argmax(
                 args[0], [1, *layer.pool_size, 1], [1, *layer.strides, 1],

@@ -7,8 +7,9 @@ receptive-field geometry the deconvnet uses to cut image patches.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Iterable
+
+from zfkeras.models.receptive_field import UNIT, AxisGeometry, cells, compose, output_length, window_field
 
 BASE_CONV_CHANNELS = (96, 256, 384, 384, 256)
 BASE_FC_UNITS = 4096
@@ -82,12 +83,9 @@ def padding_before(n: int, spec: LayerSpec) -> tuple[int, int]:
         return 0, n
     if isinstance(spec.padding, int):
         p = spec.padding
-        return p, (n + 2 * p - k) // s + 1
-    if spec.padding == "same":
-        out = math.ceil(n / s)
-        total = max((out - 1) * s + k - n, 0)
-        return total // 2, out
-    return 0, (n - k) // s + 1
+        return p, output_length(n + 2 * p, k, s, "valid")
+    field = window_field(n, k, s, spec.padding)
+    return -field.start, output_length(n, k, s, spec.padding)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,9 +104,9 @@ class Geometry:
 
     def window(self, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) of the receptive field, bottom/right exclusive."""
-        top = self.start + row * self.stride
-        left = self.start + col * self.stride
-        return top, left, top + self.size, left + self.size
+        axis = AxisGeometry(self.size, self.stride, self.start)
+        (top, bottom), (left, right) = cells(axis, row), cells(axis, col)
+        return top, left, bottom, right
 
 
 def geometry(
@@ -119,7 +117,7 @@ def geometry(
     Raises ValueError when the input is too small for the chain.
     """
     out: dict[str, Geometry] = {}
-    size, jump, start, n = 1, 1, 0, input_size
+    field, n = UNIT, input_size
     for spec in conv_chain(variant, remove, lrn):
         pad, n_out = padding_before(n, spec)
         if n_out < 1:
@@ -129,11 +127,9 @@ def geometry(
                 f"{smallest_input(variant, remove, lrn)} px)"
             )
         if spec.kind != "norm":
-            start = start - pad * jump
-            size = size + (spec.kernel - 1) * jump
-            jump = jump * spec.stride
+            field = compose(field, AxisGeometry(spec.kernel, spec.stride, -pad))
         n = n_out
-        out[spec.name] = Geometry(size=size, stride=jump, start=start, map_size=n)
+        out[spec.name] = Geometry(size=field.size, stride=field.stride, start=field.start, map_size=n)
     return out
 
 

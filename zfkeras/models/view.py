@@ -31,19 +31,13 @@ from typing import Sequence
 import keras
 import numpy as np
 
-from zfkeras.layers import InputPreprocessing, MeanSubtraction
+from zfkeras.layers import InputPreprocessing
 from zfkeras.layers.input_preprocessing import MODES
 from zfkeras.models.applications import APPLICATIONS_PREFIX, application
 from zfkeras.models.cut import cut, feature_outputs
-from zfkeras.models.graph import (
-    FEATURE_KINDS,
-    SELECTABLE_KINDS,
-    AxisGeometry,
-    LayerInfo,
-    first_output,
-    functional_view,
-    trace_layers,
-)
+from zfkeras.models.graph import first_output, functional_view, trace_layers
+from zfkeras.models.layer_info import FEATURE_KINDS, SELECTABLE_KINDS, LayerInfo, describe
+from zfkeras.models.receptive_field import UNIT, AxisGeometry, cells
 
 class ModelView:
     """A model as the analyses see it (see the module docstring).
@@ -182,7 +176,7 @@ class ModelView:
         """Per `keras.layers.Add`: the activation that alone reads it (the block's output), else the Add."""
         found = []
         for name, info in self.layers.items():
-            if not isinstance(info.layer, keras.layers.Add):
+            if info.op != "add":
                 continue
             end = name
             while True:
@@ -255,9 +249,8 @@ class ModelView:
 
     def window(self, name: str, row: int, col: int) -> tuple[int, int, int, int]:
         """(top, left, bottom, right) input window of activation (row, col); exclusive ends."""
-        gr, gc = self.receptive_field(name)
-        top, left = gr.start + row * gr.stride, gc.start + col * gc.stride
-        return top, left, top + gr.size, left + gc.size
+        (top, bottom), (left, right) = (cells(g, i) for g, i in zip(self.receptive_field(name), (row, col)))
+        return top, left, bottom, right
 
     def probe(self, outputs: str | keras.KerasTensor | list | dict, name: str | None = None) -> keras.Model:
         """The one way the package cuts a sub-model: raw RGB `(B, H, W, C)` to `outputs`.
@@ -284,12 +277,12 @@ class ModelView:
         """
         shape = self.input_shape
         for info in self.layers.values():
-            layer = info.layer
-            if isinstance(layer, MeanSubtraction):
+            layer, op = info.layer, info.op
+            if op == "mean":
                 return np.broadcast_to(np.asarray(layer.mean.numpy(), np.float32), shape).copy()
-            if isinstance(layer, InputPreprocessing):
+            if op == "preprocessing":
                 return np.broadcast_to(layer.neutral_pixel(shape[2]).astype(np.float32), shape).copy()
-            if isinstance(layer, keras.layers.Normalization) and not layer.invert:
+            if op == "normalization" and not layer.invert:
                 mean = np.asarray(keras.ops.convert_to_numpy(layer.mean), np.float32).reshape(-1)
                 return np.broadcast_to(mean, shape).copy()
             if info.kind in ("conv", "dense"):
@@ -307,8 +300,9 @@ def _rgb_to_gray() -> keras.layers.Conv2D:
 
 
 def _input_info(layer, output) -> LayerInfo:
-    unit = (AxisGeometry(1, 1, 0), AxisGeometry(1, 1, 0))
-    return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), unit, output, (output,))
+    """A conversion the view puts in front (RGB to grey, preprocessing): pointwise, not selectable."""
+    return LayerInfo(layer.name, "affine", layer, tuple(output.shape[1:]), (UNIT, UNIT), describe(layer), output,
+                     (output,))
 
 
 # Said wherever a class folder would be compared with an output index of a model without class names.

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from zfkeras.constraints import FilterRMS
+from zfkeras.models.layer_info import describe
 from zfkeras.utils.io import atomic_write_text
 
 
@@ -25,7 +26,7 @@ def clipped_fractions(model: keras.Model, tolerance: float = 1e-3) -> dict[str, 
     out = {}
     for layer in model.layers:
         constraint = getattr(layer, "kernel_constraint", None)
-        if isinstance(layer, keras.layers.Conv2D) and isinstance(constraint, FilterRMS):
+        if isinstance(constraint, FilterRMS) and describe(layer).op == "conv2d":
             kernel = np.asarray(layer.kernel)
             rms = np.sqrt(np.mean(kernel.astype("float64") ** 2, axis=(0, 1, 2)))
             out[layer.name] = float(np.mean(rms >= constraint.radius * (1 - tolerance)))
