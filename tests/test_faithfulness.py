@@ -91,3 +91,30 @@ def test_given_maps_equal_computed_ones(rng):
     b = f.run(images, 0)
     for m in ("gradient", "occlusion", "random"):
         np.testing.assert_allclose(a.deletion[m], b.deletion[m], rtol=1e-6)
+
+
+def test_a_model_that_ends_in_logits_gets_probability_curves(rng):
+    """Deletion / insertion plot p(class): a model ending in logits gets the softmax the package adds,
+    so its curves equal those of the same model ending in a softmax (float32, one softmax apart)."""
+    import keras
+
+    from zfkeras.analysis.faithfulness import pixel_order, probability_curves
+    from zfkeras.models.view import model_view
+
+    probs = _toy_model()
+    x = keras.Input((SIZE, SIZE, 3))
+    y = probs.layers[1](x)
+    y = probs.layers[2](y)
+    y = probs.layers[3](y)
+    dense = probs.get_layer("predictions")
+    logits_layer = keras.layers.Dense(2, name="predictions")
+    y = logits_layer(y)
+    logits = keras.Model(x, y)
+    logits_layer.set_weights(dense.get_weights())
+    images = rng.uniform(0, 255, (2, SIZE, SIZE, 3)).astype(np.float32)
+    orders = pixel_order(np.stack([TRUE_MAP, TRUE_MAP]), rng)
+    targets = np.array([0, 1])
+    want = probability_curves(model_view(probs), images, orders, targets, steps=4, insert=False)
+    got = probability_curves(model_view(logits), images, orders, targets, steps=4, insert=False)
+    assert got.min() >= 0 and got.max() <= 1  # probabilities, not logits
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -47,10 +47,10 @@ class _Curves:
     """The compiled graph `(image, fill, ranks, thresholds, class) -> p(class)` of every step."""
 
     def __init__(self, view: ModelView):
-        from zfkeras.analysis.occlusion import _ends_in_logits
+        from zfkeras.models.layer_info import emits_logits
 
         model = view.model
-        softmax = _ends_in_logits(model)
+        softmax = emits_logits(view.layers[view.output_layer].layer)  # logits -> probabilities
         h, w, c = view.input_shape
 
         @tf.function(input_signature=[

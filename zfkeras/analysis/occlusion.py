@@ -53,7 +53,9 @@ from zfkeras.analysis.base import (
 )
 from zfkeras.analysis.occluders import default_patch_stride, occlude, occluder_offsets, upsample_map
 from zfkeras.analysis.occlusion_result import OcclusionResult
+from zfkeras.models.layer_info import emits_logits
 from zfkeras.models.view import ModelView
+
 
 __all__ = [
     "OcclusionResult",
@@ -142,7 +144,7 @@ class OcclusionSensitivity(Analysis):
         self.classes = int(probs.shape[-1]) if len(probs.shape) == 2 else 0
         # A model ending in logits gets a Softmax in the analysis model (the user's model is not
         # changed); declared in every result (`softmax_added`), its folder and the report.
-        self.softmax_added = bool(self.classes) and _ends_in_logits(self.view.layers[self.view.output_layer].layer)
+        self.softmax_added = bool(self.classes) and emits_logits(self.view.layers[self.view.output_layer].layer)
         if self.softmax_added:
             probs = keras.layers.Softmax(name="occlusion_softmax")(probs)
         outputs = [probs, act] if self.classes else [act]
@@ -357,14 +359,6 @@ class OcclusionSensitivity(Analysis):
         forms = [f"{self.input_shape} (one image at the model input size)"] if single else []
         forms += [f"({batch}, {', '.join(map(str, self.input_shape))})"] if batch else []
         raise ValueError(f"`{name}` must have shape {' or '.join(forms)}; got {arr.shape}")
-
-
-def _ends_in_logits(last: keras.layers.Layer) -> bool:
-    """Whether the model's output layer is a Dense / Activation without softmax (logits)."""
-    act = getattr(last, "activation", None)
-    if isinstance(last, keras.layers.Softmax):
-        return False
-    return act is not None and getattr(act, "__name__", "") in ("linear",)
 
 
 def occlusion_sensitivity(

@@ -318,3 +318,10 @@ class LayerInfo:
     def op(self) -> str:
         """`desc.op`: the concrete operation ("conv2d", "add", "softmax", ...)."""
         return self.desc.op
+
+
+def emits_logits(layer) -> bool:
+    """Whether a model's output `layer` emits logits: a Dense / conv / Activation layer whose
+    activation is linear (an analysis that needs probabilities then adds a softmax and says so)."""
+    d = describe(layer)
+    return d.op in ("dense", "conv2d", "depthwise", "separable", "activation") and d.activation == "linear"

@@ -225,7 +225,7 @@ class ModelView:
         elif use == "layer1":
             fallback = [n for n in self.layer_names if self.layers[n].kind == "conv"][:1]
         elif use == "diagnostics":
-            fallback = [n for n in self.layer_names if isinstance(self.layers[n].layer, keras.layers.Conv2D)][:2]
+            fallback = [n for n in self.layer_names if self.layers[n].op == "conv2d"][:2]
         else:
             head = [n for n in names if self.layers[n].kind in ("dense", "globalpool") and n != self.output_layer]
             fallback = self.block_layers() + head

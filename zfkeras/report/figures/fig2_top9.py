@@ -231,12 +231,10 @@ def first_layer_finding(view) -> list[str]:
 
     `view`: the `ModelView`; [] when it has no Conv2D layer or its first one is 1x1.
     """
-    import keras
-
     from zfkeras.analysis.filter_measures import band_shares, dead_by_rms, white_noise_band_shares
     from zfkeras.report.figures.fig6_diagnostics import near_random_start
 
-    convs = [n for n in view.layer_names if isinstance(view.layers[n].layer, keras.layers.Conv2D)]
+    convs = [n for n in view.layer_names if view.layers[n].op == "conv2d"]
     if not convs:
         return []
     kernel = np.asarray(view.layers[convs[0]].layer.get_weights()[0], np.float64)
