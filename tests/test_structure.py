@@ -385,3 +385,13 @@ def test_no_lower_package_imports_the_report_or_the_cli():
                 upward += [f"{path.relative_to(REPO)}: {n}" for n in names
                            if n.split(".")[:2] in (["zfkeras", "report"], ["zfkeras", "cli"])]
     assert upward == []
+
+
+def test_no_module_is_over_400_lines():
+    """One concept per module: a module past 400 lines is split by concept (issue 24)."""
+    from pathlib import Path
+
+    package = Path(__file__).resolve().parents[1] / "zfkeras"
+    long = {str(p.relative_to(package)): n for p in package.rglob("*.py")
+            if (n := len(p.read_text(encoding="utf-8").splitlines())) > 400}
+    assert not long, f"modules over 400 lines: {long}"
