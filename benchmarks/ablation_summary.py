@@ -21,7 +21,7 @@ import statistics
 from pathlib import Path
 
 from zfkeras.report.figures.table3_ablation import plot_ablation, save_figure
-from zfkeras.training.ablation import AblationResult, baseline_deltas, load_ablation, merge_seeds
+from zfkeras.training.ablation import AblationResult, ablation_markdown, baseline_deltas, load_ablation, merge_seeds
 from zfkeras.utils.io import atomic_write_json, atomic_write_text
 
 
@@ -76,7 +76,7 @@ def main() -> None:
             src = root / ("" if group == "main" else group) / variant
             for ext in ("md", "json"):
                 shutil.copyfile(src / f"ablation.{ext}", out / f"{variant}{suffix}.{ext}")
-            print(f"## {group}: {variant}\n\n{result.to_markdown()}")
+            print(f"## {group}: {variant}\n\n{ablation_markdown(result)}")
         try:
             save_figure(plot_ablation(list(by_variant.values())), out / f"ablation{suffix}.png", dpi=100)
         except ValueError as e:  # e.g. a seed run without changed presets
@@ -96,8 +96,8 @@ def main() -> None:
             continue
         merged[variant] = merge_seeds(results)
         atomic_write_json(out / f"{variant}_seeds.json", merged[variant].to_dict())
-        atomic_write_text(out / f"{variant}_seeds.md", merged[variant].to_markdown())
-        print(f"## mean over {len(results)} seeds: {variant}\n\n{merged[variant].to_markdown()}")
+        atomic_write_text(out / f"{variant}_seeds.md", ablation_markdown(merged[variant]))
+        print(f"## mean over {len(results)} seeds: {variant}\n\n{ablation_markdown(merged[variant])}")
         if args.ship:
             atomic_write_json(args.ship / f"ablation_caltech101_{variant}.json", merged[variant].to_dict())
     save_figure(plot_ablation(list(merged.values())), out / "ablation_seeds.png", dpi=100)

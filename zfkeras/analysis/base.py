@@ -24,6 +24,7 @@ from zfkeras.layers import InputPreprocessing
 from zfkeras.models.view import ModelView, model_view
 
 __all__ = [
+    "check_batch",
     "Analysis",
     "check_int",
     "neutral_fill",
@@ -119,6 +120,17 @@ def resolve_fill(view: ModelView, fill) -> np.ndarray:
 
 
 # ------------------------------------------------------------------ small checks
+def check_batch(view: ModelView, images, minimum: int = 1, what: str = "") -> np.ndarray:
+    """`images` as a float32 `(N, H, W, C)` batch of the model's input; ValueError (one line)
+    for another shape or fewer than `minimum` images (`what` names the check that needs them)."""
+    from zfkeras.deconv.selection import check_images
+
+    images = check_images(images, view.input_shape, np.float32)
+    if len(images) < minimum:
+        raise ValueError(f"{what} needs at least {minimum} images for a spread over images; got {len(images)}")
+    return images
+
+
 def check_int(name: str, value, minimum: int = 1) -> None:
     """ValueError unless `value` is an int (not a bool) >= `minimum`."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:

@@ -21,7 +21,7 @@ import numpy as np
 from zfkeras.deconv.rules import RULES
 from zfkeras.models.view import ModelView
 
-__all__ = ["CLASS_METHODS", "METHODS", "Explainers", "check_batch", "check_methods", "class_targets"]
+__all__ = ["CLASS_METHODS", "METHODS", "Explainers", "check_methods", "class_targets"]
 
 METHODS = (*RULES, "occlusion", "gradcam")
 CLASS_METHODS = ("occlusion", "gradcam")  # explain a class only (not a feature map's unit)
@@ -39,17 +39,6 @@ def check_methods(methods: Sequence[str] | str, unit_layer: str | None = None) -
             raise ValueError(f"method {m!r} explains a class, not a unit of {unit_layer!r}: "
                              f"with a unit layer use {', '.join(RULES)}")
     return tuple(dict.fromkeys(methods))
-
-
-def check_batch(view: ModelView, images, minimum: int = 1, what: str = "") -> np.ndarray:
-    """`images` as a float32 `(N, H, W, C)` batch of the model's input; ValueError (one line)
-    for another shape or fewer than `minimum` images (`what` names the check that needs them)."""
-    from zfkeras.deconv.selection import check_images
-
-    images = check_images(images, view.input_shape, np.float32)
-    if len(images) < minimum:
-        raise ValueError(f"{what} needs at least {minimum} images for a spread over images; got {len(images)}")
-    return images
 
 
 def class_targets(view: ModelView, images: np.ndarray, targets) -> np.ndarray:

@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar
-from zfkeras.analysis.explainers import METHODS, Explainers, check_batch, check_methods, class_targets
+from zfkeras.analysis.base import check_batch
+from zfkeras.analysis.explainers import METHODS, Explainers, check_methods, class_targets
 from zfkeras.analysis.occluders import upsample_map
 from zfkeras.models.view import ModelView
 

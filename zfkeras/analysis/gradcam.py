@@ -23,7 +23,7 @@ import dataclasses
 import numpy as np
 import tensorflow as tf
 
-from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_targets
+from zfkeras.analysis.base import Analysis, check_batch, check_int, progress_bar, resolve_targets
 from zfkeras.deconv.rules import check_rule, rule_call
 from zfkeras.models.view import ModelView, model_view
 from zfkeras.models.graph import first_output, run_graph
@@ -179,7 +179,6 @@ class GradCAM(Analysis):
 
     def run(self, images, targets=None, *, progress: bool = False) -> GradCAMResult:
         """Grad-CAM of `images` `(N, H, W, C)` raw RGB for `targets` (None: each image's top class)."""
-        from zfkeras.analysis.explainers import check_batch
 
         images = check_batch(self.view, images)
         tgt = _targets(self.view, targets, len(images))

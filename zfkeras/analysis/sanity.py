@@ -32,7 +32,8 @@ from typing import Sequence
 import numpy as np
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar
-from zfkeras.analysis.explainers import METHODS, Explainers, check_batch, check_methods, class_targets
+from zfkeras.analysis.base import check_batch
+from zfkeras.analysis.explainers import METHODS, Explainers, check_methods, class_targets
 from zfkeras.deconv.rules import RULES
 from zfkeras.analysis.randomization import MODES, RandomizedCopy, depth_layers
 from zfkeras.analysis.similarity import METRICS, normalize01, similarity, to_2d

@@ -35,6 +35,7 @@ import numpy as np
 from zfkeras.report import registry
 from zfkeras.report.figure import Option, ReportContext, pick_evenly, pick_images, weights_digest
 from zfkeras.report.html import ReportContent, render_report
+from zfkeras.report.markup import failure_reason
 from zfkeras.utils.io import atomic_write_json
 
 if TYPE_CHECKING:  # `zfkeras.data` imports TensorFlow; this module builds the CLI help
@@ -247,13 +248,6 @@ def build_report(
         "images": {"listed": len(listed), "used": len(paths), "skipped": skipped},
     })
     return index
-
-
-def failure_reason(err: BaseException) -> str:
-    """`"ValueError: <first line>"`: why a figure was skipped, in one line."""
-    from zfkeras.utils.model_files import first_line
-
-    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__
 
 
 def _model_rows(ctx: ReportContext, model_desc: str) -> list[tuple[str, str]]:

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 from typing import Sequence
 
-from zfkeras.report.markup import FigureItem, esc, kv, note, page, pct, table, url
+from zfkeras.report.markup import FigureItem, esc, failure_reason, kv, note, page, pct, table, url
 from zfkeras.utils.io import atomic_write_text
 
 __all__ = ["FigureItem", "ReportContent", "esc", "render_report", "url"]
@@ -97,7 +97,6 @@ def _index(c: ReportContent, figures, ctx, links: dict[str, list[tuple[str, str]
 
 def _skip(f, c: ReportContent, ctx, err: Exception) -> None:
     """Drop a figure whose pages or section failed: the report goes on, the reason is shown."""
-    from zfkeras.report.build import failure_reason
 
     c.results[f.name] = None
     c.failed[f.name] = f"This figure was skipped: writing it failed with {failure_reason(err)}"

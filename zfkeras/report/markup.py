@@ -178,3 +178,10 @@ def finding(sentences: Sequence[str]) -> str:
     if not sentences:
         return ""
     return '<p class="finding"><b>This model</b> (same numbers): ' + " ".join(esc(s) for s in sentences) + "</p>"
+
+
+def failure_reason(err: BaseException) -> str:
+    """`"ValueError: <first line>"`: why a figure was skipped, in one line."""
+    from zfkeras.utils.model_files import first_line
+
+    return f"{type(err).__name__}: {first_line(err)}" if str(err).strip() else type(err).__name__

@@ -207,7 +207,7 @@ def run_ablation(
     def write_summary() -> AblationResult:
         result = AblationResult(rows=list(rows), config=base, evaluated_on=evaluated_on, data=data_info)
         atomic_write_json(out / "ablation.json", result.to_dict())
-        atomic_write_text(out / "ablation.md", result.to_markdown())
+        atomic_write_text(out / "ablation.md", ablation_markdown(result))
         return result
 
     def evaluate(model: keras.Model, preset: str, cfg: TrainConfig, pdir: Path) -> AblationRow:
@@ -267,5 +267,5 @@ def run_ablation(
         rows.append(evaluate(model, preset, cfg, pdir))
         write_summary()
     result = write_summary()
-    say(result.to_markdown())
+    say(ablation_markdown(result))
     return result

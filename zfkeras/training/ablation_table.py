@@ -162,11 +162,6 @@ class AblationResult:
             "rows": [r.to_dict() for r in self.rows],
         }
 
-    def to_markdown(self) -> str:
-        from zfkeras.training.ablation_markdown import ablation_markdown
-
-        return ablation_markdown(self)
-
     @classmethod
     def from_dict(cls, d: dict) -> "AblationResult":
         return cls(

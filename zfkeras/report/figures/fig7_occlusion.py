@@ -26,6 +26,7 @@ import numpy as np
 
 from zfkeras.report import markup
 from zfkeras.report.figure import Figure, Option, ReportContext
+from zfkeras.report.figures.fig7_plots import HARDLY_REACTS, misclassified_note
 from zfkeras.report.plotting import save_figure
 
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn, not to build the CLI
@@ -33,10 +34,6 @@ if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is dra
 
 __all__ = ["HARDLY_REACTS", "Occlusion", "misclassified_note", "occlusion_findings", "occlusion_title",
            "reaction_note", "save_occlusion"]
-
-# A largest change of p(class) under occlusion below this is "the model hardly reacts to occlusion":
-# panel (d) then shows it near-white (its colour scale is at least +-HARDLY_REACTS) and says so.
-HARDLY_REACTS = 0.05
 
 def reaction_note(p: float, p_min: float, p_max: float) -> str:
     """How much the class probability moves under occlusion, in words (from the unoccluded `p` and the range)."""
@@ -52,18 +49,6 @@ def occlusion_title(image_name: str, result: OcclusionResult, predicted: bool = 
     which = "predicted class" if predicted else "class"
     what = f"{which} {result.class_names[result.target]!r}, " if result.has_classes else ""
     return f"{image_name}: {what}{result.layer} map {result.channel}"
-
-
-def misclassified_note(result: OcclusionResult) -> str:
-    """A sentence when the model's top class on the unoccluded image is not the class of panel (d)."""
-    if not result.has_classes:
-        return ""
-    top = int(np.argmax(result.base_probabilities))
-    if top == int(result.target):
-        return ""
-    names = result.class_names
-    return (f"The model misclassifies this image: its top class is {names[top]!r} "
-            f"(p {float(result.base_probabilities[top]):.3f}), not {names[result.target]!r}.")
 
 
 def occlusion_findings(rows: list[dict]) -> list[str]:

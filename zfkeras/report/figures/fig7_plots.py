@@ -1,5 +1,6 @@
 """Fig 7's panels drawn: `plot_occlusion` (a)-(e) of one image, `occlusion_montage` (panel c),
-`probability_change` (panel d's scale). The section, its sentences and its writer are in
+`probability_change` (panel d's scale), `HARDLY_REACTS` and `misclassified_note` (what the panels
+and the section's sentences share). The section, its sentences and its writer are in
 `fig7_occlusion`.
 """
 
@@ -10,18 +11,33 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from zfkeras.report.figures.fig7_occlusion import HARDLY_REACTS, misclassified_note
-
 if TYPE_CHECKING:  # matplotlib and TensorFlow are imported when a figure is drawn
     import matplotlib.figure
 
     from zfkeras.analysis.occlusion import OcclusionResult
 
-__all__ = ["occlusion_montage", "plot_occlusion", "probability_change"]
+__all__ = ["HARDLY_REACTS", "misclassified_note", "occlusion_montage", "plot_occlusion", "probability_change"]
 
 _GAP = 3  # px between montage tiles
 _FRAME = 3  # px black frame around this image's projection
 _MAX_LEGEND = 8
+
+
+# A largest change of p(class) under occlusion below this is "the model hardly reacts to occlusion":
+# panel (d) then shows it near-white (its colour scale is at least +-HARDLY_REACTS) and says so.
+HARDLY_REACTS = 0.05
+
+
+def misclassified_note(result: OcclusionResult) -> str:
+    """A sentence when the model's top class on the unoccluded image is not the class of panel (d)."""
+    if not result.has_classes:
+        return ""
+    top = int(np.argmax(result.base_probabilities))
+    if top == int(result.target):
+        return ""
+    names = result.class_names
+    return (f"The model misclassifies this image: its top class is {names[top]!r} "
+            f"(p {float(result.base_probabilities[top]):.3f}), not {names[result.target]!r}.")
 
 
 def occlusion_montage(
