@@ -15,9 +15,11 @@ In one process, per (model, layer, rule):
 FLOPs are counted as `2 * kh * kw * Cin * Cout * Hout * Wout` per conv and per transposed conv
 (Hout, Wout: the conv's output, i.e. the transposed conv's input), summed over the recorded
 batches; the same count divides both times. Both are timed after a warm-up run (graph tracing
-excluded), median of `--repeats` runs; the load average is printed.
+excluded), in interleaved rounds (package, plain, package, ...), median of `--repeats` rounds;
+the load average is printed.
 
     nice -n 10 python benchmarks/projection_flops.py [--images 16] [--channels 8] [--repeats 3]
+        [--rules deconvnet,guided] [--vgg-layers block5_conv3,block4_conv3] [--only vgg16:block5_conv3]
 
 Models: VGG16 (`weights=None`, 224 px; block5_conv3, block4_conv3) and the shipped ZFNet (112 px,
 conv5). Images: random uint8 (the FLOPs and the route do not depend on the values).
@@ -118,14 +120,15 @@ def plain_workload(ops):
     return run
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up: traces every graph
-    times = []
+def timed(fns, repeats: int) -> list[float]:
+    """Median seconds of each of `fns` (each already called once: traced), in interleaved rounds."""
+    times = [[] for _ in fns]
     for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+        for fn, t in zip(fns, times):
+            start = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times]
 
 
 def measure(deconv, name: str, layer: str, top, images: dict, chans, rule: str, repeats: int) -> dict:
@@ -136,26 +139,26 @@ def measure(deconv, name: str, layer: str, top, images: dict, chans, rule: str, 
     batches = []
     original = chain.project
 
-    def recording(imgs, index, channels, positions, li_, **kw):
+    def recording(imgs, index, channels, positions, li_, **kw):  # the batches one run makes
         used = len(np.unique(index))
         cone = kw["forward"] == "cone" or (
             kw["forward"] == "auto" and kw["explicit"] and kw["crop"] is not False
             and chain.cone_cheaper(li_, len(index), used)
         )
-        batches.append((len(index), used, cone and not chain.has_avgpool(li_)))
+        batches.append((len(index), used, bool(cone and not chain.has_avgpool(li_))))
         return original(imgs, index, channels, positions, li_, **kw)
 
+    run = lambda: top_projections(deconv, top, layer, images, chans, rule=rule)  # noqa: E731
     chain.project = recording
     try:
-        run = lambda: top_projections(deconv, top, layer, images, chans, rule=rule)  # noqa: E731
-        package = timed(run, repeats)
+        run()  # warm-up (tracing); records one run's batches
     finally:
         chain.project = original
-    runs = repeats + 1
-    batches = batches[: len(batches) // runs]  # one run's batches
     ops = [op for n, used, cone in batches for op in conv_shapes(chain, li, n, used, cone)]
     count = flops(ops)
-    plain = timed(plain_workload(ops), repeats)
+    plain_run = plain_workload(ops)
+    plain_run()  # warm-up (tracing)
+    package, plain = timed([run, plain_run], repeats)
     pairs = sum(n for n, _, _ in batches)
     row = {
         "model": name, "layer": layer, "rule": rule, "pairs": pairs,
@@ -181,6 +184,7 @@ def main() -> None:
     p.add_argument("--channels", type=int, default=8, help="channels per layer (their top-9 pairs)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--rules", default="deconvnet,guided")
+    p.add_argument("--vgg-layers", default="block5_conv3,block4_conv3")
     p.add_argument("--only", default="", help="comma list of model:layer to run (default all)")
     p.add_argument("--out", default=str(RESULTS / "latest.json"))
     args = p.parse_args()
@@ -194,7 +198,7 @@ def main() -> None:
     keras.utils.set_random_seed(0)
     cases = [
         ("vgg16", lambda: model_view("keras.applications.VGG16", weights="none", image_size=224),
-         ["block5_conv3", "block4_conv3"]),
+         args.vgg_layers.split(",")),
         ("zfnet", lambda: model_view(str(SHIPPED_MODEL)), ["conv5"]),
     ]
     only = {tuple(s.split(":")) for s in args.only.split(",") if s}
