@@ -134,8 +134,8 @@ def timed(fns, repeats: int) -> list[float]:
 def measure(deconv, name: str, layer: str, top, images: dict, chans, rule: str, repeats: int) -> dict:
     from zfkeras.deconv import top_projections
 
-    chain = deconv._chain
-    li = deconv._index[layer]
+    chain = deconv._chain  # = `deconv.chain`; the private name also exists in checkouts before it
+    li = [s.name for s in deconv.steps].index(layer)
     batches = []
     original = chain.project
 
