@@ -32,7 +32,9 @@ so pairs can share a forward pass but not a backward one.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Collection
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -56,6 +58,22 @@ from zfkeras.deconv.ops import (
 from zfkeras.deconv.rules import forward_mask, rectify, select
 
 
+class Batch(NamedTuple):
+    """One batched projection pass (a key of `ChainPass.batches`).
+
+    Attributes:
+        step: chain index of the projected layer.
+        pairs: (image, channel) pairs of the batch, run down together.
+        images: distinct images of the batch (forwarded once each by a full forward).
+        cone: whether the forward ran per pair on its receptive-field cone instead.
+    """
+
+    step: int
+    pairs: int
+    images: int
+    cone: bool
+
+
 class ChainPass:
     """The compiled forward and deconv graphs of one traced chain.
 
@@ -64,6 +82,12 @@ class ChainPass:
             steps' layer variables at call time.
         dtype: `tf.float32` or `tf.float64`, the dtype of both passes.
         input_shape: `(H, W, C)` of the model input.
+
+    Attributes:
+        traces: graph key -> number of times its graph was traced (1 per key:
+            batches of any size reuse one graph).
+        batches: `Batch` -> number of projection passes run with that shape
+            (what the passes cost; bounded by the distinct shapes, not the pairs).
     """
 
     def __init__(self, steps: list[Step], dtype: tf.DType, input_shape: tuple[int, int, int]):
@@ -71,6 +95,8 @@ class ChainPass:
         self.dtype = dtype
         self.input_shape = input_shape
         self._fns: dict = {}
+        self.traces: Counter = Counter()
+        self.batches: Counter = Counter()
 
     def activations_fn(self, li: int):
         """Compiled `images (B, H, W, C) -> output of step li`."""
@@ -79,6 +105,7 @@ class ChainPass:
             h, w, c = self.input_shape
 
             def fn(x):
+                self.traces[key] += 1  # Python runs only while tracing
                 return self.forward(x, li, switches=False)[0]
 
             self._fns[key] = compile_graph(fn, [tf.TensorSpec((None, h, w, c), self.dtype)])
@@ -115,6 +142,7 @@ class ChainPass:
         )
         cone = cone and not self.has_avgpool(li)
         fn = self.projection_fn(li, crop, cone, rule)
+        self.batches[Batch(li, len(local), len(used), bool(cone))] += 1
         proj, pos, value = fn(
             tf.constant(images[used]),
             tf.constant(local.astype(np.int32)),
@@ -143,6 +171,7 @@ class ChainPass:
         masked = rule != "deconvnet"
 
         def full(images, index, channel, position):
+            self.traces[key] += 1  # Python runs only while tracing
             act, switches, kept = self.forward(images, li, switches=True, keep=masked)
             pos, value = select(act, index, channel, position)
 
@@ -166,6 +195,7 @@ class ChainPass:
             return signal, pos, value
 
         def in_cone(images, index, channel, position):
+            self.traces[key] += 1
             act, local, kept = self.cone_forward(images, index, position, li)
             value = tf.reduce_sum(act[:, 0, 0, :] * tf.one_hot(channel, act.shape[-1], dtype=act.dtype), 1)
 

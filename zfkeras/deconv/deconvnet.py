@@ -134,6 +134,11 @@ class Deconvnet:
         """The layers that can be projected from, in model order (the model view's one list)."""
         return self.view.layer_names
 
+    @property
+    def chain(self) -> ChainPass:
+        """The compiled chain route; its `traces` and `batches` counters tell what the passes cost."""
+        return self._chain
+
     def on_chain(self, layer: str) -> bool:
         """Whether `layer` is served by the fast chain route (else: the autodiff route)."""
         self._check_layer(layer)

@@ -202,7 +202,8 @@ def top_projections(
         channels: channels to show (default: all).
         contrast: display contrast (`display.to_display`).
         batch_size: (image, channel) pairs per batched deconv pass; each batch
-            loads its images once.
+            loads and forwards its images once, and an image's pairs share one
+            batch (unless they alone are more than `batch_size`).
         rule: backward rule ("deconvnet", "guided", "gradient"); default the
             `Deconvnet`'s own (a model: "deconvnet").
 
@@ -231,8 +232,7 @@ def top_projections(
     patches = np.full((len(chans), k, ph, pw, cin), GREY, np.uint8)
     pairs = [(i, j) for i, c in enumerate(chans) for j in range(k) if lt.values[c, j] > 0]
     pairs.sort(key=lambda p: str(lt.ids[chans[p[0]], p[1]]))  # same image -> same batch
-    for s in range(0, len(pairs), batch_size):
-        chunk = pairs[s : s + batch_size]
+    for chunk in keyed_batches(pairs, [str(lt.ids[chans[i], j]) for i, j in pairs], batch_size):
         ids = [str(lt.ids[chans[i], j]) for i, j in chunk]
         unique = sorted(set(ids))
         batch = np.stack([np.asarray(load(u)) for u in unique])
@@ -261,6 +261,31 @@ def top_projections(
         contrast=float(contrast),
         rule=deconv.rule if rule is None else rule,
     )
+
+
+def keyed_batches(items: list, keys: Sequence[str], batch_size: int) -> list[list]:
+    """Consecutive `items` (sorted by `keys`) cut into batches of at most `batch_size` that keep
+    each key's items together (each image forwarded once per layer), unless one key alone has
+    more than `batch_size` items (then its items fill batches of their own)."""
+    batches: list[list] = []
+    chunk: list = []
+    s = 0
+    while s < len(items):
+        e = s
+        while e < len(items) and keys[e] == keys[s]:
+            e += 1
+        if chunk and len(chunk) + e - s > batch_size:
+            batches.append(chunk)
+            chunk = []
+        group = items[s:e]
+        while len(group) > batch_size:
+            batches.append(group[:batch_size])
+            group = group[batch_size:]
+        chunk += group
+        s = e
+    if chunk:
+        batches.append(chunk)
+    return batches
 
 
 # ------------------------------------------------------------------ specificity
