@@ -72,7 +72,7 @@ def main() -> None:
             # the baseline: one (image, channel, position) per autodiff pass
             live = np.argwhere(lt.values[chans] > 0)
             pick = live[rng.choice(len(live), min(args.baseline_pairs, len(live)), replace=False)]
-            route = GradientRoute(view.model, view.layers[layer], rule)
+            route = GradientRoute(view, layer, rule)
             imgs = [image(str(lt.ids[chans[c], j])) for c, j in pick]
             pos = [(lt.rows[chans[c], j], lt.cols[chans[c], j]) for c, j in pick]
             route.project(np.asarray(imgs[:1], np.float32), np.array([chans[pick[0][0]]]), np.array(pos[:1]))

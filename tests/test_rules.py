@@ -92,7 +92,7 @@ def test_chain_route_equals_autodiff_route_on_zfnet(rule):
     for layer in ("conv2", "norm2", "conv5", "pool5"):
         chans = [0, 3]
         got = deconv.project(images, layer, chans)
-        route = GradientRoute(deconv.model, deconv.view.layers[layer], rule)
+        route = GradientRoute(deconv.view, layer, rule)
         idx = np.repeat(np.arange(3), 2)
         ref, pos, val = route.project(images[idx], np.tile(chans, 3), np.full((6, 2), -1))
         np.testing.assert_array_equal(got.positions.reshape(-1, 2), pos)
@@ -114,7 +114,7 @@ def test_chain_route_equals_autodiff_route_with_bn_relu6_avgpool(rule):
         c = deconv.output_shape(layer)[2]
         chans = [0, c - 1]
         got = deconv.project(images, layer, chans)
-        route = GradientRoute(deconv.model, deconv.view.layers[layer], rule)
+        route = GradientRoute(deconv.view, layer, rule)
         idx = np.repeat(np.arange(4), 2)
         ref, pos, _ = route.project(images[idx], np.tile(chans, 4), np.full((8, 2), -1))
         np.testing.assert_array_equal(got.positions.reshape(-1, 2), pos)

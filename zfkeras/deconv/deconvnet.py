@@ -187,7 +187,7 @@ class Deconvnet:
     def _route(self, layer: str, rule: str) -> GradientRoute:
         key = (layer, rule)
         if key not in self._routes:
-            self._routes[key] = GradientRoute(self.model, self.view.layers[layer], rule)
+            self._routes[key] = GradientRoute(self.view, layer, rule)
         return self._routes[key]
 
     # --------------------------------------------------------------- forward

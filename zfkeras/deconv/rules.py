@@ -27,14 +27,16 @@ with each rectifier's gradient substituted, differentiated with autodiff.
 from __future__ import annotations
 
 import warnings
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from zfkeras.models.graph import first_output, run_graph
-from zfkeras.models.layer_info import LayerInfo, describe, linear_part, unsupported_error
+from zfkeras.models.layer_info import describe, linear_part, unsupported_error
+
+if TYPE_CHECKING:
+    from zfkeras.models.view import ModelView
 
 RULES = ("deconvnet", "guided", "gradient")
 _warned: set[str] = set()
@@ -137,17 +139,17 @@ class GradientRoute:
     (tested).
 
     Args:
-        model: the flat analysable model (raw RGB in).
-        info: the `LayerInfo` of the layer to project from.
+        view: the `ModelView` (raw RGB in); its graph is cut at `layer` (`ModelView.probe`).
+        layer: the name of the layer to project from.
         rule: one of `RULES`.
     """
 
-    def __init__(self, model: keras.Model, info: LayerInfo, rule: str):
+    def __init__(self, view: ModelView, layer: str, rule: str):
         self.rule = check_rule(rule)
-        self.info = info
-        self._sub = keras.Model(model.inputs[0], info.output, name=f"{model.name}_{info.name}")
+        self.info = view.layers[layer]
+        self._sub = view.probe(layer, name=f"{view.model.name}_{layer}")
         self._call = rule_call(rule)
-        h, w, c = (int(d) for d in model.inputs[0].shape[1:])
+        h, w, c = view.input_shape
         self._fn = tf.function(
             self._project,
             input_signature=[
