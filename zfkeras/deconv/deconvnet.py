@@ -49,9 +49,7 @@ import tensorflow as tf
 from zfkeras.deconv.chain import Step, trace_chain
 from zfkeras.deconv.chain_pass import ChainPass
 from zfkeras.deconv.rules import GradientRoute, check_rule
-from zfkeras.deconv.selection import (  # noqa: F401  (the modes: also importable from here)
-    CROP_MODES,
-    FORWARD_MODES,
+from zfkeras.deconv.selection import (
     check_images,
     check_modes,
     check_pairs,
