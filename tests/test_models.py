@@ -134,9 +134,9 @@ def test_geometry_receptive_fields():
 
 
 def test_shipped_model_predicts_as_when_it_was_saved():
-    """The shipped file (saved when ZFNet's pools returned `(pooled, switches)`) loads into
-    today's graph and predicts what it did then: tests/data/shipped_faces_predictions.npy
-    holds that code's predictions on the first three packaged face images."""
+    """The shipped file predicts what it did when it was shipped (issue 27's x 1/256 model):
+    tests/data/shipped_faces_predictions.npy holds its predictions then on the first three
+    packaged face images. (Loading files saved by older graphs: tests/data/switch_pool_v1.keras.)"""
     from pathlib import Path
 
     from PIL import Image

@@ -23,7 +23,7 @@ class _Values:
 # `--help` does not import TensorFlow (tests/test_cli.py checks they agree).
 SMALL_HELP = _Values(epochs=60, image_size=112, width=0.5, fc_units=256, augment="random",
                      batch_size=64, learning_rate=5e-3, plateau_patience=4, warmup_epochs=0.0,
-                     conv1_lr_scale=1.0 / 64**2, class_weight="balanced")
+                     conv1_lr_scale=1.0 / 256, class_weight="balanced")
 
 
 def add_training_arguments(p: argparse.ArgumentParser) -> None:
@@ -53,8 +53,8 @@ def add_training_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--warmup-epochs", type=float,
                    help=f"linear lr warm-up over this many epochs (small: {R.warmup_epochs:g}; paper: 0)")
     p.add_argument("--conv1-lr-scale", type=float,
-                   help=f"conv1's lr multiplier (small: 1/64^2 = {R.conv1_lr_scale:g}, for its kernel "
-                        "the SGD steps of unit-scale inputs; paper: 1)")
+                   help=f"conv1's lr multiplier (small: 1/256 = {R.conv1_lr_scale:g}, 16x the SGD steps "
+                        "of unit-scale inputs, so that layer 1 forms; paper: 1)")
     p.add_argument("--class-weight", choices=["none", "balanced"],
                    help=f"balanced: every class weighs the same in the loss (small: {R.class_weight}; paper: none)")
 

@@ -104,8 +104,16 @@ class TrainConfig:
 # benchmarks/ablation_dead_units.py); it killed most conv2-5 ReLUs in the
 # first epochs. conv1's lr is therefore divided by 64^2: for its kernel
 # exactly the SGD steps of unit-scale inputs (its bias, 0 at the start,
-# hardly moves), with the model (raw 0..255 in, 0.1 RMS radius) unchanged. Classes are weighted to count equally in the loss, for the
-# paper's Caltech measure (mean per-class accuracy).
+# hardly moves), with the model (raw 0..255 in, 0.1 RMS radius) unchanged.
+# That kept every unit alive but left layer 1 near its random start (issue 27:
+# 54-61 % of its power at high frequency, white noise 65 %); the sweep of
+# `benchmarks/conv1_sweep.py` (BENCHMARKS.md) chose 1/256, 16x that step:
+# every unit alive and layer 1 formed (29 % high at 90 epochs: colour blobs
+# and oriented edges, as in the paper's Fig 6), 5 points of top-1 below 1/4096;
+# 1/64 forms it further but killed a conv2 map and cost more accuracy.
+# Classes are weighted to count equally in the loss, for the paper's Caltech
+# measure (mean per-class accuracy).
+CONV1_LR_SCALE = 16.0 / INPUT_STD**2  # = 1/256
 REFERENCE_SMALL = TrainConfig(
     learning_rate=5e-3,
     image_size=112,
@@ -116,7 +124,7 @@ REFERENCE_SMALL = TrainConfig(
     batch_size=64,
     augment="random",
     plateau_patience=4,
-    conv1_lr_scale=1.0 / INPUT_STD**2,
+    conv1_lr_scale=CONV1_LR_SCALE,
     class_weight="balanced",
 )
 
