@@ -6,9 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 SHIPPED_MODEL = "zfnet_caltech101_small.keras"
-# Table 3 on Caltech-101 (`benchmarks/ablation_caltech.sh`, issue 10, the recipe before issue 17's
-# conv1 fix): the `ablation.json` of its two `zfkeras ablate` runs, shown by `zfkeras demo`
-# (12 trainings: not re-run there).
+# Table 3 on Caltech-101 (`benchmarks/ablation_caltech.sh`, issue 17's recipe with conv1's lr
+# x 1/64^2, two seeds merged): the results of its `zfkeras ablate` runs, shown by `zfkeras demo`
+# (24 trainings: not re-run there; the model card in saved_models/README.md says more).
 SHIPPED_ABLATIONS = ("ablation_caltech101_alexnet.json", "ablation_caltech101_zf.json")
 
 
