@@ -365,7 +365,7 @@ def test_visualize_dream_steps_puts_each_maps_optimized_image_beside_its_top9(tm
     visuals = LayerVisuals.load(out / "conv2_top9.npz")
     res = FeatureVisualizationResult.load(out / "conv2_dream.npz")
     live = [int(c) for c, d in zip(visuals.channels, visuals.dead) if not d]
-    assert res.units.tolist() == live
+    assert visuals.live_channels == live and res.units.tolist() == live
     again = FeatureVisualization(keras.saving.load_model(path), "conv2", steps=3).run(live)
     np.testing.assert_array_equal(res.images, again.images)
     picture = np.asarray(Image.open(out / "conv2_dream.png"))

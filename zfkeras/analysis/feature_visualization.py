@@ -29,7 +29,7 @@ Seeded and deterministic on CPU::
 from __future__ import annotations
 
 import time
-from typing import Sequence
+from typing import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -42,7 +42,7 @@ from zfkeras.analysis.fv_transforms import Transforms, apply_affine, sample_affi
 from zfkeras.models.layer_info import linear_part
 from zfkeras.models.view import ModelView
 
-__all__ = ["FeatureVisualization", "FeatureVisualizationResult", "Transforms", "feature_visualization"]
+__all__ = ["FeatureVisualization", "FeatureVisualizationResult", "Transforms", "feature_visualization", "visualize_maps"]
 
 OBJECTIVES = ("channel", "neuron", "class")
 
@@ -372,3 +372,23 @@ def feature_visualization(model, layer: str | None = None, units=None, **setting
     """One call: `FeatureVisualization(model, layer, **settings).run(units)`."""
     progress = settings.pop("progress", False)
     return FeatureVisualization(model, layer, **settings).run(units, progress=progress)
+
+
+def visualize_maps(view: ModelView, maps: Mapping[str, Sequence[int]], *, steps: int, seed: int = 0,
+                   batch_size: int = 64, progress: bool = False,
+                   log: Callable[[str], None] | None = None) -> dict[str, FeatureVisualizationResult]:
+    """Feature visualization of chosen maps of several layers, one batched run per layer.
+
+    The one computation behind `--dream-steps` of `zfkeras visualize` and of the report's Fig 2.
+    `maps`: `{layer: channels}`; layers without channels are left out of the result.
+    """
+    out = {}
+    for layer, units in maps.items():
+        units = [int(u) for u in units]
+        if not units:
+            continue
+        if log is not None:
+            log(f"{layer}: feature visualization of {len(units)} feature maps, {steps} steps")
+        out[layer] = FeatureVisualization(view, layer, steps=steps, seed=seed, batch_size=batch_size).run(
+            units, progress=progress)
+    return out

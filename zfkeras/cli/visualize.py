@@ -59,17 +59,13 @@ def run(args: argparse.Namespace) -> int:
 
 def _dreams(view, visuals: dict, args: argparse.Namespace) -> dict:
     """Feature visualization of the live shown maps of each layer: `{layer: FeatureVisualizationResult}`."""
-    from zfkeras.analysis.feature_visualization import FeatureVisualization
+    from zfkeras.analysis.feature_visualization import visualize_maps
 
-    out = {}
-    for layer, v in visuals.items():
-        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
-        if not live:
-            continue
-        out[layer] = FeatureVisualization(view, layer, steps=args.dream_steps, seed=args.seed,
-                                          batch_size=max(args.batch_size, 64)).run(live, progress=not args.quiet)
-        if not args.quiet:
-            print(f"{layer}: {out[layer].summary()}")
+    log = (lambda s: None) if args.quiet else print
+    out = visualize_maps(view, {layer: v.live_channels for layer, v in visuals.items()}, steps=args.dream_steps,
+                         seed=args.seed, progress=not args.quiet, log=log)
+    for layer, result in out.items():
+        log(f"{layer}: {result.summary()}")
     return out
 
 

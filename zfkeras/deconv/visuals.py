@@ -57,6 +57,11 @@ class LayerVisuals:
     field: int = 0
 
     @property
+    def live_channels(self) -> list[int]:
+        """The shown channels that fired on the dataset (not `dead`), in order."""
+        return [int(c) for c, d in zip(self.channels, self.dead) if not d]
+
+    @property
     def field_side(self) -> int:
         """The receptive field's side in px (the tiles' own side unless downscaled)."""
         return int(self.field) or int(max(self.projections.shape[2:4]))

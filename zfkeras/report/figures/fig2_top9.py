@@ -280,15 +280,10 @@ def preview(c: AtlasSection, layer: str, visuals, count: int = 8) -> list[int]:
 
 
 def _dreams(ctx: ReportContext, visuals: dict, steps: int, seed: int) -> dict[str, dict[int, np.ndarray]]:
-    """Feature visualization of every live projected map: `{layer: {channel: image}}`, a layer per batch run."""
-    from zfkeras.analysis.feature_visualization import FeatureVisualization
+    """Feature visualization of every live projected map (`visualize_maps`, as `zfkeras visualize`):
+    `{layer: {channel: image}}`."""
+    from zfkeras.analysis.feature_visualization import visualize_maps
 
-    out = {}
-    for layer, v in visuals.items():
-        live = [int(c) for c, d in zip(v.channels, v.dead) if not d]
-        if not live:
-            continue
-        ctx.log(f"[report] {layer}: feature visualization of {len(live)} feature maps, {steps} steps")
-        res = FeatureVisualization(ctx.view, layer, steps=steps, seed=seed).run(live, progress=ctx.progress)
-        out[layer] = {int(u): img for u, img in zip(res.units, res.images)}
-    return out
+    results = visualize_maps(ctx.view, {layer: v.live_channels for layer, v in visuals.items()}, steps=steps,
+                             seed=seed, progress=ctx.progress, log=lambda s: ctx.log(f"[report] {s}"))
+    return {layer: {int(u): img for u, img in zip(r.units, r.images)} for layer, r in results.items()}
