@@ -128,7 +128,7 @@ def test_gradient_rule_matches_tape(view):
 
 
 def test_top9_scan_and_figure(view):
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     images = _images(view, 4, seed=1)
     layer = view.block_layers()[-1]

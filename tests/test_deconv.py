@@ -470,7 +470,7 @@ def test_skip_drops_the_first_images_across_batches():
 
 
 def test_results_round_trip_and_figure(zf_lrn, scan_data, tmp_path):
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
     from zfkeras.deconv.visuals import LayerVisuals, top_projections
 
     x, ids = scan_data

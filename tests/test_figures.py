@@ -92,14 +92,14 @@ def test_fig2_tiles_have_a_minimum_size_and_every_text_is_inside(side, channels,
 
 
 def test_a_map_that_fired_on_few_images_says_so():
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     texts = assert_all_text_inside(plot_top_activations(_visuals()))
     assert any(t.startswith("map 10 ") and "fired on 3 images" in t for t, _ in texts)
 
 
 def test_all_dead_layer_is_a_readable_note_not_blank_tiles():
-    from zfkeras.report.figures.fig2_top9 import plot_top_activations
+    from zfkeras.report.figures.atlas_panel import plot_top_activations
 
     vis = _visuals(channels=3, dead=(0, 1, 2))
     texts = assert_all_text_inside(plot_top_activations(vis, n_images=7))

@@ -5,8 +5,8 @@ the k strongest activations per map) and `zfkeras.deconv.top_projections` (their
 projections with the report's backward rule). Results: `OUT/top9/top9.json` (+ a
 resumable `scan_checkpoint.npz`) and `<layer>_top<k>.npz` per layer, the files
 `zfkeras visualize --out` writes. The pictures are drawn by `atlas.py` (the atlas pages) and
-`atlas_panel.py` (`plot_top_activations`, one matplotlib figure per layer, re-exported here, and
-`write_atlas`, the folder's panels and config.json).
+`atlas_panel.py` (`plot_top_activations`, one matplotlib figure per layer, and `write_atlas`, the
+folder's panels and config.json).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ from zfkeras.report.figure import Figure, Option, ReportContext
 from zfkeras.report.figures.atlas import (
     DREAM_NOTE, ChannelSource, atlas_page, big_card, big_file, big_layout, card_ext, channel_card, channel_file,
     dead_line, dream_file, encode, fmap_card)
-from zfkeras.report.figures.atlas_panel import plot_top_activations, write_atlas
-from zfkeras.report.plotting import save_figure
+from zfkeras.report.figures.atlas_panel import write_atlas
 from zfkeras.report.markup import esc, missing, safe, url
 from zfkeras.utils.io import atomic_write_bytes, atomic_write_text
 
-__all__ = ["TopActivationsFigure", "AtlasSection", "first_layer_finding", "plot_top_activations", "save_figure"]
+__all__ = ["TopActivationsFigure", "AtlasSection", "first_layer_finding"]
 
 LOOK_FOR = (
     "For each feature map: left, the projections (with the backward rule named under Model: the "
