@@ -73,7 +73,8 @@ class FeatureVisualization(Analysis):
         pre_relu: for a layer that ends in a ReLU (a Conv2D / Dense with `activation="relu"`, or
             a ReLU layer), optimize the value before it (lucid's `*_pre_relu`): a unit that is
             off at the start still gets a gradient. `values` / `final` are then pre-ReLU;
-            `activations` gives the layer's own output.
+            `activations` gives the layer's own output. Use `False` for a first conv layer: its
+            channel mean before the ReLU is linear in the image and sees only its mean colour.
         seed: the start and every transformation derive from it (and the unit).
         preprocess: the model's input convention ("caffe", "torch", "tf") if not raw RGB.
 
