@@ -4,7 +4,7 @@ and the shipped model's optimized images beside their dataset top-9.
     python benchmarks/feature_visualization.py speed [--steps 8] [--vgg-steps 2]
     python benchmarks/feature_visualization.py pictures [--channels 8] [--steps 256] [--images 1000]
     python benchmarks/feature_visualization.py pictures --model vgg16 --layers block2_conv2,block3_conv3 ...
-    python benchmarks/feature_visualization.py pictures --layers conv1 --post-relu
+    python benchmarks/feature_visualization.py pictures --layers conv1 --relu pre
     python benchmarks/feature_visualization.py diversity [--weights 0,0.3,1,3,10,100]
 
 speed: the shipped ZFNet (112 px, conv5) and VGG16 (keras.applications, weights=None, 224 px,
@@ -16,9 +16,10 @@ pictures: for conv1..conv5 of the shipped model, `--channels` channels per layer
 optimized with the package defaults, beside the top-9 deconvnet projections and patches of the
 first `--images` images of Caltech-101's test.txt; one PNG per layer in
 benchmarks/results/featvis/ (WebP), and per channel whether the optimized image beats the dataset's
-strongest image (channel max and channel mean after the ReLU). `--post-relu` optimizes the mean
-after the ReLU instead of before it (`pre_relu=False`; files `*_post_relu*`): conv1's mean before
-its ReLU is linear in the image, so it only sees the image's mean colour.
+strongest image (channel max and channel mean after the ReLU). `--relu` as `zfkeras dream`'s:
+auto (the package default: before the ReLU, except conv1, whose value before its ReLU is affine in
+the image, so its mean only sees the image's mean colour), pre or post (files `*_pre_relu*`,
+`*_post_relu*`).
 
 diversity: 3 copies of shipped conv5 channels 0 and 1 (64 steps) per diversity weight: the mean
 cosine similarity of the copies' Gram matrices (conv5 after its ReLU; what the penalty lowers)
@@ -28,7 +29,6 @@ and the objective each copy keeps.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 from _common import ROOT, SHIPPED_MODEL, add_image_options, scan_image_list  # first: this checkout's zfkeras
@@ -86,7 +86,7 @@ def pictures(args) -> None:
         keras.utils.set_random_seed(0)
         view, prefix = model_view("keras.applications.VGG16"), "vgg16_random"
     layers = args.layers.split(",") if args.layers else ["conv1", "conv2", "conv3", "conv4", "conv5"]
-    tag = "_post_relu" if args.post_relu else ""
+    tag = "" if args.relu == "auto" else f"_{args.relu}_relu"
     deconv = Deconvnet(view)
     top, scan_s = scan_image_list(deconv, args, layers)
     print(f"top-9 scan of {top.n_images} images: {scan_s:.1f} s", flush=True)
@@ -97,7 +97,7 @@ def pictures(args) -> None:
         lt = top.layers[layer]
         live = np.flatnonzero(~np.asarray(lt.dead))
         chans = np.sort(rng.choice(live, min(args.channels, len(live)), replace=False))
-        fv = FeatureVisualization(view, layer, steps=args.steps, pre_relu=not args.post_relu)
+        fv = FeatureVisualization(view, layer, steps=args.steps, pre_relu={"auto": None, "pre": True, "post": False}[args.relu])
         res = fv.run(chans.tolist(), progress=True)
         visuals = top_projections(deconv, top, layer, cache, chans)
         # the optimized image's channel max / mean vs the dataset's strongest image
@@ -151,7 +151,8 @@ def main() -> None:
     q.add_argument("--model", choices=("shipped", "vgg16"), default="shipped",
                    help="the shipped ZFNet, or VGG16 with random weights (224 px)")
     q.add_argument("--layers", default=None, help="comma-separated (default conv1..conv5)")
-    q.add_argument("--post-relu", action="store_true", help="optimize the channel mean after the ReLU (pre_relu=False)")
+    q.add_argument("--relu", choices=("auto", "pre", "post"), default="auto",
+                   help="the channel mean before or after the ReLU (default auto: the package default)")
     d = sub.add_parser("diversity")
     d.add_argument("--weights", default="0,0.3,1,3,10,100")
     args = p.parse_args()

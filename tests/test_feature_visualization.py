@@ -178,7 +178,8 @@ def test_the_orientation_measure_reads_gratings():
 @pytest.mark.parametrize("theta", [0.0, 45.0, 90.0, 135.0])
 def test_an_oriented_edge_filter_yields_that_orientation(theta):
     kernel = np.repeat(_gabor(theta)[..., None], 3, -1) / 3
-    fv = FeatureVisualization(filter_model(kernel), "f", steps=48, pre_relu=False, color="none")
+    fv = FeatureVisualization(filter_model(kernel), "f", steps=48, color="none")  # auto: after the ReLU
+    assert fv.pre_relu is False
     angle, coherence = _dominant_orientation(fv.run([0]).images[0])
     off = min(abs(angle - theta), 180 - abs(angle - theta))
     assert off < 10 and coherence > 0.3, (angle, coherence)
@@ -191,6 +192,46 @@ def test_a_colour_filter_yields_its_colour(rgb, channel):
     mean = fv.run([0]).images[0].reshape(-1, 3).mean(0)
     others = np.delete(mean, channel)
     assert mean[channel] > others.max() + 60 and mean[channel] > 150, mean
+
+
+def _stem(pool: bool) -> keras.Model:
+    """Image -> Rescaling -> ZeroPadding -> Conv(BN) -> BN -> ReLU layer [-> MaxPool] -> Conv(relu)."""
+    x = inp = keras.Input((16, 16, 3))
+    x = keras.layers.Rescaling(1 / 255, name="scale")(x)
+    x = keras.layers.ZeroPadding2D(1, name="pad")(x)
+    x = keras.layers.Conv2D(4, 3, use_bias=False, name="conv1")(x)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    if pool:
+        x = keras.layers.MaxPooling2D(2, name="pool1")(x)
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="conv2")(x)
+    return keras.Model(inp, x)
+
+
+def test_auto_objective_is_after_the_relu_only_where_the_value_before_it_is_affine_in_the_image():
+    """A first layer's value before its ReLU is affine in the image (its channel mean sees only the
+    image's mean colour), so auto takes the output; above a ReLU (or a max pool) it takes the value before."""
+    from zfkeras.analysis.fv_objective import affine_in_image
+
+    small = small_cnn()
+    assert FeatureVisualization(small, "c1").pre_relu is False  # Conv2D(relu) on the image
+    assert FeatureVisualization(small, "c2").pre_relu is True
+    assert FeatureVisualization(small, "c1", pre_relu=True).pre_relu is True  # asked: as asked
+    for pool in (False, True):
+        model = _stem(pool)
+        fv = FeatureVisualization(model, "relu1")  # rescaling, padding, conv, BN: all affine below the ReLU
+        assert fv.pre_relu is False
+        view = fv.view
+        assert affine_in_image(view, view.layers["relu1"]) and not affine_in_image(view, view.layers["conv2"])
+        assert FeatureVisualization(model, "conv2").pre_relu is True
+    # the affine claim itself: conv1 -> BN before relu1 is affine in the image (a zero image shifts nothing)
+    model = _stem(False)
+    f = keras.Model(model.inputs[0], model.get_layer("bn1").output)
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0, 255, (2, 1, 16, 16, 3)).astype(np.float32)
+    zero = np.zeros_like(a)
+    lin = lambda x: f(x).numpy() - f(zero).numpy()  # noqa: E731
+    np.testing.assert_allclose(lin(a + b), lin(a) + lin(b), rtol=1e-4, atol=1e-4)
 
 
 # ------------------------------------------------------------------ seeds and batches

@@ -36,10 +36,10 @@ import numpy as np
 import tensorflow as tf
 
 from zfkeras.analysis.base import Analysis, check_int, progress_bar, resolve_class
+from zfkeras.analysis.fv_objective import logits_target, pre_relu_target, pre_relu_wanted
 from zfkeras.analysis.fv_image import init_spectrum, params_to_rgb, resolve_color, spectrum_scale
 from zfkeras.analysis.fv_result import FeatureVisualizationResult
 from zfkeras.analysis.fv_transforms import Transforms, apply_affine, sample_affine
-from zfkeras.models.layer_info import linear_part
 from zfkeras.models.view import ModelView
 
 __all__ = ["FeatureVisualization", "FeatureVisualizationResult", "Transforms", "feature_visualization", "visualize_maps"]
@@ -73,8 +73,10 @@ class FeatureVisualization(Analysis):
         pre_relu: for a layer that ends in a ReLU (a Conv2D / Dense with `activation="relu"`, or
             a ReLU layer), optimize the value before it (lucid's `*_pre_relu`): a unit that is
             off at the start still gets a gradient. `values` / `final` are then pre-ReLU;
-            `activations` gives the layer's own output. Use `False` for a first conv layer: its
-            channel mean before the ReLU is linear in the image and sees only its mean colour.
+            `activations` gives the layer's own output. None (default): before the ReLU unless
+            that value is affine in the image (a first conv layer, whose channel mean before the
+            ReLU sees only the image's mean colour: its optimum is a flat colour field), then
+            after it (`zfkeras.analysis.fv_objective`).
         seed: the start and every transformation derive from it (and the unit).
         preprocess: the model's input convention ("caffe", "torch", "tf") if not raw RGB.
 
@@ -98,7 +100,7 @@ class FeatureVisualization(Analysis):
         color="imagenet",
         transforms: Transforms | None = None,
         decay_power: float = 1.0,
-        pre_relu: bool = True,
+        pre_relu: bool | None = None,
         seed: int = 0,
         preprocess: str | None = None,
     ):
@@ -126,7 +128,7 @@ class FeatureVisualization(Analysis):
         self.pre_relu = False
         if objective == "class":
             self.layer = view.output_layer
-            target = _logits(view)
+            target = logits_target(view)
             self.n_units = int(target.shape[-1])
         else:
             if layer is None:
@@ -137,7 +139,7 @@ class FeatureVisualization(Analysis):
                 layer = view.default_layer
             info = view.layer(layer, spatial=objective == "neuron")  # ValueError listing valid layers
             self.layer = layer
-            target = _pre_relu(info) if pre_relu else None
+            target = pre_relu_target(info) if pre_relu_wanted(view, info, pre_relu) else None
             self.pre_relu = target is not None
             target = info.output if target is None else target
             if len(target.shape) not in (2, 4):
@@ -333,40 +335,6 @@ def _diversity(act: tf.Tensor, copies: int) -> tf.Tensor:
     sims = tf.linalg.matmul(grams, grams, transpose_b=True)  # (U, copies, copies)
     off = tf.reduce_sum(sims) - tf.reduce_sum(tf.linalg.diag_part(sims))
     return off / copies
-
-
-class _PreActivation(keras.layers.Layer):
-    """A Dense or Conv2D layer's output before its activation (its own kernel and bias, shared)."""
-
-    def __init__(self, source: keras.layers.Layer, **kwargs):
-        super().__init__(**kwargs)
-        self.source = source
-
-    def call(self, x):
-        return linear_part(self.source, x)
-
-
-def _pre_relu(info):
-    """The tensor before a layer's ReLU (fused in a Conv2D / Dense, or a ReLU layer), else None."""
-    desc = info.desc
-    if desc.op == "relu" or (desc.op == "activation" and desc.activation == "relu"):
-        return info.inputs[0]
-    if desc.op in ("dense", "conv2d") and desc.activation == "relu":
-        return _PreActivation(info.layer, name=f"{info.name}_pre_relu")(info.inputs[0])
-    return None
-
-
-def _logits(view: ModelView):
-    """The class logits tensor of the view's graph: the output itself, or before its softmax."""
-    info = view.layers[view.output_layer]
-    out = view.model.outputs[0]
-    if len(out.shape) != 2:
-        raise ValueError(f"objective 'class' needs a classifier output (B, classes); got {out.shape}")
-    if info.op == "softmax":
-        return info.inputs[0]
-    if info.op == "dense" and info.desc.activation == "softmax":
-        return _PreActivation(info.layer, name="featvis_logits")(info.inputs[0])
-    return out
 
 
 def feature_visualization(model, layer: str | None = None, units=None, **settings) -> FeatureVisualizationResult:

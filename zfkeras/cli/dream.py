@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     common = dict(objective=args.objective, steps=args.steps, learning_rate=args.learning_rate,
                   batch_size=args.batch_size, copies=args.copies, diversity_weight=args.diversity_weight,
                   color=color, seed=args.seed, position=tuple(args.position) if args.position else None,
-                  pre_relu=not args.post_relu)
+                  pre_relu={"post": False, "pre": True}.get(args.relu))
     if args.objective == "class":
         if not args.classes:
             raise ValueError("--objective class needs --classes NAME_OR_INDEX,...")
@@ -134,8 +134,12 @@ def add_parser(sub) -> None:
                    help="colour decorrelation: ImageNet's (default), measured on --data, or none")
     p.add_argument("--data", default=None, help="image folder for --color data")
     p.add_argument("--data-limit", type=int, default=256, help="images read for --color data (default 256)")
-    p.add_argument("--post-relu", action="store_true",
-                   help="optimize a ReLU layer's output itself, not the value before its ReLU")
+    p.add_argument("--relu", choices=("auto", "pre", "post"), default="auto",
+                   help="optimize the value before a layer's ReLU (pre, lucid's choice: a unit that is off still "
+                        "gets a gradient) or its output (post); auto (default): pre, except where the value "
+                        "before the ReLU is affine in the image (a first conv layer: its optimum would be a "
+                        "flat colour)")
+    p.add_argument("--post-relu", dest="relu", action="store_const", const="post", help="same as --relu post")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--quiet", action="store_true", help="no progress bar or summary")
     add_model_options(p)
