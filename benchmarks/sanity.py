@@ -6,7 +6,8 @@ atlas pass (top-9 scan + projections of every map of conv1..conv5) over the same
     nice -n 10 python benchmarks/sanity.py --images 16 --bn --out benchmarks/results/sanity   # + BN net
 
 Writes `OUT/<model>/` (sanity / faithfulness JSON, NPZ, PNG; the class-score check and the
-unit check of conv5) and `OUT/summary.md` (the tables quoted in BENCHMARKS.md).
+unit check of conv5) and `OUT/summary.md` (the tables quoted in BENCHMARKS.md). A model not
+re-run (the BN net without `--bn`) keeps its rows of an earlier `OUT/results.json`.
 """
 
 from __future__ import annotations
@@ -172,6 +173,21 @@ def _summary(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _keep_other_models(path: Path, rows: list[dict]) -> list[dict]:
+    """`rows` plus the rows of `path` (an earlier results.json) for models not re-run here, in their
+    old order: a run without `--bn` keeps the BN net's results (they do not depend on the shipped model)."""
+    if not path.is_file():
+        return rows
+    new = {r["model"]: r for r in rows}
+    old = json.loads(path.read_text())
+    kept = [r for r in old if r["model"] not in new]
+    if kept:
+        print(f"kept from {path}: " + ", ".join(r["model"] for r in kept))
+    order = [r["model"] for r in old] + [m for m in new if m not in {r["model"] for r in old}]
+    merged = {**{r["model"]: r for r in kept}, **new}
+    return [merged[m] for m in order]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_image_options(p, images=16, batch_size=32)
@@ -197,6 +213,7 @@ def main() -> None:
         row = _check("bn_net", bn, _images(args, 64), args, out, "relu4", ["relu1", "relu2", "relu3", "relu4"])
         row["training"] = info
         rows.append(row)
+    rows = _keep_other_models(out / "results.json", rows)
     atomic_write_json(out / "results.json", rows)
     atomic_write_text(out / "summary.md", _summary(rows))
     print(_summary(rows))
