@@ -231,7 +231,7 @@ def test_layer2_blank_projections_are_listed_with_the_reason_not_drawn():
     d.summary = lambda: {"layer2_aliasing": 0.2}
     np.testing.assert_array_equal(layer2_blank(d), [False, True, False, True])
     fig = plot_layer2_features([d])
-    texts = assert_all_text_inside(fig)
+    assert_all_text_inside(fig)
     ax = fig.axes[0]
     assert "(2 of 4 channels)" in ax.get_title()
     assert "2 of 4 channels never fired on the probe images (blank projection): 7, 12" in ax.get_xlabel().replace("\n", " ")
