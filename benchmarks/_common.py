@@ -37,6 +37,6 @@ def scan_image_list(deconv, args: argparse.Namespace, layers: list[str]):
 
     paths = list_images(args.data, args.list)[: args.images]
     start = time.perf_counter()
-    batches = image_batches(paths, deconv.input_shape[0], args.batch_size)
+    batches = image_batches(paths, deconv.view.input_shape[0], args.batch_size)
     top = scan_top_activations(deconv, batches, layers=layers, progress=False, total=len(paths))
     return top, time.perf_counter() - start

@@ -91,14 +91,14 @@ def child(args) -> dict:
         out["model_load"] = time.perf_counter() - start
         layers = default_layers(deconv)
         rng = np.random.default_rng(0)
-        chans = {n: choose_channels(deconv.output_shape(n)[2], args.channels, rng) for n in layers}
+        chans = {n: choose_channels(deconv.view.layer(n).output_shape[2], args.channels, rng) for n in layers}
         ref = Path(args.workdir) / "inproc_top.json"
         out.update(images=len(paths), layers=layers, channels={n: len(c) for n, c in chans.items()})
         if args.child == "inproc":
-            batches = image_batches(paths, deconv.input_shape[0], args.batch_size)
+            batches = image_batches(paths, deconv.view.input_shape[0], args.batch_size)
             top = scan_top_activations(deconv, batches, layers=layers, progress=False)
             out["scan_seconds"] = time.perf_counter() - start
-            cache, per_layer = ImageCache(deconv.input_shape[0]), {}
+            cache, per_layer = ImageCache(deconv.view.input_shape[0]), {}
             for n in layers:
                 t = time.perf_counter()
                 v = top_projections(deconv, top, n, cache, chans[n], batch_size=args.batch_size)

@@ -133,7 +133,7 @@ def main() -> None:
     s = args.image_size
     model = ZFNet(input_shape=(s, s, 3), classes=101, width=args.width, init="he")
     deconv = Deconvnet(model)
-    channels = deconv.output_shape(args.layer)[2]
+    channels = deconv.view.layer(args.layer).output_shape[2]
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (args.pairs, s, s, 3)).astype("float32")
     side = int(round(args.pairs**0.5))

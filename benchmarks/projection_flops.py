@@ -208,7 +208,7 @@ def main() -> None:
         if not layers:
             continue
         deconv = Deconvnet(make())
-        size = deconv.input_shape[0]
+        size = deconv.view.input_shape[0]
         rng = np.random.default_rng(0)
         ids = [f"img{i:03d}" for i in range(args.images)]
         images = {i: rng.integers(0, 256, (size, size, 3)).astype(np.float32) for i in ids}

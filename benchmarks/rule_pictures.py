@@ -53,7 +53,7 @@ def main() -> None:
         channels = [int(c) for c in np.argsort(-acts.max(axis=(0, 1)), kind="stable")[: args.units]]
         proj = {rule: base.project(image[None], args.layer, channels, rule=rule) for rule in RULES}
         first = proj[RULES[0]]
-        windows = [base.window(args.layer, *first.positions[0, u]) for u in range(len(channels))]
+        windows = [base.view.window(args.layer, *first.positions[0, u]) for u in range(len(channels))]
         labels = [f"{args.layer} ch {c}" for c in channels]
         fig = plot_rule_comparison(image, {r: q.images[0] for r, q in proj.items()}, windows, labels)
         out = Path(args.out) / f"{args.prefix}_{k}.png"

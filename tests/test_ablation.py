@@ -196,7 +196,7 @@ def test_preset_trains_a_step_and_projects(variant, preset, layer, convs, rng):
     changed = [not np.array_equal(b, w.numpy()) for b, w in zip(before, model.trainable_weights)]
     assert all(changed), "every weight should get a gradient"
     deconv = Deconvnet(model)
-    assert [n for n in deconv.layer_names if n.startswith("conv") and not n.endswith("_pad")] == convs
+    assert [n for n in deconv.view.layer_names if n.startswith("conv") and not n.endswith("_pad")] == convs
     proj = deconv.project(x[:2], layer, channels=[0, 1])
     assert proj.images.shape == (2, 2, 64, 64, 3)
     assert np.all(np.isfinite(proj.images))

@@ -133,11 +133,11 @@ def test_projection_equals_deconvnet_gradient(lrn, zf_lrn, zf_nolrn):
     d32, d64 = Deconvnet(model), Deconvnet(model, dtype="float64")
     layers = ["conv1", "pool1", "conv2", "pool2", "conv3", "conv5", "pool5"]
     layers += ["norm1", "norm2"] if lrn else []
-    assert set(layers) <= set(d32.layer_names)
+    assert set(layers) <= set(d32.view.layer_names)
     acts = model_view(model).features(layers)(x)
     for layer in layers:
         exact = layer in ("conv1", "norm2", "pool2", "pool5")  # float64 too (fewer traces)
-        channels = d32.output_shape(layer)[2]
+        channels = d32.view.layer(layer).output_shape[2]
         for ch in (0, channels - 1):
             want, want_pos = reference(model, x, layer, ch)
             out = d32.project(x, layer, [ch])
@@ -178,7 +178,7 @@ def test_cropped_equals_uncropped(zf112):
     x = _images(2, 112)
     d64 = Deconvnet(zf112, dtype="float64")
     for layer in ("conv1", "pool2", "pool5"):
-        h, w, c = d64.output_shape(layer)
+        h, w, c = d64.view.layer(layer).output_shape
         # strongest, and corner positions (windows hanging over the map borders)
         pos = np.array([[-1, -1], [0, 0], [h - 1, w - 1], [0, w - 1]])
         idx, chans = [0, 1, 0, 1], [0, c - 1, 1 % c, 0]
@@ -195,7 +195,7 @@ def test_cropped_equals_uncropped(zf112):
         np.testing.assert_array_equal(cone.activations, full.activations)
         # the support stays inside the receptive field of the activation
         for n, (r, cc) in enumerate(full.positions):
-            top, left, bottom, right = d64.window(layer, r, cc)
+            top, left, bottom, right = d64.view.window(layer, r, cc)
             outside = full.images[n].copy()
             outside[max(top, 0) : bottom, max(left, 0) : right] = 0
             assert not outside.any()
@@ -216,11 +216,11 @@ def test_cone_forward_padding_cases():
     assert deconv.step("pool1").pad_before == (1, 1)
     x = _images(2, 66)
     x[:, :20, :20] = 0
-    c = deconv.output_shape("pool1")[2]
+    c = deconv.view.layer("pool1").output_shape[2]
     idx, chans = np.repeat([0, 1], c), np.tile(np.arange(c), 2)
     for layer, pos in (("pool1", (0, 0)), ("conv2", (0, 0))):
-        full = deconv.project_pairs(x, layer, idx, chans % deconv.output_shape(layer)[2], pos, forward="full")
-        cone = deconv.project_pairs(x, layer, idx, chans % deconv.output_shape(layer)[2], pos, forward="cone")
+        full = deconv.project_pairs(x, layer, idx, chans % deconv.view.layer(layer).output_shape[2], pos, forward="full")
+        cone = deconv.project_pairs(x, layer, idx, chans % deconv.view.layer(layer).output_shape[2], pos, forward="cone")
         np.testing.assert_array_equal(cone.images, full.images)
         assert np.abs(full.images).max() > 0
     # Krizhevsky order: conv -> ReLU -> LRN -> pool, and conv2 padded by a ZeroPadding2D
@@ -228,7 +228,7 @@ def test_cone_forward_padding_cases():
     model = ZFNet(**{**TINY, "input_shape": (80, 80, 3), "variant": "alexnet"})
     deconv = Deconvnet(model, dtype="float64")
     x = _images(2, 80)
-    h, w, c = deconv.output_shape("pool2")
+    h, w, c = deconv.view.layer("pool2").output_shape
     pos = np.array([[0, 0], [h - 1, w // 2], [h // 2, w - 1]])
     full = deconv.project_pairs(x, "pool2", [0, 1, 1], [0, c - 1, 1], pos, forward="full")
     cone = deconv.project_pairs(x, "pool2", [0, 1, 1], [0, c - 1, 1], pos, forward="cone")
@@ -307,9 +307,9 @@ def test_stock_keras_chain_and_converter():
     np.testing.assert_allclose(converted.predict(x, verbose=0), before, rtol=1e-6)
     np.testing.assert_array_equal(model.predict(x, verbose=0), before)
     deconv = Deconvnet(model)
-    assert deconv.layer_names == ["c1", "p1", "c2", "r2", "c3", "p3"]
+    assert deconv.view.layer_names == ["c1", "p1", "c2", "r2", "c3", "p3"]
     assert deconv.stopped_at.startswith("flatten")
-    for layer in deconv.layer_names:
+    for layer in deconv.view.layer_names:
         act = keras.Model(model.input, model.get_layer(layer).output)(x).numpy()
         ch = int(np.argmax(act.max(axis=(0, 1, 2))))  # a channel that fires
         want, pos = reference(model, x, layer, ch)
@@ -330,8 +330,8 @@ def test_stock_keras_chain_and_converter():
 def test_vgg16_traces():
     vgg = keras.applications.VGG16(weights=None, include_top=False, input_shape=(32, 32, 3))
     deconv = Deconvnet(vgg)
-    assert deconv.layer_names[0] == "block1_conv1" and deconv.layer_names[-1] == "block5_pool"
-    assert deconv.receptive_field("block3_pool")[0].size == 44  # 3x3 convs, 2x2 pools
+    assert deconv.view.layer_names[0] == "block1_conv1" and deconv.view.layer_names[-1] == "block5_pool"
+    assert deconv.view.receptive_field("block3_pool")[0].size == 44  # 3x3 convs, 2x2 pools
     assert isinstance(with_switches(vgg).get_layer("block5_pool"), MaxPoolingWithArgmax2D)
 
 
@@ -491,16 +491,16 @@ def test_results_round_trip_and_figure(zf_lrn, scan_data, tmp_path):
                 )
     images = dict(zip(ids, x))
     vis = top_projections(deconv, top, "pool2", images, channels=[0, 2])
-    size = deconv.receptive_field("pool2")[0].size
+    size = deconv.view.receptive_field("pool2")[0].size
     assert vis.projections.shape == vis.patches.shape == (2, 9, size, size, 3)
     # patch = the image inside the receptive field, grey outside
     r, c = vis.positions[0, 0]
     np.testing.assert_array_equal(
-        vis.patches[0, 0], cut_patch(images[vis.ids[0, 0]], deconv.window("pool2", r, c))
+        vis.patches[0, 0], cut_patch(images[vis.ids[0, 0]], deconv.view.window("pool2", r, c))
     )
     # projection crop = display of the full projection inside the same window
     full = deconv.project_pairs(x, "pool2", [ids.index(vis.ids[0, 0])], [0], [(r, c)]).images[0]
-    want = to_uint8(to_display(cut_patch(full, deconv.window("pool2", r, c), fill=0)))
+    want = to_uint8(to_display(cut_patch(full, deconv.view.window("pool2", r, c), fill=0)))
     np.testing.assert_array_equal(vis.projections[0, 0], want)
     vis.save(tmp_path / "pool2.npz")
     again = LayerVisuals.load(tmp_path / "pool2.npz")
@@ -530,16 +530,16 @@ def test_results_round_trip_and_figure(zf_lrn, scan_data, tmp_path):
 def test_windows_match_architecture_geometry(zf_lrn):
     deconv = Deconvnet(zf_lrn)
     geo = zf_lrn.geometry()
-    for layer in deconv.layer_names:
-        h = deconv.output_shape(layer)[0]
+    for layer in deconv.view.layer_names:
+        h = deconv.view.layer(layer).output_shape[0]
         assert geo[layer].map_size == h
         for r, c in [(0, 0), (h - 1, 0), (h // 2, h - 1)]:
-            assert deconv.window(layer, r, c) == geo[layer].window(r, c)
+            assert deconv.view.window(layer, r, c) == geo[layer].window(r, c)
     # hand case: ZFNet conv1 (7x7/2, padded by 1): output (0, 0) sees rows -1..5
-    assert deconv.window("conv1", 0, 0) == (-1, -1, 6, 6)
-    assert deconv.window("conv1", 2, 3) == (3, 5, 10, 12)
+    assert deconv.view.window("conv1", 0, 0) == (-1, -1, 6, 6)
+    assert deconv.view.window("conv1", 2, 3) == (3, 5, 10, 12)
     # pool1 (3x3/2 'same' on 30 -> 15, no padding before): 3 conv1 outputs, stride 4
-    assert deconv.window("pool1", 0, 0) == (-1, -1, 10, 10)
+    assert deconv.view.window("pool1", 0, 0) == (-1, -1, 10, 10)
 
 
 def test_cut_patch_hand_case():
@@ -595,7 +595,7 @@ def test_unsupported_layer_is_named():
     x = keras.layers.UpSampling2D(name="up")(x)
     model = keras.Model(inputs, keras.layers.Conv2D(2, 3, name="c2")(x))
     deconv = Deconvnet(model)
-    assert deconv.layer_names == ["c", "bn", "c2"]
+    assert deconv.view.layer_names == ["c", "bn", "c2"]
     assert deconv.on_chain("bn") and not deconv.on_chain("c2")
     with pytest.raises(ValueError, match="layer 'up' \\(UpSampling2D\\) is not supported") as err:
         deconv.project(np.zeros((1, 16, 16, 3)), "c2", 0)

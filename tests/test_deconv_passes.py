@@ -63,8 +63,8 @@ def test_one_forward_per_image_and_one_graph(scanned, rule):
     assert list(deconv.chain.traces.values()) == [1]
 
     # the tiles equal the display of per-pair projections (each pair in a batch of its own)
-    h, w, _ = deconv.input_shape
-    rows, cols = deconv.receptive_field("conv5")
+    h, w, _ = deconv.view.input_shape
+    rows, cols = deconv.view.receptive_field("conv5")
     whole = rows.size > h or cols.size > w  # fields larger than the image: the whole image shown
     for c in range(lt.channels):
         for j in range(top.k):
@@ -72,7 +72,7 @@ def test_one_forward_per_image_and_one_graph(scanned, rule):
                 continue
             pos = np.array([[lt.rows[c, j], lt.cols[c, j]]])
             one = deconv.project_pairs(images[lt.ids[c, j]][None], "conv5", [0], [c], pos, rule=rule)
-            window = (0, 0, h, w) if whole else deconv.window("conv5", *pos[0])
+            window = (0, 0, h, w) if whole else deconv.view.window("conv5", *pos[0])
             crop = cut_patch(one.images[0], window, fill=0)
             tile = to_uint8(to_display(crop, out.contrast)).astype(int)
             assert np.abs(tile - out.projections[c, j].astype(int)).max() <= 1  # uint8 rounding

@@ -35,9 +35,9 @@ def _in_process(deconv, paths, layers, k, batch_size, channels):
     from zfkeras.deconv import scan_top_activations, top_projections
 
     skipped: list = []
-    batches = image_batches(paths, deconv.input_shape[0], batch_size, skipped)
+    batches = image_batches(paths, deconv.view.input_shape[0], batch_size, skipped)
     top = scan_top_activations(deconv, batches, layers=layers, k=k, progress=False)
-    cache = ImageCache(deconv.input_shape[0])
+    cache = ImageCache(deconv.view.input_shape[0])
     visuals = {n: top_projections(deconv, top, n, cache, channels[n], batch_size=batch_size) for n in layers}
     return top, visuals, skipped
 
@@ -127,7 +127,7 @@ def test_the_workers_model_recipe_of_a_model_loaded_from_a_file(shipped, tmp_pat
     from zfkeras.scale.work import ModelRecipe
 
     gc.collect()  # a model `model_view` loaded from a path has no other owner: its view must keep it
-    x = np.random.default_rng(0).uniform(0, 255, (2, *shipped.input_shape)).astype(np.float32)
+    x = np.random.default_rng(0).uniform(0, 255, (2, *shipped.view.input_shape)).astype(np.float32)
     for recipe in (ModelRecipe.of(shipped), ModelRecipe.of(shipped, SHIPPED)):  # bytes, or the file path
         rebuilt = recipe.build()  # what a Ray worker builds
         np.testing.assert_array_equal(np.asarray(rebuilt.view.model(x)), np.asarray(shipped.view.model(x)))

@@ -245,7 +245,7 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
     top = TopKScan.load(out / "top9" / "top9.json")
     shown = json.loads((out / "top9" / "config.json").read_text())["channels_shown"]
     for layer in ("conv1", "conv2", "conv3", "conv4", "conv5"):
-        channels = deconv.output_shape(layer)[2]
+        channels = deconv.view.layer(layer).output_shape[2]
         values = np.asarray(top.layers[layer].values)
         # the default atlas: 16 seeded maps per layer (all of a layer with fewer)
         assert len(shown[layer]) == min(16, channels)
@@ -260,7 +260,7 @@ def test_atlas_has_a_card_per_live_map_and_lists_dead_maps_compactly(built):
         files = [f.name for f in (out / "atlas" / layer).iterdir()]
         assert len([f for f in files if "_big." not in f]) == len(live)  # no per-map pages, no blank tiles
         big = [f for f in files if "_big." in f]  # tiles stored over 48 px: a full-size image for the enlarged view
-        assert len(big) == (len(live) if deconv.receptive_field(layer)[0].size > 48 else 0)
+        assert len(big) == (len(live) if deconv.view.receptive_field(layer)[0].size > 48 else 0)
         if dead:
             assert f"{len(dead)} of {channels} maps of {layer}: {compact_ranges(dead)}." in text
         assert text.count("<summary>sources</summary>") == len(live)

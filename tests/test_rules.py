@@ -111,7 +111,7 @@ def test_chain_route_equals_autodiff_route_with_bn_relu6_avgpool(rule):
     assert all(deconv.on_chain(n) for n in ("bn1", "r2", "ap", "c3"))
     images = _images(4, 40, seed=2)
     for layer in ("r1", "p1", "r2", "ap", "c3"):
-        c = deconv.output_shape(layer)[2]
+        c = deconv.view.layer(layer).output_shape[2]
         chans = [0, c - 1]
         got = deconv.project(images, layer, chans)
         route = GradientRoute(deconv.view, layer, rule)
@@ -183,7 +183,7 @@ def test_residual_with_zero_shortcut_equals_its_chain(rule):
     a = Deconvnet(dag, rule=rule)
     b = Deconvnet(chain, rule=rule)
     assert not a.on_chain("pool") and b.on_chain("pool")
-    assert a.receptive_field("pool") == b.receptive_field("pool")
+    assert a.view.receptive_field("pool") == b.view.receptive_field("pool")
     pa = a.project(images, "pool", [1, 5])
     pb = b.project(images, "pool", [1, 5])
     np.testing.assert_array_equal(pa.positions, pb.positions)

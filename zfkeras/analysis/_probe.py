@@ -95,7 +95,7 @@ def receptive_patches(
     patches = []
     for k in range(len(disp)):
         row, col = (int(v) for v in projections.positions[k])
-        window = deconv.window(layer, row, col)
+        window = deconv.view.window(layer, row, col)
         patch = cut_patch(disp[k], window, fill=0.5)
         if not projections.activations[k] > 0:
             patch = np.full_like(patch, 0.5)

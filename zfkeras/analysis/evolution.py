@@ -201,7 +201,7 @@ class FeatureEvolution(keras.callbacks.Callback):
             self.layers = view.paper_layers("evolution")
         self._features = view.features(self.layers)
         self._deconv = Deconvnet(self.model)
-        counts = {l: int(self._deconv.output_shape(l)[-1]) for l in self.layers}
+        counts = {l: int(self._deconv.view.layer(l).output_shape[-1]) for l in self.layers}
         self._channels = choose_channels(counts, self.channels_per_layer, self.seed)
         total = (self.params or {}).get("epochs")
         columns = np.array([e for e in self.epochs if total is None or e <= total], np.int64)

@@ -347,7 +347,7 @@ class OcclusionSensitivity(Analysis):
         result.other_indices = index
 
     def _windows(self, deconv, positions) -> np.ndarray:
-        return np.asarray([deconv.window(self.layer, int(r), int(c)) for r, c in positions], np.int64)
+        return np.asarray([deconv.view.window(self.layer, int(r), int(c)) for r, c in positions], np.int64)
 
     def _check_images(self, x, name: str = "images", single: bool = True, batch: str | None = "N") -> np.ndarray:
         """`x` as float32: one `(H, W, C)` image (if `single`) or a `(batch, H, W, C)` stack."""

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from zfkeras.deconv.atlas import compute_atlas
 
     given = atlas_inputs(args)
-    images = ImageCache(given.deconv.input_shape[0], limit=512)
+    images = ImageCache(given.deconv.view.input_shape[0], limit=512)
     _, paths, skipped = decode_each(given.paths, lambda p: images(p) is None, log=None)
     if not paths:
         raise ValueError(f"none of the {len(given.paths)} files in {str(args.data)!r} could be read as an image")

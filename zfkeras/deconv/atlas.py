@@ -137,8 +137,8 @@ def load_saved_scan(folder: Path, deconv: Deconvnet, layers: Sequence[str], k: i
     if missing:
         return None, f"saved scan lacks {missing}"
     for l in layers:
-        if top.layers[l].channels != deconv.output_shape(l)[2]:
-            return None, f"saved scan of {l} has {top.layers[l].channels} maps, the model {deconv.output_shape(l)[2]}"
+        if top.layers[l].channels != deconv.view.layer(l).output_shape[2]:
+            return None, f"saved scan of {l} has {top.layers[l].channels} maps, the model {deconv.view.layer(l).output_shape[2]}"
     if paths is not None:
         if top.n_images != len(paths):
             return None, f"saved scan covers {top.n_images} images, DATA has {len(paths)}"

@@ -58,7 +58,6 @@ from zfkeras.deconv.selection import (
 )
 from zfkeras.layers import InputPreprocessing
 from zfkeras.models.view import ModelView, model_view
-from zfkeras.models.receptive_field import AxisGeometry
 
 
 class Projections(NamedTuple):
@@ -119,19 +118,10 @@ class Deconvnet:
         self.steps, self.stopped_at = trace_chain(self.model)
         self._index = {s.name: i for i, s in enumerate(self.steps)}
         self._order = {n: i for i, n in enumerate(self.view.layer_names)}
-        self._chain = ChainPass(self.steps, self.dtype, self.input_shape)
+        self._chain = ChainPass(self.steps, self.dtype, self.view.input_shape)
         self._routes: dict = {}
 
     # ------------------------------------------------------------------ info
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return self.view.input_shape
-
-    @property
-    def layer_names(self) -> list[str]:
-        """The layers that can be projected from, in model order (the model view's one list)."""
-        return self.view.layer_names
-
     @property
     def chain(self) -> ChainPass:
         """The compiled chain route; its `traces` and `batches` counters tell what the passes cost."""
@@ -143,7 +133,7 @@ class Deconvnet:
         return layer in self._index
 
     def order(self, layer: str) -> int:
-        """Position of `layer` in `layer_names` (sorting key)."""
+        """Position of `layer` in `view.layer_names` (sorting key)."""
         self._check_layer(layer)
         return self._order[layer]
 
@@ -158,21 +148,6 @@ class Deconvnet:
         if li is None:
             raise ValueError(f"layer {layer!r} is past the model's chain (it stops at {self.stopped_at})")
         return self.steps[li]
-
-    def output_shape(self, layer: str) -> tuple[int, int, int]:
-        """`(H, W, C)` of the layer's output map."""
-        return self.view.layer(layer).output_shape
-
-    def window(self, layer: str, row: int, col: int) -> tuple[int, int, int, int]:
-        """(top, left, bottom, right) input window of activation (row, col); exclusive end.
-
-        The exact receptive field; it may extend past the image into padding.
-        """
-        return self.view.window(layer, row, col)
-
-    def receptive_field(self, layer: str) -> tuple[AxisGeometry, AxisGeometry]:
-        """Per-axis (rows, cols) receptive-field geometry of the layer's outputs."""
-        return self.view.receptive_field(layer)
 
     def _check_layer(self, layer: str) -> None:
         self.view.layer(layer)  # ValueError listing the valid layers
@@ -224,7 +199,7 @@ class Deconvnet:
 
         Args:
             images: `(B, H, W, C_in)` model inputs (for ZFNet raw RGB 0..255).
-            layer: name of a conv, pool, ReLU or norm layer (`layer_names`).
+            layer: name of a conv, pool, ReLU or norm layer (`view.layer_names`).
             channels: an int or a sequence of K channel indices.
             positions: None for each pair's strongest position (first in
                 row-major order on ties), one `(row, col)` for all pairs, or an
@@ -259,7 +234,7 @@ class Deconvnet:
             images, layer, index, chan, pos, crop=crop, forward=forward, batch_size=batch_size,
             rule=rule,
         )
-        h, w, c = self.input_shape
+        h, w, c = self.view.input_shape
         return Projections(
             out.images.reshape(b, k, h, w, c),
             out.positions.reshape(b, k, 2),
@@ -284,7 +259,7 @@ class Deconvnet:
         Args:
             images: `(B, H, W, C_in)`; each image is forwarded once per batch of
                 pairs that uses it (pairs sorted by image share forward passes).
-            layer: layer name (see `layer_names`).
+            layer: layer name (see `view.layer_names`).
             image_index: `(N,)` index into `images` of each pair.
             channels: `(N,)` channel of each pair.
             positions: None (strongest), one `(row, col)`, or `(N, 2)`; a row of
@@ -299,7 +274,7 @@ class Deconvnet:
         rule = self.rule if rule is None else check_rule(rule)
         check_modes(crop, forward, batch_size)
         images = self._check_images(images)
-        lh, lw, lc = self.output_shape(layer)
+        lh, lw, lc = self.view.layer(layer).output_shape
         idx, chan = check_pairs(image_index, channels, len(images), layer, lc)
         n = len(idx)
         pos = pair_positions(positions, n, layer, (lh, lw))
@@ -309,7 +284,7 @@ class Deconvnet:
                 "forward='cone' needs an explicit position for every pair and crop != False"
             )
 
-        h, w, c = self.input_shape
+        h, w, c = self.view.input_shape
         out_img = np.zeros((n, h, w, c), self.dtype.as_numpy_dtype)
         out_pos = np.zeros((n, 2), np.int64)
         out_val = np.zeros((n,), self.dtype.as_numpy_dtype)
@@ -329,4 +304,4 @@ class Deconvnet:
         return Projections(out_img, out_pos, out_val)
 
     def _check_images(self, images) -> np.ndarray:
-        return check_images(images, self.input_shape, self.dtype.as_numpy_dtype)
+        return check_images(images, self.view.input_shape, self.dtype.as_numpy_dtype)

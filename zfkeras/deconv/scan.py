@@ -202,7 +202,7 @@ def scan_top_activations(
     deconv = model if isinstance(model, Deconvnet) else Deconvnet(model)
     layers = list(layers) if layers is not None else default_layers(deconv)
     for name in layers:
-        deconv.output_shape(name)  # ValueError listing the valid layers
+        deconv.view.layer(name).output_shape  # ValueError listing the valid layers
     if len(set(layers)) != len(layers):
         raise ValueError(f"duplicate layers in {layers}")
     if not isinstance(k, int) or k < 1:
@@ -210,7 +210,7 @@ def scan_top_activations(
     if not isinstance(checkpoint_every, int) or checkpoint_every < 1:
         raise ValueError(f"`checkpoint_every` must be a positive int; got {checkpoint_every!r}")
     layers = sorted(layers, key=deconv.order)
-    channels = {n: deconv.output_shape(n)[2] for n in layers}
+    channels = {n: deconv.view.layer(n).output_shape[2] for n in layers}
     fingerprint = _fingerprint(deconv, layers, k, ids)
     expected = None if ids is None else [str(i) for i in ids]
 
@@ -272,7 +272,7 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
     Layers on the chain run the deconvnet's own forward; any layer past it
     (residual networks) comes from the model view's feature model.
     """
-    h, w, c = deconv.input_shape
+    h, w, c = deconv.view.input_shape
     if all(deconv.on_chain(n) for n in layers):
         wanted = {deconv._layer_index(n): n for n in layers}
         last = max(wanted)
@@ -289,7 +289,7 @@ def _scan_fn(deconv: Deconvnet, layers: list[str]):
     def fn(x):
         out = {}
         for name, act in maps(x).items():
-            lh, lw, lc = deconv.output_shape(name)
+            lh, lw, lc = deconv.view.layer(name).output_shape
             flat = tf.reshape(act, [-1, lh * lw, lc])
             best = tf.reduce_max(flat, axis=1)
             cells = tf.range(lh * lw, dtype=tf.int32)[None, :, None]
@@ -307,7 +307,7 @@ def merge_batch(deconv: Deconvnet, fn, state: dict[str, TopKState], images: np.n
     new_state = {}
     for name, top in state.items():
         values, flat = (t.numpy() for t in outputs[name])
-        w = deconv.output_shape(name)[1]
+        w = deconv.view.layer(name).output_shape[1]
         new_state[name] = merge_topk(top, values, index, flat // w, flat % w)
     return new_state
 
@@ -343,7 +343,7 @@ def _fingerprint(deconv: Deconvnet, layers: list[str], k: int, ids: Sequence[str
         weights = deconv.model.weights
     for v in weights:
         digest.update(np.ascontiguousarray(np.asarray(v)).tobytes())
-    key = {"input": list(deconv.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
+    key = {"input": list(deconv.view.input_shape), "layers": layers, "k": k, "weights": digest.hexdigest()}
     if ids is not None:
         key["images"] = image_list_key(ids)
     return json.dumps(key)

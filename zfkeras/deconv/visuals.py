@@ -228,8 +228,8 @@ def top_projections(
         )
     load = images.__getitem__ if isinstance(images, Mapping) else images
     k = top.k
-    gr, gc = deconv.receptive_field(layer)
-    h, w, cin = deconv.input_shape
+    gr, gc = deconv.view.receptive_field(layer)
+    h, w, cin = deconv.view.input_shape
     # a field larger than the image (deep layers of deep nets): show the whole image
     whole = gr.size > h or gc.size > w
     ph, pw = (h, w) if whole else (gr.size, gc.size)
@@ -248,7 +248,7 @@ def top_projections(
             batch_size=batch_size, rule=rule,
         )
         for n, (i, j) in enumerate(chunk):
-            window = (0, 0, h, w) if whole else deconv.window(layer, *pos[n])
+            window = (0, 0, h, w) if whole else deconv.view.window(layer, *pos[n])
             crop = cut_patch(out.images[n], window, fill=0)
             projections[i, j] = to_uint8(to_display(crop, contrast))
             image = np.clip(batch[where[ids[n]]], 0, 255).astype(np.uint8)

@@ -121,7 +121,7 @@ def build_atlas(
         deconv = Deconvnet(deconv.view, rule=rule)
     layers = list(layers) if layers else default_layers(deconv)
     for name in layers:
-        deconv.output_shape(name)  # ValueError listing the valid layers
+        deconv.view.layer(name).output_shape  # ValueError listing the valid layers
     layers = sorted(dict.fromkeys(layers), key=deconv.order)
     for name, value in (("k", k), ("batch_size", batch_size), ("group_size", group_size)):
         if not isinstance(value, int) or value < 1:
@@ -138,7 +138,7 @@ def build_atlas(
     if not paths:
         raise ValueError("no images to scan")
     rng = np.random.default_rng(seed)
-    shown = {n: choose_channels(deconv.output_shape(n)[2], channels, rng) for n in layers}
+    shown = {n: choose_channels(deconv.view.layer(n).output_shape[2], channels, rng) for n in layers}
     settings = {
         "model": json.loads(_fingerprint(deconv, layers, k)),
         "images": image_list_key(paths),  # the listed files, in order: other files are refused

@@ -120,10 +120,10 @@ class ScanWorker:
 
         start = time.perf_counter()
         deconv = self.deconv
-        state = {n: empty_topk(deconv.output_shape(n)[2], self.k) for n in self.layers}
+        state = {n: empty_topk(deconv.view.layer(n).output_shape[2], self.k) for n in self.layers}
         ids: list[str] = []
         skipped: list = []
-        for batch_ids, images in image_batches(list(paths), deconv.input_shape[0], self.batch_size, skipped):
+        for batch_ids, images in image_batches(list(paths), deconv.view.input_shape[0], self.batch_size, skipped):
             if not len(batch_ids):
                 continue
             index = np.arange(len(ids), len(ids) + len(batch_ids))
@@ -212,7 +212,7 @@ class ProjectWorker:
 
         start = time.perf_counter()
         group = {str(i) for i in ids}
-        images = ImageCache(self.deconv.input_shape[0], limit=len(group) + 1)
+        images = ImageCache(self.deconv.view.input_shape[0], limit=len(group) + 1)
         out: dict[str, np.ndarray] = {}
         for layer, chans in self.channels.items():
             part = only_images(self.top, layer, group)
