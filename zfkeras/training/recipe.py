@@ -108,9 +108,10 @@ class TrainConfig:
 # That kept every unit alive but left layer 1 near its random start (issue 27:
 # 54-61 % of its power at high frequency, white noise 65 %); the sweep of
 # `benchmarks/conv1_sweep.py` (BENCHMARKS.md) chose 1/256, 16x that step:
-# every unit alive and layer 1 formed (29 % high at 90 epochs: colour blobs
-# and oriented edges, as in the paper's Fig 6), 5 points of top-1 below 1/4096;
-# 1/64 forms it further but killed a conv2 map and cost more accuracy.
+# layer 1 formed (29 % high at 90 epochs: colour blobs and oriented edges, as
+# in the paper's Fig 6) on both seeds tried, 5-10 points of top-1 below 1/4096,
+# every unit alive with seed 0 (3 of 128 conv2 maps dead with seed 1); 1/64
+# forms it further but killed a conv2 map and cost more accuracy.
 # Classes are weighted to count equally in the loss, for the paper's Caltech
 # measure (mean per-class accuracy).
 CONV1_LR_SCALE = 16.0 / INPUT_STD**2  # = 1/256
