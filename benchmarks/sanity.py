@@ -179,13 +179,11 @@ def _keep_other_models(path: Path, rows: list[dict]) -> list[dict]:
     if not path.is_file():
         return rows
     new = {r["model"]: r for r in rows}
-    old = json.loads(path.read_text())
-    kept = [r for r in old if r["model"] not in new]
+    old = {r["model"]: r for r in json.loads(path.read_text())}
+    kept = [m for m in old if m not in new]
     if kept:
-        print(f"kept from {path}: " + ", ".join(r["model"] for r in kept))
-    order = [r["model"] for r in old] + [m for m in new if m not in {r["model"] for r in old}]
-    merged = {**{r["model"]: r for r in kept}, **new}
-    return [merged[m] for m in order]
+        print(f"kept from {path}: " + ", ".join(kept))
+    return list({**old, **new}.values())  # old order, re-run rows replaced, new models last
 
 
 def main() -> None:
